@@ -128,6 +128,26 @@ pub fn list_files(dir: &Path) -> Result<Vec<u64>, WalError> {
     Ok(seqs)
 }
 
+/// Deletes the WAL files in `dir` whose sequence number is below `seq`.
+/// For a caller that knows those files are closed and no longer needed
+/// (the store's flush, after the segment holding their records is durable),
+/// without owning the [`Wal`] that appends to the newest file.
+pub fn remove_files_before(dir: &Path, seq: u64) -> Result<usize, WalError> {
+    let mut removed = 0;
+    for s in list_files(dir)? {
+        if s >= seq {
+            break;
+        }
+        let path = dir.join(file_name(s));
+        fs::remove_file(&path).map_err(io_err(&path))?;
+        removed += 1;
+    }
+    if removed > 0 {
+        sync_dir(dir)?;
+    }
+    Ok(removed)
+}
+
 fn sync_dir(dir: &Path) -> Result<(), WalError> {
     File::open(dir)
         .and_then(|d| d.sync_all())
@@ -152,6 +172,7 @@ impl Wal {
                 &dir.join(file_name(seq)),
                 seq,
                 is_last,
+                true,
                 &mut report,
                 &mut on_record,
             )?;
@@ -243,20 +264,7 @@ impl Wal {
     /// Deletes every file whose sequence number is below `seq` (their
     /// records are all in segments now). Never deletes the current file.
     pub fn truncate_before(&mut self, seq: u64) -> Result<usize, WalError> {
-        let limit = seq.min(self.seq);
-        let mut removed = 0;
-        for s in list_files(&self.dir)? {
-            if s >= limit {
-                break;
-            }
-            let path = self.dir.join(file_name(s));
-            fs::remove_file(&path).map_err(io_err(&path))?;
-            removed += 1;
-        }
-        if removed > 0 {
-            sync_dir(&self.dir)?;
-        }
-        Ok(removed)
+        remove_files_before(&self.dir, seq.min(self.seq))
     }
 
     /// Total bytes of all WAL files on disk.
@@ -270,16 +278,40 @@ impl Wal {
     }
 }
 
+/// Reads every record of the WAL in `dir` without changing anything (no
+/// torn-tail repair, no new file): for inspection.
+pub fn inspect(
+    dir: &Path,
+    mut on_record: impl FnMut(u64, &[u8]),
+) -> Result<ReplayReport, WalError> {
+    let seqs = list_files(dir)?;
+    let mut report = ReplayReport::default();
+    for (i, &seq) in seqs.iter().enumerate() {
+        let is_last = i + 1 == seqs.len();
+        replay_file(
+            &dir.join(file_name(seq)),
+            seq,
+            is_last,
+            false,
+            &mut report,
+            &mut on_record,
+        )?;
+        report.files += 1;
+    }
+    Ok(report)
+}
+
 fn replay_file(
     path: &Path,
     seq: u64,
     is_last: bool,
+    repair: bool,
     report: &mut ReplayReport,
     on_record: &mut impl FnMut(u64, &[u8]),
 ) -> Result<(), WalError> {
     let mut file = OpenOptions::new()
         .read(true)
-        .write(true)
+        .write(repair)
         .open(path)
         .map_err(io_err(path))?;
     let len = file.metadata().map_err(io_err(path))?.len();
@@ -288,7 +320,7 @@ fn replay_file(
     if data.len() < HEADER_LEN as usize {
         // A crash right after creating the file: nothing was acknowledged
         // from it. Give it a valid header so it replays as empty.
-        if is_last {
+        if is_last && repair {
             file.set_len(0).map_err(io_err(path))?;
             file.seek(SeekFrom::Start(0)).map_err(io_err(path))?;
             file.write_all(MAGIC).map_err(io_err(path))?;
@@ -323,8 +355,10 @@ fn replay_file(
         };
         if is_last {
             report.torn_tail_bytes = (data.len() - pos) as u64;
-            file.set_len(pos as u64).map_err(io_err(path))?;
-            file.sync_all().map_err(io_err(path))?;
+            if repair {
+                file.set_len(pos as u64).map_err(io_err(path))?;
+                file.sync_all().map_err(io_err(path))?;
+            }
         } else {
             report
                 .corruptions
