@@ -1,0 +1,471 @@
+//! Trigram filters: a small per-block bloom filter that answers "may this
+//! block contain this substring?" without decompressing the block.
+//!
+//! LogQL's `|= "needle"` is a substring match, so a filter over whole
+//! tokens would be wrong (`eedl` must match a line containing `needle`).
+//! Every substring of at least three bytes contains the trigrams (windows of
+//! three consecutive bytes) of itself, so a block whose filter lacks any
+//! trigram of the needle cannot contain it. Trigrams are taken per line
+//! (none spans two lines) after ASCII lowercasing, so one filter serves
+//! both case-sensitive and case-insensitive searches.
+//!
+//! The filter never says "no" for a block that contains the needle; it may
+//! say "maybe" for one that does not (a false positive, which only costs a
+//! decompression). Needles shorter than three bytes always get "maybe".
+//!
+//! Not here: deciding which literals a query needs (the pipeline extracts
+//! them), or exact matching (the query re-checks every line).
+//!
+//! # Filter format (version 1)
+//!
+//! ```text
+//! offset  size  field
+//! 0       1     kind: 1 = trigram bloom filter, hashing as below
+//! 1       1     k, the number of probes per trigram, 1..=16
+//! 2       4     m, the number of bits, u32 little-endian: a multiple of 64,
+//!               at least 64
+//! 6       m/8   the bits: bit i is (byte[i / 8] >> (i % 8)) & 1
+//! ```
+//!
+//! A trigram of bytes `a b c` (each ASCII-lowercased) is the integer
+//! `t = a << 16 | b << 8 | c`. Its hash `h` is the SplitMix64 finalizer of
+//! `t + 0x9E3779B97F4A7C15`:
+//!
+//! ```text
+//! z = t + 0x9E3779B97F4A7C15
+//! z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9
+//! z = (z ^ (z >> 27)) * 0x94D049BB133111EB
+//! h = z ^ (z >> 31)                           (all arithmetic mod 2^64)
+//! ```
+//!
+//! With `h1 = h mod 2^32` and `h2 = h >> 32`, probe `i` (0 ≤ i < k) sets or
+//! tests bit `((h1 + i * h2) mod 2^32) * m >> 32`.
+//!
+//! The writer sizes `m` from the number of distinct trigrams in the block
+//! times [`FilterParams::bits_per_trigram`]; readers need only the stored
+//! `k` and `m`.
+//!
+//! # Choosing the parameters
+//!
+//! Measured with `cargo run --release -p skald-chunk --example measure` on
+//! the same corpus as the block levels (1 MiB blocks, zstd level 3), probing
+//! each block with needles absent from it (trace ids, numbers, IP addresses,
+//! words; see the example). "size" is filter bytes over compressed block
+//! bytes; "fp" the share of absent needles the filter lets through.
+//!
+//! ```text
+//! (filled in by measurement)
+//! ```
+
+use crate::ChunkError;
+
+/// The filter kind byte of version 1.
+const KIND_TRIGRAM_BLOOM: u8 = 1;
+const HEADER_LEN: usize = 6;
+const MAX_HASHES: u8 = 16;
+/// Trigrams are 24-bit integers.
+const TRIGRAM_SPACE: usize = 1 << 24;
+
+/// How filters are sized. Only the writer uses these: the stored filter
+/// records its own bit count and number of probes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FilterParams {
+    /// Bits of filter per distinct trigram in the block.
+    pub bits_per_trigram: f64,
+    /// Probes per trigram (bloom `k`).
+    pub hashes: u8,
+}
+
+impl Default for FilterParams {
+    /// Chosen by the measurement in the module documentation.
+    fn default() -> Self {
+        FilterParams {
+            bits_per_trigram: 4.0,
+            hashes: 2,
+        }
+    }
+}
+
+impl FilterParams {
+    pub(crate) fn validate(&self) -> Result<(), ChunkError> {
+        if !(0.5..=64.0).contains(&self.bits_per_trigram) {
+            return Err(ChunkError::invalid_input(format!(
+                "filter bits per trigram {} is outside 0.5..=64",
+                self.bits_per_trigram
+            )));
+        }
+        if self.hashes == 0 || self.hashes > MAX_HASHES {
+            return Err(ChunkError::invalid_input(format!(
+                "filter hash count {} is outside 1..={MAX_HASHES}",
+                self.hashes
+            )));
+        }
+        Ok(())
+    }
+}
+
+#[inline]
+fn hash_trigram(t: u32) -> u64 {
+    let mut z = u64::from(t).wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// The bit positions probed for a trigram hash, in a filter of `m` bits.
+#[inline]
+fn probes(h: u64, k: u8, m: u32) -> impl Iterator<Item = u32> {
+    let h1 = h as u32;
+    let h2 = (h >> 32) as u32;
+    (0..u32::from(k)).map(move |i| {
+        let x = h1.wrapping_add(i.wrapping_mul(h2));
+        ((u64::from(x) * u64::from(m)) >> 32) as u32
+    })
+}
+
+/// Builds the filter of one block at a time. Keeps a 2 MiB set of the
+/// trigrams seen so far (one bit per possible trigram), allocated on first
+/// use and reused from block to block, so counting distinct trigrams costs
+/// one bit test per line byte.
+pub struct FilterBuilder {
+    params: FilterParams,
+    seen: Vec<u64>,
+    distinct: Vec<u32>,
+    bits: Vec<u64>,
+}
+
+impl std::fmt::Debug for FilterBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FilterBuilder")
+            .field("params", &self.params)
+            .field("distinct", &self.distinct.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl FilterBuilder {
+    pub fn new(params: FilterParams) -> Result<Self, ChunkError> {
+        params.validate()?;
+        Ok(FilterBuilder {
+            params,
+            seen: Vec::new(),
+            distinct: Vec::new(),
+            bits: Vec::new(),
+        })
+    }
+
+    /// Adds the trigrams of one line.
+    pub fn add_line(&mut self, line: &[u8]) {
+        if line.len() < 3 {
+            return;
+        }
+        if self.seen.is_empty() {
+            self.seen = vec![0u64; TRIGRAM_SPACE / 64];
+        }
+        let mut t =
+            u32::from(line[0].to_ascii_lowercase()) << 8 | u32::from(line[1].to_ascii_lowercase());
+        for &b in &line[2..] {
+            t = ((t << 8) | u32::from(b.to_ascii_lowercase())) & 0x00FF_FFFF;
+            let word = &mut self.seen[(t >> 6) as usize];
+            let bit = 1u64 << (t & 63);
+            if *word & bit == 0 {
+                *word |= bit;
+                self.distinct.push(t);
+            }
+        }
+    }
+
+    /// Distinct trigrams added since the last [`FilterBuilder::finish`].
+    pub fn distinct_trigrams(&self) -> usize {
+        self.distinct.len()
+    }
+
+    /// Appends the filter of the lines added so far to `out`, returns its
+    /// length, and starts over for the next block.
+    pub fn finish(&mut self, out: &mut Vec<u8>) -> usize {
+        let wanted = (self.distinct.len() as f64 * self.params.bits_per_trigram).ceil();
+        // At most 2^24 distinct trigrams times 64 bits each: below 2^31.
+        let words = ((wanted as usize).div_ceil(64)).max(1);
+        let m = (words * 64) as u32;
+        self.bits.clear();
+        self.bits.resize(words, 0);
+        for &t in &self.distinct {
+            for bit in probes(hash_trigram(t), self.params.hashes, m) {
+                self.bits[(bit >> 6) as usize] |= 1u64 << (bit & 63);
+            }
+            // Forget the trigram for the next block: cheaper than clearing
+            // the whole 2 MiB set.
+            self.seen[(t >> 6) as usize] &= !(1u64 << (t & 63));
+        }
+        self.distinct.clear();
+
+        let start = out.len();
+        out.push(KIND_TRIGRAM_BLOOM);
+        out.push(self.params.hashes);
+        out.extend_from_slice(&m.to_le_bytes());
+        for w in &self.bits {
+            out.extend_from_slice(&w.to_le_bytes());
+        }
+        out.len() - start
+    }
+}
+
+/// The trigram hashes of a needle, computed once and checked against many
+/// filters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FilterProbe {
+    hashes: Vec<u64>,
+}
+
+impl FilterProbe {
+    /// For a substring search, case-sensitive (`|= "needle"`) or ASCII
+    /// case-insensitive: the needle is lowercased like the filter's lines.
+    pub fn new(needle: &[u8]) -> Self {
+        Self::build(needle, |_| true)
+    }
+
+    /// For a Unicode case-insensitive search (`|~ "(?i)needle"`, where
+    /// Go's and Rust's regex engines apply Unicode simple case folding).
+    /// Trigrams with a byte that may fold to a different byte sequence are
+    /// skipped: non-ASCII bytes, and `k` and `s`, which fold to the Kelvin
+    /// sign U+212A and the long s U+017F.
+    pub fn ignore_case(needle: &[u8]) -> Self {
+        Self::build(needle, |b| b.is_ascii() && !matches!(b, b'k' | b's'))
+    }
+
+    fn build(needle: &[u8], usable: impl Fn(u8) -> bool) -> Self {
+        let mut hashes: Vec<u64> = needle
+            .windows(3)
+            .filter_map(|w| {
+                let [a, b, c] = [
+                    w[0].to_ascii_lowercase(),
+                    w[1].to_ascii_lowercase(),
+                    w[2].to_ascii_lowercase(),
+                ];
+                (usable(a) && usable(b) && usable(c))
+                    .then(|| hash_trigram(u32::from(a) << 16 | u32::from(b) << 8 | u32::from(c)))
+            })
+            .collect();
+        hashes.sort_unstable();
+        hashes.dedup();
+        FilterProbe { hashes }
+    }
+
+    /// Whether this probe can rule anything out (false for needles shorter
+    /// than three bytes, which every filter may contain).
+    pub fn is_selective(&self) -> bool {
+        !self.hashes.is_empty()
+    }
+}
+
+/// A view of one stored filter.
+#[derive(Debug, Clone, Copy)]
+pub struct TrigramFilter<'a> {
+    hashes: u8,
+    num_bits: u32,
+    bits: &'a [u8],
+}
+
+impl<'a> TrigramFilter<'a> {
+    /// Checks the header and length of a stored filter. The bytes must be
+    /// exactly one filter.
+    pub fn from_bytes(bytes: &'a [u8]) -> Result<Self, ChunkError> {
+        let bad = |reason: String| ChunkError::CorruptFilter { reason };
+        if bytes.len() < HEADER_LEN {
+            return Err(bad(format!(
+                "{} bytes is shorter than a filter",
+                bytes.len()
+            )));
+        }
+        if bytes[0] != KIND_TRIGRAM_BLOOM {
+            return Err(bad(format!("unknown filter kind {}", bytes[0])));
+        }
+        let hashes = bytes[1];
+        if hashes == 0 || hashes > MAX_HASHES {
+            return Err(bad(format!(
+                "hash count {hashes} is outside 1..={MAX_HASHES}"
+            )));
+        }
+        let num_bits = u32::from_le_bytes([bytes[2], bytes[3], bytes[4], bytes[5]]);
+        if num_bits == 0 || num_bits % 64 != 0 {
+            return Err(bad(format!(
+                "bit count {num_bits} is not a positive multiple of 64"
+            )));
+        }
+        let bits = &bytes[HEADER_LEN..];
+        if bits.len() as u64 != u64::from(num_bits / 8) {
+            return Err(bad(format!(
+                "{} bytes of bits for a filter of {num_bits} bits",
+                bits.len()
+            )));
+        }
+        Ok(TrigramFilter {
+            hashes,
+            num_bits,
+            bits,
+        })
+    }
+
+    /// Whether lines of the block may contain `needle`, compared
+    /// case-sensitively or ASCII case-insensitively (both are answered by
+    /// the same lowercased trigrams). True for needles under three bytes.
+    pub fn may_contain(&self, needle: &[u8]) -> bool {
+        self.may_match(&FilterProbe::new(needle))
+    }
+
+    /// Like [`TrigramFilter::may_contain`] for a Unicode case-insensitive
+    /// search; see [`FilterProbe::ignore_case`].
+    pub fn may_contain_ignore_case(&self, needle: &[u8]) -> bool {
+        self.may_match(&FilterProbe::ignore_case(needle))
+    }
+
+    /// Whether the block may contain the needle `probe` was built from.
+    pub fn may_match(&self, probe: &FilterProbe) -> bool {
+        probe.hashes.iter().all(|&h| {
+            probes(h, self.hashes, self.num_bits)
+                .all(|bit| self.bits[(bit >> 3) as usize] >> (bit & 7) & 1 == 1)
+        })
+    }
+
+    /// Length of the stored filter, header included.
+    pub fn byte_len(&self) -> usize {
+        HEADER_LEN + self.bits.len()
+    }
+
+    pub fn num_bits(&self) -> u32 {
+        self.num_bits
+    }
+
+    pub fn hashes(&self) -> u8 {
+        self.hashes
+    }
+
+    /// Share of bits set: near 0.5 is a well-sized filter, near 1.0 one
+    /// that lets almost everything through.
+    pub fn fill_ratio(&self) -> f64 {
+        let ones: u64 = self.bits.iter().map(|b| u64::from(b.count_ones())).sum();
+        ones as f64 / f64::from(self.num_bits)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn build(lines: &[&str]) -> Vec<u8> {
+        let mut b = FilterBuilder::new(FilterParams::default()).unwrap();
+        for l in lines {
+            b.add_line(l.as_bytes());
+        }
+        let mut out = Vec::new();
+        b.finish(&mut out);
+        out
+    }
+
+    #[test]
+    fn substrings_match_and_absent_needles_mostly_do_not() {
+        let bytes = build(&["GET /api/needle HTTP/1.1", "level=error msg=timeout"]);
+        let f = TrigramFilter::from_bytes(&bytes).unwrap();
+        for needle in ["eedl", "needle", "NEEDLE", "timeout", "level=e", "ap", ""] {
+            assert!(f.may_contain(needle.as_bytes()), "{needle}");
+        }
+        assert!(f.may_contain_ignore_case(b"NeEdLe"));
+        // Trigrams spanning the two lines are not inserted.
+        assert!(!f.may_contain(b"1.1level"));
+        assert!(!f.may_contain(b"zebra-quartz"));
+    }
+
+    #[test]
+    fn builder_forgets_the_previous_block() {
+        let mut b = FilterBuilder::new(FilterParams::default()).unwrap();
+        b.add_line(b"first block line");
+        let mut first = Vec::new();
+        b.finish(&mut first);
+        b.add_line(b"other");
+        assert_eq!(b.distinct_trigrams(), 3);
+        let mut second = Vec::new();
+        b.finish(&mut second);
+        let f = TrigramFilter::from_bytes(&second).unwrap();
+        assert!(f.may_contain(b"other"));
+        assert!(!f.may_contain(b"first block"));
+    }
+
+    #[test]
+    fn empty_and_short_lines_give_a_filter_that_rejects_long_needles() {
+        let bytes = build(&["", "ab"]);
+        let f = TrigramFilter::from_bytes(&bytes).unwrap();
+        assert!(!f.may_contain(b"abc"));
+        assert!(f.may_contain(b"ab"));
+    }
+
+    #[test]
+    fn rejects_damaged_filters() {
+        let bytes = build(&["some line of text"]);
+        assert!(TrigramFilter::from_bytes(&bytes[..bytes.len() - 1]).is_err());
+        for (i, v) in [(0, 2u8), (1, 0), (1, 17), (2, 1)] {
+            let mut b = bytes.clone();
+            b[i] = v;
+            assert!(TrigramFilter::from_bytes(&b).is_err(), "byte {i} = {v}");
+        }
+        assert!(TrigramFilter::from_bytes(&[]).is_err());
+    }
+
+    #[test]
+    fn kelvin_and_long_s_do_not_cause_false_negatives() {
+        // "\u{212A}" (Kelvin sign) folds to k; "\u{17F}" (long s) to s.
+        let bytes = build(&["status 200 in 3\u{212A}B, pa\u{17F}\u{17F}word"]);
+        let f = TrigramFilter::from_bytes(&bytes).unwrap();
+        assert!(f.may_contain_ignore_case(b"3kb"));
+        assert!(f.may_contain_ignore_case(b"password"));
+    }
+
+    fn case_flip(s: &str, mask: &[bool]) -> String {
+        s.chars()
+            .zip(mask.iter().cycle())
+            .map(|(c, &up)| {
+                if up {
+                    c.to_ascii_uppercase()
+                } else {
+                    c.to_ascii_lowercase()
+                }
+            })
+            .collect()
+    }
+
+    proptest! {
+        #[test]
+        fn never_a_false_negative(
+            lines in proptest::collection::vec("[a-zA-Z0-9 =./:_\u{e9}\u{212a}-]{0,40}", 1..30),
+            pick in any::<proptest::sample::Index>(),
+            start in any::<proptest::sample::Index>(),
+            len in 0usize..20,
+            mask in proptest::collection::vec(any::<bool>(), 1..8),
+            bits in 1.0f64..12.0,
+            hashes in 1u8..5,
+        ) {
+            let mut b = FilterBuilder::new(FilterParams { bits_per_trigram: bits, hashes }).unwrap();
+            for l in &lines {
+                b.add_line(l.as_bytes());
+            }
+            let mut out = Vec::new();
+            b.finish(&mut out);
+            let f = TrigramFilter::from_bytes(&out).unwrap();
+
+            let line = pick.get(&lines).as_bytes();
+            let from = if line.is_empty() { 0 } else { start.index(line.len()) };
+            let to = (from + len).min(line.len());
+            let needle = &line[from..to];
+            prop_assert!(f.may_contain(needle));
+            if let Ok(s) = std::str::from_utf8(needle) {
+                let flipped = case_flip(s, &mask);
+                prop_assert!(f.may_contain(flipped.as_bytes()));
+                prop_assert!(f.may_contain_ignore_case(flipped.as_bytes()));
+                // Unicode case folding: the needle as a regex engine's (?i)
+                // would see it, upper-cased in full.
+                prop_assert!(f.may_contain_ignore_case(s.to_uppercase().as_bytes()));
+                prop_assert!(f.may_contain_ignore_case(s.to_lowercase().as_bytes()));
+            }
+        }
+    }
+}
