@@ -75,7 +75,24 @@ fn needles(rng: &mut loggen::Rng) -> Vec<(&'static str, String)> {
 }
 
 fn main() {
-    let corpus = loggen::corpus(4, 20_000, 42);
+    let mut corpus = loggen::corpus(4, 20_000, 42);
+    // Optionally, real logs: `measure FILE` uses FILE's lines as one more
+    // stream (and the only one of the level table's second run).
+    if let Some(file) = std::env::args().nth(1) {
+        let text = std::fs::read_to_string(&file).expect("readable utf-8 file");
+        let entries: Vec<Entry> = text
+            .lines()
+            .enumerate()
+            .map(|(i, l)| {
+                Entry::new(
+                    Timestamp(1_714_521_600_000_000_000 + i as i64 * 1_000_000),
+                    l,
+                )
+            })
+            .collect();
+        let labels = skald_model::LabelSet::parse(r#"{app="file"}"#).unwrap();
+        corpus = vec![(labels, entries)];
+    }
     let lines: usize = corpus.iter().map(|(_, e)| e.len()).sum();
     let raw_lines: u64 = corpus
         .iter()
@@ -105,14 +122,18 @@ fn main() {
         raw_lines as f64 / baseline as f64
     );
 
-    println!("\n## zstd level (1 MiB blocks)");
-    println!("level  ratio  vs zstd -3  encode MB/s  decode MB/s  to_entries MB/s");
-    for level in [1, 3, 5, 7, 9] {
+    println!("\n## zstd level and block size");
+    println!("block  level  ratio  vs zstd -3  encode MB/s  decode MB/s  to_entries MB/s");
+    let runs = [1, 3, 5, 7, 9]
+        .map(|l| (1 << 20, l))
+        .into_iter()
+        .chain([1, 3, 5].map(|l| (4 << 20, l)));
+    for (target, level) in runs {
         let mut enc = BlockEncoder::new(level).unwrap();
         let mut blocks = Vec::new();
         let t = Instant::now();
         for (_, entries) in &corpus {
-            for chunk in split(entries, 1 << 20) {
+            for chunk in split(entries, target) {
                 let mut out = Vec::new();
                 enc.encode(chunk, &mut out).unwrap();
                 blocks.push(out);
@@ -134,7 +155,8 @@ fn main() {
         let entries_secs = t.elapsed().as_secs_f64();
         assert_eq!(n, 0);
         println!(
-            "{level:>5}  {:>5.2}  {:>9.3}x  {:>11.0}  {:>11.0}  {:>15.0}",
+            "{:>4}K  {level:>5}  {:>5.2}  {:>9.3}x  {:>11.0}  {:>11.0}  {:>15.0}",
+            target >> 10,
             raw as f64 / stored as f64,
             stored as f64 / baseline as f64,
             mb(raw, encode_secs),
@@ -178,6 +200,9 @@ fn main() {
         "block    bits  k  filter/block  fp all  trace   hex8    ip      number7 word    distinct/block  build MB/s"
     );
     for target in [256 << 10, 1 << 20, 4 << 20] {
+        if target == 256 << 10 && corpus.len() == 1 {
+            continue;
+        }
         let mut enc = BlockEncoder::new(3).unwrap();
         let mut blocks = Vec::new();
         for (_, entries) in &corpus {

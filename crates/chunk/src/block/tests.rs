@@ -26,7 +26,10 @@ fn frame(flags: u8, n: u64, text_len: u64, payload: &[u8]) -> Vec<u8> {
 fn arb_entries() -> impl Strategy<Value = Vec<Entry>> {
     let entry = (
         any::<i64>(),
-        "\\PC{0,30}",
+        prop_oneof![
+            9 => "\\PC{0,30}",
+            1 => "\\PC{0,10}\n\\PC{0,10}",
+        ],
         prop_oneof![
             3 => Just(Vec::new()),
             1 => proptest::collection::vec(("[a-z_]{1,5}", "\\PC{0,6}"), 0..3),
@@ -80,7 +83,7 @@ proptest! {
 
     #[test]
     fn hostile_payloads_never_panic(
-        flags in 0u8..2,
+        flags in 0u8..4,
         n in 0u64..20,
         text in proptest::collection::vec(any::<u8>(), 0..30),
         numbers in proptest::collection::vec(any::<u8>(), 0..40),
@@ -202,4 +205,25 @@ fn metadata_round_trips_beside_lines() {
     let got: Vec<_> = block.get(1).unwrap().metadata().collect();
     assert_eq!(got, vec![("trace_id", "abc"), ("user", "é")]);
     assert_eq!(block.to_entries(), entries);
+}
+
+#[test]
+fn lines_with_newlines_fall_back_to_lengths() {
+    let entries = vec![
+        Entry::new(Timestamp(1), "panic: boom\n  at main.rs:1"),
+        Entry::new(Timestamp(2), "plain"),
+        Entry::new(Timestamp(3), "\n"),
+    ];
+    let bytes = encode(&entries);
+    assert_eq!(bytes[1] & FLAG_NEWLINES, 0);
+    assert_eq!(DecodedBlock::decode(&bytes).unwrap().to_entries(), entries);
+    let plain = encode(&entries[1..2]);
+    assert_eq!(plain[1] & FLAG_NEWLINES, FLAG_NEWLINES);
+}
+
+#[test]
+fn newline_blocks_with_too_few_lines_are_corrupt() {
+    // Header says 3 lines; the text has two newlines.
+    let block = frame(FLAG_NEWLINES, 3, 4, b"a\nb\n\x01\x00\x00\x00");
+    assert!(DecodedBlock::decode(&block).is_err());
 }

@@ -24,8 +24,8 @@ pub mod reader;
 pub mod writer;
 
 pub use debug::describe_segment;
-pub use reader::SegmentReader;
-pub use writer::{SegmentOptions, SegmentWriter};
+pub use reader::{SectionInfo, SegmentReader};
+pub use writer::{DEFAULT_TARGET_BLOCK_BYTES, MAX_ENTRY_BYTES, SegmentOptions, SegmentWriter};
 
 use skald_model::{LabelSet, StreamId, Timestamp};
 

@@ -131,10 +131,15 @@ pub(crate) const SECTION_NO_CHECKSUM: u16 = 2;
 pub const MAX_ENTRY_BYTES: usize = 16 << 20;
 
 /// Block size the writer aims at, in raw bytes (lines and metadata).
-/// Bigger blocks compress slightly better and make filters smaller
-/// relative to the data; smaller ones waste less decompression when a
-/// filter lets a block through. See the example `measure` for the numbers.
-pub const DEFAULT_TARGET_BLOCK_BYTES: usize = 1 << 20;
+/// Bigger blocks compress better on repetitive logs and make filters
+/// smaller relative to the data; smaller ones waste less decompression
+/// when a filter lets a block through. Measured (see [`crate::block`] and
+/// [`crate::filter`]): on real build logs, 1 MiB blocks are 1.27x the size
+/// of whole-stream `zstd -3` and 4 MiB blocks 1.08x; whole segments with
+/// the default options come to 1.04x (generated logs) and about 1.1x (real
+/// build logs) of it, filters and index included. A 4 MiB block decodes in
+/// about 2 ms.
+pub const DEFAULT_TARGET_BLOCK_BYTES: usize = 4 << 20;
 
 /// Counted per entry on top of its size when cutting blocks, so that blocks
 /// of empty lines end too, and as a bound on the entry's share of the
