@@ -13,12 +13,20 @@
 //! Timestamp        { int64 seconds = 1; int32 nanos = 2; }
 //! ```
 //!
-//! The decoder writes straight into [`PushRequest`] and
-//! [`skald_model::Entry`], skipping prost's intermediate structs and the copy
-//! out of them; see `benches/decode.rs` for what that buys. It follows
-//! proto3 rules: unknown fields are skipped, a repeated scalar field keeps
-//! its last value, an absent timestamp is zero. `format`, `hash` and
-//! `parsed` are ignored (Loki ignores them on push too).
+//! Why hand-written: the decoder writes straight into [`PushRequest`] and
+//! [`skald_model::Entry`], so it can (a) name the stream and entry at fault
+//! in its errors, (b) count streams, entries and metadata pairs against
+//! [`DecodeLimits::max_items`] *while* decoding, so a hostile body is
+//! refused before it is materialised, and (c) replace invalid UTF-8 instead
+//! of refusing the batch. Speed is a minor gain: on `benches/decode.rs` (1
+//! MiB of lines, 6600 entries) it takes 1.06 ms with snappy against 1.17 ms
+//! for prost's structs plus the move into ours; allocation dominates both.
+//! The fuzz target checks it against prost on every message prost accepts.
+//!
+//! It follows proto3 rules: unknown fields (groups included) are skipped, a
+//! repeated scalar field keeps its last value, an absent timestamp is zero.
+//! `format`, `hash` and `parsed` are ignored (Loki ignores them on push
+//! too).
 //!
 //! Strings that are not UTF-8 have the bad bytes replaced by U+FFFD rather
 //! than failing the push: Loki (Go) stores such bytes as they are, so
@@ -130,7 +138,12 @@ pub mod messages {
 const VARINT: u8 = 0;
 const FIXED64: u8 = 1;
 const LEN: u8 = 2;
+const START_GROUP: u8 = 3;
+const END_GROUP: u8 = 4;
 const FIXED32: u8 = 5;
+
+/// Deepest nesting of unknown groups we skip (prost's recursion limit).
+const MAX_GROUP_DEPTH: usize = 100;
 
 /// Decodes an uncompressed `PushRequest` message.
 pub fn decode(message: &[u8], limits: &DecodeLimits) -> Result<PushRequest, WireError> {
@@ -149,7 +162,7 @@ pub fn decode(message: &[u8], limits: &DecodeLimits) -> Result<PushRequest, Wire
                     .push(decode_stream(body, index, &mut budget)?);
             }
             (1, _) => return Err(top(wrong_type("streams", wire_type))),
-            _ => reader.skip(wire_type).map_err(top)?,
+            _ => reader.skip(field, wire_type).map_err(top)?,
         }
     }
     Ok(request)
@@ -185,7 +198,7 @@ fn decode_stream(
             }
             (1, _) => return Err(err(wrong_type("labels", wire_type))),
             (2, _) => return Err(err(wrong_type("entries", wire_type))),
-            _ => reader.skip(wire_type).map_err(err)?,
+            _ => reader.skip(field, wire_type).map_err(err)?,
         }
     }
     Ok(PushStream {
@@ -221,7 +234,7 @@ fn decode_entry(message: &[u8], budget: &mut ItemBudget) -> Result<Entry, EntryE
             (1, _) => return Err(wrong_type("timestamp", wire_type).into()),
             (2, _) => return Err(wrong_type("line", wire_type).into()),
             (3, _) => return Err(wrong_type("structuredMetadata", wire_type).into()),
-            _ => reader.skip(wire_type)?,
+            _ => reader.skip(field, wire_type)?,
         }
     }
     Ok(Entry { ts, line, metadata })
@@ -238,7 +251,7 @@ fn decode_timestamp(message: &[u8]) -> Result<Timestamp, String> {
             (1, VARINT) => seconds = reader.varint()? as i64,
             (2, VARINT) => nanos = reader.varint()? as i32,
             (1 | 2, _) => return Err(wrong_type("timestamp", wire_type)),
-            _ => reader.skip(wire_type)?,
+            _ => reader.skip(field, wire_type)?,
         }
     }
     seconds
@@ -257,7 +270,7 @@ fn decode_label_pair(message: &[u8]) -> Result<Label, String> {
             (1, LEN) => name = utf8(reader.bytes()?),
             (2, LEN) => value = utf8(reader.bytes()?),
             (1 | 2, _) => return Err(wrong_type("structuredMetadata", wire_type)),
-            _ => reader.skip(wire_type)?,
+            _ => reader.skip(field, wire_type)?,
         }
     }
     Ok(Label { name, value })
@@ -345,7 +358,14 @@ impl<'a> Reader<'a> {
         }
     }
 
-    fn skip(&mut self, wire_type: u8) -> Result<(), String> {
+    fn skip(&mut self, field: u32, wire_type: u8) -> Result<(), String> {
+        if wire_type == START_GROUP {
+            return self.skip_group(field);
+        }
+        self.skip_scalar(wire_type)
+    }
+
+    fn skip_scalar(&mut self, wire_type: u8) -> Result<(), String> {
         let fixed = |this: &mut Self, n: usize| {
             if this.buf.len() < n {
                 return Err(format!("truncated {}-byte field", n));
@@ -358,9 +378,44 @@ impl<'a> Reader<'a> {
             FIXED64 => fixed(self, 8),
             LEN => self.bytes().map(drop),
             FIXED32 => fixed(self, 4),
-            // Groups (3, 4) are deprecated and never used by Loki's messages.
-            other => Err(format!("unsupported wire type {other}")),
+            END_GROUP => Err("end of a group that was never started".to_string()),
+            other => Err(format!("invalid wire type {other}")),
         }
+    }
+
+    /// Skips a (deprecated) group of field `field` whose start key was
+    /// just read, nested groups included, without recursing. Loki's
+    /// messages have none, but proto readers skip unknown ones and so do we.
+    fn skip_group(&mut self, field: u32) -> Result<(), String> {
+        // Field numbers of the groups we are inside, innermost last.
+        let mut open = [0u32; MAX_GROUP_DEPTH];
+        open[0] = field;
+        let mut depth = 1usize;
+        while depth > 0 {
+            let Some((field, wire_type)) = self.key()? else {
+                return Err("unterminated group".to_string());
+            };
+            match wire_type {
+                START_GROUP => {
+                    if depth == MAX_GROUP_DEPTH {
+                        return Err("groups nested too deeply".to_string());
+                    }
+                    open[depth] = field;
+                    depth += 1;
+                }
+                END_GROUP => {
+                    depth -= 1;
+                    if open[depth] != field {
+                        return Err(format!(
+                            "group {} ended by the end of group {field}",
+                            open[depth]
+                        ));
+                    }
+                }
+                other => self.skip_scalar(other)?,
+            }
+        }
+        Ok(())
     }
 }
 
@@ -420,6 +475,22 @@ mod tests {
         prost::encoding::encode_varint(2, &mut buf);
         buf.extend_from_slice(b"hi");
         assert_eq!(decode(&buf, &limits()).unwrap(), PushRequest::default());
+    }
+
+    #[test]
+    fn skips_nested_groups_within_a_depth_limit() {
+        // field 13 start, field 14 start, field 5 varint, 14 end, 13 end.
+        let nested = [0x6b, 0x73, 0x28, 0x01, 0x74, 0x6c];
+        assert_eq!(decode(&nested, &limits()).unwrap(), PushRequest::default());
+        assert!(
+            decode(&[0x6b, 0x28, 0x01], &limits()).is_err(),
+            "unterminated"
+        );
+        assert!(decode(&[0x6c], &limits()).is_err(), "stray end");
+        assert!(decode(&[0x6b, 0x74], &limits()).is_err(), "mismatched end");
+        let deep = [0x6b; MAX_GROUP_DEPTH + 1];
+        let err = decode(&deep, &limits()).unwrap_err();
+        assert!(err.to_string().contains("nested too deeply"), "{err}");
     }
 
     #[test]
