@@ -8,8 +8,9 @@
 //! regexes ready to compile.
 //!
 //! How the parts fit: `lexer` makes tokens, `parser` builds the `ast` from
-//! them (calling `regex` for each regex and `units` for durations and byte
-//! sizes), `print` writes the `ast` back.
+//! them (calling `regex` for each regex, `units` for durations and byte
+//! sizes, `embedded` to check templates, patterns and IP ranges), `print`
+//! writes the `ast` back.
 //!
 //! Input safety: query length and nesting depth are bounded, regexes are
 //! compiled with a size limit, and no input makes the parser panic.
@@ -18,6 +19,7 @@
 //! `skald-pipeline` and `skald-query`).
 
 mod ast;
+mod embedded;
 mod error;
 mod lexer;
 mod parser;
@@ -25,7 +27,12 @@ mod print;
 mod regex;
 mod units;
 
-pub use ast::{Expr, LineFilter, LineFilterOp, LogExpr, Stage};
+pub use ast::{
+    BinaryExpr, BinaryModifier, BinaryOp, CmpOp, Expr, ExtractParam, GroupModifier, Grouping,
+    LabelFilter, LabelFormat, LabelFormatSource, LabelReplace, LabelSelection, LineFilter,
+    LineFilterOp, LogExpr, LogRange, LogfmtParser, RangeAggregation, RangeOp, Stage, Unwrap,
+    UnwrapConversion, VectorAggregation, VectorMatching, VectorOp,
+};
 pub use error::{ErrorKind, ParseError};
-pub use parser::{MAX_DEPTH, MAX_QUERY_BYTES, parse_expr};
+pub use parser::{MAX_BINARY_OPS, MAX_DEPTH, MAX_QUERY_BYTES, parse_expr};
 pub use regex::{REGEX_SIZE_LIMIT, translate_regex};

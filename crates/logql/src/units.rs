@@ -84,7 +84,6 @@ pub(crate) fn parse_duration(text: &str) -> Option<i64> {
     Some(total)
 }
 
-#[allow(dead_code)] // printing of metric queries, next
 /// Prints nanoseconds as the shortest exact duration: `1h30m`, `250ms`,
 /// `0s`, `-5m`.
 pub(crate) fn format_duration(nanos: i64) -> String {
@@ -170,7 +169,6 @@ pub(crate) fn parse_bytes(text: &str) -> Option<u64> {
     Some(bytes as u64)
 }
 
-#[allow(dead_code)] // printing of label filters, next
 /// Prints a byte count with the largest unit that divides it exactly:
 /// `1MiB`, `20KB`, `1500B`.
 pub(crate) fn format_bytes(bytes: u64) -> String {
