@@ -82,6 +82,11 @@ pub enum Stage {
     /// `| label_format dst=src, other="{{.x}}"`
     LabelFormat(Vec<LabelFormat>),
     /// `| drop a, b="c"`
+    ///
+    /// As in Loki, `| drop a != "x"` reads as the matcher `a!="x"`: a drop
+    /// (or keep) ending in a bare name cannot be followed directly by a
+    /// `!=` or `!~` line filter in the printed form, which then reads back
+    /// differently.
     Drop(Vec<LabelSelection>),
     /// `| keep a, b="c"`
     Keep(Vec<LabelSelection>),

@@ -18,6 +18,8 @@
 
 mod stages;
 
+pub(crate) use stages::STANDALONE_STAGES;
+
 use crate::ast::{
     BinaryExpr, BinaryModifier, BinaryOp, Expr, GroupModifier, Grouping, LabelReplace,
     RangeAggregation, RangeOp, VectorAggregation, VectorMatching, VectorOp,

@@ -11,12 +11,13 @@
 //! Not here: pretty-printing over several lines.
 
 use crate::ast::{
-    BinaryExpr, Expr, ExtractParam, Grouping, LabelFilter, LabelFormatSource, LabelSelection,
-    LineFilter, LineFilterOp, LogExpr, LogRange, RangeAggregation, Stage, Unwrap, UnwrapConversion,
-    VectorAggregation,
+    BinaryExpr, CmpOp, Expr, ExtractParam, Grouping, LabelFilter, LabelFormatSource,
+    LabelSelection, LineFilter, LineFilterOp, LogExpr, LogRange, RangeAggregation, Stage, Unwrap,
+    UnwrapConversion, VectorAggregation,
 };
+use crate::parser::STANDALONE_STAGES;
 use crate::units::{format_bytes, format_duration};
-use skald_model::Matcher;
+use skald_model::{MatchOp, Matcher};
 use std::fmt::{self, Display, Formatter, Write};
 
 /// Writes `s` as a double-quoted Go string literal.
@@ -139,6 +140,7 @@ impl Display for Stage {
             Stage::Regexp(r) => write!(f, "| regexp {}", Quoted(r)),
             Stage::Pattern(p) => write!(f, "| pattern {}", Quoted(p)),
             Stage::Unpack => f.write_str("| unpack"),
+            Stage::LabelFilter(l) if starts_like_a_stage(l) => write!(f, "| ({l})"),
             Stage::LabelFilter(l) => write!(f, "| {l}"),
             Stage::LineFormat(t) => write!(f, "| line_format {}", Quoted(t)),
             Stage::LabelFormat(items) => {
@@ -162,6 +164,35 @@ impl Display for Stage {
             Stage::Decolorize => f.write_str("| decolorize"),
         }
     }
+}
+
+/// Whether a label filter printed after `|` would read as a stage and a
+/// line filter: `| json!="x"` is the `json` stage and `!= "x"`.
+fn starts_like_a_stage(filter: &LabelFilter) -> bool {
+    let mut first = filter;
+    while let LabelFilter::And(items) | LabelFilter::Or(items) = first {
+        match items.first() {
+            Some(item) => first = item,
+            None => return false,
+        }
+    }
+    let name = match first {
+        LabelFilter::Matcher(m) if matches!(m.op, MatchOp::Neq | MatchOp::Nre) => &m.name,
+        LabelFilter::Number { name, op, .. }
+        | LabelFilter::Duration { name, op, .. }
+        | LabelFilter::Bytes { name, op, .. }
+            if *op == CmpOp::Neq =>
+        {
+            name
+        }
+        LabelFilter::Ip {
+            name,
+            negated: true,
+            ..
+        } => name,
+        _ => return false,
+    };
+    STANDALONE_STAGES.contains(&name.as_str())
 }
 
 fn write_params(f: &mut Formatter<'_>, params: &[ExtractParam]) -> fmt::Result {
@@ -330,14 +361,15 @@ impl Display for BinaryExpr {
             }
             _ => false,
         };
-        let write_operand = |f: &mut Formatter<'_>, e: &Expr, is_left: bool| {
+        let operand = |e: &Expr, is_left: bool| {
             if needs_parens(e, is_left) {
-                write!(f, "({e})")
+                format!("({e})")
             } else {
-                e.fmt(f)
+                e.to_string()
             }
         };
-        write_operand(f, &self.lhs, true)?;
+        f.write_str(&operand(&self.lhs, true))?;
+        let rhs = operand(&self.rhs, false);
         write!(f, " {}", self.op.as_str())?;
         let m = &self.modifier;
         if m.return_bool {
@@ -355,12 +387,12 @@ impl Display for BinaryExpr {
             })?;
             // An empty list can be left out, unless the right operand
             // starts with '(' and would be read as the list.
-            if !g.labels.is_empty() || needs_parens(&self.rhs, false) {
+            if !g.labels.is_empty() || rhs.starts_with('(') {
                 f.write_char(' ')?;
                 write_labels(f, &g.labels)?;
             }
         }
         f.write_char(' ')?;
-        write_operand(f, &self.rhs, false)
+        f.write_str(&rhs)
     }
 }

@@ -24,6 +24,10 @@ const EMPTY_SELECTOR_MESSAGE: &str = "queries require at least one regexp or equ
      that does not have an empty-compatible value. For instance, app=~\".*\" does not meet this \
      requirement, but app=~\".+\" will";
 
+/// Stages that may stand without an argument, so that `!=` or `!~` after
+/// them starts a line filter.
+pub(crate) const STANDALONE_STAGES: [&str; 4] = ["json", "logfmt", "unpack", "decolorize"];
+
 /// What a label filter compares against.
 enum FilterValue {
     Str(String, usize),
@@ -279,7 +283,7 @@ impl Parser<'_> {
     /// One stage after `|` (not `unwrap`).
     fn stage(&mut self) -> Result<Stage, ParseError> {
         let keyword = match self.peek() {
-            Tok::Ident(k) if !is_comparison(self.peek_at(1)) => k.clone(),
+            Tok::Ident(k) if self.stage_keyword_here(k) => k.clone(),
             Tok::Ident(_) | Tok::LParen => return Ok(Stage::LabelFilter(self.label_filter()?)),
             _ => {
                 return Err(self.unexpected(
@@ -358,15 +362,22 @@ impl Parser<'_> {
         }
     }
 
+    /// Whether the identifier `k` at the current token starts a stage
+    /// rather than a label filter on a label of that name. A comparison
+    /// after it makes it a label, except `!=` and `!~` after the stages
+    /// that take no argument: there they start a line filter, as in Loki
+    /// (`| json != "x"`).
+    fn stage_keyword_here(&self, k: &str) -> bool {
+        match self.peek_at(1) {
+            Tok::Neq | Tok::Nre => STANDALONE_STAGES.contains(&k),
+            next => !is_comparison(next),
+        }
+    }
+
     /// `a, b="c.d"` after `json` or `logfmt`; possibly empty.
     fn extract_params(&mut self) -> Result<Vec<ExtractParam>, ParseError> {
         let mut params = Vec::new();
         while let Some(label) = self.peek_ident(0) {
-            // `| json or ...` cannot happen inside a log query, but an
-            // identifier that is followed by a comparison is not ours.
-            if is_comparison(self.peek_at(1)) && *self.peek_at(1) != Tok::Eq {
-                break;
-            }
             let label = label.to_string();
             self.bump();
             let expr = if *self.peek() == Tok::Eq {
