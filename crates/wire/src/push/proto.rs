@@ -219,13 +219,14 @@ impl From<String> for EntryError {
 }
 
 fn decode_entry(message: &[u8], budget: &mut ItemBudget) -> Result<Entry, EntryError> {
-    let mut ts = Timestamp(0);
+    let mut ts = ProtoTimestamp::default();
     let mut line = String::new();
     let mut metadata = Vec::new();
     let mut reader = Reader::new(message);
     while let Some((field, wire_type)) = reader.key()? {
         match (field, wire_type) {
-            (1, LEN) => ts = decode_timestamp(reader.bytes()?)?,
+            // A message field sent twice is merged, per the proto spec.
+            (1, LEN) => ts.merge(reader.bytes()?)?,
             (2, LEN) => line = utf8(reader.bytes()?),
             (3, LEN) => {
                 budget.take(1).map_err(EntryError::Budget)?;
@@ -237,28 +238,43 @@ fn decode_entry(message: &[u8], budget: &mut ItemBudget) -> Result<Entry, EntryE
             _ => reader.skip(field, wire_type)?,
         }
     }
+    let ts = ts.to_timestamp()?;
     Ok(Entry { ts, line, metadata })
 }
 
-fn decode_timestamp(message: &[u8]) -> Result<Timestamp, String> {
-    let mut seconds: i64 = 0;
-    let mut nanos: i32 = 0;
-    let mut reader = Reader::new(message);
-    while let Some((field, wire_type)) = reader.key()? {
-        match (field, wire_type) {
-            // int64 and int32 travel as two's-complement varints;
-            // truncating is how proto reads them.
-            (1, VARINT) => seconds = reader.varint()? as i64,
-            (2, VARINT) => nanos = reader.varint()? as i32,
-            (1 | 2, _) => return Err(wrong_type("timestamp", wire_type)),
-            _ => reader.skip(field, wire_type)?,
+/// `google.protobuf.Timestamp` as read so far.
+#[derive(Default)]
+struct ProtoTimestamp {
+    seconds: i64,
+    nanos: i32,
+}
+
+impl ProtoTimestamp {
+    fn merge(&mut self, message: &[u8]) -> Result<(), String> {
+        let mut reader = Reader::new(message);
+        while let Some((field, wire_type)) = reader.key()? {
+            match (field, wire_type) {
+                // int64 and int32 travel as two's-complement varints;
+                // truncating is how proto reads them.
+                (1, VARINT) => self.seconds = reader.varint()? as i64,
+                (2, VARINT) => self.nanos = reader.varint()? as i32,
+                (1 | 2, _) => return Err(wrong_type("timestamp", wire_type)),
+                _ => reader.skip(field, wire_type)?,
+            }
         }
+        Ok(())
     }
-    seconds
-        .checked_mul(1_000_000_000)
-        .and_then(|s| s.checked_add(i64::from(nanos)))
-        .map(Timestamp)
-        .ok_or_else(|| format!("timestamp {seconds}s {nanos}ns is outside the years 1678 to 2262"))
+
+    fn to_timestamp(&self) -> Result<Timestamp, String> {
+        let (seconds, nanos) = (self.seconds, self.nanos);
+        seconds
+            .checked_mul(1_000_000_000)
+            .and_then(|s| s.checked_add(i64::from(nanos)))
+            .map(Timestamp)
+            .ok_or_else(|| {
+                format!("timestamp {seconds}s {nanos}ns is outside the years 1678 to 2262")
+            })
+    }
 }
 
 fn decode_label_pair(message: &[u8]) -> Result<Label, String> {
@@ -442,6 +458,31 @@ mod tests {
         let mut too_big = [0xff; 10];
         too_big[9] = 0x02;
         assert!(Reader::new(&too_big).varint().is_err());
+    }
+
+    fn decode_timestamp(bytes: &[u8]) -> Result<Timestamp, String> {
+        let mut ts = ProtoTimestamp::default();
+        ts.merge(bytes)?;
+        ts.to_timestamp()
+    }
+
+    #[test]
+    fn repeated_timestamps_merge() {
+        let first = messages::Timestamp {
+            seconds: 1,
+            nanos: 2,
+        };
+        let mut second = Vec::new();
+        prost::encoding::int64::encode(1, &48, &mut second);
+        let mut entry = Vec::new();
+        prost::encoding::message::encode(1, &first, &mut entry);
+        prost::encoding::bytes::encode(1, &second, &mut entry);
+        let merged = messages::EntryAdapter::decode(entry.as_slice()).unwrap();
+        assert_eq!(merged.timestamp.unwrap().nanos, 2, "prost merges");
+        let ours = decode_entry(&entry, &mut ItemBudget::new(&limits()))
+            .ok()
+            .unwrap();
+        assert_eq!(ours.ts, Timestamp(48_000_000_002));
     }
 
     #[test]
