@@ -113,6 +113,16 @@ fn normalize_lexically(go: &str) -> Result<String, String> {
             out.push(next);
             i += 2;
             class_start = false;
+            // `\x{41}`, `\p{Greek}`: the braces belong to the escape.
+            if matches!(next, 'x' | 'p' | 'P') && chars.get(i) == Some(&'{') {
+                while let Some(&b) = chars.get(i) {
+                    out.push(b);
+                    i += 1;
+                    if b == '}' {
+                        break;
+                    }
+                }
+            }
             continue;
         }
         if in_class {
@@ -450,6 +460,10 @@ mod tests {
         assert_eq!(t("[]a]"), "[]a]");
         assert_eq!(t(r"\101"), r"\x{41}");
         assert_eq!(t(r"\0"), r"\x{0}");
+        assert_eq!(
+            t(r"\x{41}\p{Greek}[\x{42}\P{L}]"),
+            r"\x{41}\p{Greek}[\x{42}\P{L}]"
+        );
     }
 
     #[test]

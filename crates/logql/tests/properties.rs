@@ -33,6 +33,9 @@ fn regex_value() -> impl Strategy<Value = String> {
         "\\\\",
         "$",
         "^",
+        "\\x{41}",
+        "\\pL",
+        "[\\p{Greek}\\S]",
     ]);
     prop::collection::vec(fragment, 1..5)
         .prop_map(|parts| translate_regex(&parts.concat()).expect("fragments form valid regexes"))
@@ -404,13 +407,147 @@ fn metric_expr() -> impl Strategy<Value = Expr> {
     })
 }
 
+/// Text made of regex-ish fragments, Go's and Rust's.
+fn regex_soup() -> impl Strategy<Value = String> {
+    let fragment = prop::sample::select(vec![
+        "a",
+        "\\",
+        "\\Q",
+        "\\E",
+        "{",
+        "}",
+        "{2}",
+        "{1,",
+        "[",
+        "]",
+        "[^",
+        "^",
+        "-",
+        "&&",
+        "--",
+        "~~",
+        "\\x{41}",
+        "\\x4",
+        "\\p{L}",
+        "\\pN",
+        "\\d",
+        "\\D",
+        "\\w",
+        "\\W",
+        "\\s",
+        "\\S",
+        "\\b",
+        "\\B",
+        "(?i)",
+        "(?-u:",
+        "(?P<n>",
+        "(?:",
+        "(",
+        ")",
+        "|",
+        "*",
+        "+",
+        "?",
+        ":",
+        "[:alpha:]",
+        "[:^digit:]",
+        "\\1",
+        "\\0",
+        "\\12",
+        "\\z",
+        "\\A",
+        ".",
+        "é",
+        "\\n",
+        "\\t",
+    ]);
+    prop::collection::vec(fragment, 0..12).prop_map(|parts| parts.concat())
+}
+
 /// Text made of LogQL-ish fragments, to reach deeper into the parser than
 /// random characters do.
 fn query_soup() -> impl Strategy<Value = String> {
     let fragment = prop::sample::select(vec![
-        "{", "}", "(", ")", "[", "]", ",", "=", "!=", "=~", "!~", "|=", "|~", "|>", "!>", "|",
-        "app", "or", "and", "by", "\"x\"", "`y`", "\"", "`", "5m", "1.5", "#", "\n", " ", "\\",
-        "sum", "rate", "json", "logfmt", "unwrap", "offset", "==", ">", "+", "-", "--strict",
+        "{",
+        "}",
+        "(",
+        ")",
+        "[",
+        "]",
+        ",",
+        "=",
+        "!=",
+        "=~",
+        "!~",
+        "|=",
+        "|~",
+        "|>",
+        "!>",
+        "|",
+        "app",
+        "or",
+        "and",
+        "by",
+        "\"x\"",
+        "`y`",
+        "\"",
+        "`",
+        "5m",
+        "1.5",
+        "#",
+        "\n",
+        " ",
+        "\\",
+        "sum",
+        "rate",
+        "json",
+        "logfmt",
+        "unwrap",
+        "offset",
+        "==",
+        ">",
+        "+",
+        "-",
+        "--strict",
+        "count_over_time",
+        "quantile_over_time",
+        "topk",
+        "without",
+        "on",
+        "ignoring",
+        "group_left",
+        "bool",
+        "ip",
+        "(\"10.0.0.1\")",
+        "line_format",
+        "label_format",
+        "drop",
+        "keep",
+        "regexp",
+        "pattern",
+        "\"<a> <_>\"",
+        "\"(?P<x>.)\"",
+        "\"{{.a}}\"",
+        "1e3",
+        "0x1f",
+        "1KB",
+        "-",
+        "^",
+        "*",
+        "/",
+        "%",
+        "<=",
+        "vector",
+        "label_replace",
+        "unless",
+        "duration",
+        "bytes",
+        "Inf",
+        "NaN",
+        "__error__",
+        "{a=\"b\"}",
+        "[5m]",
+        "offset 1h",
     ]);
     prop::collection::vec(fragment, 0..40).prop_map(|parts| parts.concat())
 }
@@ -446,8 +583,17 @@ proptest! {
     #[test]
     fn query_soup_never_panics(s in query_soup()) {
         if let Ok(expr) = parse_expr(&s) {
+            // Compared as text: NaN literals are not equal to themselves.
             let printed = expr.to_string();
-            prop_assert_eq!(parse_expr(&printed).ok(), Some(expr), "printed as {}", printed);
+            let again = parse_expr(&printed).map(|e| e.to_string());
+            prop_assert_eq!(again.as_ref(), Ok(&printed), "from {:?}", s);
+        }
+    }
+
+    #[test]
+    fn regex_soup_translates_to_a_fixed_point(s in regex_soup()) {
+        if let Ok(t) = translate_regex(&s) {
+            prop_assert_eq!(translate_regex(&t).ok(), Some(t), "from {:?}", s);
         }
     }
 
@@ -466,6 +612,26 @@ fn hostile_nesting_is_an_error_not_a_crash() {
     assert!(e.message.contains("nests deeper"), "{e}");
     let deep_regex = format!("{{a=~\"{}x{}\"}}", "(".repeat(10_000), ")".repeat(10_000));
     assert!(parse_expr(&deep_regex).is_err());
+    let nested_sums = format!(
+        "{}count_over_time({{a=\"b\"}}[1m]){}",
+        "sum(".repeat(10_000),
+        ")".repeat(10_000)
+    );
+    assert!(parse_expr(&nested_sums).is_err());
+    let nested_filters = format!(
+        "{{a=\"b\"}} | {}x=\"y\"{}",
+        "(".repeat(10_000),
+        ")".repeat(10_000)
+    );
+    assert!(parse_expr(&nested_filters).is_err());
+    let long_chain = format!("vector(1){}", " + vector(1)".repeat(5_000));
+    let e = parse_expr(&long_chain).unwrap_err();
+    assert!(e.message.contains("binary operators"), "{e}");
+    let power_tower = format!("vector(1){}", " ^ 2".repeat(5_000));
+    assert!(parse_expr(&power_tower).is_err());
+    let long_filter_chain = format!("{{a=\"b\"}} | x=\"1\"{}", " or x=\"1\"".repeat(5_000));
+    let printed = parse_expr(&long_filter_chain).unwrap().to_string();
+    assert!(parse_expr(&printed).is_ok(), "flat chains have no depth");
     let long = format!("{{a=\"{}\"}}", "x".repeat(skald_logql::MAX_QUERY_BYTES));
     assert!(parse_expr(&long).unwrap_err().message.contains("limit"));
 }

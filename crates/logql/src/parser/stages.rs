@@ -147,13 +147,11 @@ impl Parser<'_> {
             if negative {
                 self.bump();
             }
-            match self.bump() {
-                Tok::Duration(d) => offset = if negative { -d } else { d },
-                _ => {
-                    self.i -= 1;
-                    return Err(self.unexpected("a duration like 1h after offset"));
-                }
-            }
+            let Tok::Duration(d) = *self.peek() else {
+                return Err(self.unexpected("a duration like 1h after offset"));
+            };
+            self.bump();
+            offset = if negative { -d } else { d };
         }
         Ok(LogRange {
             log,
