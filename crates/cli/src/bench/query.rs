@@ -1,0 +1,192 @@
+//! The queries a user runs, timed from the client: request sent to the
+//! whole answer received (JSON parsing excluded), and checked.
+
+use anyhow::Context;
+use serde_json::Value;
+use std::time::{Duration, Instant};
+
+/// One query to time.
+#[derive(Debug, Clone)]
+pub struct QuerySpec {
+    /// Short name in the report.
+    pub name: &'static str,
+    pub query: String,
+    pub start_ns: i64,
+    pub end_ns: i64,
+    pub limit: usize,
+    pub direction: &'static str,
+    /// Runs after the first, cold one.
+    pub warm_runs: usize,
+    pub expect: Expect,
+}
+
+/// What a correct answer looks like.
+#[derive(Debug, Clone)]
+pub enum Expect {
+    /// Exactly this many lines, each containing the text.
+    LinesContaining { count: usize, text: String },
+    /// This many lines, the first (newest) at this timestamp.
+    Newest { count: usize, newest_ns: i64 },
+}
+
+/// Timings and figures of one query, run once cold and then warm.
+#[derive(Debug, Clone)]
+pub struct QueryRun {
+    pub name: &'static str,
+    pub query: String,
+    pub phase: &'static str,
+    pub cold: Duration,
+    /// Warm runs, sorted.
+    pub warm: Vec<Duration>,
+    pub lines: usize,
+    pub chunks_skipped: Option<u64>,
+    pub chunks_ref: Option<u64>,
+    /// Server-side execution time of the last run (`stats.summary.execTime`).
+    pub exec_time: Option<f64>,
+    /// Why the answer was wrong, if it was.
+    pub problem: Option<String>,
+}
+
+impl QueryRun {
+    pub fn warm_percentile(&self, p: f64) -> Option<Duration> {
+        percentile(&self.warm, p)
+    }
+}
+
+/// The `p`-th percentile (0..=100) of sorted durations, nearest rank.
+pub fn percentile(sorted: &[Duration], p: f64) -> Option<Duration> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    Some(sorted[rank.clamp(1, sorted.len()) - 1])
+}
+
+/// Runs `spec` once, then `spec.warm_runs` more times.
+pub fn run(
+    client: &reqwest::blocking::Client,
+    base_url: &str,
+    tenant: Option<&str>,
+    spec: &QuerySpec,
+    phase: &'static str,
+) -> anyhow::Result<QueryRun> {
+    let (cold, first) = once(client, base_url, tenant, spec)?;
+    let mut timings = Vec::with_capacity(spec.warm_runs);
+    let mut last = first;
+    for _ in 0..spec.warm_runs {
+        let (took, answer) = once(client, base_url, tenant, spec)?;
+        timings.push(took);
+        last = answer;
+    }
+    timings.sort();
+    let data = &last["data"];
+    let lines = entries(data);
+    let stats = &data["stats"]["querier"];
+    let problem = check(&lines, &spec.expect);
+    Ok(QueryRun {
+        name: spec.name,
+        query: spec.query.clone(),
+        phase,
+        cold,
+        warm: timings,
+        lines: lines.len(),
+        chunks_skipped: stats["skald"]["chunksSkippedByFilters"].as_u64(),
+        chunks_ref: stats["skald"]["totalChunksRef"]
+            .as_u64()
+            .or_else(|| stats["store"]["totalChunksRef"].as_u64()),
+        exec_time: data["stats"]["summary"]["execTime"].as_f64(),
+        problem,
+    })
+}
+
+fn once(
+    client: &reqwest::blocking::Client,
+    base_url: &str,
+    tenant: Option<&str>,
+    spec: &QuerySpec,
+) -> anyhow::Result<(Duration, Value)> {
+    let mut url = reqwest::Url::parse(&format!("{base_url}/loki/api/v1/query_range"))
+        .with_context(|| format!("the server address {base_url}"))?;
+    url.query_pairs_mut()
+        .append_pair("query", &spec.query)
+        .append_pair("start", &spec.start_ns.to_string())
+        .append_pair("end", &spec.end_ns.to_string())
+        .append_pair("limit", &spec.limit.to_string())
+        .append_pair("direction", spec.direction);
+    let mut request = client.get(url);
+    if let Some(t) = tenant {
+        request = request.header("X-Scope-OrgID", t);
+    }
+    let sent = Instant::now();
+    let response = request
+        .send()
+        .with_context(|| format!("query {}", spec.query))?;
+    let status = response.status();
+    let body = response
+        .bytes()
+        .with_context(|| format!("query {}", spec.query))?;
+    let took = sent.elapsed();
+    anyhow::ensure!(
+        status.is_success(),
+        "query {} answered {status}: {}",
+        spec.query,
+        String::from_utf8_lossy(&body)
+    );
+    let value = serde_json::from_slice(&body)
+        .with_context(|| format!("query {}: the answer is not JSON", spec.query))?;
+    Ok((took, value))
+}
+
+/// The answer's entries, newest first.
+fn entries(data: &Value) -> Vec<(i64, String)> {
+    let mut out = Vec::new();
+    for stream in data["result"].as_array().into_iter().flatten() {
+        for value in stream["values"].as_array().into_iter().flatten() {
+            let ts = value[0]
+                .as_str()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(i64::MIN);
+            out.push((ts, value[1].as_str().unwrap_or_default().to_string()));
+        }
+    }
+    out.sort_by(|a, b| b.cmp(a));
+    out
+}
+
+fn check(lines: &[(i64, String)], expect: &Expect) -> Option<String> {
+    match expect {
+        Expect::LinesContaining { count, text } => {
+            if lines.len() != *count {
+                return Some(format!("{} lines instead of {count}", lines.len()));
+            }
+            let missing = lines
+                .iter()
+                .filter(|(_, l)| !l.contains(text.as_str()))
+                .count();
+            (missing > 0).then(|| format!("{missing} lines without {text:?}"))
+        }
+        Expect::Newest { count, newest_ns } => {
+            if lines.len() != *count {
+                return Some(format!("{} lines instead of {count}", lines.len()));
+            }
+            let newest = lines.first().map(|(ts, _)| *ts);
+            (newest != Some(*newest_ns))
+                .then(|| format!("newest line at {newest:?}, expected {newest_ns}"))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nearest_rank_percentiles() {
+        let d: Vec<Duration> = (1..=10).map(Duration::from_millis).collect();
+        assert_eq!(percentile(&d, 50.0), Some(Duration::from_millis(5)));
+        assert_eq!(percentile(&d, 90.0), Some(Duration::from_millis(9)));
+        assert_eq!(percentile(&d, 0.0), Some(Duration::from_millis(1)));
+        assert_eq!(percentile(&d, 100.0), Some(Duration::from_millis(10)));
+        assert_eq!(percentile(&[], 50.0), None);
+    }
+}
