@@ -278,6 +278,7 @@ impl Results {
             ]
             .iter()
             .filter_map(|(name, v)| v.map(|v| format!("{} {name}", int(v))))
+            .chain(c.head_bytes.map(|b| format!("{} raw in the head", mb(b))))
             .collect();
             if !figures.is_empty() {
                 rows.push((

@@ -277,6 +277,8 @@ pub struct ServerCounters {
     pub duplicate_entries: Option<u64>,
     pub flushes: Option<u64>,
     pub wal_syncs: Option<u64>,
+    /// Raw bytes in the head (not yet in segments).
+    pub head_bytes: Option<u64>,
 }
 
 impl ServerCounters {
@@ -300,6 +302,7 @@ impl ServerCounters {
             duplicate_entries: value("skald_duplicate_entries_total"),
             flushes: value("skald_flushes_total"),
             wal_syncs: value("skald_wal_syncs_total"),
+            head_bytes: value("skald_head_bytes"),
         }
     }
 }
