@@ -1,0 +1,97 @@
+//! The catalog: which segments exist for each tenant, opened and indexed,
+//! and which files could not be read.
+//!
+//! Embedded: the catalog is the directory tree
+//! `tenants/<tenant>/segments/<id>.seg` itself, read at start. A segment
+//! only appears there once complete (it is written under a temporary name
+//! and renamed), so the tree is always consistent.
+
+use crate::segment::Segment;
+use skald_model::TenantId;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// A file the store could not read, kept to be reported with query results.
+#[derive(Debug, Clone)]
+pub struct CorruptFile {
+    pub path: PathBuf,
+    pub error: String,
+}
+
+#[derive(Debug, Default)]
+pub struct Catalog {
+    pub segments: HashMap<TenantId, Vec<Arc<Segment>>>,
+    pub corrupt: Vec<CorruptFile>,
+    pub next_segment_id: u64,
+}
+
+impl Catalog {
+    /// Opens every segment under `tenants_dir`. A segment that fails to open
+    /// is recorded as corrupt and logged; the rest are served.
+    pub fn load(tenants_dir: &Path) -> std::io::Result<Catalog> {
+        let mut cat = Catalog {
+            next_segment_id: 1,
+            ..Default::default()
+        };
+        let rd = match std::fs::read_dir(tenants_dir) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(cat),
+            Err(e) => return Err(e),
+        };
+        for tenant_dir in rd {
+            let tenant_dir = tenant_dir?;
+            let Some(tenant) = tenant_dir
+                .file_name()
+                .to_str()
+                .and_then(|n| TenantId::new(n).ok())
+            else {
+                continue;
+            };
+            let seg_dir = tenant_dir.path().join("segments");
+            let Ok(files) = std::fs::read_dir(&seg_dir) else {
+                continue;
+            };
+            let mut segs = Vec::new();
+            for f in files {
+                let path = f?.path();
+                let Some(id) = segment_id(&path) else {
+                    // Leftovers of a flush cut short: never acknowledged as
+                    // flushed, so the WAL still holds their entries.
+                    if path.extension().is_some_and(|e| e == "tmp") {
+                        let _ = std::fs::remove_file(&path);
+                    }
+                    continue;
+                };
+                cat.next_segment_id = cat.next_segment_id.max(id + 1);
+                match Segment::open(id, &path) {
+                    Ok(s) => segs.push(Arc::new(s)),
+                    Err(e) => {
+                        tracing::error!(path = %path.display(), error = %e, "segment is corrupt; serving everything else");
+                        cat.corrupt.push(CorruptFile {
+                            path,
+                            error: e.to_string(),
+                        });
+                    }
+                }
+            }
+            segs.sort_by_key(|s| s.id);
+            cat.segments.insert(tenant, segs);
+        }
+        Ok(cat)
+    }
+
+    pub fn segment_path(tenants_dir: &Path, tenant: &TenantId, id: u64) -> PathBuf {
+        tenants_dir
+            .join(tenant.as_str())
+            .join("segments")
+            .join(format!("{id:012}.seg"))
+    }
+}
+
+fn segment_id(path: &Path) -> Option<u64> {
+    if path.extension()? != "seg" {
+        return None;
+    }
+    path.file_stem()?.to_str()?.parse().ok()
+}

@@ -1,0 +1,336 @@
+//! The head: the entries not yet in a segment, per stream, in memory.
+//!
+//! Each stream appends to an open [`HeadBlock`]; once it holds
+//! [`HEAD_BLOCK_BYTES`] it is sorted and frozen behind an `Arc`, so a query
+//! can hold on to it without copying and without blocking ingest. A flush
+//! takes every block of every stream at once (see `flush.rs`), which is what
+//! lets the WAL be truncated after it.
+//!
+//! Not here: durability (the WAL), compression (segments).
+
+use skald_model::{Entry, Label, LabelSet, StreamId, TenantId, Timestamp};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// Raw bytes after which an open block is frozen. Small enough that copying
+/// the open block for a query is cheap; large enough that the per-block
+/// overhead is negligible.
+pub const HEAD_BLOCK_BYTES: usize = 64 * 1024;
+
+/// Entries of one stream in memory, stored compactly: one buffer of lines
+/// and parallel arrays rather than an allocation per entry.
+#[derive(Debug, Clone, Default)]
+pub struct HeadBlock {
+    ts: Vec<i64>,
+    /// End offset in `data` of each line.
+    ends: Vec<u32>,
+    data: String,
+    /// (entry index, metadata) for the entries that carry any.
+    meta: Vec<(u32, Vec<Label>)>,
+    min_ts: i64,
+    max_ts: i64,
+    /// Indexes of the entries whose timestamp is `max_ts`.
+    newest: Vec<u32>,
+    sorted: bool,
+}
+
+impl HeadBlock {
+    pub fn new() -> Self {
+        HeadBlock {
+            min_ts: i64::MAX,
+            max_ts: i64::MIN,
+            sorted: true,
+            ..Default::default()
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.ts.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ts.is_empty()
+    }
+
+    /// Bytes of lines and metadata held.
+    pub fn raw_bytes(&self) -> usize {
+        self.data.len()
+            + self
+                .meta
+                .iter()
+                .map(|(_, m)| {
+                    m.iter()
+                        .map(|l| l.name.len() + l.value.len())
+                        .sum::<usize>()
+                })
+                .sum::<usize>()
+    }
+
+    pub fn min_ts(&self) -> Timestamp {
+        Timestamp(self.min_ts)
+    }
+
+    pub fn max_ts(&self) -> Timestamp {
+        Timestamp(self.max_ts)
+    }
+
+    pub fn push(&mut self, e: Entry) {
+        if self.ts.last().is_some_and(|&last| e.ts.0 < last) {
+            self.sorted = false;
+        }
+        self.min_ts = self.min_ts.min(e.ts.0);
+        if e.ts.0 > self.max_ts {
+            self.max_ts = e.ts.0;
+            self.newest.clear();
+        }
+        if e.ts.0 == self.max_ts {
+            self.newest.push(self.ts.len() as u32);
+        }
+        if !e.metadata.is_empty() {
+            self.meta.push((self.ts.len() as u32, e.metadata));
+        }
+        self.ts.push(e.ts.0);
+        self.data.push_str(&e.line);
+        self.ends.push(self.data.len() as u32);
+    }
+
+    pub fn ts(&self, i: usize) -> Timestamp {
+        Timestamp(self.ts[i])
+    }
+
+    pub fn line(&self, i: usize) -> &str {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] as usize };
+        &self.data[start..self.ends[i] as usize]
+    }
+
+    pub fn metadata(&self, i: usize) -> &[Label] {
+        match self.meta.binary_search_by_key(&(i as u32), |(j, _)| *j) {
+            Ok(k) => &self.meta[k].1,
+            Err(_) => &[],
+        }
+    }
+
+    pub fn entry(&self, i: usize) -> Entry {
+        Entry {
+            ts: self.ts(i),
+            line: self.line(i).to_string(),
+            metadata: self.metadata(i).to_vec(),
+        }
+    }
+
+    /// Whether an entry with this timestamp and line is among the entries
+    /// with the newest timestamp (what a client retrying its last batch
+    /// re-sends). Older duplicates are removed when reading.
+    pub fn has_newest_duplicate(&self, ts: Timestamp, line: &str) -> bool {
+        ts.0 == self.max_ts && self.newest.iter().any(|&i| self.line(i as usize) == line)
+    }
+
+    /// The same entries in timestamp order (stable: equal timestamps keep
+    /// their arrival order).
+    pub fn sorted(&self) -> HeadBlock {
+        if self.sorted {
+            return self.clone();
+        }
+        let mut order: Vec<usize> = (0..self.len()).collect();
+        order.sort_by_key(|&i| self.ts[i]);
+        let mut out = HeadBlock::new();
+        out.data.reserve(self.data.len());
+        for i in order {
+            out.push(self.entry(i));
+        }
+        out
+    }
+
+    /// Entries of a time range `[start, end)`, as a sorted copy.
+    pub fn slice(&self, start: Timestamp, end: Timestamp) -> HeadBlock {
+        let mut out = HeadBlock::new();
+        for i in 0..self.len() {
+            if self.ts[i] >= start.0 && self.ts[i] < end.0 {
+                out.push(self.entry(i));
+            }
+        }
+        out.sorted()
+    }
+
+    pub fn entries(&self) -> impl Iterator<Item = Entry> + '_ {
+        (0..self.len()).map(|i| self.entry(i))
+    }
+}
+
+/// One stream's head.
+#[derive(Debug)]
+pub struct StreamHead {
+    pub labels: LabelSet,
+    /// Sorted, immutable blocks, oldest first.
+    pub frozen: Vec<Arc<HeadBlock>>,
+    pub open: HeadBlock,
+}
+
+impl StreamHead {
+    fn new(labels: LabelSet) -> Self {
+        StreamHead {
+            labels,
+            frozen: Vec::new(),
+            open: HeadBlock::new(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.frozen.is_empty() && self.open.is_empty()
+    }
+
+    /// Adds an entry; freezes the open block when full. Returns the bytes
+    /// added, or `None` for an exact duplicate of a newest entry.
+    pub fn push(&mut self, e: Entry) -> Option<usize> {
+        if self.open.has_newest_duplicate(e.ts, &e.line) {
+            return None;
+        }
+        let size = e.size();
+        self.open.push(e);
+        if self.open.raw_bytes() >= HEAD_BLOCK_BYTES {
+            let full = std::mem::replace(&mut self.open, HeadBlock::new());
+            self.frozen.push(Arc::new(full.sorted()));
+        }
+        Some(size)
+    }
+
+    /// Every block, the open one as a sorted copy, overlapping `[start, end)`.
+    pub fn blocks_in(&self, start: Timestamp, end: Timestamp) -> Vec<Arc<HeadBlock>> {
+        let mut out: Vec<Arc<HeadBlock>> = self
+            .frozen
+            .iter()
+            .filter(|b| b.min_ts() < end && b.max_ts() >= start)
+            .cloned()
+            .collect();
+        if !self.open.is_empty() && self.open.min_ts() < end && self.open.max_ts() >= start {
+            out.push(Arc::new(self.open.slice(start, end)));
+        }
+        out
+    }
+
+    /// All entries as sorted blocks, emptying the head of this stream.
+    pub fn take_blocks(&mut self) -> Vec<Arc<HeadBlock>> {
+        let mut out = std::mem::take(&mut self.frozen);
+        let open = std::mem::replace(&mut self.open, HeadBlock::new());
+        if !open.is_empty() {
+            out.push(Arc::new(open.sorted()));
+        }
+        out
+    }
+}
+
+/// The heads of every stream of every tenant.
+#[derive(Debug, Default)]
+pub struct Head {
+    pub tenants: HashMap<TenantId, HashMap<StreamId, StreamHead>>,
+    /// Raw bytes held, for the flush trigger and backpressure.
+    pub bytes: usize,
+    pub entries: u64,
+}
+
+impl Head {
+    pub fn stream_mut(
+        &mut self,
+        tenant: &TenantId,
+        labels: &LabelSet,
+        id: StreamId,
+    ) -> &mut StreamHead {
+        if !self.tenants.contains_key(tenant) {
+            self.tenants.insert(tenant.clone(), HashMap::new());
+        }
+        let streams = self.tenants.get_mut(tenant).expect("tenant inserted above");
+        streams
+            .entry(id)
+            .or_insert_with(|| StreamHead::new(labels.clone()))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries == 0
+    }
+}
+
+/// One tenant's streams in a flushing head: labels and frozen blocks.
+pub type FlushingStreams = HashMap<StreamId, (LabelSet, Vec<Arc<HeadBlock>>)>;
+
+/// A head taken out for flushing: immutable, still visible to queries
+/// until its segments are in the catalog.
+#[derive(Debug, Default)]
+pub struct FlushingHead {
+    pub tenants: HashMap<TenantId, FlushingStreams>,
+    pub bytes: usize,
+}
+
+impl FlushingHead {
+    pub fn take(head: &mut Head) -> FlushingHead {
+        let mut out = FlushingHead {
+            bytes: head.bytes,
+            ..Default::default()
+        };
+        for (tenant, streams) in head.tenants.iter_mut() {
+            let mut taken = HashMap::new();
+            for (id, s) in streams.iter_mut() {
+                if s.is_empty() {
+                    continue;
+                }
+                taken.insert(*id, (s.labels.clone(), s.take_blocks()));
+            }
+            if !taken.is_empty() {
+                out.tenants.insert(tenant.clone(), taken);
+            }
+        }
+        // Streams stay known to the head (their newest timestamp is kept
+        // separately for the out-of-order window); their blocks are gone.
+        head.tenants
+            .values_mut()
+            .for_each(|s| s.retain(|_, s| !s.is_empty()));
+        head.bytes = 0;
+        head.entries = 0;
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn e(ts: i64, line: &str) -> Entry {
+        Entry::new(Timestamp(ts), line)
+    }
+
+    #[test]
+    fn block_sorts_stably_and_slices() {
+        let mut b = HeadBlock::new();
+        for (ts, l) in [(5, "e"), (1, "a"), (3, "c1"), (3, "c2"), (2, "b")] {
+            b.push(e(ts, l));
+        }
+        let s = b.sorted();
+        let lines: Vec<_> = (0..s.len()).map(|i| s.line(i)).collect();
+        assert_eq!(lines, ["a", "b", "c1", "c2", "e"]);
+        let sl = b.slice(Timestamp(2), Timestamp(5));
+        assert_eq!(sl.len(), 3);
+        assert_eq!((sl.min_ts(), sl.max_ts()), (Timestamp(2), Timestamp(3)));
+    }
+
+    #[test]
+    fn newest_duplicates_are_dropped() {
+        let ls = LabelSet::parse(r#"{a="1"}"#).unwrap();
+        let mut s = StreamHead::new(ls);
+        assert!(s.push(e(1, "x")).is_some());
+        assert!(s.push(e(1, "x")).is_none());
+        assert!(s.push(e(1, "y")).is_some());
+        assert!(s.push(e(1, "x")).is_none());
+    }
+
+    #[test]
+    fn metadata_is_kept_per_entry() {
+        let mut b = HeadBlock::new();
+        b.push(e(1, "a"));
+        b.push(Entry {
+            ts: Timestamp(2),
+            line: "b".into(),
+            metadata: vec![Label::new("trace_id", "t1")],
+        });
+        assert!(b.metadata(0).is_empty());
+        assert_eq!(b.metadata(1)[0].value, "t1");
+    }
+}

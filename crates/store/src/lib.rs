@@ -1,0 +1,571 @@
+//! The storage engine: durable ingest through the WAL into the head,
+//! flushes of the head into immutable segments, the catalog of segments and
+//! the label index, and consistent snapshots for queries.
+//!
+//! ```text
+//! push -> validate -> commit thread: out-of-order check, WAL append,
+//!         one fsync per group, apply to head, ack
+//! head >= flush_bytes or older than max_chunk_age
+//!      -> commit thread rotates the WAL and hands the whole head to the
+//!         flush thread -> one segment per tenant -> catalog -> WAL files
+//!         before the rotation deleted
+//! ```
+//!
+//! The core is synchronous (threads and a `RwLock`); the server calls it
+//! from blocking tasks. What a query needs is taken under a short read lock
+//! as `Arc`s, so scanning never blocks ingest.
+//!
+//! Not here: query evaluation (`skald-query`), HTTP (`skald-server`),
+//! byte formats (`skald-chunk`).
+
+mod catalog;
+mod commit;
+mod config;
+mod flush;
+mod head;
+mod index;
+pub mod record;
+mod segment;
+
+pub use catalog::CorruptFile;
+pub use config::{FsyncMode, StoreConfig};
+pub use head::HeadBlock;
+pub use index::StreamInfo;
+pub use record::StreamBatch;
+pub use segment::Segment;
+
+use catalog::Catalog;
+use commit::Command;
+use head::{FlushingHead, Head};
+use index::TenantIndex;
+use parking_lot::{Condvar, Mutex, RwLock};
+use skald_model::{Entry, LabelSet, Matcher, StreamId, TenantId, Timestamp};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("wal: {0}")]
+    Wal(#[from] skald_wal::WalError),
+    #[error("i/o on {path}: {source}")]
+    Io {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("segment: {0}")]
+    Segment(#[from] skald_chunk::ChunkError),
+    #[error("the store is shutting down")]
+    ShuttingDown,
+    #[error("the store could not write its wal: {0}")]
+    WriteFailed(String),
+}
+
+/// Entries of a push that were not stored, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    /// The stream's labels, as `{a="b"}`.
+    pub stream: String,
+    pub reason: String,
+    pub entries: u64,
+}
+
+/// What became of a push.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PushOutcome {
+    pub accepted: u64,
+    pub accepted_bytes: u64,
+    /// Exact duplicates of entries already stored, dropped as Loki does.
+    pub duplicates: u64,
+    pub rejected: Vec<Rejection>,
+}
+
+/// Where a stream's entries in a time range are.
+#[derive(Debug, Clone)]
+pub enum Source {
+    /// In memory, sorted.
+    Head(Arc<HeadBlock>),
+    /// A chunk of a segment.
+    Chunk(ChunkRef),
+}
+
+#[derive(Debug, Clone)]
+pub struct ChunkRef {
+    pub segment: Arc<Segment>,
+    pub at: (usize, usize),
+}
+
+impl Source {
+    pub fn min_ts(&self) -> Timestamp {
+        match self {
+            Source::Head(b) => b.min_ts(),
+            Source::Chunk(c) => c.segment.chunk(c.at).min_ts,
+        }
+    }
+
+    pub fn max_ts(&self) -> Timestamp {
+        match self {
+            Source::Head(b) => b.max_ts(),
+            Source::Chunk(c) => c.segment.chunk(c.at).max_ts,
+        }
+    }
+}
+
+/// One selected stream and every place its entries may be.
+#[derive(Debug, Clone)]
+pub struct StreamSources {
+    pub labels: LabelSet,
+    pub id: StreamId,
+    pub sources: Vec<Source>,
+}
+
+/// What a query reads: a consistent view taken at one instant.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    pub streams: Vec<StreamSources>,
+    /// Files of this store that could not be read; a query reports them.
+    pub corrupt: Vec<CorruptFile>,
+}
+
+/// Totals for one tenant.
+#[derive(Debug, Clone, Default)]
+pub struct TenantStats {
+    pub streams: u64,
+    pub segments: u64,
+    pub segment_bytes: u64,
+    pub segment_entries: u64,
+    pub segment_raw_bytes: u64,
+    pub head_entries: u64,
+    pub head_bytes: u64,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub entries_accepted: AtomicU64,
+    pub bytes_accepted: AtomicU64,
+    pub entries_rejected: AtomicU64,
+    pub duplicates: AtomicU64,
+    pub flushes: AtomicU64,
+    pub flush_errors: AtomicU64,
+    pub wal_syncs: AtomicU64,
+}
+
+pub(crate) struct State {
+    pub head: Head,
+    /// When the oldest entry now in the head arrived.
+    pub head_since: Option<Instant>,
+    pub flushing: Option<Arc<FlushingHead>>,
+    pub catalog: Catalog,
+    pub index: HashMap<TenantId, TenantIndex>,
+    pub flushes_started: u64,
+    pub flushes_done: u64,
+}
+
+pub(crate) struct Shared {
+    pub config: StoreConfig,
+    pub state: RwLock<State>,
+    /// Signalled whenever a flush ends.
+    pub flushed: Condvar,
+    pub flushed_lock: Mutex<()>,
+    pub counters: Counters,
+}
+
+/// Counters exposed for monitoring.
+#[derive(Debug, Clone, Default)]
+pub struct StoreCounters {
+    pub entries_accepted: u64,
+    pub bytes_accepted: u64,
+    pub entries_rejected: u64,
+    pub duplicates: u64,
+    pub flushes: u64,
+    pub flush_errors: u64,
+    pub wal_syncs: u64,
+    pub head_bytes: u64,
+    pub corrupt_files: u64,
+}
+
+/// An open store. Cheap to share behind an `Arc`; [`Store::close`] flushes.
+pub struct Store {
+    shared: Arc<Shared>,
+    commands: mpsc::SyncSender<Command>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl Store {
+    /// Opens (or creates) the store in `config.data_dir`: loads the catalog,
+    /// replays the WAL into the head, and starts the commit and flush
+    /// threads.
+    pub fn open(config: StoreConfig) -> Result<Store, StoreError> {
+        let io = |path: &std::path::Path| {
+            let path = path.to_path_buf();
+            move |source| StoreError::Io { path, source }
+        };
+        std::fs::create_dir_all(&config.data_dir).map_err(io(&config.data_dir))?;
+        let catalog = Catalog::load(&config.tenants_dir()).map_err(io(&config.tenants_dir()))?;
+        let mut index: HashMap<TenantId, TenantIndex> = HashMap::new();
+        for (tenant, segs) in &catalog.segments {
+            let idx = index.entry(tenant.clone()).or_default();
+            for seg in segs {
+                for (labels, id, min, max) in seg.streams() {
+                    idx.observe(labels, id, min, max);
+                }
+            }
+        }
+        let mut state = State {
+            head: Head::default(),
+            head_since: None,
+            flushing: None,
+            catalog,
+            index,
+            flushes_started: 0,
+            flushes_done: 0,
+        };
+
+        let flushed_before = flush::read_marker(&config.flushed_marker());
+        let mut replay_errors = 0u64;
+        let (wal, report) = skald_wal::Wal::open(
+            &config.wal_dir(),
+            wal_options(),
+            |seq, payload| {
+                if seq < flushed_before {
+                    return;
+                }
+                match record::decode(payload) {
+                    Ok((tenant, streams)) => {
+                        commit::apply(&mut state, &tenant, streams);
+                    }
+                    Err(e) => {
+                        replay_errors += 1;
+                        tracing::error!(wal_file = seq, error = %e, "skipping undecodable wal record");
+                    }
+                }
+            },
+        )?;
+        for c in &report.corruptions {
+            tracing::error!(corruption = %c, "wal corruption; entries after it in that file are lost");
+        }
+        if report.records > 0 {
+            tracing::info!(
+                records = report.records,
+                bytes = report.bytes,
+                torn_tail_bytes = report.torn_tail_bytes,
+                undecodable = replay_errors,
+                "replayed the wal"
+            );
+        }
+        if !state.head.is_empty() {
+            state.head_since = Some(Instant::now());
+        }
+
+        let shared = Arc::new(Shared {
+            config,
+            state: RwLock::new(state),
+            flushed: Condvar::new(),
+            flushed_lock: Mutex::new(()),
+            counters: Counters::default(),
+        });
+        let (commands, commands_rx) = mpsc::sync_channel(1024);
+        let (jobs, jobs_rx) = mpsc::sync_channel(1);
+        let flusher = {
+            let shared = shared.clone();
+            std::thread::Builder::new()
+                .name("skald-flush".into())
+                .spawn(move || flush::run(shared, jobs_rx))
+                .map_err(io(std::path::Path::new("thread")))?
+        };
+        let committer = {
+            let shared = shared.clone();
+            std::thread::Builder::new()
+                .name("skald-commit".into())
+                .spawn(move || commit::run(shared, wal, commands_rx, jobs))
+                .map_err(io(std::path::Path::new("thread")))?
+        };
+        Ok(Store {
+            shared,
+            commands,
+            threads: Mutex::new(vec![committer, flusher]),
+        })
+    }
+
+    pub fn config(&self) -> &StoreConfig {
+        &self.shared.config
+    }
+
+    /// Validates, logs and applies a push; returns once the accepted
+    /// entries are durable (per the fsync mode). Blocks: call it from a
+    /// blocking context.
+    pub fn push(
+        &self,
+        tenant: &TenantId,
+        streams: Vec<StreamBatch>,
+    ) -> Result<PushOutcome, StoreError> {
+        let (streams, mut outcome) =
+            commit::validate(&self.shared.config, streams, Timestamp::now());
+        if streams.iter().all(|s| s.entries.is_empty()) {
+            self.count_rejected(&outcome);
+            return Ok(outcome);
+        }
+        let (reply, done) = mpsc::sync_channel(1);
+        self.commands
+            .send(Command::Push {
+                tenant: tenant.clone(),
+                streams,
+                reply,
+            })
+            .map_err(|_| StoreError::ShuttingDown)?;
+        let committed = done.recv().map_err(|_| StoreError::ShuttingDown)??;
+        outcome.accepted += committed.accepted;
+        outcome.accepted_bytes += committed.accepted_bytes;
+        outcome.duplicates += committed.duplicates;
+        outcome.rejected.extend(committed.rejected);
+        self.count_rejected(&outcome);
+        Ok(outcome)
+    }
+
+    fn count_rejected(&self, outcome: &PushOutcome) {
+        let n: u64 = outcome.rejected.iter().map(|r| r.entries).sum();
+        self.shared
+            .counters
+            .entries_rejected
+            .fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Flushes everything in the head into segments and waits for it.
+    pub fn flush(&self) -> Result<(), StoreError> {
+        let (reply, done) = mpsc::sync_channel(1);
+        self.commands
+            .send(Command::Flush { reply })
+            .map_err(|_| StoreError::ShuttingDown)?;
+        let target = done.recv().map_err(|_| StoreError::ShuttingDown)?;
+        self.wait_flushed(target);
+        Ok(())
+    }
+
+    fn wait_flushed(&self, target: u64) {
+        let mut guard = self.shared.flushed_lock.lock();
+        while self.shared.state.read().flushes_done < target {
+            self.shared
+                .flushed
+                .wait_for(&mut guard, std::time::Duration::from_millis(100));
+        }
+    }
+
+    /// Flushes the head, syncs and stops the store's threads.
+    pub fn close(&self) -> Result<(), StoreError> {
+        let (reply, done) = mpsc::sync_channel(1);
+        if self.commands.send(Command::Shutdown { reply }).is_ok() {
+            let _ = done.recv();
+        }
+        for t in self.threads.lock().drain(..) {
+            let _ = t.join();
+        }
+        Ok(())
+    }
+
+    /// The streams matching `matchers` with entries in `[start, end)`, with
+    /// every head block and segment chunk that may hold those entries.
+    pub fn snapshot(
+        &self,
+        tenant: &TenantId,
+        matchers: &[Matcher],
+        start: Timestamp,
+        end: Timestamp,
+    ) -> Snapshot {
+        let state = self.shared.state.read();
+        let mut snap = Snapshot {
+            corrupt: state.catalog.corrupt.clone(),
+            ..Default::default()
+        };
+        let Some(index) = state.index.get(tenant) else {
+            return snap;
+        };
+        let segments: Vec<&Arc<Segment>> = state
+            .catalog
+            .segments
+            .get(tenant)
+            .map(|s| {
+                s.iter()
+                    .filter(|s| s.min_ts < end && s.max_ts >= start)
+                    .collect()
+            })
+            .unwrap_or_default();
+        let head = state.head.tenants.get(tenant);
+        let flushing = state.flushing.as_ref().and_then(|f| f.tenants.get(tenant));
+        for info in index.select(matchers, start, end) {
+            let mut sources = Vec::new();
+            for seg in &segments {
+                for at in seg.chunks_of(info.id, start, end) {
+                    sources.push(Source::Chunk(ChunkRef {
+                        segment: Arc::clone(seg),
+                        at,
+                    }));
+                }
+            }
+            if let Some((_, blocks)) = flushing.and_then(|f| f.get(&info.id)) {
+                sources.extend(
+                    blocks
+                        .iter()
+                        .filter(|b| b.min_ts() < end && b.max_ts() >= start)
+                        .map(|b| Source::Head(b.clone())),
+                );
+            }
+            if let Some(s) = head.and_then(|h| h.get(&info.id)) {
+                sources.extend(s.blocks_in(start, end).into_iter().map(Source::Head));
+            }
+            if !sources.is_empty() {
+                snap.streams.push(StreamSources {
+                    labels: info.labels.clone(),
+                    id: info.id,
+                    sources,
+                });
+            }
+        }
+        snap
+    }
+
+    /// Label names of `tenant`'s streams with entries in `[start, end)`.
+    pub fn label_names(&self, tenant: &TenantId, start: Timestamp, end: Timestamp) -> Vec<String> {
+        let state = self.shared.state.read();
+        state
+            .index
+            .get(tenant)
+            .map(|i| i.label_names(start, end))
+            .unwrap_or_default()
+    }
+
+    /// Values of label `name`, restricted to streams matching `matchers`.
+    pub fn label_values(
+        &self,
+        tenant: &TenantId,
+        name: &str,
+        matchers: &[Matcher],
+        start: Timestamp,
+        end: Timestamp,
+    ) -> Vec<String> {
+        let state = self.shared.state.read();
+        state
+            .index
+            .get(tenant)
+            .map(|i| i.label_values(name, matchers, start, end))
+            .unwrap_or_default()
+    }
+
+    /// Label sets of the streams matching any of `selectors`.
+    pub fn series(
+        &self,
+        tenant: &TenantId,
+        selectors: &[Vec<Matcher>],
+        start: Timestamp,
+        end: Timestamp,
+    ) -> Vec<LabelSet> {
+        let state = self.shared.state.read();
+        let Some(index) = state.index.get(tenant) else {
+            return Vec::new();
+        };
+        let mut out: Vec<LabelSet> = selectors
+            .iter()
+            .flat_map(|m| index.select(m, start, end))
+            .map(|s| s.labels.clone())
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    /// Every stream of a tenant the index knows, with its time bounds.
+    pub fn streams(
+        &self,
+        tenant: &TenantId,
+        matchers: &[Matcher],
+        start: Timestamp,
+        end: Timestamp,
+    ) -> Vec<StreamInfo> {
+        let state = self.shared.state.read();
+        state
+            .index
+            .get(tenant)
+            .map(|i| {
+                i.select(matchers, start, end)
+                    .into_iter()
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    pub fn tenant_stats(&self, tenant: &TenantId) -> TenantStats {
+        let state = self.shared.state.read();
+        let mut st = TenantStats {
+            streams: state.index.get(tenant).map_or(0, |i| i.len() as u64),
+            ..Default::default()
+        };
+        for seg in state.catalog.segments.get(tenant).into_iter().flatten() {
+            st.segments += 1;
+            st.segment_bytes += seg.disk_bytes;
+            let (entries, raw) = {
+                let s = seg.summary();
+                (s.entries, s.raw_bytes)
+            };
+            st.segment_entries += entries;
+            st.segment_raw_bytes += raw;
+        }
+        if let Some(streams) = state.head.tenants.get(tenant) {
+            for s in streams.values() {
+                for b in s.frozen.iter().map(|b| b.as_ref()).chain([&s.open]) {
+                    st.head_entries += b.len() as u64;
+                    st.head_bytes += b.raw_bytes() as u64;
+                }
+            }
+        }
+        st
+    }
+
+    pub fn tenants(&self) -> Vec<TenantId> {
+        let state = self.shared.state.read();
+        let mut t: Vec<TenantId> = state.index.keys().cloned().collect();
+        t.sort();
+        t
+    }
+
+    pub fn counters(&self) -> StoreCounters {
+        let c = &self.shared.counters;
+        let state = self.shared.state.read();
+        StoreCounters {
+            entries_accepted: c.entries_accepted.load(Ordering::Relaxed),
+            bytes_accepted: c.bytes_accepted.load(Ordering::Relaxed),
+            entries_rejected: c.entries_rejected.load(Ordering::Relaxed),
+            duplicates: c.duplicates.load(Ordering::Relaxed),
+            flushes: c.flushes.load(Ordering::Relaxed),
+            flush_errors: c.flush_errors.load(Ordering::Relaxed),
+            wal_syncs: c.wal_syncs.load(Ordering::Relaxed),
+            head_bytes: state.head.bytes as u64,
+            corrupt_files: state.catalog.corrupt.len() as u64,
+        }
+    }
+
+    /// Reads one source's entries in `[start, end)`, sorted by time. The
+    /// query engine's way into blocks; errors name the file.
+    pub fn read_source(source: &Source) -> Result<Vec<Entry>, StoreError> {
+        match source {
+            Source::Head(b) => Ok(b.entries().collect()),
+            Source::Chunk(c) => Ok(c.segment.read_chunk(c.at)?),
+        }
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        let _ = self.close();
+    }
+}
+
+pub(crate) fn wal_options() -> skald_wal::WalOptions {
+    skald_wal::WalOptions::default()
+}
+
+#[cfg(test)]
+mod tests;

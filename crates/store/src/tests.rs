@@ -1,0 +1,267 @@
+use super::*;
+use skald_model::{Label, MatchOp};
+
+fn config(dir: &std::path::Path) -> StoreConfig {
+    StoreConfig {
+        data_dir: dir.to_path_buf(),
+        flush_bytes: 1 << 20,
+        max_head_bytes: 4 << 20,
+        ..Default::default()
+    }
+}
+
+fn tenant() -> TenantId {
+    TenantId::new("t1").unwrap()
+}
+
+fn now() -> i64 {
+    Timestamp::now().0
+}
+
+fn batch(labels: &str, entries: &[(i64, &str)]) -> StreamBatch {
+    StreamBatch {
+        labels: LabelSet::parse(labels).unwrap(),
+        entries: entries
+            .iter()
+            .map(|(ts, l)| Entry::new(Timestamp(*ts), *l))
+            .collect(),
+    }
+}
+
+fn read_all(store: &Store, selector: &str) -> Vec<(i64, String)> {
+    let ls = LabelSet::parse(selector).unwrap();
+    let matchers: Vec<Matcher> = ls
+        .labels()
+        .iter()
+        .map(|l| Matcher::new(&l.name, MatchOp::Eq, &l.value).unwrap())
+        .collect();
+    let snap = store.snapshot(&tenant(), &matchers, Timestamp(0), Timestamp::MAX);
+    let mut out: Vec<(i64, String)> = snap
+        .streams
+        .iter()
+        .flat_map(|s| &s.sources)
+        .flat_map(|src| Store::read_source(src).unwrap())
+        .map(|e| (e.ts.0, e.line))
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+#[test]
+fn entries_are_readable_from_head_segments_and_after_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let t0 = now() - 1_000_000;
+    {
+        let store = Store::open(config(dir.path())).unwrap();
+        let out = store
+            .push(
+                &tenant(),
+                vec![batch(r#"{app="a"}"#, &[(t0, "one"), (t0 + 1, "two")])],
+            )
+            .unwrap();
+        assert_eq!(out.accepted, 2);
+        assert_eq!(
+            read_all(&store, r#"{app="a"}"#).len(),
+            2,
+            "fresh data is visible in the head"
+        );
+        store.flush().unwrap();
+        assert_eq!(store.tenant_stats(&tenant()).segments, 1);
+        store
+            .push(&tenant(), vec![batch(r#"{app="a"}"#, &[(t0 + 2, "three")])])
+            .unwrap();
+        assert_eq!(
+            read_all(&store, r#"{app="a"}"#).len(),
+            3,
+            "head and segment together"
+        );
+        store.close().unwrap();
+    }
+    let store = Store::open(config(dir.path())).unwrap();
+    let got = read_all(&store, r#"{app="a"}"#);
+    assert_eq!(
+        got,
+        vec![
+            (t0, "one".into()),
+            (t0 + 1, "two".into()),
+            (t0 + 2, "three".into())
+        ]
+    );
+    assert_eq!(
+        store.label_names(&tenant(), Timestamp(0), Timestamp::MAX),
+        ["app"]
+    );
+}
+
+#[test]
+fn a_crash_loses_nothing_acknowledged() {
+    let dir = tempfile::tempdir().unwrap();
+    let copy = tempfile::tempdir().unwrap();
+    let t0 = now() - 1_000_000;
+    let store = Store::open(config(dir.path())).unwrap();
+    store
+        .push(&tenant(), vec![batch(r#"{app="a"}"#, &[(t0, "flushed")])])
+        .unwrap();
+    store.flush().unwrap();
+    store
+        .push(
+            &tenant(),
+            vec![batch(r#"{app="a"}"#, &[(t0 + 1, "only in the wal")])],
+        )
+        .unwrap();
+    // What the disk holds right now is what a kill -9 would leave.
+    copy_dir(dir.path(), copy.path());
+    store.close().unwrap();
+    let reopened = Store::open(config(copy.path())).unwrap();
+    let got = read_all(&reopened, r#"{app="a"}"#);
+    assert_eq!(
+        got,
+        vec![(t0, "flushed".into()), (t0 + 1, "only in the wal".into())]
+    );
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let target = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            std::fs::create_dir_all(&target).unwrap();
+            copy_dir(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), target).unwrap();
+        }
+    }
+}
+
+#[test]
+fn validation_refuses_entries_not_streams() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(config(dir.path())).unwrap();
+    let t = now();
+    let week = 7 * 24 * 3600 * 1_000_000_000i64;
+    let long = "x".repeat(300 * 1024);
+    let out = store
+        .push(
+            &tenant(),
+            vec![batch(
+                r#"{app="a"}"#,
+                &[
+                    (t - 2 * week, "too old"),
+                    (t + 3_600_000_000_000, "too new"),
+                    (t, &long),
+                    (t, "fine"),
+                ],
+            )],
+        )
+        .unwrap();
+    assert_eq!(out.accepted, 1);
+    assert_eq!(out.rejected.len(), 3, "{:?}", out.rejected);
+    assert!(out.rejected.iter().any(|r| r.reason.contains("too old")));
+    assert!(out.rejected.iter().any(|r| r.reason.contains("too new")));
+    assert!(
+        out.rejected
+            .iter()
+            .any(|r| r.reason.contains("exceeds the limit"))
+    );
+    assert_eq!(read_all(&store, r#"{app="a"}"#), vec![(t, "fine".into())]);
+}
+
+#[test]
+fn out_of_order_window_and_duplicates() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path());
+    cfg.out_of_order_window_secs = 60;
+    let store = Store::open(cfg).unwrap();
+    let t = now();
+    let s = 1_000_000_000;
+    store
+        .push(&tenant(), vec![batch(r#"{app="a"}"#, &[(t, "newest")])])
+        .unwrap();
+    let out = store
+        .push(
+            &tenant(),
+            vec![batch(
+                r#"{app="a"}"#,
+                &[
+                    (t - 30 * s, "late but in window"),
+                    (t - 120 * s, "too late"),
+                    (t, "newest"),
+                ],
+            )],
+        )
+        .unwrap();
+    assert_eq!(out.accepted, 1);
+    assert_eq!(out.duplicates, 1);
+    assert_eq!(out.rejected.len(), 1);
+    assert!(
+        out.rejected[0].reason.contains("too far behind"),
+        "{:?}",
+        out.rejected
+    );
+    // The window follows the stream across a flush and a restart.
+    store.close().unwrap();
+    drop(store);
+    let mut cfg = config(dir.path());
+    cfg.out_of_order_window_secs = 60;
+    let store = Store::open(cfg).unwrap();
+    let out = store
+        .push(
+            &tenant(),
+            vec![batch(r#"{app="a"}"#, &[(t - 120 * s, "still too late")])],
+        )
+        .unwrap();
+    assert_eq!(out.accepted, 0);
+    assert_eq!(read_all(&store, r#"{app="a"}"#).len(), 2);
+}
+
+#[test]
+fn tenants_are_isolated() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(config(dir.path())).unwrap();
+    let t = now();
+    let other = TenantId::new("t2").unwrap();
+    store
+        .push(&tenant(), vec![batch(r#"{app="a"}"#, &[(t, "mine")])])
+        .unwrap();
+    store
+        .push(&other, vec![batch(r#"{app="a"}"#, &[(t, "theirs")])])
+        .unwrap();
+    store.flush().unwrap();
+    assert_eq!(read_all(&store, r#"{app="a"}"#), vec![(t, "mine".into())]);
+    assert_eq!(store.tenants().len(), 2);
+    assert!(dir.path().join("tenants/t2/segments").is_dir());
+}
+
+#[test]
+fn metadata_survives_wal_and_segments() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(config(dir.path())).unwrap();
+    let t = now();
+    let mut b = batch(r#"{app="a"}"#, &[(t, "with meta")]);
+    b.entries[0].metadata = vec![Label::new("trace_id", "abc")];
+    store.push(&tenant(), vec![b]).unwrap();
+    store.flush().unwrap();
+    let m = [Matcher::new("app", MatchOp::Eq, "a").unwrap()];
+    let snap = store.snapshot(&tenant(), &m, Timestamp(0), Timestamp::MAX);
+    let entries = Store::read_source(&snap.streams[0].sources[0]).unwrap();
+    assert_eq!(entries[0].metadata, vec![Label::new("trace_id", "abc")]);
+}
+
+#[test]
+fn head_stays_bounded_under_sustained_ingest() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(config(dir.path())).unwrap();
+    let t = now() - 10_000_000_000;
+    let line = "GET /api/v1/items?id=12345 HTTP/1.1 200 512 \"-\" \"curl/8.0\"";
+    for round in 0..40 {
+        let entries: Vec<(i64, &str)> = (0..1000).map(|i| (t + round * 1000 + i, line)).collect();
+        store
+            .push(&tenant(), vec![batch(r#"{app="load"}"#, &entries)])
+            .unwrap();
+        assert!(store.counters().head_bytes <= 4 << 20);
+    }
+    store.flush().unwrap();
+    assert!(store.counters().flushes >= 2);
+    assert_eq!(store.tenant_stats(&tenant()).head_entries, 0);
+}
