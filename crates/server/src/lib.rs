@@ -1,0 +1,121 @@
+//! Skald's network interfaces over the store and the query engine.
+//!
+//! Today: Grafana Loki's HTTP API — push, log queries, labels, series,
+//! readiness, build info — built as an axum [`Router`] by [`app`], so tests
+//! can drive it without a socket. Handlers parse requests into model types
+//! at the edge, run blocking store and query work on the blocking pool, and
+//! turn every error into a status in one place (`error.rs`).
+//!
+//! Not here: storage, query evaluation, configuration files (the `skald`
+//! binary loads those and hands over a [`ServerConfig`]).
+
+mod error;
+mod labels;
+mod params;
+mod push;
+mod query;
+mod status;
+
+pub use error::ApiError;
+
+use axum::Router;
+use axum::http::HeaderMap;
+use axum::routing::{get, post};
+use serde::{Deserialize, Serialize};
+use skald_model::TenantId;
+use skald_store::Store;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// How the HTTP API behaves (what a request may ask for).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Largest push body accepted, as received (413 above).
+    pub max_push_body_bytes: usize,
+    /// Largest push body once decompressed (413 above).
+    pub max_push_decompressed_bytes: usize,
+    /// Highest `limit` a log query may ask for (Loki's
+    /// `max_entries_limit_per_query`).
+    pub max_query_limit: usize,
+    /// Longest time range a query may span, in hours (0: no limit).
+    pub max_query_length_hours: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            max_push_body_bytes: 64 * 1024 * 1024,
+            max_push_decompressed_bytes: 256 * 1024 * 1024,
+            max_query_limit: 5000,
+            max_query_length_hours: 30 * 24 + 1,
+        }
+    }
+}
+
+/// What every handler shares.
+pub struct AppState {
+    pub store: Arc<Store>,
+    pub config: ServerConfig,
+    pub started: Instant,
+}
+
+/// The HTTP API.
+pub fn app(state: Arc<AppState>) -> Router {
+    let body_limit = state.config.max_push_body_bytes;
+    Router::new()
+        .route(
+            "/loki/api/v1/push",
+            post(push::push).layer(axum::extract::DefaultBodyLimit::max(body_limit)),
+        )
+        .route(
+            "/api/prom/push",
+            post(push::push).layer(axum::extract::DefaultBodyLimit::max(body_limit)),
+        )
+        .route(
+            "/loki/api/v1/query_range",
+            get(query::query_range).post(query::query_range),
+        )
+        .route("/loki/api/v1/query", get(query::query).post(query::query))
+        .route(
+            "/loki/api/v1/labels",
+            get(labels::names).post(labels::names),
+        )
+        .route("/loki/api/v1/label", get(labels::names))
+        .route(
+            "/loki/api/v1/label/{name}/values",
+            get(labels::values).post(labels::values),
+        )
+        .route(
+            "/loki/api/v1/series",
+            get(labels::series).post(labels::series),
+        )
+        .route("/ready", get(status::ready))
+        .route("/loki/api/v1/status/buildinfo", get(status::buildinfo))
+        .route("/metrics", get(status::metrics))
+        .with_state(state)
+}
+
+/// The tenant of a request: `X-Scope-OrgID`, or the default tenant when
+/// absent (authentication is off).
+pub(crate) fn tenant(headers: &HeaderMap) -> Result<TenantId, ApiError> {
+    match headers.get("x-scope-orgid") {
+        None => Ok(TenantId::default_tenant()),
+        Some(v) => {
+            let s = v
+                .to_str()
+                .map_err(|_| ApiError::bad_request("X-Scope-OrgID is not valid text"))?
+                .trim();
+            TenantId::new(s).map_err(|e| ApiError::bad_request(format!("X-Scope-OrgID: {e}")))
+        }
+    }
+}
+
+/// Runs blocking work (store, query) off the async runtime.
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApiError::internal(format!("internal error: {e}")))?
+}

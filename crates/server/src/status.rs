@@ -1,0 +1,96 @@
+//! Readiness, build information and Prometheus metrics.
+
+use crate::AppState;
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+use serde_json::json;
+use std::fmt::Write;
+use std::sync::Arc;
+
+pub async fn ready() -> &'static str {
+    "ready\n"
+}
+
+pub async fn buildinfo() -> impl IntoResponse {
+    axum::Json(json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "revision": option_env!("SKALD_GIT_REVISION").unwrap_or("unknown"),
+        "branch": "",
+        "buildUser": "",
+        "buildDate": "",
+        "goVersion": ""
+    }))
+}
+
+pub async fn metrics(State(app): State<Arc<AppState>>) -> impl IntoResponse {
+    let c = app.store.counters();
+    let mut out = String::new();
+    let mut metric = |name: &str, kind: &str, help: &str, value: u64| {
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+        );
+    };
+    metric(
+        "skald_ingested_entries_total",
+        "counter",
+        "Entries stored.",
+        c.entries_accepted,
+    );
+    metric(
+        "skald_ingested_bytes_total",
+        "counter",
+        "Bytes of lines and metadata stored.",
+        c.bytes_accepted,
+    );
+    metric(
+        "skald_rejected_entries_total",
+        "counter",
+        "Entries refused by validation.",
+        c.entries_rejected,
+    );
+    metric(
+        "skald_duplicate_entries_total",
+        "counter",
+        "Exact duplicates dropped at ingest.",
+        c.duplicates,
+    );
+    metric(
+        "skald_flushes_total",
+        "counter",
+        "Head flushes into segments.",
+        c.flushes,
+    );
+    metric(
+        "skald_flush_errors_total",
+        "counter",
+        "Failed flush attempts.",
+        c.flush_errors,
+    );
+    metric(
+        "skald_wal_syncs_total",
+        "counter",
+        "WAL fsyncs.",
+        c.wal_syncs,
+    );
+    metric(
+        "skald_head_bytes",
+        "gauge",
+        "Raw bytes in the in-memory head.",
+        c.head_bytes,
+    );
+    metric(
+        "skald_corrupt_files",
+        "gauge",
+        "Files that failed their checksums.",
+        c.corrupt_files,
+    );
+    metric(
+        "skald_uptime_seconds",
+        "gauge",
+        "Seconds since the server started.",
+        app.started.elapsed().as_secs(),
+    );
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
+}
