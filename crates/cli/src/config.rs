@@ -1,0 +1,88 @@
+//! The configuration file: one typed tree, unknown keys refused.
+//!
+//! ```toml
+//! [store]
+//! fsync = "always"              # or "interval"
+//! fsync_interval_ms = 1000
+//! out_of_order_window_secs = 3600
+//! flush_bytes = 67108864
+//! max_head_bytes = 167772160
+//! max_chunk_age_secs = 600
+//! block_bytes = 1048576
+//! zstd_level = 3
+//! [store.limits]
+//! max_line_size = 262144
+//! max_label_names_per_series = 15
+//! reject_old_samples_max_age_secs = 604800
+//! creation_grace_period_secs = 600
+//!
+//! [http]
+//! max_push_body_bytes = 67108864
+//! max_query_limit = 5000
+//! ```
+
+use anyhow::Context;
+use serde::Deserialize;
+use skald_server::ServerConfig;
+use skald_store::StoreConfig;
+use std::path::Path;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FileConfig {
+    pub store: StoreConfig,
+    pub http: ServerConfig,
+}
+
+impl FileConfig {
+    pub fn load(path: &Path) -> anyhow::Result<FileConfig> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading config file {}", path.display()))?;
+        let cfg: FileConfig =
+            toml::from_str(&text).with_context(|| format!("config file {}", path.display()))?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    pub fn validate(&self) -> anyhow::Result<()> {
+        let s = &self.store;
+        anyhow::ensure!(
+            (1..=22).contains(&s.zstd_level),
+            "store.zstd_level must be between 1 and 22"
+        );
+        anyhow::ensure!(
+            s.flush_bytes >= 1024 * 1024,
+            "store.flush_bytes must be at least 1 MiB"
+        );
+        anyhow::ensure!(
+            s.max_head_bytes >= s.flush_bytes,
+            "store.max_head_bytes must be at least store.flush_bytes"
+        );
+        anyhow::ensure!(
+            s.block_bytes >= 4096,
+            "store.block_bytes must be at least 4096"
+        );
+        anyhow::ensure!(
+            self.http.max_query_limit > 0,
+            "http.max_query_limit must be positive"
+        );
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_keys_are_refused_and_partial_files_use_defaults() {
+        let cfg: FileConfig = toml::from_str("[store]\nzstd_level = 5\n").unwrap();
+        assert_eq!(cfg.store.zstd_level, 5);
+        assert_eq!(
+            cfg.http.max_query_limit,
+            ServerConfig::default().max_query_limit
+        );
+        assert!(toml::from_str::<FileConfig>("[store]\nzstd_lvl = 5\n").is_err());
+        assert!(toml::from_str::<FileConfig>("[nope]\n").is_err());
+    }
+}

@@ -1,0 +1,136 @@
+//! `skald serve`: the server process.
+
+use crate::config::FileConfig;
+use anyhow::Context;
+use clap::{Args, ValueEnum};
+use skald_server::AppState;
+use skald_store::{FsyncMode, Store};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// Configuration file (TOML): store and API limits. Optional; every
+    /// setting has a default.
+    #[arg(long, env = "SKALD_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Directory for the WAL and the segments.
+    #[arg(long, env = "SKALD_DATA_DIR", default_value = "data")]
+    pub data_dir: PathBuf,
+    /// Address of the HTTP API (Loki's API, /ready, /metrics).
+    #[arg(long, env = "SKALD_HTTP_ADDR", default_value = "127.0.0.1:3100")]
+    pub http_addr: SocketAddr,
+    /// Address of the gRPC endpoint (the standard gRPC health service).
+    #[arg(long, env = "SKALD_GRPC_ADDR", default_value = "127.0.0.1:9095")]
+    pub grpc_addr: SocketAddr,
+    /// When acknowledged pushes reach the disk: `always` fsyncs before every
+    /// acknowledgement (shared by concurrent pushes); `interval` fsyncs
+    /// every `store.fsync_interval_ms` and survives process crashes but not
+    /// power loss. Overrides the file.
+    #[arg(long, env = "SKALD_FSYNC")]
+    pub fsync: Option<Fsync>,
+    /// Log filter, e.g. `info` or `skald_store=debug,info`.
+    #[arg(long, env = "SKALD_LOG", default_value = "info")]
+    pub log: String,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum Fsync {
+    Always,
+    Interval,
+}
+
+pub fn run(args: ServeArgs) -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_new(&args.log).context("--log")?)
+        .with_writer(std::io::stderr)
+        .init();
+    let mut cfg = match &args.config {
+        Some(path) => FileConfig::load(path)?,
+        None => FileConfig::default(),
+    };
+    cfg.store.data_dir = args.data_dir.clone();
+    if let Some(f) = args.fsync {
+        cfg.store.fsync = match f {
+            Fsync::Always => FsyncMode::Always,
+            Fsync::Interval => FsyncMode::Interval,
+        };
+    }
+    cfg.validate()?;
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("skald-io")
+        .build()
+        .context("starting the async runtime")?;
+    let opened = Instant::now();
+    let store = Arc::new(
+        Store::open(cfg.store.clone())
+            .with_context(|| format!("opening the store in {}", args.data_dir.display()))?,
+    );
+    tracing::info!(data_dir = %args.data_dir.display(), took_ms = opened.elapsed().as_millis() as u64, "store open");
+    let state = Arc::new(AppState {
+        store: store.clone(),
+        config: cfg.http.clone(),
+        started: Instant::now(),
+    });
+    let result = runtime.block_on(serve(state, &args));
+    tracing::info!("flushing and closing the store");
+    store.close().context("closing the store")?;
+    tracing::info!("stopped");
+    result
+}
+
+async fn serve(state: Arc<AppState>, args: &ServeArgs) -> anyhow::Result<()> {
+    let http = tokio::net::TcpListener::bind(args.http_addr)
+        .await
+        .with_context(|| format!("binding the HTTP address {}", args.http_addr))?;
+    let grpc = tokio::net::TcpListener::bind(args.grpc_addr)
+        .await
+        .with_context(|| format!("binding the gRPC address {}", args.grpc_addr))?;
+    tracing::info!(http = %http.local_addr()?, grpc = %grpc.local_addr()?, "listening");
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!("shutdown requested");
+        let _ = stop_tx.send(true);
+    });
+
+    let (health_reporter, health_service) = tonic_health::server::health_reporter();
+    health_reporter
+        .set_service_status("", tonic_health::ServingStatus::Serving)
+        .await;
+    let mut grpc_stop = stop_rx.clone();
+    let grpc_server = tonic::transport::Server::builder()
+        .add_service(health_service)
+        .serve_with_incoming_shutdown(tokio_stream_listener(grpc), async move {
+            let _ = grpc_stop.wait_for(|s| *s).await;
+        });
+    let mut http_stop = stop_rx.clone();
+    let http_server =
+        axum::serve(http, skald_server::app(state)).with_graceful_shutdown(async move {
+            let _ = http_stop.wait_for(|s| *s).await;
+        });
+    let (h, g) = tokio::join!(http_server, grpc_server);
+    h.context("HTTP server")?;
+    g.context("gRPC server")?;
+    Ok(())
+}
+
+fn tokio_stream_listener(
+    listener: tokio::net::TcpListener,
+) -> impl tokio_stream::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
+    tokio_stream::wrappers::TcpListenerStream::new(listener)
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("installing the SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

@@ -1,0 +1,246 @@
+//! Starts the real `skald` binary on free ports over a temporary data
+//! directory, and talks to it over HTTP as a client would.
+
+#![allow(dead_code)]
+
+use serde_json::Value;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct Server {
+    pub dir: tempfile::TempDir,
+    pub http: u16,
+    pub grpc: u16,
+    child: Option<Child>,
+    pub client: reqwest::blocking::Client,
+    extra_args: Vec<String>,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Server {
+    pub fn start() -> Server {
+        Server::start_with(&[])
+    }
+
+    pub fn start_with(args: &[&str]) -> Server {
+        let mut s = Server {
+            dir: tempfile::tempdir().unwrap(),
+            http: free_port(),
+            grpc: free_port(),
+            child: None,
+            client: reqwest::blocking::Client::builder()
+                .timeout(Duration::from_secs(60))
+                .build()
+                .unwrap(),
+            extra_args: args.iter().map(|s| s.to_string()).collect(),
+        };
+        s.spawn();
+        s
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("server.log"))
+            .unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_skald"))
+            .arg("serve")
+            .arg("--data-dir")
+            .arg(self.data_dir())
+            .arg("--http-addr")
+            .arg(format!("127.0.0.1:{}", self.http))
+            .arg("--grpc-addr")
+            .arg(format!("127.0.0.1:{}", self.grpc))
+            .args(&self.extra_args)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("starting skald");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(r) = self.client.get(self.url("/ready")).send()
+                && r.status().is_success()
+            {
+                return;
+            }
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!(
+                    "skald exited with {status} before ready; log:\n{}",
+                    self.log()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "skald not ready in 30 s; log:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.http)
+    }
+
+    /// SIGKILL: no flush, no goodbye.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            c.kill().unwrap();
+            c.wait().unwrap();
+        }
+    }
+
+    /// SIGTERM and wait for a clean exit.
+    pub fn stop(&mut self) -> std::process::ExitStatus {
+        let mut c = self.child.take().expect("running");
+        unsafe_sigterm(c.id());
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(st) = c.try_wait().unwrap() {
+                return st;
+            }
+            assert!(Instant::now() < deadline, "skald did not stop on SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn restart(&mut self) {
+        if self.child.is_some() {
+            self.stop();
+        }
+        self.spawn();
+    }
+
+    pub fn start_again(&mut self) {
+        assert!(self.child.is_none());
+        self.spawn();
+    }
+
+    pub fn push_json(&self, body: &Value) -> reqwest::blocking::Response {
+        self.client
+            .post(self.url("/loki/api/v1/push"))
+            .header("Content-Type", "application/json")
+            .body(body.to_string())
+            .send()
+            .unwrap()
+    }
+
+    pub fn push_json_tenant(&self, tenant: &str, body: &Value) -> reqwest::blocking::Response {
+        self.client
+            .post(self.url("/loki/api/v1/push"))
+            .header("Content-Type", "application/json")
+            .header("X-Scope-OrgID", tenant)
+            .body(body.to_string())
+            .send()
+            .unwrap()
+    }
+
+    pub fn get(&self, path: &str, params: &[(&str, &str)]) -> (u16, String) {
+        let r = self
+            .client
+            .get(self.url(path))
+            .query(params)
+            .send()
+            .unwrap();
+        (r.status().as_u16(), r.text().unwrap())
+    }
+
+    pub fn get_json(&self, path: &str, params: &[(&str, &str)]) -> Value {
+        let (status, body) = self.get(path, params);
+        assert_eq!(status, 200, "GET {path} {params:?}: {body}");
+        serde_json::from_str(&body).unwrap()
+    }
+
+    /// A log query over everything, all result lines in result order.
+    pub fn lines(&self, query: &str, limit: usize, direction: &str) -> Vec<String> {
+        let v = self.get_json(
+            "/loki/api/v1/query_range",
+            &[
+                ("query", query),
+                ("start", &day_ago()),
+                ("limit", &limit.to_string()),
+                ("direction", direction),
+            ],
+        );
+        let mut entries: Vec<(i64, String)> = Vec::new();
+        for s in v["data"]["result"].as_array().unwrap() {
+            for e in s["values"].as_array().unwrap() {
+                entries.push((
+                    e[0].as_str().unwrap().parse().unwrap(),
+                    e[1].as_str().unwrap().to_string(),
+                ));
+            }
+        }
+        entries.sort();
+        if direction == "backward" {
+            entries.reverse();
+        }
+        entries.into_iter().map(|(_, l)| l).collect()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+fn unsafe_sigterm(pid: u32) {
+    let status = Command::new("kill")
+        .arg("-TERM")
+        .arg(pid.to_string())
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// A query start a day back, as nanoseconds: within the default query
+/// length limit and before anything a test pushes.
+pub fn day_ago() -> String {
+    (now_ns() - 86_400_000_000_000).to_string()
+}
+
+pub fn now_ns() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as i64
+}
+
+/// Segment files of a data directory.
+pub fn segment_files(data: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let Ok(tenants) = std::fs::read_dir(data.join("tenants")) else {
+        return out;
+    };
+    for t in tenants {
+        let segs = t.unwrap().path().join("segments");
+        for f in std::fs::read_dir(segs).into_iter().flatten() {
+            let p = f.unwrap().path();
+            if p.extension().is_some_and(|e| e == "seg") {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
