@@ -231,7 +231,7 @@ fn parse_units(s: &str) -> Result<i64, String> {
 }
 
 /// Parses `YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)` into Unix nanoseconds.
-fn parse_rfc3339(s: &str) -> Result<i64, String> {
+pub(crate) fn parse_rfc3339(s: &str) -> Result<i64, String> {
     let b = s.as_bytes();
     let bad = || "not an RFC 3339 time like 2006-01-02T15:04:05Z".to_string();
     if b.len() < 20 {

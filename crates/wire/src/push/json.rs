@@ -17,6 +17,14 @@
 //! channel at the point they are found, with their indices, because serde's
 //! own errors carry only a line and column.
 //!
+//! The pre-v1 body of `/api/prom/push` (what python-logging-loki sends by
+//! default) is accepted too, in the same streams array:
+//!
+//! ```json
+//! {"streams": [{"labels": "{app=\"api\"}",
+//!               "entries": [{"ts": "2019-01-02T15:04:05.123456789Z", "line": "a line"}]}]}
+//! ```
+//!
 //! Not here: label validation (see [`super::StreamLabels`]).
 
 use super::{DecodeLimits, ItemBudget, PushRequest, PushStream, StreamLabels};
@@ -186,9 +194,31 @@ impl<'de> Visitor<'de> for StreamSeed<'_> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<PushStream, A::Error> {
         self.ctx.take_item()?;
         let mut labels = None;
+        let mut selector = None;
         let mut entries = Vec::new();
         while let Some(key) = map.next_key::<Key>()? {
             match key {
+                Key::Labels => {
+                    let text = map.next_value::<String>().map_err(|e| {
+                        let reason = format!(
+                            r#""labels" must be a selector string like {{app="api"}}: {e}"#
+                        );
+                        self.ctx.explain(
+                            e,
+                            WireError::Stream {
+                                stream: self.index,
+                                reason,
+                            },
+                        )
+                    })?;
+                    selector = Some(text);
+                }
+                Key::Entries => {
+                    entries = map.next_value_seed(LegacyEntriesSeed {
+                        ctx: self.ctx,
+                        stream: self.index,
+                    })?;
+                }
                 Key::Stream => {
                     let pairs = map.next_value_seed(PairsSeed).map_err(|e| {
                         let reason =
@@ -214,12 +244,14 @@ impl<'de> Visitor<'de> for StreamSeed<'_> {
                 }
             }
         }
-        Ok(PushStream {
+        let labels = match (labels, selector) {
+            (Some(pairs), _) => StreamLabels::Pairs(pairs),
+            (None, Some(text)) => StreamLabels::Selector(text),
             // A missing "stream" becomes an empty set, which label
             // validation reports as such.
-            labels: StreamLabels::Pairs(labels.unwrap_or_default()),
-            entries,
-        })
+            (None, None) => StreamLabels::Pairs(Vec::new()),
+        };
+        Ok(PushStream { labels, entries })
     }
 }
 
@@ -342,6 +374,73 @@ impl<'de> Visitor<'de> for EntrySeed<'_> {
             return Err(self.fail("expected at most 3 elements: timestamp, line, metadata".into()));
         }
         Ok(Entry { ts, line, metadata })
+    }
+}
+
+/// The `entries` array of the pre-v1 format.
+struct LegacyEntriesSeed<'c> {
+    ctx: &'c Ctx,
+    stream: usize,
+}
+
+impl<'de> DeserializeSeed<'de> for LegacyEntriesSeed<'_> {
+    type Value = Vec<Entry>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Vec<Entry>, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+/// One pre-v1 entry as sent; the timestamp is checked after parsing so that
+/// the error names the entry.
+#[derive(serde::Deserialize)]
+struct LegacyEntry {
+    ts: String,
+    line: String,
+}
+
+impl<'de> Visitor<'de> for LegacyEntriesSeed<'_> {
+    type Value = Vec<Entry>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str(
+            r#"an array of entries like [{"ts": "<RFC 3339 time>", "line": "<line>"}, ...]"#,
+        )
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Vec<Entry>, E> {
+        Ok(Vec::new())
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<Entry>, A::Error> {
+        let mut entries = Vec::new();
+        loop {
+            let index = entries.len();
+            let failure = |reason: String| WireError::Entry {
+                stream: self.stream,
+                entry: index,
+                reason,
+            };
+            let next = seq.next_element::<LegacyEntry>().map_err(|e| {
+                let reason =
+                    format!(r#"expected {{"ts": "<RFC 3339 time>", "line": "<line>"}}: {e}"#);
+                self.ctx.explain(e, failure(reason))
+            })?;
+            let Some(raw) = next else {
+                return Ok(entries);
+            };
+            self.ctx.take_item()?;
+            let ts = crate::params::parse_rfc3339(&raw.ts).map_err(|reason| {
+                self.ctx.fail::<A::Error>(failure(format!(
+                    "timestamp {:?}: {reason}",
+                    WireError::quote(&raw.ts)
+                )))
+            })?;
+            entries.push(Entry {
+                ts: Timestamp(ts),
+                line: raw.line,
+                metadata: Vec::new(),
+            });
+        }
     }
 }
 
@@ -494,6 +593,8 @@ enum Key {
     Streams,
     Stream,
     Values,
+    Labels,
+    Entries,
     Other,
 }
 
@@ -517,6 +618,8 @@ impl Visitor<'_> for KeyVisitor {
             "streams" => Key::Streams,
             "stream" => Key::Stream,
             "values" => Key::Values,
+            "labels" => Key::Labels,
+            "entries" => Key::Entries,
             _ => Key::Other,
         })
     }
@@ -525,6 +628,37 @@ impl Visitor<'_> for KeyVisitor {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn legacy_format_is_accepted() {
+        let body = br#"{"streams":[{"labels":"{app=\"x\", env=\"p\"}","entries":[
+            {"ts":"2026-12-02T18:10:00.123+05:30","line":"hello"},
+            {"ts":"2026-12-02T12:40:00Z","line":"world"}]}]}"#;
+        let r = decode(body, &DecodeLimits::default()).unwrap();
+        assert_eq!(r.streams.len(), 1);
+        let labels = r.streams[0].labels.to_label_set().unwrap();
+        assert_eq!(labels.to_string(), r#"{app="x", env="p"}"#);
+        let e = &r.streams[0].entries;
+        assert_eq!(e[0].ts, Timestamp(1_796_215_200_123_000_000));
+        assert_eq!(e[0].line, "hello");
+        assert_eq!(e[1].ts, Timestamp(1_796_215_200_000_000_000));
+    }
+
+    #[test]
+    fn legacy_format_errors_name_the_entry() {
+        let body = br#"{"streams":[{"labels":"{app=\"x\"}","entries":[
+            {"ts":"2026-12-02T12:40:00Z","line":"ok"},{"ts":"yesterday","line":"bad"}]}]}"#;
+        let e = decode(body, &DecodeLimits::default())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("entry 1") || e.contains("entry #1"), "{e}");
+        assert!(e.contains("yesterday"), "{e}");
+        let body = br#"{"streams":[{"labels":5,"entries":[]}]}"#;
+        let e = decode(body, &DecodeLimits::default())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("selector string"), "{e}");
+    }
 
     #[test]
     fn parses_nanos_like_go() {
