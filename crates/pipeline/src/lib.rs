@@ -1,182 +1,39 @@
-//! The per-line stages of a LogQL pipeline, compiled once per query and run
-//! over every candidate line.
+//! The per-line stages of a LogQL log pipeline, compiled once per query and
+//! run over every candidate line, with Grafana Loki 3.x semantics.
 //!
-//! Today: line filters (`|=`, `!=`, `|~`, `!~`, with `or` chains), compiled
-//! to literal searches (memchr's `memmem`, Aho-Corasick for `or` chains)
-//! and to regexes only where a pattern needs one. A chain also tells which
-//! literals every matching line must contain ([`LineFilterChain::required`]),
-//! so the store can skip blocks whose filters rule them out.
+//! How the parts fit: [`Pipeline::new`] compiles the `Stage`s of a parsed
+//! query (from `skald-logql`) into a list of steps; a [`LineProcessor`]
+//! borrowed from it runs them over one line at a time, reusing its buffers.
+//! Steps come from the modules named after the stages a Loki user knows:
+//! [`line_filter`] (`|=`, `|~`, `|>`, `ip(...)`), `parsers` (`json`,
+//! `logfmt`, `regexp`, `pattern`, `unpack`), `label_filter`, `format`
+//! (`line_format`, `label_format`, on the Go-template engine in
+//! [`template`]), `select` (`drop`, `keep`) and `decolorize`. The label set
+//! a line carries, with Loki's rules for clashes and errors, lives in
+//! [`labels`]; value conversions shared by filters and `unwrap` in
+//! [`units`]; sample extraction for metric queries in [`unwrap`].
 //!
-//! Not here: reading blocks, merging streams, aggregation (`skald-query`).
+//! Not here: reading blocks, merging streams, aggregation (`skald-query`),
+//! or parsing LogQL (`skald-logql`).
 
-use aho_corasick::AhoCorasick;
-use memchr::memmem;
-use regex::bytes::Regex;
-use skald_logql::{LineFilter, LineFilterOp};
+pub mod ip;
+pub mod labels;
+pub mod line_filter;
+pub mod pattern;
+pub mod units;
 
+pub use line_filter::LineFilterChain;
+
+/// Why a pipeline could not be compiled.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum PipelineError {
     #[error("invalid regex {pattern:?} in line filter: {reason}")]
     Regex { pattern: String, reason: String },
-    #[error("line filter `{0}` is not supported yet")]
+    #[error("{0}")]
+    Pattern(String),
+    #[error("{0}")]
+    Ip(String),
+    #[error("stage `{0}` is not supported")]
     Unsupported(String),
-}
-
-/// Regexes larger than this when compiled are refused.
-const REGEX_SIZE_LIMIT: usize = 4 << 20;
-
-#[derive(Debug)]
-enum Test {
-    /// Contains this literal.
-    Literal(Box<memmem::Finder<'static>>),
-    /// Contains any of these literals.
-    AnyLiteral(AhoCorasick),
-    Regex(Regex),
-}
-
-impl Test {
-    fn matches(&self, line: &[u8]) -> bool {
-        match self {
-            Test::Literal(f) => f.find(line).is_some(),
-            Test::AnyLiteral(ac) => ac.is_match(line),
-            Test::Regex(r) => r.is_match(line),
-        }
-    }
-}
-
-#[derive(Debug)]
-struct Compiled {
-    negated: bool,
-    test: Test,
-    /// An empty literal matches every line (`|= ""`): such a filter is a
-    /// no-op, and its negation drops everything.
-    matches_all: bool,
-}
-
-/// A chain of line filters: a line passes if it passes each of them.
-#[derive(Debug, Default)]
-pub struct LineFilterChain {
-    filters: Vec<Compiled>,
-    required: Vec<Vec<String>>,
-}
-
-impl LineFilterChain {
-    pub fn new(filters: &[LineFilter]) -> Result<Self, PipelineError> {
-        let mut chain = LineFilterChain::default();
-        for f in filters {
-            match f.op {
-                LineFilterOp::Contains
-                | LineFilterOp::NotContains
-                | LineFilterOp::Regex
-                | LineFilterOp::NotRegex => {}
-                LineFilterOp::Ip | LineFilterOp::NotIp => {
-                    return Err(PipelineError::Unsupported(format!(
-                        "{} ip(...)",
-                        f.op.as_str()
-                    )));
-                }
-                other => return Err(PipelineError::Unsupported(other.as_str().to_string())),
-            }
-            let negated = matches!(f.op, LineFilterOp::NotContains | LineFilterOp::NotRegex);
-            let regex = matches!(f.op, LineFilterOp::Regex | LineFilterOp::NotRegex);
-            let (test, matches_all) = if regex {
-                let pattern = if f.values.len() == 1 {
-                    f.values[0].clone()
-                } else {
-                    f.values
-                        .iter()
-                        .map(|v| format!("(?:{v})"))
-                        .collect::<Vec<_>>()
-                        .join("|")
-                };
-                let re = regex::bytes::RegexBuilder::new(&pattern)
-                    .size_limit(REGEX_SIZE_LIMIT)
-                    .build()
-                    .map_err(|e| PipelineError::Regex {
-                        pattern: pattern.clone(),
-                        reason: e.to_string(),
-                    })?;
-                let all = re.is_match(b"") && pattern.is_empty();
-                (Test::Regex(re), all)
-            } else if f.values.len() == 1 {
-                let v = &f.values[0];
-                (
-                    Test::Literal(Box::new(memmem::Finder::new(v.as_bytes()).into_owned())),
-                    v.is_empty(),
-                )
-            } else {
-                let ac = AhoCorasick::new(&f.values).map_err(|e| PipelineError::Regex {
-                    pattern: f.values.join(" or "),
-                    reason: e.to_string(),
-                })?;
-                (Test::AnyLiteral(ac), f.values.iter().any(String::is_empty))
-            };
-            if f.op == LineFilterOp::Contains && !matches_all {
-                chain.required.push(f.values.clone());
-            }
-            chain.filters.push(Compiled {
-                negated,
-                test,
-                matches_all,
-            });
-        }
-        Ok(chain)
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.filters.is_empty()
-    }
-
-    pub fn matches(&self, line: &[u8]) -> bool {
-        self.filters.iter().all(|f| {
-            let hit = f.matches_all || f.test.matches(line);
-            hit != f.negated
-        })
-    }
-
-    /// Literal alternatives every passing line must contain: for each inner
-    /// list, at least one of its strings is a substring of the line.
-    pub fn required(&self) -> &[Vec<String>] {
-        &self.required
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn f(op: LineFilterOp, values: &[&str]) -> LineFilter {
-        LineFilter {
-            op,
-            values: values.iter().map(|s| s.to_string()).collect(),
-        }
-    }
-
-    #[test]
-    fn chains_literals_regexes_and_negations() {
-        let chain = LineFilterChain::new(&[
-            f(LineFilterOp::Contains, &["error"]),
-            f(LineFilterOp::NotContains, &["healthz"]),
-            f(LineFilterOp::Regex, &["code=5\\d\\d"]),
-        ])
-        .unwrap();
-        assert!(chain.matches(b"level=error code=503 path=/api"));
-        assert!(!chain.matches(b"level=error code=503 path=/healthz"));
-        assert!(!chain.matches(b"level=error code=404"));
-        assert!(!chain.matches(b"level=info code=500"));
-        assert_eq!(chain.required(), &[vec!["error".to_string()]]);
-    }
-
-    #[test]
-    fn or_chains_and_empty_literals() {
-        let chain = LineFilterChain::new(&[f(LineFilterOp::Contains, &["warn", "error"])]).unwrap();
-        assert!(chain.matches(b"a warning"));
-        assert!(chain.matches(b"an error"));
-        assert!(!chain.matches(b"info"));
-        let all = LineFilterChain::new(&[f(LineFilterOp::Contains, &[""])]).unwrap();
-        assert!(all.matches(b"anything"));
-        assert!(all.required().is_empty());
-        let none = LineFilterChain::new(&[f(LineFilterOp::NotContains, &[""])]).unwrap();
-        assert!(!none.matches(b"anything"));
-    }
 }
