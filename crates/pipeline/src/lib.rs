@@ -17,9 +17,12 @@
 //! or parsing LogQL (`skald-logql`).
 
 pub mod ip;
+pub mod label_filter;
 pub mod labels;
 pub mod line_filter;
+pub mod parsers;
 pub mod pattern;
+pub mod select;
 pub mod units;
 
 pub use line_filter::LineFilterChain;
