@@ -23,6 +23,7 @@ pub mod line_filter;
 pub mod parsers;
 pub mod pattern;
 pub mod select;
+pub mod template;
 pub mod units;
 
 pub use line_filter::LineFilterChain;
