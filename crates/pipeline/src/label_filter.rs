@@ -102,7 +102,7 @@ impl CompiledLabelFilter {
             CompiledLabelFilter::Number { name, op, value } => convert_and_compare(
                 labels,
                 name,
-                |v| units::parse_float(v),
+                units::parse_float,
                 |v| compare(*op, v, *value),
             ),
             CompiledLabelFilter::Duration { name, op, value } => {

@@ -16,17 +16,22 @@
 //! Not here: reading blocks, merging streams, aggregation (`skald-query`),
 //! or parsing LogQL (`skald-logql`).
 
+mod format;
 pub mod ip;
 pub mod label_filter;
 pub mod labels;
 pub mod line_filter;
 pub mod parsers;
 pub mod pattern;
+mod pipeline;
 pub mod select;
 pub mod template;
 pub mod units;
+pub mod unwrap;
 
 pub use line_filter::LineFilterChain;
+pub use pipeline::{LineProcessor, Pipeline, Processed, Sample};
+pub use unwrap::Unwrapper;
 
 /// Why a pipeline could not be compiled.
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +43,8 @@ pub enum PipelineError {
     Pattern(String),
     #[error("{0}")]
     Ip(String),
+    #[error("invalid {stage} stage: {reason}")]
+    Stage { stage: String, reason: String },
     #[error("stage `{0}` is not supported")]
     Unsupported(String),
 }

@@ -687,7 +687,7 @@ fn b64_encode(input: &[u8]) -> String {
 
 fn b64_decode(input: &str) -> Option<Vec<u8>> {
     let body = input.trim_end_matches('=');
-    if input.len() % 4 != 0 || input.len() - body.len() > 2 {
+    if !input.len().is_multiple_of(4) || input.len() - body.len() > 2 {
         return None;
     }
     let mut out = Vec::with_capacity(body.len() * 3 / 4);
@@ -909,13 +909,13 @@ mod tests {
             sprintf(
                 "%.2f|%5d|%-4s|%05d",
                 &[
-                    Value::Float(3.14159),
+                    Value::Float(2.71828),
                     Value::Int(42),
                     v("ab"),
                     Value::Int(-7)
                 ]
             ),
-            "3.14|   42|ab  |-0007"
+            "2.72|   42|ab  |-0007"
         );
         assert_eq!(
             sprintf(

@@ -1,0 +1,367 @@
+//! A compiled log pipeline and the per-line processor that runs it.
+//!
+//! [`Pipeline::new`] compiles the stages once per query. Each worker then
+//! takes a [`LineProcessor`] ([`Pipeline::processor`]) and feeds it lines;
+//! the processor owns the buffers it reuses from line to line (the label
+//! builder, the rewritten line, the output labels), so steady-state
+//! processing does not allocate for line filters, and allocates little
+//! for the rest.
+//!
+//! Fast paths: the leading line filters run first on the raw line, before
+//! any label work; a pipeline of line filters alone never touches labels
+//! and returns the stream's labels and the input line as they are.
+
+use crate::PipelineError;
+use crate::format::{LabelFormatter, LineData, LineFormat};
+use crate::label_filter::CompiledLabelFilter;
+use crate::labels::{LabelsBuilder, errors};
+use crate::line_filter::LineFilterChain;
+use crate::parsers::json::{self, JsonParser};
+use crate::parsers::logfmt::LogfmtParser;
+use crate::parsers::{PatternParser, RegexpParser};
+use crate::select;
+use crate::unwrap::Unwrapper;
+use skald_logql::{LabelSelection, LineFilter, Stage};
+use skald_model::Label;
+
+#[derive(Debug)]
+enum Step {
+    Filter(LineFilterChain),
+    Json(JsonParser),
+    Logfmt(LogfmtParser),
+    Regexp(RegexpParser),
+    Pattern(PatternParser),
+    Unpack,
+    LabelFilter(CompiledLabelFilter),
+    LineFormat(LineFormat),
+    LabelFormat(LabelFormatter),
+    Drop(Vec<LabelSelection>),
+    Keep(Vec<LabelSelection>),
+    Decolorize,
+}
+
+impl Step {
+    fn rewrites_line(&self) -> bool {
+        matches!(self, Step::LineFormat(_) | Step::Unpack | Step::Decolorize)
+    }
+
+    fn touches_labels(&self) -> bool {
+        !matches!(self, Step::Filter(_) | Step::Decolorize)
+    }
+}
+
+/// A log pipeline compiled for one query.
+#[derive(Debug)]
+pub struct Pipeline {
+    /// The line filters before any other stage, run first on the raw line.
+    leading: LineFilterChain,
+    /// The remaining stages, in order.
+    steps: Vec<Step>,
+    required: Vec<Vec<String>>,
+    touches_labels: bool,
+}
+
+fn invalid(stage: &str, reason: String) -> PipelineError {
+    PipelineError::Stage {
+        stage: stage.to_string(),
+        reason,
+    }
+}
+
+impl Pipeline {
+    /// Compiles the stages of a log query.
+    pub fn new(stages: &[Stage]) -> Result<Pipeline, PipelineError> {
+        let leading_len = stages
+            .iter()
+            .take_while(|s| matches!(s, Stage::LineFilter(_)))
+            .count();
+        let leading_filters: Vec<LineFilter> = stages[..leading_len]
+            .iter()
+            .filter_map(|s| match s {
+                Stage::LineFilter(f) => Some(f.clone()),
+                _ => None,
+            })
+            .collect();
+        let leading = LineFilterChain::new(&leading_filters)?;
+        let mut required = leading.required().to_vec();
+        let mut steps = Vec::new();
+        let mut line_rewritten = false;
+        for stage in &stages[leading_len..] {
+            let step = match stage {
+                Stage::LineFilter(f) => {
+                    let chain = LineFilterChain::new(std::slice::from_ref(f))?;
+                    // A filter before any rewrite sees the stored line, so
+                    // its literals still let the store skip blocks.
+                    if !line_rewritten {
+                        required.extend(chain.required().iter().cloned());
+                    }
+                    Step::Filter(chain)
+                }
+                Stage::Json(params) => {
+                    Step::Json(JsonParser::new(params).map_err(|e| invalid("json", e))?)
+                }
+                Stage::Logfmt(spec) => Step::Logfmt(LogfmtParser::new(spec)),
+                Stage::Regexp(re) => {
+                    Step::Regexp(RegexpParser::new(re).map_err(|e| invalid("regexp", e))?)
+                }
+                Stage::Pattern(p) => {
+                    Step::Pattern(PatternParser::new(p).map_err(|e| invalid("pattern", e))?)
+                }
+                Stage::Unpack => Step::Unpack,
+                Stage::LabelFilter(f) => Step::LabelFilter(
+                    CompiledLabelFilter::new(f).map_err(|e| invalid("label filter", e))?,
+                ),
+                Stage::LineFormat(t) => {
+                    Step::LineFormat(LineFormat::new(t).map_err(|e| invalid("line_format", e))?)
+                }
+                Stage::LabelFormat(items) => Step::LabelFormat(
+                    LabelFormatter::new(items).map_err(|e| invalid("label_format", e))?,
+                ),
+                Stage::Drop(sel) => Step::Drop(sel.clone()),
+                Stage::Keep(sel) => Step::Keep(sel.clone()),
+                Stage::Decolorize => Step::Decolorize,
+                other => return Err(PipelineError::Unsupported(format!("{other:?}"))),
+            };
+            line_rewritten |= step.rewrites_line();
+            steps.push(step);
+        }
+        let touches_labels = steps.iter().any(Step::touches_labels);
+        Ok(Pipeline {
+            leading,
+            steps,
+            required,
+            touches_labels,
+        })
+    }
+
+    /// The line filters that open the pipeline; a line they reject is
+    /// rejected by the whole pipeline, so a store may run them alone.
+    pub fn leading_filters(&self) -> &LineFilterChain {
+        &self.leading
+    }
+
+    /// Literal alternatives every passing line must contain, as stored
+    /// (from the `|=` filters before any stage that rewrites the line):
+    /// for each inner list, at least one of its strings is in the line.
+    pub fn required(&self) -> &[Vec<String>] {
+        &self.required
+    }
+
+    /// Whether the pipeline may change a line's labels (parsers, label
+    /// formatting, drop, keep, or errors from label filters). When false,
+    /// the output labels are the stream labels plus structured metadata.
+    pub fn can_change_labels(&self) -> bool {
+        self.touches_labels
+    }
+
+    /// Whether the pipeline may change the line itself.
+    pub fn can_change_line(&self) -> bool {
+        self.steps.iter().any(Step::rewrites_line)
+    }
+
+    /// Whether the pipeline is only line filters (possibly none).
+    pub fn is_line_filters_only(&self) -> bool {
+        self.steps.is_empty()
+    }
+
+    /// A processor with its own buffers; one per thread.
+    pub fn processor(&self) -> LineProcessor<'_> {
+        LineProcessor {
+            pipeline: self,
+            labels: LabelsBuilder::default(),
+            line: String::new(),
+            tmp: String::new(),
+            out_labels: Vec::new(),
+            name: String::new(),
+            rendered: Vec::new(),
+        }
+    }
+}
+
+/// A line that passed the pipeline.
+#[derive(Debug, PartialEq)]
+pub struct Processed<'a> {
+    /// The resulting line: the input when unchanged.
+    pub line: &'a str,
+    /// The resulting labels, sorted by name: the stream labels when
+    /// unchanged.
+    pub labels: &'a [Label],
+    /// Whether `line` differs from the input line.
+    pub line_changed: bool,
+    /// Whether `labels` differ from the stream labels.
+    pub labels_changed: bool,
+}
+
+impl Processed<'_> {
+    /// The resulting labels as a set; `None` when there are none (every
+    /// label dropped).
+    pub fn label_set(&self) -> Option<skald_model::LabelSet> {
+        (!self.labels.is_empty()).then(|| skald_model::LabelSet::from_trusted(self.labels.to_vec()))
+    }
+}
+
+/// A sample extracted for a metric query.
+#[derive(Debug, PartialEq)]
+pub struct Sample<'a> {
+    /// The unwrapped value; 0 when extraction failed (the labels then
+    /// carry `__error__="SampleExtractionErr"`).
+    pub value: f64,
+    /// The series labels: the line's labels without the unwrapped one.
+    pub labels: &'a [Label],
+}
+
+/// Runs a [`Pipeline`] over lines, reusing its buffers.
+#[derive(Debug)]
+pub struct LineProcessor<'p> {
+    pipeline: &'p Pipeline,
+    labels: LabelsBuilder,
+    /// The current line when a stage has rewritten it.
+    line: String,
+    tmp: String,
+    out_labels: Vec<Label>,
+    name: String,
+    rendered: Vec<Option<String>>,
+}
+
+impl<'p> LineProcessor<'p> {
+    /// Runs the pipeline over one line. `stream` must be sorted by name
+    /// with unique names (a `LabelSet`'s labels are); `metadata` is the
+    /// entry's structured metadata, which the stages see as labels (a name
+    /// clashing with a stream label gets the `_extracted` suffix) and which
+    /// ends up in the output labels, as in Loki. Returns `None` when the
+    /// line is filtered out.
+    pub fn process<'a>(
+        &'a mut self,
+        ts: i64,
+        line: &'a str,
+        stream: &'a [Label],
+        metadata: &[Label],
+    ) -> Option<Processed<'a>> {
+        let (line_changed, labels_changed) = self.run(ts, line, stream, metadata)?;
+        let line = if line_changed {
+            self.line.as_str()
+        } else {
+            line
+        };
+        let labels = if labels_changed {
+            self.labels.write_to(&mut self.out_labels);
+            self.out_labels.as_slice()
+        } else {
+            stream
+        };
+        Some(Processed {
+            line,
+            labels,
+            line_changed,
+            labels_changed,
+        })
+    }
+
+    /// Runs the pipeline, then extracts a sample as `| unwrap` does, and
+    /// applies the label filters that follow the unwrap. `None` when the
+    /// line is filtered out or lacks the unwrapped label (Loki skips such
+    /// lines).
+    pub fn process_sample<'a>(
+        &'a mut self,
+        ts: i64,
+        line: &'a str,
+        stream: &'a [Label],
+        metadata: &[Label],
+        unwrap: &Unwrapper,
+    ) -> Option<Sample<'a>> {
+        let (_, labels_changed) = self.run(ts, line, stream, metadata)?;
+        if !labels_changed {
+            // Labels were never loaded into the builder.
+            self.labels.reset(stream, metadata);
+        }
+        let value = match unwrap.extract(&mut self.labels)? {
+            Ok(v) => v,
+            Err(details) => {
+                self.labels.set_error(errors::SAMPLE_EXTRACTION, &details);
+                0.0
+            }
+        };
+        if !unwrap.post_filter(&mut self.labels) {
+            return None;
+        }
+        self.labels.write_to(&mut self.out_labels);
+        Some(Sample {
+            value,
+            labels: &self.out_labels,
+        })
+    }
+
+    /// Runs the steps; the current line ends in `self.line` when
+    /// rewritten. Returns (line changed, labels changed).
+    fn run(
+        &mut self,
+        ts: i64,
+        input: &str,
+        stream: &[Label],
+        metadata: &[Label],
+    ) -> Option<(bool, bool)> {
+        let pipeline = self.pipeline;
+        if !pipeline.leading.is_empty() && !pipeline.leading.matches(input.as_bytes()) {
+            return None;
+        }
+        if pipeline.steps.is_empty() && metadata.is_empty() {
+            return Some((false, false));
+        }
+        let needs_labels = pipeline.touches_labels || !metadata.is_empty();
+        if needs_labels {
+            self.labels.reset(stream, metadata);
+        }
+        let mut owned = false;
+        for step in &pipeline.steps {
+            let cur: &str = if owned { &self.line } else { input };
+            match step {
+                Step::Filter(chain) => {
+                    if !chain.matches(cur.as_bytes()) {
+                        return None;
+                    }
+                }
+                Step::Json(p) => p.process(cur, &mut self.labels, &mut self.name),
+                Step::Logfmt(p) => p.process(cur, &mut self.labels, &mut self.name),
+                Step::Regexp(p) => p.process(cur, &mut self.labels),
+                Step::Pattern(p) => p.process(cur, &mut self.labels),
+                Step::Unpack => {
+                    if let Some(entry) = json::unpack(cur, &mut self.labels) {
+                        self.tmp.clear();
+                        self.tmp.push_str(&entry);
+                        std::mem::swap(&mut self.line, &mut self.tmp);
+                        owned = true;
+                    }
+                }
+                Step::LabelFilter(f) => {
+                    if !f.process(&mut self.labels) {
+                        return None;
+                    }
+                }
+                Step::LineFormat(f) => {
+                    let data = LineData {
+                        labels: &self.labels,
+                        line: cur,
+                        ts,
+                    };
+                    match f.render(&data, &mut self.tmp) {
+                        Ok(()) => {
+                            std::mem::swap(&mut self.line, &mut self.tmp);
+                            owned = true;
+                        }
+                        Err(e) => self.labels.set_error(errors::TEMPLATE_FORMAT, &e),
+                    }
+                }
+                Step::LabelFormat(f) => f.apply(&mut self.labels, cur, ts, &mut self.rendered),
+                Step::Drop(sel) => select::drop_labels(sel, &mut self.labels),
+                Step::Keep(sel) => select::keep_labels(sel, &mut self.labels),
+                Step::Decolorize => {
+                    if let std::borrow::Cow::Owned(clean) = select::decolorize(cur) {
+                        self.line = clean;
+                        owned = true;
+                    }
+                }
+            }
+        }
+        Some((owned, needs_labels && self.labels.changed()))
+    }
+}
