@@ -99,12 +99,11 @@ impl CompiledLabelFilter {
     pub fn process(&self, labels: &mut LabelsBuilder) -> bool {
         match self {
             CompiledLabelFilter::Matcher(m) => m.matches_value(labels.get(&m.name).unwrap_or("")),
-            CompiledLabelFilter::Number { name, op, value } => convert_and_compare(
-                labels,
-                name,
-                units::parse_float,
-                |v| compare(*op, v, *value),
-            ),
+            CompiledLabelFilter::Number { name, op, value } => {
+                convert_and_compare(labels, name, units::parse_float, |v| {
+                    compare(*op, v, *value)
+                })
+            }
             CompiledLabelFilter::Duration { name, op, value } => {
                 convert_and_compare(labels, name, units::parse_duration, |v| {
                     compare(*op, v, *value)

@@ -909,13 +909,13 @@ mod tests {
             sprintf(
                 "%.2f|%5d|%-4s|%05d",
                 &[
-                    Value::Float(2.71828),
+                    Value::Float(1.23456),
                     Value::Int(42),
                     v("ab"),
                     Value::Int(-7)
                 ]
             ),
-            "2.72|   42|ab  |-0007"
+            "1.23|   42|ab  |-0007"
         );
         assert_eq!(
             sprintf(
