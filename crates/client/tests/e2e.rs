@@ -1,0 +1,229 @@
+//! Against the real `skald` binary: push with the client, read back with
+//! the query client.
+//!
+//! The binary is `$SKALD_BIN`, else `$CARGO_TARGET_DIR/debug/skald`, else
+//! `<workspace>/target/debug/skald`; if none exists it is built with
+//! `cargo build -p skald`.
+
+mod common;
+
+use common::free_port;
+use skald_client::{
+    Client, Config, Direction, Encoding, Endpoint, Entry, Error, Labels, LogQl, QueryClient,
+    QueryResult, RangeQuery, TimeRange, Timestamp,
+};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn skald_bin() -> PathBuf {
+    if let Ok(bin) = std::env::var("SKALD_BIN") {
+        return PathBuf::from(bin);
+    }
+    let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let target = std::env::var("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| workspace.join("target"));
+    let candidates = [
+        target.join("debug/skald"),
+        workspace.join("target/debug/skald"),
+    ];
+    if let Some(found) = candidates.iter().find(|p| p.exists()) {
+        return found.clone();
+    }
+    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args(["build", "-p", "skald"])
+        .current_dir(&workspace)
+        .status()
+        .expect("running cargo build -p skald");
+    assert!(status.success(), "cargo build -p skald failed");
+    target.join("debug/skald")
+}
+
+struct Server {
+    child: Child,
+    url: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_server() -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    let http = free_port();
+    let child = Command::new(skald_bin())
+        .arg("serve")
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .arg("--http-addr")
+        .arg(format!("127.0.0.1:{http}"))
+        .arg("--grpc-addr")
+        .arg(format!("127.0.0.1:{}", free_port()))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("starting skald");
+    let mut server = Server {
+        child,
+        url: format!("http://127.0.0.1:{http}"),
+        _dir: dir,
+    };
+    let probe = reqwest::blocking::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(r) = probe.get(format!("{}/ready", server.url)).send()
+            && r.status().is_success()
+        {
+            return server;
+        }
+        if let Some(status) = server.child.try_wait().unwrap() {
+            panic!("skald exited with {status} before ready");
+        }
+        assert!(Instant::now() < deadline, "skald not ready");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn push_then_query_back_from_skald() {
+    let server = start_server();
+    let base = Timestamp::now().0 - 60_000_000_000;
+    let info = Labels::new([("app", "e2e"), ("level", "info")]).unwrap();
+    let warn = Labels::new([("app", "e2e"), ("level", "warn")]).unwrap();
+    let json = Labels::new([("app", "e2e-json"), ("level", "info")]).unwrap();
+
+    let protobuf_client = Client::new(Config::new(&server.url)).unwrap();
+    for i in 0..1000i64 {
+        let labels = if i % 4 == 0 { &warn } else { &info };
+        protobuf_client
+            .send(
+                Entry::new(labels, format!("line {i} status={}", 200 + i % 3))
+                    .at(Timestamp(base + i)),
+            )
+            .unwrap();
+    }
+    let mut config = Config::new(&server.url);
+    config.encoding = Encoding::JsonGzip;
+    let json_client = Client::new(config).unwrap();
+    for i in 0..10i64 {
+        json_client
+            .send(Entry::new(&json, format!("json {i}")).at(Timestamp(base + i)))
+            .unwrap();
+    }
+    protobuf_client.close(Duration::from_secs(60)).unwrap();
+    json_client.close(Duration::from_secs(60)).unwrap();
+    assert_eq!(protobuf_client.last_error(), None);
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let query = QueryClient::new(Endpoint::new(&server.url)).unwrap();
+        let window = RangeQuery {
+            start: Some(Timestamp(base - 1)),
+            end: Some(Timestamp(base + 10_000)),
+            limit: Some(5000),
+            direction: Some(Direction::Forward),
+            ..RangeQuery::default()
+        };
+        let QueryResult::Streams(streams) =
+            query.query_range(r#"{app="e2e"}"#, &window).await.unwrap()
+        else {
+            panic!("expected streams")
+        };
+        assert_eq!(streams.len(), 2);
+        let mut all: Vec<(i64, String)> = streams
+            .iter()
+            .flat_map(|s| {
+                s.entries
+                    .iter()
+                    .map(|e| (e.timestamp.0 - base, e.line.clone()))
+            })
+            .collect();
+        all.sort();
+        let expected: Vec<(i64, String)> = (0..1000i64)
+            .map(|i| (i, format!("line {i} status={}", 200 + i % 3)))
+            .collect();
+        assert_eq!(all, expected);
+
+        // A builder query; the server runs its line filters.
+        let built = LogQl::selector()
+            .eq("app", "e2e")
+            .re("level", "warn|error")
+            .contains("status=200")
+            .not_contains("status=201")
+            .build()
+            .unwrap();
+        let QueryResult::Streams(streams) = query.query_range(&built, &window).await.unwrap()
+        else {
+            panic!("expected streams")
+        };
+        let count: usize = streams.iter().map(|s| s.entries.len()).sum();
+        let expected = (0..1000).filter(|i| i % 4 == 0 && i % 3 == 0).count();
+        assert_eq!(count, expected, "{built}");
+
+        let names = query.labels(&TimeRange::default()).await.unwrap();
+        assert!(
+            names.contains(&"app".to_string()) && names.contains(&"level".to_string()),
+            "{names:?}"
+        );
+        let mut apps = query
+            .label_values("app", &TimeRange::default())
+            .await
+            .unwrap();
+        apps.sort();
+        assert_eq!(apps, ["e2e", "e2e-json"]);
+        let series = query
+            .series(&[r#"{app="e2e-json"}"#], &TimeRange::default())
+            .await
+            .unwrap();
+        assert_eq!(series.len(), 1);
+        assert_eq!(series[0]["level"], "info");
+
+        // A metric query, built and run at an instant.
+        let metric = LogQl::selector()
+            .eq("app", "e2e")
+            .count_over_time("1h")
+            .sum_by(["level"])
+            .build()
+            .unwrap();
+        let at = skald_client::InstantQuery {
+            time: Some(Timestamp(base + 10_000)),
+            ..Default::default()
+        };
+        match query.query(&metric, &at).await {
+            Ok(QueryResult::Vector(samples)) => {
+                let mut counts: Vec<(String, f64)> = samples
+                    .iter()
+                    .map(|s| (s.metric["level"].clone(), s.point.value))
+                    .collect();
+                counts.sort_by(|a, b| a.0.cmp(&b.0));
+                assert_eq!(
+                    counts,
+                    [("info".to_string(), 750.0), ("warn".to_string(), 250.0)]
+                );
+            }
+            // The server may not evaluate metric queries yet; it must say
+            // so as an HTTP error, not a malformed answer.
+            Err(Error::Status { .. }) => {}
+            other => panic!("unexpected answer to {metric}: {other:?}"),
+        }
+
+        match query.tail(r#"{app="e2e"}"#, None, None).await {
+            Err(Error::NotSupported(_)) => {}
+            Ok(mut tail) => {
+                // A server with tail: the first message must parse.
+                if let Some(message) = tail.next().await {
+                    message.unwrap();
+                }
+            }
+            Err(e) => panic!("tail: {e}"),
+        }
+    });
+}
