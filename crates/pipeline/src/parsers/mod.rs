@@ -16,6 +16,9 @@ use regex::Regex;
 #[derive(Debug)]
 pub struct RegexpParser {
     regex: Regex,
+    /// Label name for each capture group (sanitised: Rust allows `.`,
+    /// `[` and `]` in group names); `None` for unnamed groups.
+    names: Vec<Option<String>>,
 }
 
 impl RegexpParser {
@@ -29,14 +32,24 @@ impl RegexpParser {
                 "invalid regexp {pattern:?}: at least one named group like (?P<name>...) is required"
             ));
         }
-        Ok(RegexpParser { regex })
+        let names = regex
+            .capture_names()
+            .map(|n| {
+                n.map(|n| {
+                    let mut name = String::new();
+                    crate::labels::sanitize_label_name(n, &mut name);
+                    name
+                })
+            })
+            .collect();
+        Ok(RegexpParser { regex, names })
     }
 
     pub fn process(&self, line: &str, labels: &mut LabelsBuilder) {
         let Some(caps) = self.regex.captures(line) else {
             return;
         };
-        for (i, name) in self.regex.capture_names().enumerate() {
+        for (i, name) in self.names.iter().enumerate() {
             if let Some(name) = name {
                 labels.set_parsed(name, caps.get(i).map_or("", |m| m.as_str()));
             }

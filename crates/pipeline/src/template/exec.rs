@@ -143,7 +143,8 @@ impl State<'_> {
                 .map(|(i, v)| (Value::Int(i as i64), v))
                 .collect(),
             Value::Map(m) => m.into_iter().map(|(k, v)| (Value::Str(k), v)).collect(),
-            Value::Int(n) => (0..n.max(0))
+            // Capped before collecting: the iteration limit fails it below.
+            Value::Int(n) => (0..n.clamp(0, MAX_ITERATIONS as i64 + 1))
                 .map(|i| (Value::Int(i), Value::Int(i)))
                 .collect(),
             Value::Nil => Vec::new(),

@@ -426,7 +426,12 @@ pub fn call(
         "indent" | "nindent" => {
             arity(name, a, 2, 2)?;
             let pad = " ".repeat(to_i64(&a[0]).clamp(0, 1024) as usize);
-            let body = format!("{pad}{}", s(&a[1]).replace('\n', &format!("\n{pad}")));
+            let text = s(&a[1]);
+            let lines = text.bytes().filter(|&b| b == b'\n').count() + 1;
+            if text.len() + lines * pad.len() > super::MAX_OUTPUT {
+                return Err(format!("{name}: result too large"));
+            }
+            let body = format!("{pad}{}", text.replace('\n', &format!("\n{pad}")));
             Str(if name == "nindent" {
                 format!("\n{body}")
             } else {
@@ -747,6 +752,8 @@ fn url_decode(text: &str) -> Result<String, String> {
     Ok(String::from_utf8_lossy(&out).into_owned())
 }
 
+const MAX_WIDTH: usize = 4096;
+
 /// Go's `fmt.Sprintf` for the verbs templates use: `%v %s %d %f %e %g %q
 /// %x %X %t %c %%`, with flags `-+ 0`, width and precision.
 pub fn sprintf(format: &str, args: &[Value]) -> String {
@@ -770,9 +777,11 @@ pub fn sprintf(format: &str, args: &[Value]) -> String {
             }
             chars.next();
         }
-        let mut width = None;
+        // Width and precision are capped so a format cannot ask for
+        // gigabytes of padding.
+        let mut width: Option<usize> = None;
         while let Some(d) = chars.peek().and_then(|c| c.to_digit(10)) {
-            width = Some(width.unwrap_or(0) * 10 + d as usize);
+            width = Some((width.unwrap_or(0) * 10 + d as usize).min(MAX_WIDTH));
             chars.next();
         }
         let mut precision = None;
@@ -780,7 +789,7 @@ pub fn sprintf(format: &str, args: &[Value]) -> String {
             chars.next();
             let mut p = 0;
             while let Some(d) = chars.peek().and_then(|c| c.to_digit(10)) {
-                p = p * 10 + d as usize;
+                p = (p * 10 + d as usize).min(MAX_WIDTH);
                 chars.next();
             }
             precision = Some(p);
