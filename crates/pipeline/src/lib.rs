@@ -13,6 +13,24 @@
 //! [`labels`]; value conversions shared by filters and `unwrap` in
 //! [`units`]; sample extraction for metric queries in [`unwrap`].
 //!
+//! ```
+//! use skald_logql::{Expr, parse_expr};
+//! use skald_model::Label;
+//! use skald_pipeline::Pipeline;
+//!
+//! let query = r#"{app="api"} | logfmt | level="error" | line_format "{{.msg}}""#;
+//! let Expr::Log(log) = parse_expr(query).unwrap() else { unreachable!() };
+//! let pipeline = Pipeline::new(&log.pipeline).unwrap();
+//! let mut processor = pipeline.processor();
+//! let stream = [Label::new("app", "api")];
+//! let out = processor
+//!     .process(0, "level=error msg=boom", &stream, &[])
+//!     .unwrap();
+//! assert_eq!(out.line, "boom");
+//! assert_eq!(out.labels.len(), 3); // app, level, msg
+//! assert!(processor.process(0, "level=info msg=ok", &stream, &[]).is_none());
+//! ```
+//!
 //! Not here: reading blocks, merging streams, aggregation (`skald-query`),
 //! or parsing LogQL (`skald-logql`).
 

@@ -157,3 +157,10 @@ fn compile_errors_are_clear() {
         "invalid line_format stage: invalid line_format: template: function \"nope\" not defined"
     );
 }
+
+#[test]
+fn pipelines_are_shared_across_threads() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Pipeline>();
+    assert_send_sync::<Unwrapper>();
+}
