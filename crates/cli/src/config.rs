@@ -10,6 +10,9 @@
 //! max_chunk_age_secs = 600
 //! block_bytes = 1048576
 //! zstd_level = 3
+//! compact_fan_in = 4            # segments merged at once; 0 turns compaction off
+//! compact_base_bytes = 8388608
+//! compact_max_segment_bytes = 2147483648
 //! [store.limits]
 //! max_line_size = 262144
 //! max_label_names_per_series = 15

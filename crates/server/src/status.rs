@@ -75,9 +75,21 @@ pub async fn metrics(State(app): State<Arc<AppState>>) -> impl IntoResponse {
         c.wal_syncs,
     );
     metric(
+        "skald_compactions_total",
+        "counter",
+        "Segment compactions.",
+        c.compactions,
+    );
+    metric(
+        "skald_compaction_errors_total",
+        "counter",
+        "Failed compactions.",
+        c.compaction_errors,
+    );
+    metric(
         "skald_head_bytes",
         "gauge",
-        "Raw bytes in the in-memory head.",
+        "Raw bytes in memory: the head and any head being flushed.",
         c.head_bytes,
     );
     metric(

@@ -49,6 +49,7 @@ impl Catalog {
                 continue;
             };
             let seg_dir = tenant_dir.path().join("segments");
+            finish_compactions(&seg_dir)?;
             let Ok(files) = std::fs::read_dir(&seg_dir) else {
                 continue;
             };
@@ -87,6 +88,40 @@ impl Catalog {
             .join("segments")
             .join(format!("{id:012}.seg"))
     }
+}
+
+/// Completes or undoes compactions cut short: a `<id>.replaces` sidecar
+/// lists the inputs of the segment `<id>.seg`. If that segment exists it
+/// is complete and its inputs go; if not, the compaction never finished
+/// and the inputs stay. Either way the sidecar goes.
+fn finish_compactions(seg_dir: &Path) -> std::io::Result<()> {
+    let files = match std::fs::read_dir(seg_dir) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    for f in files {
+        let path = f?.path();
+        if path.extension().is_none_or(|e| e != "replaces") {
+            continue;
+        }
+        if path.with_extension("seg").exists() {
+            for line in std::fs::read_to_string(&path)?.lines() {
+                if let Ok(id) = line.trim().parse::<u64>() {
+                    let input = seg_dir.join(format!("{id:012}.seg"));
+                    match std::fs::remove_file(&input) {
+                        Ok(()) => {
+                            tracing::info!(path = %input.display(), "removed a segment replaced by compaction")
+                        }
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+            }
+        }
+        std::fs::remove_file(&path)?;
+    }
+    Ok(())
 }
 
 fn segment_id(path: &Path) -> Option<u64> {

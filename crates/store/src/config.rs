@@ -41,6 +41,14 @@ pub struct StoreConfig {
     pub block_bytes: usize,
     /// zstd level for blocks.
     pub zstd_level: i32,
+    /// Segments merged at once by compaction (0 turns compaction off).
+    pub compact_fan_in: usize,
+    /// Size (on disk) under which segments are in the first compaction
+    /// tier; tier `n` holds segments up to `base * fan_in^(n+1)`.
+    pub compact_base_bytes: u64,
+    /// Segments this big are not compacted further, and no compaction
+    /// writes a bigger one.
+    pub compact_max_segment_bytes: u64,
     /// Largest group of pushes committed with one fsync, in bytes.
     pub max_commit_group_bytes: usize,
     pub limits: Limits,
@@ -58,6 +66,9 @@ impl Default for StoreConfig {
             max_chunk_age_secs: 600,
             block_bytes: 1024 * 1024,
             zstd_level: skald_chunk::DEFAULT_ZSTD_LEVEL,
+            compact_fan_in: 4,
+            compact_base_bytes: 8 * 1024 * 1024,
+            compact_max_segment_bytes: 2 * 1024 * 1024 * 1024,
             max_commit_group_bytes: 16 * 1024 * 1024,
             limits: Limits::default(),
         }
@@ -71,6 +82,14 @@ impl StoreConfig {
 
     pub fn max_chunk_age(&self) -> Duration {
         Duration::from_secs(self.max_chunk_age_secs)
+    }
+
+    pub(crate) fn segment_options(&self) -> skald_chunk::SegmentOptions {
+        skald_chunk::SegmentOptions {
+            zstd_level: self.zstd_level,
+            target_block_bytes: self.block_bytes,
+            filter: Default::default(),
+        }
     }
 
     pub(crate) fn wal_dir(&self) -> PathBuf {

@@ -18,15 +18,18 @@ use skald_model::{Entry, TenantId};
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::sync::mpsc::Receiver;
+use std::sync::mpsc::{Receiver, SyncSender};
 use std::time::{Duration, Instant};
 
-pub(crate) fn run(shared: Arc<Shared>, jobs: Receiver<FlushJob>) {
+pub(crate) fn run(shared: Arc<Shared>, jobs: Receiver<FlushJob>, wake_compactor: SyncSender<()>) {
     while let Ok(job) = jobs.recv() {
         let mut delay = Duration::from_millis(500);
         loop {
             match flush(&shared, &job) {
-                Ok(()) => break,
+                Ok(()) => {
+                    let _ = wake_compactor.try_send(());
+                    break;
+                }
                 Err(e) => {
                     shared.counters.flush_errors.fetch_add(1, Ordering::Relaxed);
                     tracing::error!(error = %e, retry_in = ?delay, "flush failed; the head and wal keep the entries");
@@ -59,14 +62,8 @@ fn flush(shared: &Shared, job: &FlushJob) -> Result<(), StoreError> {
             path: dir.to_path_buf(),
             source,
         })?;
-        let mut writer = skald_chunk::SegmentWriter::create_with_options(
-            &path,
-            skald_chunk::SegmentOptions {
-                zstd_level: config.zstd_level,
-                target_block_bytes: config.block_bytes,
-                filter: Default::default(),
-            },
-        )?;
+        let mut writer =
+            skald_chunk::SegmentWriter::create_with_options(&path, config.segment_options())?;
         let mut order: Vec<_> = streams.values().collect();
         order.sort_by(|a, b| a.0.cmp(&b.0));
         for (labels, blocks) in order {

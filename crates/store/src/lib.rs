@@ -20,6 +20,7 @@
 
 mod catalog;
 mod commit;
+mod compact;
 mod config;
 mod flush;
 mod head;
@@ -152,6 +153,8 @@ pub(crate) struct Counters {
     pub flushes: AtomicU64,
     pub flush_errors: AtomicU64,
     pub wal_syncs: AtomicU64,
+    pub compactions: AtomicU64,
+    pub compaction_errors: AtomicU64,
 }
 
 pub(crate) struct State {
@@ -172,6 +175,10 @@ pub(crate) struct Shared {
     pub flushed: Condvar,
     pub flushed_lock: Mutex<()>,
     pub counters: Counters,
+    /// Set by [`Store::close`]: long background work stops early.
+    pub closing: std::sync::atomic::AtomicBool,
+    /// Held while a compaction picks and merges segments.
+    pub compacting: Mutex<()>,
 }
 
 /// Counters exposed for monitoring.
@@ -184,6 +191,8 @@ pub struct StoreCounters {
     pub flushes: u64,
     pub flush_errors: u64,
     pub wal_syncs: u64,
+    pub compactions: u64,
+    pub compaction_errors: u64,
     pub head_bytes: u64,
     pub corrupt_files: u64,
 }
@@ -267,14 +276,26 @@ impl Store {
             flushed: Condvar::new(),
             flushed_lock: Mutex::new(()),
             counters: Counters::default(),
+            closing: Default::default(),
+            compacting: Mutex::new(()),
         });
         let (commands, commands_rx) = mpsc::sync_channel(1024);
         let (jobs, jobs_rx) = mpsc::sync_channel(1);
+        let (wake_compactor, wake_rx) = mpsc::sync_channel(1);
+        // Segments left from before the restart may already call for it.
+        let _ = wake_compactor.try_send(());
+        let compactor = {
+            let shared = shared.clone();
+            std::thread::Builder::new()
+                .name("skald-compact".into())
+                .spawn(move || compact::run(shared, wake_rx))
+                .map_err(io(std::path::Path::new("thread")))?
+        };
         let flusher = {
             let shared = shared.clone();
             std::thread::Builder::new()
                 .name("skald-flush".into())
-                .spawn(move || flush::run(shared, jobs_rx))
+                .spawn(move || flush::run(shared, jobs_rx, wake_compactor))
                 .map_err(io(std::path::Path::new("thread")))?
         };
         let committer = {
@@ -287,7 +308,7 @@ impl Store {
         Ok(Store {
             shared,
             commands,
-            threads: Mutex::new(vec![committer, flusher]),
+            threads: Mutex::new(vec![committer, flusher, compactor]),
         })
     }
 
@@ -354,8 +375,22 @@ impl Store {
         }
     }
 
+    /// Runs compactions until the policy asks for no more (the background
+    /// thread does the same after every flush).
+    pub fn compact(&self) -> Result<(), StoreError> {
+        let never = std::collections::HashSet::new();
+        loop {
+            let _one_at_a_time = self.shared.compacting.lock();
+            let Some((tenant, inputs)) = compact::pick(&self.shared, &never) else {
+                return Ok(());
+            };
+            compact::compact(&self.shared, &tenant, &inputs)?;
+        }
+    }
+
     /// Flushes the head, syncs and stops the store's threads.
     pub fn close(&self) -> Result<(), StoreError> {
+        self.shared.closing.store(true, Ordering::Relaxed);
         let (reply, done) = mpsc::sync_channel(1);
         if self.commands.send(Command::Shutdown { reply }).is_ok() {
             let _ = done.recv();
@@ -542,7 +577,9 @@ impl Store {
             flushes: c.flushes.load(Ordering::Relaxed),
             flush_errors: c.flush_errors.load(Ordering::Relaxed),
             wal_syncs: c.wal_syncs.load(Ordering::Relaxed),
-            head_bytes: state.head.bytes as u64,
+            compactions: c.compactions.load(Ordering::Relaxed),
+            compaction_errors: c.compaction_errors.load(Ordering::Relaxed),
+            head_bytes: (state.head.bytes + state.flushing.as_ref().map_or(0, |f| f.bytes)) as u64,
             corrupt_files: state.catalog.corrupt.len() as u64,
         }
     }

@@ -265,3 +265,142 @@ fn head_stays_bounded_under_sustained_ingest() {
     assert!(store.counters().flushes >= 2);
     assert_eq!(store.tenant_stats(&tenant()).head_entries, 0);
 }
+
+/// Every entry a query would read, duplicates included, in time order.
+fn read_raw(store: &Store, selector: &str) -> Vec<(i64, String)> {
+    let ls = LabelSet::parse(selector).unwrap();
+    let matchers: Vec<Matcher> = ls
+        .labels()
+        .iter()
+        .map(|l| Matcher::new(&l.name, MatchOp::Eq, &l.value).unwrap())
+        .collect();
+    let snap = store.snapshot(&tenant(), &matchers, Timestamp(0), Timestamp::MAX);
+    let mut out: Vec<(i64, String)> = snap
+        .streams
+        .iter()
+        .flat_map(|s| &s.sources)
+        .flat_map(|src| Store::read_source(src).unwrap())
+        .map(|e| (e.ts.0, e.line))
+        .collect();
+    out.sort();
+    out
+}
+
+fn segment_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut v: Vec<_> = std::fs::read_dir(dir.join("tenants/t1/segments"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn compaction_merges_segments_keeps_every_entry_and_drops_duplicates() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path());
+    cfg.compact_base_bytes = 1 << 20;
+    let store = Store::open(cfg.clone()).unwrap();
+    let t0 = now() - 60_000_000_000;
+    let mut want = Vec::new();
+    for flush in 0..6i64 {
+        let mut batches = Vec::new();
+        for app in ["a", "b"] {
+            let entries: Vec<(i64, String)> = (0..50)
+                .map(|i| {
+                    (
+                        t0 + flush * 1000 + i,
+                        format!("{app} flush {flush} entry {i}"),
+                    )
+                })
+                .collect();
+            if app == "a" {
+                want.extend(entries.iter().cloned());
+            }
+            let refs: Vec<(i64, &str)> = entries.iter().map(|(t, l)| (*t, l.as_str())).collect();
+            batches.push(batch(&format!(r#"{{app="{app}"}}"#), &refs));
+        }
+        // The same entry again in every flush: stored once by compaction.
+        batches.push(batch(r#"{app="a"}"#, &[(t0, "a flush 0 entry 0")]));
+        store.push(&tenant(), batches).unwrap();
+        store.flush().unwrap();
+    }
+    want.sort();
+    store.compact().unwrap();
+    // Six tier-0 segments: four merged into one, two left.
+    assert_eq!(
+        segment_files(dir.path()).len(),
+        3,
+        "{:?}",
+        segment_files(dir.path())
+    );
+    assert!(store.counters().compactions >= 1, "{:?}", store.counters());
+    // The duplicate is stored once in the merged segment and once in each
+    // of the two others.
+    let mut got = read_raw(&store, r#"{app="a"}"#);
+    let copies = got.iter().filter(|(t, _)| *t == t0).count();
+    assert_eq!(copies, 3);
+    got.dedup();
+    assert!(
+        got == want,
+        "{} entries read, {} pushed",
+        got.len(),
+        want.len()
+    );
+    assert_eq!(read_raw(&store, r#"{app="b"}"#).len(), 300);
+    store.close().unwrap();
+    drop(store);
+    let store = Store::open(cfg).unwrap();
+    assert_eq!(read_raw(&store, r#"{app="a"}"#).len(), want.len() + 2);
+    store.close().unwrap();
+}
+
+#[test]
+fn a_compaction_cut_short_is_finished_or_undone_on_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path());
+    cfg.compact_fan_in = 0;
+    let t0 = now() - 60_000_000_000;
+    {
+        let store = Store::open(cfg.clone()).unwrap();
+        for (i, app) in ["a", "b", "c"].into_iter().enumerate() {
+            store
+                .push(
+                    &tenant(),
+                    vec![batch(
+                        &format!(r#"{{app="{app}"}}"#),
+                        &[(t0 + i as i64, app)],
+                    )],
+                )
+                .unwrap();
+            store.flush().unwrap();
+        }
+        store.close().unwrap();
+    }
+    let segs = segment_files(dir.path());
+    assert_eq!(segs.len(), 3);
+    let seg_dir = segs[0].parent().unwrap().to_path_buf();
+    // A finished output (a copy of segment 1, standing for the merge of 1)
+    // whose inputs were not yet deleted: the input goes.
+    std::fs::copy(&segs[0], seg_dir.join("000000000099.seg")).unwrap();
+    std::fs::write(seg_dir.join("000000000099.replaces"), "1\n").unwrap();
+    // An output that never got renamed into place: its inputs stay.
+    std::fs::write(seg_dir.join("000000000098.replaces"), "2\n3\n").unwrap();
+    let store = Store::open(cfg).unwrap();
+    let names: Vec<String> = segment_files(dir.path())
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        names,
+        ["000000000002.seg", "000000000003.seg", "000000000099.seg"]
+    );
+    for app in ["a", "b", "c"] {
+        assert_eq!(
+            read_raw(&store, &format!(r#"{{app="{app}"}}"#)).len(),
+            1,
+            "{app}"
+        );
+    }
+    store.close().unwrap();
+}

@@ -1,0 +1,394 @@
+//! The compaction thread: merges a tenant's small segments into bigger ones.
+//!
+//! Each flush writes one segment per tenant holding whatever the head had:
+//! with many streams, each stream gets a small chunk per flush, which
+//! compresses worse than a big one (zstd has less context) and costs an
+//! index entry, a filter and a read per flush at query time. Compaction
+//! rewrites groups of segments so that each stream's entries lie in full
+//! blocks, in time order, with exact duplicates removed.
+//!
+//! Policy (size-tiered, as LSM trees do): a segment's tier is
+//! `floor(log_fan_in(disk bytes / compact_base_bytes))`; when a tier holds
+//! `compact_fan_in` segments, the oldest `compact_fan_in` of them are
+//! merged into one segment of the next tier, unless the output would pass
+//! `compact_max_segment_bytes`. Every segment is so rewritten about
+//! `log_fan_in(size / base)` times in its life.
+//!
+//! Crash safety: the output is written under a temporary name; before it
+//! is renamed into place, a sidecar `<output id>.replaces` listing the
+//! input ids is written and fsynced. The catalog, on load, deletes the
+//! inputs named by a sidecar whose output exists and drops sidecars whose
+//! output does not (see [`crate::catalog`]). The output replaces its inputs
+//! in the catalog under one write lock, so a query sees either, never both;
+//! queries still reading an input keep its open file.
+
+use crate::catalog::Catalog;
+use crate::segment::Segment;
+use crate::{Shared, StoreError};
+use skald_model::{Entry, LabelSet, StreamId, TenantId, Timestamp};
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+/// Raw bytes of a stream's entries gathered before they are written out as
+/// one run of blocks: bounds compaction memory per stream.
+const MERGE_RUN_BYTES: usize = 32 << 20;
+
+/// How often the thread looks for work when no flush wakes it.
+const IDLE_CHECK: Duration = Duration::from_secs(60);
+
+/// A chunk of an input: the input's position and the chunk's place in it.
+type InputChunk = (usize, (usize, usize));
+
+/// Runs until `wake` is disconnected (the store closing).
+pub(crate) fn run(shared: Arc<Shared>, wake: Receiver<()>) {
+    // Segments whose data could not be read: never picked again.
+    let mut broken: HashSet<u64> = HashSet::new();
+    loop {
+        match wake.recv_timeout(IDLE_CHECK) {
+            Ok(()) | Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => return,
+        }
+        loop {
+            if shared.closing.load(Ordering::Relaxed) {
+                return;
+            }
+            let _one_at_a_time = shared.compacting.lock();
+            let Some((tenant, inputs)) = pick(&shared, &broken) else {
+                break;
+            };
+            match compact(&shared, &tenant, &inputs) {
+                Ok(()) => {}
+                Err(e) => {
+                    shared
+                        .counters
+                        .compaction_errors
+                        .fetch_add(1, Ordering::Relaxed);
+                    tracing::error!(tenant = %tenant, error = %e, "compaction failed; the input segments stay as they are");
+                    // A read error names a bad input; a write error (disk
+                    // full) would repeat at once: either way, leave these
+                    // inputs alone until restart.
+                    broken.extend(inputs.iter().map(|s| s.id));
+                }
+            }
+        }
+    }
+}
+
+/// The tier of a segment of `bytes` bytes.
+fn tier(bytes: u64, base: u64, fan_in: u64) -> u32 {
+    let mut t = 0;
+    let mut limit = base.max(1).saturating_mul(fan_in);
+    while bytes >= limit && limit < u64::MAX {
+        t += 1;
+        limit = limit.saturating_mul(fan_in);
+    }
+    t
+}
+
+/// The next group of segments to merge, if any: the lowest tier first.
+pub(crate) fn plan(
+    segs: &[(u64, u64)],
+    base: u64,
+    fan_in: usize,
+    max_bytes: u64,
+) -> Option<Vec<u64>> {
+    if fan_in < 2 {
+        return None;
+    }
+    let mut tiers: BTreeMap<u32, Vec<(u64, u64)>> = BTreeMap::new();
+    for &(id, bytes) in segs {
+        if bytes < max_bytes {
+            tiers
+                .entry(tier(bytes, base, fan_in as u64))
+                .or_default()
+                .push((id, bytes));
+        }
+    }
+    for (_, mut group) in tiers {
+        if group.len() < fan_in {
+            continue;
+        }
+        group.sort_unstable();
+        let chosen = &group[..fan_in];
+        if chosen.iter().map(|&(_, b)| b).sum::<u64>() <= max_bytes {
+            return Some(chosen.iter().map(|&(id, _)| id).collect());
+        }
+    }
+    None
+}
+
+pub(crate) fn pick(
+    shared: &Shared,
+    broken: &HashSet<u64>,
+) -> Option<(TenantId, Vec<Arc<Segment>>)> {
+    let config = &shared.config;
+    let state = shared.state.read();
+    let mut tenants: Vec<&TenantId> = state.catalog.segments.keys().collect();
+    tenants.sort();
+    for tenant in tenants {
+        let segs = &state.catalog.segments[tenant];
+        let candidates: Vec<(u64, u64)> = segs
+            .iter()
+            .filter(|s| !broken.contains(&s.id))
+            .map(|s| (s.id, s.disk_bytes))
+            .collect();
+        if let Some(ids) = plan(
+            &candidates,
+            config.compact_base_bytes,
+            config.compact_fan_in,
+            config.compact_max_segment_bytes,
+        ) {
+            let chosen = segs
+                .iter()
+                .filter(|s| ids.contains(&s.id))
+                .cloned()
+                .collect();
+            return Some((tenant.clone(), chosen));
+        }
+    }
+    None
+}
+
+/// Merges `inputs` (segments of `tenant`) into one new segment. The caller
+/// holds `shared.compacting` from [`pick`] to here.
+pub(crate) fn compact(
+    shared: &Shared,
+    tenant: &TenantId,
+    inputs: &[Arc<Segment>],
+) -> Result<(), StoreError> {
+    {
+        // Another compaction may have taken some inputs since they were
+        // picked.
+        let state = shared.state.read();
+        let live = state.catalog.segments.get(tenant);
+        let all_live = inputs
+            .iter()
+            .all(|i| live.is_some_and(|segs| segs.iter().any(|s| s.id == i.id)));
+        if !all_live {
+            return Ok(());
+        }
+    }
+    let started = Instant::now();
+    let config = &shared.config;
+    let tenants_dir = config.tenants_dir();
+    let id = {
+        let mut state = shared.state.write();
+        let id = state.catalog.next_segment_id;
+        state.catalog.next_segment_id += 1;
+        id
+    };
+    let path = Catalog::segment_path(&tenants_dir, tenant, id);
+    let mut writer =
+        skald_chunk::SegmentWriter::create_with_options(&path, config.segment_options())?;
+
+    // Every stream of every input, in stream id order, with its chunks.
+    let mut streams: BTreeMap<StreamId, (LabelSet, Vec<InputChunk>)> = BTreeMap::new();
+    for (n, seg) in inputs.iter().enumerate() {
+        for (labels, sid, _, _) in seg.streams() {
+            let entry = streams
+                .entry(sid)
+                .or_insert_with(|| (labels.clone(), Vec::new()));
+            for at in seg.chunks_of(sid, Timestamp::MIN, Timestamp::MAX) {
+                entry.1.push((n, at));
+            }
+        }
+    }
+    let mut run: Vec<Entry> = Vec::new();
+    let mut dropped = 0u64;
+    for (labels, mut chunks) in streams.into_values() {
+        if shared.closing.load(Ordering::Relaxed) {
+            // The writer's temporary file goes with it.
+            return Ok(());
+        }
+        chunks.sort_by_key(|&(n, at)| inputs[n].chunk(at).min_ts);
+        run.clear();
+        let mut run_bytes = 0usize;
+        let mut run_max = Timestamp::MIN;
+        for (n, at) in chunks {
+            let meta = inputs[n].chunk(at);
+            // Cut the run only where the next chunk starts after everything
+            // in it, so each written run is in time order.
+            if run_bytes >= MERGE_RUN_BYTES && meta.min_ts > run_max {
+                dropped += write_run(&mut writer, &labels, &mut run)?;
+                run_bytes = 0;
+            }
+            let entries = inputs[n].read_chunk(at)?;
+            run_bytes += entries.iter().map(Entry::size).sum::<usize>();
+            run_max = run_max.max(meta.max_ts);
+            run.extend(entries);
+        }
+        dropped += write_run(&mut writer, &labels, &mut run)?;
+    }
+
+    let sidecar = replaces_path(&path);
+    write_sidecar(&sidecar, inputs)?;
+    writer.finish()?;
+    let output = Arc::new(Segment::open(id, &path)?);
+    let (in_bytes, out_bytes) = (
+        inputs.iter().map(|s| s.disk_bytes).sum::<u64>(),
+        output.disk_bytes,
+    );
+    {
+        let mut state = shared.state.write();
+        let segs = state.catalog.segments.entry(tenant.clone()).or_default();
+        segs.retain(|s| !inputs.iter().any(|i| i.id == s.id));
+        segs.push(output);
+        segs.sort_by_key(|s| s.id);
+    }
+    for seg in inputs {
+        remove(&seg.path)?;
+    }
+    remove(&sidecar)?;
+    sync_dir(&path)?;
+    shared.counters.compactions.fetch_add(1, Ordering::Relaxed);
+    tracing::debug!(
+        tenant = %tenant,
+        inputs = inputs.len(),
+        in_bytes,
+        out_bytes,
+        duplicates_dropped = dropped,
+        took_ms = started.elapsed().as_millis() as u64,
+        "compacted segments"
+    );
+    Ok(())
+}
+
+/// Sorts `run` by time (stably), drops exact duplicates, writes it and
+/// empties it. Returns the number of duplicates dropped.
+fn write_run(
+    writer: &mut skald_chunk::SegmentWriter,
+    labels: &LabelSet,
+    run: &mut Vec<Entry>,
+) -> Result<u64, StoreError> {
+    run.sort_by_key(|e| e.ts);
+    let before = run.len();
+    dedup_equal_timestamps(run);
+    writer.add_chunk(labels, run)?;
+    let dropped = (before - run.len()) as u64;
+    run.clear();
+    Ok(dropped)
+}
+
+/// Removes entries equal to an earlier one with the same timestamp. `run`
+/// is sorted by timestamp.
+pub(crate) fn dedup_equal_timestamps(run: &mut Vec<Entry>) {
+    let mut out = 0;
+    let mut group_start = 0;
+    for i in 0..run.len() {
+        if i > 0 && run[i].ts != run[out - 1].ts {
+            group_start = out;
+        }
+        let duplicate = run[group_start..out]
+            .iter()
+            .any(|e| e.line == run[i].line && e.metadata == run[i].metadata);
+        if !duplicate {
+            run.swap(out, i);
+            out += 1;
+        }
+    }
+    run.truncate(out);
+}
+
+pub(crate) fn replaces_path(segment: &Path) -> PathBuf {
+    segment.with_extension("replaces")
+}
+
+fn write_sidecar(path: &Path, inputs: &[Arc<Segment>]) -> Result<(), StoreError> {
+    use std::io::Write;
+    let io = |source| StoreError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut f = std::fs::File::create(path).map_err(io)?;
+    for seg in inputs {
+        writeln!(f, "{}", seg.id).map_err(io)?;
+    }
+    f.sync_all().map_err(io)?;
+    sync_dir(path)
+}
+
+fn remove(path: &Path) -> Result<(), StoreError> {
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(source) => Err(StoreError::Io {
+            path: path.to_path_buf(),
+            source,
+        }),
+    }
+}
+
+fn sync_dir(path: &Path) -> Result<(), StoreError> {
+    let Some(dir) = path.parent() else {
+        return Ok(());
+    };
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|source| StoreError::Io {
+            path: dir.to_path_buf(),
+            source,
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MB: u64 = 1 << 20;
+
+    #[test]
+    fn tiers_grow_by_fan_in() {
+        assert_eq!(tier(0, 8 * MB, 4), 0);
+        assert_eq!(tier(31 * MB, 8 * MB, 4), 0);
+        assert_eq!(tier(32 * MB, 8 * MB, 4), 1);
+        assert_eq!(tier(127 * MB, 8 * MB, 4), 1);
+        assert_eq!(tier(128 * MB, 8 * MB, 4), 2);
+        assert_eq!(tier(u64::MAX, 8 * MB, 4), 20);
+    }
+
+    #[test]
+    fn plan_merges_the_oldest_of_a_full_tier() {
+        let segs = [
+            (1, 10 * MB),
+            (2, 12 * MB),
+            (3, 40 * MB),
+            (4, 9 * MB),
+            (5, 11 * MB),
+            (6, 2 * MB),
+        ];
+        assert_eq!(plan(&segs, 8 * MB, 4, 1 << 40), Some(vec![1, 2, 4, 5]));
+        // Three small ones are not enough.
+        assert_eq!(plan(&segs[..4], 8 * MB, 4, 1 << 40), None);
+        // Nothing past the size cap, and no output past it.
+        assert_eq!(plan(&segs, 8 * MB, 4, 11 * MB), None);
+        assert_eq!(plan(&segs, 8 * MB, 4, 30 * MB), None);
+        // Disabled.
+        assert_eq!(plan(&segs, 8 * MB, 0, 1 << 40), None);
+    }
+
+    #[test]
+    fn dedup_keeps_first_of_each_equal_entry() {
+        let e = |ts: i64, line: &str| Entry {
+            ts: Timestamp(ts),
+            line: line.into(),
+            metadata: Vec::new(),
+        };
+        let mut run = vec![
+            e(1, "a"),
+            e(1, "b"),
+            e(1, "a"),
+            e(2, "a"),
+            e(2, "a"),
+            e(3, "c"),
+            e(3, "b"),
+            e(3, "c"),
+        ];
+        dedup_equal_timestamps(&mut run);
+        let got: Vec<(i64, &str)> = run.iter().map(|e| (e.ts.0, e.line.as_str())).collect();
+        assert_eq!(got, vec![(1, "a"), (1, "b"), (2, "a"), (3, "c"), (3, "b")]);
+    }
+}
