@@ -10,6 +10,7 @@
 //! max_chunk_age_secs = 600
 //! block_bytes = 1048576
 //! zstd_level = 3
+//! settled_zstd_level = 7         # compaction outputs of tier 2 and up
 //! compact_fan_in = 4            # segments merged at once; 0 turns compaction off
 //! compact_base_bytes = 8388608
 //! compact_max_segment_bytes = 2147483648
@@ -52,6 +53,14 @@ impl FileConfig {
         anyhow::ensure!(
             (1..=22).contains(&s.zstd_level),
             "store.zstd_level must be between 1 and 22"
+        );
+        anyhow::ensure!(
+            (1..=22).contains(&s.settled_zstd_level),
+            "store.settled_zstd_level must be between 1 and 22"
+        );
+        anyhow::ensure!(
+            s.compact_fan_in == 0 || s.compact_fan_in >= 2,
+            "store.compact_fan_in must be 0 (off) or at least 2"
         );
         anyhow::ensure!(
             s.flush_bytes >= 1024 * 1024,

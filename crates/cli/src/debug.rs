@@ -18,11 +18,13 @@ pub enum DebugCommand {
 }
 
 pub fn run(cmd: DebugCommand) -> anyhow::Result<()> {
+    use std::fmt::Write as _;
+    let mut out = String::new();
     match cmd {
         DebugCommand::Segment { file, verify } => {
             let text = skald_chunk::describe_segment(&file, verify)
                 .with_context(|| format!("reading {}", file.display()))?;
-            print!("{text}");
+            out = text;
         }
         DebugCommand::Wal { dir } => {
             let mut per_file: std::collections::BTreeMap<u64, (u64, u64, u64)> = Default::default();
@@ -34,20 +36,31 @@ pub fn run(cmd: DebugCommand) -> anyhow::Result<()> {
                     Ok((_, streams)) => {
                         e.2 += streams.iter().map(|s| s.entries.len() as u64).sum::<u64>()
                     }
-                    Err(err) => println!("file {seq}: undecodable record: {err}"),
+                    Err(err) => {
+                        let _ = writeln!(out, "file {seq}: undecodable record: {err}");
+                    }
                 }
             })?;
             for (seq, (records, bytes, entries)) in &per_file {
-                println!("file {seq:020}.wal: {records} records, {bytes} bytes, {entries} entries");
+                let _ = writeln!(
+                    out,
+                    "file {seq:020}.wal: {records} records, {bytes} bytes, {entries} entries"
+                );
             }
-            println!(
+            let _ = writeln!(
+                out,
                 "{} files, {} records, {} bytes; torn tail {} bytes",
                 report.files, report.records, report.bytes, report.torn_tail_bytes
             );
             for c in &report.corruptions {
-                println!("corruption: {c}");
+                let _ = writeln!(out, "corruption: {c}");
             }
         }
     }
-    Ok(())
+    // A reader that stops early (`| head`) is not an error.
+    use std::io::Write as _;
+    match std::io::stdout().lock().write_all(out.as_bytes()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(()),
+    }
 }

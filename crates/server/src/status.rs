@@ -87,6 +87,12 @@ pub async fn metrics(State(app): State<Arc<AppState>>) -> impl IntoResponse {
         c.compaction_errors,
     );
     metric(
+        "skald_compaction_pending",
+        "gauge",
+        "1 while a compaction runs or the policy asks for one.",
+        u64::from(c.compaction_pending),
+    );
+    metric(
         "skald_head_bytes",
         "gauge",
         "Raw bytes in memory: the head and any head being flushed.",

