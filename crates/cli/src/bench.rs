@@ -191,6 +191,8 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     let mut memory_shutdown = None;
     let mut memory_after_restart = None;
     let mut disk_after_flush = None;
+    let mut disk_after_compaction = None;
+    let mut compaction_took = None;
     let mut shutdown = None;
     let mut restart_ready = None;
     if let Some(child) = server.as_mut() {
@@ -202,6 +204,9 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         disk_after_flush = Some(DiskUsage::measure(&child.data_dir)?);
         eprintln!("bench: restarting the server");
         restart_ready = Some(child.start(&client)?);
+        eprintln!("bench: waiting for compactions");
+        compaction_took = Some(wait_for_compactions(&client, &base_url)?);
+        disk_after_compaction = Some(DiskUsage::measure(&child.data_dir)?);
         for spec in &specs {
             queries.push(query::run(
                 &client,
@@ -258,6 +263,8 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         memory_after_restart,
         disk_before_flush,
         disk_after_flush,
+        disk_after_compaction,
+        compaction_took,
         shutdown,
         restart_ready,
         queries,
@@ -352,6 +359,28 @@ fn query_specs(ds: &Dataset, prepared: &ingest::Prepared, warm_runs: usize) -> V
 }
 
 /// The command as typed, with the program shortened to `skald`.
+/// Waits until the server reports no compaction running or pending twice in
+/// a row, half a second apart.
+fn wait_for_compactions(
+    client: &reqwest::blocking::Client,
+    base_url: &str,
+) -> anyhow::Result<Duration> {
+    let started = std::time::Instant::now();
+    let mut idle = 0;
+    while idle < 2 {
+        match ServerCounters::read(client, base_url).compaction_pending {
+            Some(0) => idle += 1,
+            Some(_) => idle = 0,
+            None => bail!("the server's /metrics has no skald_compaction_pending"),
+        }
+        if started.elapsed() > Duration::from_secs(1800) {
+            bail!("compactions still pending after 30 minutes");
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    Ok(started.elapsed())
+}
+
 fn command_line() -> String {
     std::iter::once("skald".to_string())
         .chain(std::env::args().skip(1))

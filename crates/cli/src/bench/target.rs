@@ -279,6 +279,8 @@ pub struct ServerCounters {
     pub wal_syncs: Option<u64>,
     /// Raw bytes in the head (not yet in segments).
     pub head_bytes: Option<u64>,
+    /// Whether a compaction runs or the policy asks for one.
+    pub compaction_pending: Option<u64>,
 }
 
 impl ServerCounters {
@@ -303,6 +305,7 @@ impl ServerCounters {
             flushes: value("skald_flushes_total"),
             wal_syncs: value("skald_wal_syncs_total"),
             head_bytes: value("skald_head_bytes"),
+            compaction_pending: value("skald_compaction_pending"),
         }
     }
 }
