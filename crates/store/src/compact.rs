@@ -39,7 +39,7 @@ use std::time::{Duration, Instant};
 
 /// Raw bytes of a stream's entries gathered before they are written out as
 /// one run of blocks: bounds compaction memory per stream.
-const MERGE_RUN_BYTES: usize = 32 << 20;
+const MERGE_RUN_BYTES: usize = 8 << 20;
 
 /// Outputs of this tier and up are written at `settled_zstd_level`.
 const SETTLED_TIER: u32 = 2;
@@ -52,6 +52,7 @@ type InputChunk = (usize, (usize, usize));
 
 /// Runs until `wake` is disconnected (the store closing).
 pub(crate) fn run(shared: Arc<Shared>, wake: Receiver<()>) {
+    lower_priority();
     // Segments whose data could not be read: never picked again.
     let mut broken: HashSet<u64> = HashSet::new();
     loop {
@@ -82,6 +83,18 @@ pub(crate) fn run(shared: Arc<Shared>, wake: Receiver<()>) {
                 }
             }
         }
+    }
+}
+
+/// Compaction is background work: ingest, flushes and queries come first
+/// when the CPUs are busy. On Linux a thread has its own nice value, and
+/// `setpriority(PRIO_PROCESS, 0, ..)` sets the calling thread's.
+fn lower_priority() {
+    // SAFETY: setpriority reads no memory of ours; failure only leaves the
+    // priority as it was.
+    let rc = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, 10) };
+    if rc != 0 {
+        tracing::debug!(error = %std::io::Error::last_os_error(), "could not lower the compaction thread's priority");
     }
 }
 
