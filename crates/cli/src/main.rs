@@ -9,6 +9,7 @@
 mod bench;
 mod config;
 mod debug;
+mod remote;
 mod serve;
 
 use clap::{Parser, Subcommand};
@@ -18,7 +19,9 @@ use std::process::ExitCode;
 #[command(
     name = "skald",
     version,
-    about = "A log aggregation server that speaks Grafana Loki's API"
+    about = "A log aggregation server that speaks Grafana Loki's API",
+    after_help = "Exit codes: 0 success, 1 failure, 2 bad command line, 3 server unreachable, \
+4 request refused by the server (4xx), 5 server error (5xx)."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -35,6 +38,14 @@ enum Command {
     /// Measure the server: ingest throughput, memory, bytes on disk and
     /// query latency on a generated dataset.
     Bench(bench::BenchArgs),
+    /// Run a LogQL query against a server and print the result.
+    Query(remote::QueryArgs),
+    /// List label names, or the values of one label.
+    Labels(remote::LabelsArgs),
+    /// List the streams matching a selector.
+    Series(remote::SeriesArgs),
+    /// Push lines from standard input or files into a stream.
+    Push(remote::PushArgs),
 }
 
 fn main() -> ExitCode {
@@ -43,12 +54,17 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve::run(args),
         Command::Debug(cmd) => debug::run(cmd),
         Command::Bench(args) => bench::run(args),
+        Command::Query(args) => remote::query(args),
+        Command::Labels(args) => remote::labels(args),
+        Command::Series(args) => remote::series(args),
+        Command::Push(args) => remote::push::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("skald: {e:#}");
-            ExitCode::from(1)
+            let code = e.downcast_ref::<remote::Failure>().map_or(1, |f| f.code);
+            ExitCode::from(code)
         }
     }
 }

@@ -1,0 +1,325 @@
+//! Client commands against a running Skald (or any Loki): `query`,
+//! `labels`, `series`, `push`.
+//!
+//! Exit codes (also in `skald --help`):
+//! - 0: success
+//! - 1: any other failure
+//! - 2: bad command line (clap's)
+//! - 3: the server could not be reached
+//! - 4: the server refused the request (4xx: bad query, limits)
+//! - 5: the server failed (5xx)
+
+mod output;
+pub mod push;
+
+use anyhow::Context;
+use clap::{Args, ValueEnum};
+use serde_json::Value;
+use std::time::Duration;
+
+pub use push::PushArgs;
+
+/// An error carrying the process exit code.
+#[derive(Debug)]
+pub struct Failure {
+    pub code: u8,
+    pub message: String,
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Failure {}
+
+pub const EXIT_UNREACHABLE: u8 = 3;
+pub const EXIT_REFUSED: u8 = 4;
+pub const EXIT_SERVER: u8 = 5;
+
+/// Where the server is and who we are.
+#[derive(Args, Debug, Clone)]
+pub struct ServerArgs {
+    /// Server URL.
+    #[arg(long, env = "SKALD_ADDR", default_value = "http://127.0.0.1:3100")]
+    pub addr: String,
+    /// Tenant (sent as `X-Scope-OrgID`).
+    #[arg(long, env = "SKALD_TENANT")]
+    pub tenant: Option<String>,
+    /// Bearer token.
+    #[arg(long, env = "SKALD_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Basic auth as `user:password`.
+    #[arg(long, env = "SKALD_BASIC_AUTH", hide_env_values = true)]
+    pub basic_auth: Option<String>,
+    /// Request timeout in seconds.
+    #[arg(long, default_value_t = 60)]
+    pub timeout: u64,
+}
+
+pub struct Remote {
+    args: ServerArgs,
+    http: reqwest::blocking::Client,
+}
+
+impl Remote {
+    pub fn new(args: &ServerArgs) -> anyhow::Result<Remote> {
+        let http = reqwest::blocking::Client::builder()
+            .timeout(Duration::from_secs(args.timeout))
+            .build()
+            .context("building the HTTP client")?;
+        Ok(Remote {
+            args: args.clone(),
+            http,
+        })
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{}", self.args.addr.trim_end_matches('/'), path)
+    }
+
+    fn authorize(
+        &self,
+        mut req: reqwest::blocking::RequestBuilder,
+    ) -> reqwest::blocking::RequestBuilder {
+        if let Some(t) = &self.args.tenant {
+            req = req.header("X-Scope-OrgID", t);
+        }
+        if let Some(t) = &self.args.token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = &self.args.basic_auth {
+            let (user, pass) = b.split_once(':').unwrap_or((b, ""));
+            req = req.basic_auth(user, Some(pass));
+        }
+        req
+    }
+
+    /// GETs `path` and returns the JSON body, mapping failures to exit codes.
+    pub fn get_json(&self, path: &str, params: &[(&str, String)]) -> Result<Value, Failure> {
+        let req = self.authorize(self.http.get(self.url(path)).query(params));
+        let resp = req.send().map_err(|e| self.unreachable(e))?;
+        let status = resp.status();
+        let body = resp.text().map_err(|e| self.unreachable(e))?;
+        check_status(status, &body)?;
+        serde_json::from_str(&body).map_err(|e| Failure {
+            code: 1,
+            message: format!("the server's answer is not JSON ({e}): {}", snippet(&body)),
+        })
+    }
+
+    /// POSTs a JSON body; 2xx is success.
+    pub fn post_json(&self, path: &str, body: Vec<u8>) -> Result<(), Failure> {
+        let req = self.authorize(
+            self.http
+                .post(self.url(path))
+                .header("Content-Type", "application/json")
+                .body(body),
+        );
+        let resp = req.send().map_err(|e| self.unreachable(e))?;
+        let status = resp.status();
+        let body = resp.text().unwrap_or_default();
+        check_status(status, &body)
+    }
+
+    fn unreachable(&self, e: reqwest::Error) -> Failure {
+        let mut message = format!("cannot reach {}: {e}", self.args.addr);
+        let mut source = std::error::Error::source(&e);
+        while let Some(s) = source {
+            message = format!("{message}: {s}");
+            source = s.source();
+        }
+        Failure {
+            code: EXIT_UNREACHABLE,
+            message,
+        }
+    }
+}
+
+fn check_status(status: reqwest::StatusCode, body: &str) -> Result<(), Failure> {
+    if status.is_success() {
+        return Ok(());
+    }
+    let code = if status.is_client_error() {
+        EXIT_REFUSED
+    } else {
+        EXIT_SERVER
+    };
+    Err(Failure {
+        code,
+        message: format!("the server answered {status}: {}", snippet(body)),
+    })
+}
+
+fn snippet(body: &str) -> String {
+    let one_line = body.trim().replace('\n', " ");
+    if one_line.len() > 300 {
+        let mut end = 300;
+        while !one_line.is_char_boundary(end) {
+            end -= 1;
+        }
+        format!("{}…", &one_line[..end])
+    } else {
+        one_line
+    }
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OutputFormat {
+    /// Timestamp, labels and line, coloured on a terminal.
+    Default,
+    /// The line only.
+    Raw,
+    /// One JSON object per line.
+    Jsonl,
+    /// One JSON array.
+    Json,
+    /// CSV with a header.
+    Csv,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Args, Debug)]
+pub struct QueryArgs {
+    /// A LogQL query: a log query (`{app="api"} |= "error"`) or a metric
+    /// query (`sum by (level) (rate({app="api"}[5m]))`).
+    pub query: String,
+    #[command(flatten)]
+    pub server: ServerArgs,
+    /// How far back to look, as a duration (`1h`, `30m`); ignored with --from.
+    #[arg(long, default_value = "1h")]
+    pub since: String,
+    /// Start: RFC 3339 or Unix time (seconds or nanoseconds).
+    #[arg(long)]
+    pub from: Option<String>,
+    /// End: RFC 3339 or Unix time; default now.
+    #[arg(long)]
+    pub to: Option<String>,
+    /// Most entries to return (log queries).
+    #[arg(long, default_value_t = 100)]
+    pub limit: u64,
+    /// Oldest first (default: newest first).
+    #[arg(long)]
+    pub forward: bool,
+    /// Evaluation step of a metric query (`15s`); the server's default otherwise.
+    #[arg(long)]
+    pub step: Option<String>,
+    #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Default)]
+    pub output: OutputFormat,
+    /// Don't print the header of the default output.
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+    #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
+    pub color: ColorChoice,
+    /// Timestamps in UTC (default: local time).
+    #[arg(long)]
+    pub utc: bool,
+}
+
+pub fn query(args: QueryArgs) -> anyhow::Result<()> {
+    let remote = Remote::new(&args.server)?;
+    let mut params: Vec<(&str, String)> = vec![
+        ("query", args.query.clone()),
+        ("limit", args.limit.to_string()),
+        (
+            "direction",
+            if args.forward { "forward" } else { "backward" }.to_string(),
+        ),
+    ];
+    match &args.from {
+        Some(from) => params.push(("start", from.clone())),
+        None => params.push(("since", args.since.clone())),
+    }
+    if let Some(to) = &args.to {
+        params.push(("end", to.clone()));
+    }
+    if let Some(step) = &args.step {
+        params.push(("step", step.clone()));
+    }
+    let v = remote.get_json("/loki/api/v1/query_range", &params)?;
+    let style = output::Style::new(args.color, args.utc);
+    let mut out = std::io::stdout().lock();
+    let printed = output::print_result(&mut out, &v, args.output, &style, args.quiet, args.forward);
+    ignore_broken_pipe(printed)
+}
+
+#[derive(Args, Debug)]
+pub struct LabelsArgs {
+    /// A label name: list its values instead of the names.
+    pub name: Option<String>,
+    #[command(flatten)]
+    pub server: ServerArgs,
+    /// How far back to look.
+    #[arg(long, default_value = "1h")]
+    pub since: String,
+}
+
+pub fn labels(args: LabelsArgs) -> anyhow::Result<()> {
+    let remote = Remote::new(&args.server)?;
+    let params = [("since", args.since.clone())];
+    let path = match &args.name {
+        Some(name) => format!("/loki/api/v1/label/{name}/values"),
+        None => "/loki/api/v1/labels".to_string(),
+    };
+    let v = remote.get_json(&path, &params)?;
+    let mut text = String::new();
+    for item in v["data"].as_array().into_iter().flatten() {
+        if let Some(s) = item.as_str() {
+            text.push_str(s);
+            text.push('\n');
+        }
+    }
+    ignore_broken_pipe(
+        std::io::Write::write_all(&mut std::io::stdout().lock(), text.as_bytes())
+            .map_err(Into::into),
+    )
+}
+
+#[derive(Args, Debug)]
+pub struct SeriesArgs {
+    /// A stream selector, e.g. `{app="api"}`.
+    pub selector: String,
+    #[command(flatten)]
+    pub server: ServerArgs,
+    /// How far back to look.
+    #[arg(long, default_value = "1h")]
+    pub since: String,
+}
+
+pub fn series(args: SeriesArgs) -> anyhow::Result<()> {
+    let remote = Remote::new(&args.server)?;
+    let params = [
+        ("match[]", args.selector.clone()),
+        ("since", args.since.clone()),
+    ];
+    let v = remote.get_json("/loki/api/v1/series", &params)?;
+    let mut text = String::new();
+    for s in v["data"].as_array().into_iter().flatten() {
+        text.push_str(&output::labels_text(s));
+        text.push('\n');
+    }
+    ignore_broken_pipe(
+        std::io::Write::write_all(&mut std::io::stdout().lock(), text.as_bytes())
+            .map_err(Into::into),
+    )
+}
+
+/// A reader that stops early (`| head`) is not an error.
+fn ignore_broken_pipe(r: anyhow::Result<()>) -> anyhow::Result<()> {
+    match r {
+        Err(e)
+            if e.downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe) =>
+        {
+            Ok(())
+        }
+        other => other,
+    }
+}

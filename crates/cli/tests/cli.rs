@@ -1,0 +1,145 @@
+//! The client commands (`skald push`, `query`, `labels`, `series`) against
+//! the real server: output formats, exit codes and one-line errors.
+
+mod common;
+
+use common::Server;
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+fn skald(server: Option<&Server>, args: &[&str], stdin: Option<&str>) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_skald"));
+    cmd.args(args).env_remove("SKALD_ADDR").env("NO_COLOR", "1");
+    if let Some(s) = server {
+        cmd.env("SKALD_ADDR", s.url(""));
+    }
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    {
+        let mut input = child.stdin.take().unwrap();
+        if let Some(text) = stdin {
+            input.write_all(text.as_bytes()).unwrap();
+        }
+    }
+    child.wait_with_output().unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8(o.stdout.clone()).unwrap()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8(o.stderr.clone()).unwrap()
+}
+
+#[test]
+fn push_then_query_in_every_format() {
+    let server = Server::start();
+    let lines = "GET /a 200\nlevel=error msg=\"db down, retrying\"\nGET /b 404\n";
+    let o = skald(
+        Some(&server),
+        &["push", "-L", "app=cli", "-L", "env=test"],
+        Some(lines),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("pushed 3 lines"), "{}", stderr(&o));
+
+    let q = r#"{app="cli"}"#;
+    let o = skald(Some(&server), &["query", q, "-o", "raw", "--forward"], None);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o), lines);
+
+    // Newest first by default.
+    let o = skald(
+        Some(&server),
+        &["query", q, "-o", "raw", "--limit", "1"],
+        None,
+    );
+    assert_eq!(stdout(&o), "GET /b 404\n");
+
+    let o = skald(
+        Some(&server),
+        &["query", q, "-o", "jsonl", "--forward"],
+        None,
+    );
+    let rows: Vec<serde_json::Value> = stdout(&o)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 3);
+    assert_eq!(rows[1]["line"], "level=error msg=\"db down, retrying\"");
+    assert_eq!(rows[1]["labels"]["app"], "cli");
+    assert!(rows[0]["ts_ns"].as_str().unwrap().parse::<i64>().unwrap() > 0);
+
+    let o = skald(
+        Some(&server),
+        &["query", q, "-o", "json", "--forward"],
+        None,
+    );
+    let all: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(all.as_array().unwrap().len(), 3);
+
+    let o = skald(Some(&server), &["query", q, "-o", "csv", "--forward"], None);
+    let text = stdout(&o);
+    let mut csv = text.lines();
+    assert_eq!(csv.next(), Some("timestamp,labels,line"));
+    let second = csv.nth(1).unwrap();
+    assert!(
+        second
+            .ends_with(r#","{app=""cli"", env=""test""}","level=error msg=""db down, retrying""""#),
+        "{second}"
+    );
+
+    // Default output: time, labels, line; no colour codes with NO_COLOR.
+    let o = skald(Some(&server), &["query", q, "--forward", "--utc"], None);
+    let text = stdout(&o);
+    let first = text.lines().next().unwrap();
+    assert!(
+        first.contains(r#"Z {app="cli", env="test"} GET /a 200"#),
+        "{first}"
+    );
+    assert!(!text.contains('\x1b'));
+    // Forced colours colour the level word.
+    let o = skald(Some(&server), &["query", q, "--color", "always"], None);
+    assert!(
+        stdout(&o).contains("\x1b[31merror\x1b[0m"),
+        "{}",
+        stdout(&o)
+    );
+
+    let o = skald(Some(&server), &["labels"], None);
+    assert_eq!(stdout(&o), "app\nenv\n");
+    let o = skald(Some(&server), &["labels", "app"], None);
+    assert_eq!(stdout(&o), "cli\n");
+    let o = skald(Some(&server), &["series", r#"{env="test"}"#], None);
+    assert_eq!(stdout(&o), "{app=\"cli\", env=\"test\"}\n");
+}
+
+#[test]
+fn failures_get_one_line_and_a_distinct_exit_code() {
+    let server = Server::start();
+    // A malformed query: refused by the server.
+    let o = skald(Some(&server), &["query", r#"{app="x""#], None);
+    assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(err.starts_with("skald: the server answered 400"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+
+    // Nothing listening.
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let addr = format!("http://127.0.0.1:{port}");
+    let o = skald(None, &["query", r#"{app="x"}"#, "--addr", &addr], None);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(stderr(&o).contains("cannot reach"), "{}", stderr(&o));
+    assert_eq!(stderr(&o).lines().count(), 1);
+
+    // A bad label on push: refused before anything is sent.
+    let o = skald(Some(&server), &["push", "-L", "1bad=x"], Some("line\n"));
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("panicked"));
+}
