@@ -46,6 +46,8 @@ enum Command {
     Series(remote::SeriesArgs),
     /// Push lines from standard input or files into a stream.
     Push(remote::PushArgs),
+    /// Export every entry of a log query to a JSONL, JSON or CSV file.
+    Export(remote::export::ExportArgs),
 }
 
 fn main() -> ExitCode {
@@ -58,6 +60,7 @@ fn main() -> ExitCode {
         Command::Labels(args) => remote::labels(args),
         Command::Series(args) => remote::series(args),
         Command::Push(args) => remote::push::run(args),
+        Command::Export(args) => remote::export::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -9,6 +9,7 @@
 //! - 4: the server refused the request (4xx: bad query, limits)
 //! - 5: the server failed (5xx)
 
+pub mod export;
 mod output;
 pub mod push;
 

@@ -143,3 +143,99 @@ fn failures_get_one_line_and_a_distinct_exit_code() {
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(!stderr(&o).contains("panicked"));
 }
+
+#[test]
+fn export_pages_through_everything_and_resumes() {
+    let server = Server::start();
+    let lines: String = (0..25).map(|i| format!("line {i:02}\n")).collect();
+    let o = skald(
+        Some(&server),
+        &["push", "-L", "app=exp", "--batch", "7"],
+        Some(&lines),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let dir = tempfile::tempdir().unwrap();
+    let q = r#"{app="exp"}"#;
+
+    let out = dir.path().join("all.jsonl");
+    let o = skald(
+        Some(&server),
+        &["export", q, "-o", out.to_str().unwrap(), "--page", "10"],
+        None,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = std::fs::read_to_string(&out).unwrap();
+    let got: Vec<String> = text
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v["line"].as_str().unwrap().to_string()
+        })
+        .collect();
+    let want: Vec<String> = lines.lines().map(str::to_string).collect();
+    assert_eq!(got, want);
+
+    // Cut after 7 entries and half a line, then resume.
+    let keep: String = text.lines().take(7).map(|l| format!("{l}\n")).collect();
+    std::fs::write(&out, format!("{keep}{{\"timestamp\":\"20")).unwrap();
+    let o = skald(
+        Some(&server),
+        &[
+            "export",
+            q,
+            "-o",
+            out.to_str().unwrap(),
+            "--page",
+            "4",
+            "--resume",
+        ],
+        None,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), text);
+
+    // CSV, gzipped.
+    let gz = dir.path().join("all.csv.gz");
+    let o = skald(
+        Some(&server),
+        &[
+            "export",
+            q,
+            "-o",
+            gz.to_str().unwrap(),
+            "--format",
+            "csv",
+            "--gzip",
+        ],
+        None,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let mut csv = String::new();
+    std::io::Read::read_to_string(
+        &mut flate2::read::GzDecoder::new(std::fs::File::open(&gz).unwrap()),
+        &mut csv,
+    )
+    .unwrap();
+    let rows: Vec<&str> = csv.lines().collect();
+    assert_eq!(rows.len(), 26);
+    assert_eq!(rows[0], "timestamp,ts_ns,labels,line");
+    assert!(
+        rows[25].ends_with(r#","{app=""exp""}",line 24"#),
+        "{}",
+        rows[25]
+    );
+
+    // A metric query cannot be exported.
+    let o = skald(
+        Some(&server),
+        &[
+            "export",
+            "vector(1)",
+            "-o",
+            dir.path().join("x").to_str().unwrap(),
+        ],
+        None,
+    );
+    assert!(!o.status.success());
+    assert_eq!(stderr(&o).lines().count(), 1, "{}", stderr(&o));
+}
