@@ -1,20 +1,34 @@
 //! LogQL evaluation over a [`skald_store::Store`].
 //!
-//! A log query selects streams on the label index, takes every head block
-//! and segment chunk that may hold entries in its time range, skips chunks
-//! whose filters rule out a required literal, and reads the rest in waves,
-//! in parallel, newest first for `backward` (oldest first for `forward`),
+//! Log queries ([`run_log_query`], module `log`): a query selects streams
+//! on the label index, takes every head block and segment chunk that may
+//! hold entries in its time range, skips chunks whose filters rule out a
+//! required literal, and runs the log pipeline over the rest in waves, in
+//! parallel, newest first for `backward` (oldest first for `forward`),
 //! keeping only the best `limit` entries. Because sources are visited in
 //! time order, it stops as soon as no unread source can beat the entries
 //! it holds: memory is bounded by the limit and the number of sources, not
 //! by the bytes scanned.
 //!
+//! Metric queries ([`run_metric_query`], module `metric`): each range
+//! aggregation streams its lines once, in parallel, into per-series,
+//! per-interval accumulators (`range`); the expression above it is then
+//! evaluated over all steps at once (`eval`), with Loki's step alignment,
+//! windows, error and series-limit rules.
+//!
 //! Not here: parsing (`skald-logql`), per-line stages (`skald-pipeline`),
 //! response encoding (`skald-server`).
 
+mod eval;
 mod log;
+mod metric;
+mod range;
 
-pub use log::{Direction, LogQuery, LogResult, QueryStats, ResultStream, run_log_query};
+pub use eval::{Grid, SeriesVals};
+pub use log::{
+    Direction, LogQuery, LogResult, QueryStats, ResultEntry, ResultStream, run_log_query,
+};
+pub use metric::{MetricLimits, MetricOutput, MetricQuery, MetricResult, Series, run_metric_query};
 
 #[derive(Debug, thiserror::Error)]
 pub enum QueryError {
@@ -22,6 +36,14 @@ pub enum QueryError {
     Pipeline(#[from] skald_pipeline::PipelineError),
     #[error("{0}")]
     Unsupported(String),
+    /// A limit (series, points) was exceeded.
     #[error("{0}")]
     Limit(String),
+    /// The query cannot be evaluated as written (a pipeline error in a
+    /// series, many-to-many matching, ...).
+    #[error("{0}")]
+    Eval(String),
 }
+
+#[cfg(test)]
+mod tests;

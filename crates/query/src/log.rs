@@ -1,19 +1,28 @@
-//! Log queries: selected, filtered entries, limited, in time order.
+//! Log queries: selected entries run through the log pipeline, limited, in
+//! time order, grouped by the labels the pipeline leaves on each line.
+//!
+//! As in Loki, a stream whose lines get different labels from the
+//! pipeline (`| json` extracting `level`) splits into several result
+//! streams, and lines of different streams that end with the same labels
+//! (`| drop pod`) merge into one. Structured metadata counts as labels of
+//! the line; [`ResultEntry`] keeps it, and the parsed labels, apart for
+//! Loki 3's `categorize-labels` encoding.
 
 use crate::QueryError;
 use rayon::prelude::*;
-use skald_model::{Entry, LabelSet, Matcher, TenantId, Timestamp};
-use skald_pipeline::LineFilterChain;
+use skald_model::{Entry, Label, LabelSet, Matcher, TenantId, Timestamp};
+use skald_pipeline::Pipeline;
 use skald_store::{Source, Store};
 use std::cmp::{Ordering, Reverse};
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, HashMap};
 use std::time::Instant;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Direction {
     /// Oldest first.
     Forward,
     /// Newest first (Loki's default).
+    #[default]
     Backward,
 }
 
@@ -22,13 +31,17 @@ pub enum Direction {
 pub struct LogQuery<'a> {
     pub tenant: &'a TenantId,
     pub selector: &'a [Matcher],
-    pub filters: &'a LineFilterChain,
+    pub pipeline: &'a Pipeline,
     /// Inclusive.
     pub start: Timestamp,
     /// Exclusive.
     pub end: Timestamp,
     pub limit: usize,
     pub direction: Direction,
+    /// Loki's `interval`: within a result stream, keep only entries at
+    /// least this many nanoseconds apart (0: all). Applied to the entries
+    /// the limit kept.
+    pub interval: i64,
 }
 
 /// What a query did, in the terms of Loki's `stats`.
@@ -54,6 +67,23 @@ pub struct QueryStats {
 }
 
 impl QueryStats {
+    /// Adds another part's figures (not the execution time).
+    pub fn add(&mut self, o: &QueryStats) {
+        self.streams += o.streams;
+        self.chunks_ref += o.chunks_ref;
+        self.chunks_skipped += o.chunks_skipped;
+        self.chunks_not_needed += o.chunks_not_needed;
+        self.chunks_read += o.chunks_read;
+        self.head_blocks_read += o.head_blocks_read;
+        self.compressed_bytes += o.compressed_bytes;
+        self.decompressed_bytes += o.decompressed_bytes;
+        self.decompressed_lines += o.decompressed_lines;
+        self.head_bytes += o.head_bytes;
+        self.head_lines += o.head_lines;
+        self.duplicates += o.duplicates;
+        self.entries_returned += o.entries_returned;
+    }
+
     pub fn total_bytes(&self) -> u64 {
         self.decompressed_bytes + self.head_bytes
     }
@@ -63,16 +93,36 @@ impl QueryStats {
     }
 }
 
+/// One result stream: the labels the pipeline left on its lines (stream
+/// labels, structured metadata and parsed labels together).
 #[derive(Debug, Clone)]
 pub struct ResultStream {
     pub labels: LabelSet,
     /// In the query's direction.
-    pub entries: Vec<Entry>,
+    pub entries: Vec<ResultEntry>,
+}
+
+/// One line of a result, with its labels sorted into Loki 3's categories.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResultEntry {
+    pub ts: Timestamp,
+    /// The line as the pipeline left it.
+    pub line: String,
+    /// The labels of the stream the line was stored in, as they are in
+    /// the output.
+    pub stream: Vec<Label>,
+    /// The entry's structured metadata, as it is in the output.
+    pub metadata: Vec<Label>,
+    /// Every other output label: extracted by parsers, `label_format`,
+    /// `__error__`.
+    pub parsed: Vec<Label>,
 }
 
 #[derive(Debug, Default)]
 pub struct LogResult {
     pub streams: Vec<ResultStream>,
+    /// The order of each stream's entries.
+    pub direction: Direction,
     pub stats: QueryStats,
     /// Problems that did not stop the query (unreadable files), for the
     /// response's `warnings`.
@@ -84,6 +134,8 @@ pub struct LogResult {
 struct Held {
     key: (i64, u32),
     stream: u32,
+    /// Index into the query's interned output label sets.
+    labels: u32,
     entry: Entry,
 }
 
@@ -112,7 +164,10 @@ fn wave_size() -> usize {
 
 pub fn run_log_query(store: &Store, q: &LogQuery<'_>) -> Result<LogResult, QueryError> {
     let started = Instant::now();
-    let mut result = LogResult::default();
+    let mut result = LogResult {
+        direction: q.direction,
+        ..LogResult::default()
+    };
     let stats = &mut result.stats;
     if q.limit == 0 || q.start >= q.end {
         return Ok(result);
@@ -140,7 +195,7 @@ pub fn run_log_query(store: &Store, q: &LogQuery<'_>) -> Result<LogResult, Query
     }
 
     // Skip chunks whose filters rule out a required literal.
-    let required = q.filters.required();
+    let required = q.pipeline.required();
     sources.retain(|(_, src)| {
         let Source::Chunk(c) = src else { return true };
         let keep = required.iter().all(|alternatives| {
@@ -158,6 +213,8 @@ pub fn run_log_query(store: &Store, q: &LogQuery<'_>) -> Result<LogResult, Query
     // them. Backward wants the newest, so the worst is the oldest.
     let mut heap: BinaryHeap<Held> = BinaryHeap::with_capacity(q.limit + 1);
     let mut seq = 0u32;
+    let mut label_ids: HashMap<Vec<Label>, u32> = HashMap::new();
+    let mut label_sets: Vec<Vec<Label>> = Vec::new();
     let mut read_errors = Vec::new();
     let mut i = 0;
     while i < sources.len() {
@@ -178,7 +235,10 @@ pub fn run_log_query(store: &Store, q: &LogQuery<'_>) -> Result<LogResult, Query
         i += wave.len();
         let outputs: Vec<_> = wave
             .par_iter()
-            .map(|(stream, src)| (*stream, read_filtered(src, q)))
+            .map(|(stream, src)| {
+                let labels = snap.streams[*stream as usize].labels.labels();
+                (*stream, read_filtered(src, q, labels))
+            })
             .collect();
         for (stream, out) in outputs {
             let out = match out {
@@ -201,7 +261,7 @@ pub fn run_log_query(store: &Store, q: &LogQuery<'_>) -> Result<LogResult, Query
                     stats.head_lines += out.lines;
                 }
             }
-            for entry in out.entries {
+            for (local, entry) in out.entries {
                 // Within equal timestamps, earlier-read entries win ties.
                 seq += 1;
                 let key = if backward {
@@ -215,38 +275,72 @@ pub fn run_log_query(store: &Store, q: &LogQuery<'_>) -> Result<LogResult, Query
                     }
                     heap.pop();
                 }
-                heap.push(Held { key, stream, entry });
+                let set = &out.label_sets[local as usize];
+                let labels = match label_ids.get(set.as_slice()) {
+                    Some(&id) => id,
+                    None => {
+                        let id = label_sets.len() as u32;
+                        label_sets.push(set.clone());
+                        label_ids.insert(set.clone(), id);
+                        id
+                    }
+                };
+                heap.push(Held {
+                    key,
+                    stream,
+                    labels,
+                    entry,
+                });
             }
         }
     }
     result.warnings.extend(read_errors);
 
-    // Group by stream, order, and drop exact duplicates (an entry pushed
-    // twice, or present in both the WAL replay and a segment).
+    // Group by output labels, order, and drop exact duplicates (an entry
+    // pushed twice, or present in both the WAL replay and a segment).
     let mut held: Vec<Held> = heap.into_vec();
-    held.sort_by(|a, b| a.stream.cmp(&b.stream).then(a.key.cmp(&b.key)));
+    held.sort_by(|a, b| {
+        label_sets[a.labels as usize]
+            .cmp(&label_sets[b.labels as usize])
+            .then(a.key.cmp(&b.key))
+    });
     let mut streams: Vec<ResultStream> = Vec::new();
     let mut current: Option<u32> = None;
     for h in held {
-        if current != Some(h.stream) {
-            current = Some(h.stream);
+        let output = &label_sets[h.labels as usize];
+        if current != Some(h.labels) {
+            current = Some(h.labels);
             streams.push(ResultStream {
-                labels: snap.streams[h.stream as usize].labels.clone(),
+                labels: LabelSet::from_trusted(output.clone()),
                 entries: Vec::new(),
             });
         }
         let entries = &mut streams.last_mut().expect("pushed above").entries;
+        let entry = categorize(
+            h.entry,
+            snap.streams[h.stream as usize].labels.labels(),
+            output,
+        );
         let dup = entries
             .iter()
             .rev()
-            .take_while(|e| e.ts == h.entry.ts)
-            .any(|e| e.line == h.entry.line && e.metadata == h.entry.metadata);
+            .take_while(|e| e.ts == entry.ts)
+            .any(|e| e.line == entry.line && e.metadata == entry.metadata);
         if dup {
             result.stats.duplicates += 1;
             continue;
         }
-        entries.push(h.entry);
+        if q.interval > 0 {
+            let too_close = entries
+                .last()
+                .is_some_and(|last| (entry.ts.0 - last.ts.0).abs() < q.interval);
+            if too_close {
+                continue;
+            }
+        }
+        entries.push(entry);
     }
+    streams.retain(|s| !s.entries.is_empty());
     result.stats.entries_returned = streams.iter().map(|s| s.entries.len() as u64).sum();
     result.streams = streams;
     result.stats.exec_time_secs = started.elapsed().as_secs_f64();
@@ -260,14 +354,17 @@ enum Kind {
 
 struct SourceOutput {
     kind: Kind,
-    entries: Vec<Entry>,
+    /// Entries that passed, each with an index into `label_sets`.
+    entries: Vec<(u32, Entry)>,
+    /// The distinct output label sets of this source's entries.
+    label_sets: Vec<Vec<Label>>,
     lines: u64,
     bytes: u64,
     compressed_bytes: u64,
 }
 
-/// Reads one source and keeps the entries in range that pass the filters.
-fn read_filtered(src: &Source, q: &LogQuery<'_>) -> Result<SourceOutput, String> {
+/// Reads one source and runs the pipeline over the entries in range.
+fn read_filtered(src: &Source, q: &LogQuery<'_>, stream: &[Label]) -> Result<SourceOutput, String> {
     let (kind, compressed_bytes) = match src {
         Source::Head(_) => (Kind::Head, 0),
         Source::Chunk(c) => (Kind::Chunk, c.segment.chunk(c.at).len as u64),
@@ -278,15 +375,81 @@ fn read_filtered(src: &Source, q: &LogQuery<'_>) -> Result<SourceOutput, String>
     })?;
     let lines = all.len() as u64;
     let bytes = all.iter().map(|e| e.line.len() as u64).sum();
-    let entries = all
-        .into_iter()
-        .filter(|e| e.ts >= q.start && e.ts < q.end && q.filters.matches(e.line.as_bytes()))
-        .collect();
+    let mut processor = q.pipeline.processor();
+    let mut ids: HashMap<Vec<Label>, u32> = HashMap::new();
+    let mut label_sets: Vec<Vec<Label>> = Vec::new();
+    let mut entries = Vec::new();
+    for e in all {
+        if e.ts < q.start || e.ts >= q.end {
+            continue;
+        }
+        let Some(out) = processor.process(e.ts.0, &e.line, stream, &e.metadata) else {
+            continue;
+        };
+        let id = match ids.get(out.labels) {
+            Some(&id) => id,
+            None => {
+                let id = label_sets.len() as u32;
+                label_sets.push(out.labels.to_vec());
+                ids.insert(out.labels.to_vec(), id);
+                id
+            }
+        };
+        let line = if out.line_changed {
+            out.line.to_string()
+        } else {
+            e.line
+        };
+        entries.push((
+            id,
+            Entry {
+                ts: e.ts,
+                line,
+                metadata: e.metadata,
+            },
+        ));
+    }
     Ok(SourceOutput {
         kind,
         entries,
+        label_sets,
         lines,
         bytes,
         compressed_bytes,
     })
+}
+
+/// Sorts an entry's output labels into Loki 3's categories: a label is a
+/// stream label when the stream had it with that value, structured
+/// metadata when the entry carried it (under its name, or with the
+/// `_extracted` suffix a clash with a stream label gives it), and parsed
+/// otherwise.
+fn categorize(entry: Entry, stream: &[Label], output: &[Label]) -> ResultEntry {
+    let mut out = ResultEntry {
+        ts: entry.ts,
+        line: entry.line,
+        stream: Vec::new(),
+        metadata: Vec::new(),
+        parsed: Vec::new(),
+    };
+    for l in output {
+        let in_stream = stream
+            .iter()
+            .any(|s| s.name == l.name && s.value == l.value);
+        let in_metadata = entry.metadata.iter().any(|m| {
+            m.value == l.value
+                && (m.name == l.name
+                    || l.name
+                        .strip_suffix("_extracted")
+                        .is_some_and(|base| base == m.name))
+        });
+        if in_stream {
+            out.stream.push(l.clone());
+        } else if in_metadata {
+            out.metadata.push(l.clone());
+        } else {
+            out.parsed.push(l.clone());
+        }
+    }
+    out
 }

@@ -78,6 +78,10 @@ pub fn app(state: Arc<AppState>) -> Router {
         )
         .route("/loki/api/v1/query", get(query::query).post(query::query))
         .route(
+            "/loki/api/v1/format_query",
+            get(query::format_query).post(query::format_query),
+        )
+        .route(
             "/loki/api/v1/labels",
             get(labels::names).post(labels::names),
         )

@@ -1,4 +1,7 @@
-//! `/loki/api/v1/query_range` and `/loki/api/v1/query` for log queries.
+//! `/loki/api/v1/query_range`, `/loki/api/v1/query` and
+//! `/loki/api/v1/format_query`: log queries answer `streams`, metric
+//! queries `matrix` (range), `vector` or `scalar` (instant), in Loki's JSON
+//! shapes with its `stats`.
 
 use crate::params::{HOUR_NS, Params};
 use crate::{ApiError, AppState, blocking, tenant};
@@ -8,14 +11,25 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use serde::Serialize;
 use serde_json::json;
-use skald_logql::{Expr, Stage};
-use skald_model::{Label, Timestamp};
-use skald_pipeline::LineFilterChain;
-use skald_query::{Direction, LogQuery, LogResult, QueryStats};
+use skald_logql::{Expr, LogExpr};
+use skald_model::{Label, TenantId, Timestamp};
+use skald_pipeline::Pipeline;
+use skald_query::{
+    Direction, LogQuery, LogResult, MetricLimits, MetricOutput, MetricQuery, MetricResult,
+    QueryStats,
+};
+use skald_wire::response::{MatrixSeries, Sample, VectorSample};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 const DEFAULT_LIMIT: usize = 100;
+/// Loki's `max_query_series` default: series a metric query may return.
+const MAX_QUERY_SERIES: usize = 500;
+/// Loki's cap on the points of one series in a range query.
+const MAX_POINTS: i64 = 11_000;
+/// Points Loki aims for when `step` is not given.
+const DEFAULT_POINTS: i64 = 250;
+const SECOND_NS: i64 = 1_000_000_000;
 
 pub async fn query_range(
     State(app): State<Arc<AppState>>,
@@ -25,11 +39,30 @@ pub async fn query_range(
 ) -> Result<Response, ApiError> {
     let params = Params::from_request(raw.as_deref(), &body);
     let (start, end) = params.range(HOUR_NS)?;
-    run(app, &headers, &params, start, end).await
+    let expr = parse_query(&params)?;
+    check_length(&app, start, end)?;
+    match expr {
+        Expr::Log(log) => {
+            let interval = params.duration("interval")?.unwrap_or(0);
+            run_log(app, &headers, &params, log, start, end, interval).await
+        }
+        metric => {
+            let step = step(&params, start, end)?;
+            let q = Metric {
+                expr: metric,
+                start,
+                end,
+                step,
+                instant: false,
+            };
+            run_metric(app, &headers, q).await
+        }
+    }
 }
 
-/// Instant queries. A log query reads the hour before `time` (Loki 2's
-/// behaviour; Loki 3 refuses log queries here).
+/// Instant queries. A metric query is evaluated at `time`; a log query
+/// reads the hour before it (Loki 2's behaviour; Loki 3 refuses log
+/// queries here).
 pub async fn query(
     State(app): State<Arc<AppState>>,
     headers: HeaderMap,
@@ -37,24 +70,85 @@ pub async fn query(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let params = Params::from_request(raw.as_deref(), &body);
-    let end = params.time("time")?.unwrap_or_else(Timestamp::now);
-    let start = end.saturating_sub(HOUR_NS);
-    // `time` is inclusive for an instant query.
-    run(app, &headers, &params, start, end.saturating_add(1)).await
+    let at = params.time("time")?.unwrap_or_else(Timestamp::now);
+    let expr = parse_query(&params)?;
+    match expr {
+        Expr::Log(log) => {
+            let start = at.saturating_sub(HOUR_NS);
+            // `time` is inclusive for an instant query.
+            run_log(app, &headers, &params, log, start, at.saturating_add(1), 0).await
+        }
+        metric => {
+            let q = Metric {
+                expr: metric,
+                start: at,
+                end: at,
+                step: SECOND_NS,
+                instant: true,
+            };
+            run_metric(app, &headers, q).await
+        }
+    }
 }
 
-async fn run(
+/// `GET /loki/api/v1/format_query?query=...`: the query in canonical form.
+pub async fn format_query(RawQuery(raw): RawQuery, body: Bytes) -> Result<Response, ApiError> {
+    let params = Params::from_request(raw.as_deref(), &body);
+    let expr = parse_query(&params)?;
+    let body = json!({"status": "success", "data": expr.to_string()});
+    Ok(json_response(serde_json::to_vec(&body).unwrap_or_default()))
+}
+
+fn parse_query(params: &Params) -> Result<Expr, ApiError> {
+    let text = params
+        .get("query")
+        .ok_or_else(|| ApiError::bad_request("missing parameter \"query\""))?;
+    skald_logql::parse_expr(text).map_err(|e| ApiError::bad_request(e.to_string()))
+}
+
+fn check_length(app: &AppState, start: Timestamp, end: Timestamp) -> Result<(), ApiError> {
+    let max_hours = app.config.max_query_length_hours;
+    if max_hours > 0 && (end.0 - start.0) as i128 > max_hours as i128 * HOUR_NS as i128 {
+        return Err(ApiError::bad_request(format!(
+            "the query time range exceeds the limit (query length: {}h, limit: {max_hours}h)",
+            (end.0 - start.0) / HOUR_NS
+        )));
+    }
+    Ok(())
+}
+
+/// `step` as given (float seconds, `15s`, `15000ms`), or Loki's default:
+/// the range over 250 points, rounded up to whole seconds, at least 1s.
+fn step(params: &Params, start: Timestamp, end: Timestamp) -> Result<i64, ApiError> {
+    let range = end.0.saturating_sub(start.0);
+    let step = match params.get("step") {
+        Some(v) => skald_wire::parse_step(v)
+            .map(|d| d.as_nanos().min(i64::MAX as u128) as i64)
+            .map_err(|e| ApiError::bad_request(format!("invalid parameter \"step\": {e}")))?,
+        None => {
+            let secs = (range as i128 + DEFAULT_POINTS as i128 * SECOND_NS as i128 - 1)
+                / (DEFAULT_POINTS as i128 * SECOND_NS as i128);
+            (secs.max(1) as i64).saturating_mul(SECOND_NS)
+        }
+    };
+    if range / step >= MAX_POINTS {
+        return Err(ApiError::bad_request(
+            "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)",
+        ));
+    }
+    Ok(step)
+}
+
+async fn run_log(
     app: Arc<AppState>,
     headers: &HeaderMap,
     params: &Params,
+    log: LogExpr,
     start: Timestamp,
     end: Timestamp,
+    interval: i64,
 ) -> Result<Response, ApiError> {
     let tenant = tenant(headers)?;
-    let text = params
-        .get("query")
-        .ok_or_else(|| ApiError::bad_request("missing parameter \"query\""))?
-        .to_string();
     let limit = match params.get("limit") {
         None => DEFAULT_LIMIT,
         Some(v) => v.parse::<usize>().map_err(|_| {
@@ -82,32 +176,9 @@ async fn run(
             )));
         }
     };
-    let max_hours = app.config.max_query_length_hours;
-    if max_hours > 0 && (end.0 - start.0) as i128 > max_hours as i128 * HOUR_NS as i128 {
-        return Err(ApiError::bad_request(format!(
-            "the query time range exceeds the limit (query length: {}h, limit: {max_hours}h)",
-            (end.0 - start.0) / HOUR_NS
-        )));
-    }
-    let expr = skald_logql::parse_expr(&text).map_err(|e| ApiError::bad_request(e.to_string()))?;
-    let Expr::Log(log) = expr else {
-        return Err(ApiError::bad_request(
-            "metric queries are not supported yet; send a log query such as {app=\"api\"} |= \"error\"",
-        ));
-    };
-    let mut filters = Vec::new();
-    for stage in &log.pipeline {
-        match stage {
-            Stage::LineFilter(f) => filters.push(f.clone()),
-            #[allow(unreachable_patterns)]
-            other => {
-                return Err(ApiError::bad_request(format!(
-                    "pipeline stage `{other}` is not supported yet; line filters are"
-                )));
-            }
-        }
-    }
-    let chain = LineFilterChain::new(&filters).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    check_length(&app, start, end)?;
+    let pipeline =
+        Pipeline::new(&log.pipeline).map_err(|e| ApiError::bad_request(e.to_string()))?;
     let categorize = headers
         .get("x-loki-response-encoding-flags")
         .and_then(|v| v.to_str().ok())
@@ -117,21 +188,113 @@ async fn run(
         let q = LogQuery {
             tenant: &tenant,
             selector: &log.selector,
-            filters: &chain,
+            pipeline: &pipeline,
             start,
             end,
             limit,
             direction,
+            interval,
         };
         let result = skald_query::run_log_query(&store, &q)?;
         Ok(encode_streams(&result, categorize))
     })
     .await?;
-    Ok((
+    Ok(json_response(body))
+}
+
+struct Metric {
+    expr: Expr,
+    start: Timestamp,
+    end: Timestamp,
+    step: i64,
+    instant: bool,
+}
+
+async fn run_metric(
+    app: Arc<AppState>,
+    headers: &HeaderMap,
+    m: Metric,
+) -> Result<Response, ApiError> {
+    let tenant: TenantId = tenant(headers)?;
+    let store = app.store.clone();
+    let body = blocking(move || {
+        let q = MetricQuery {
+            tenant: &tenant,
+            expr: &m.expr,
+            start: m.start,
+            end: m.end,
+            step: m.step,
+            limits: MetricLimits {
+                max_series: MAX_QUERY_SERIES,
+                ..MetricLimits::default()
+            },
+        };
+        let result = skald_query::run_metric_query(&store, &q)?;
+        Ok(encode_metric(&result, m.instant))
+    })
+    .await?;
+    Ok(json_response(body))
+}
+
+fn json_response(body: Vec<u8>) -> Response {
+    (
         [(header::CONTENT_TYPE, "application/json; charset=utf-8")],
         body,
     )
-        .into_response())
+        .into_response()
+}
+
+/// Loki's `matrix` (range queries), `vector` or `scalar` (instant).
+fn encode_metric(result: &MetricResult, instant: bool) -> Vec<u8> {
+    let sample = |(ts, value): (i64, f64)| Sample {
+        ts: Timestamp(ts),
+        value,
+    };
+    let (kind, value) = match (&result.output, instant) {
+        (MetricOutput::Scalar(points), true) => {
+            let s = points.first().copied().map(sample).unwrap_or_default();
+            ("scalar", json!(s))
+        }
+        (MetricOutput::Scalar(points), false) => {
+            let series = MatrixSeries {
+                metric: Vec::new(),
+                samples: points.iter().copied().map(sample).collect(),
+            };
+            ("matrix", json!([series]))
+        }
+        (MetricOutput::Matrix(series), true) => {
+            let v: Vec<VectorSample> = series
+                .iter()
+                .filter_map(|s| {
+                    Some(VectorSample {
+                        metric: s.labels.clone(),
+                        sample: sample(*s.points.first()?),
+                    })
+                })
+                .collect();
+            ("vector", json!(v))
+        }
+        (MetricOutput::Matrix(series), false) => {
+            let m: Vec<MatrixSeries> = series
+                .iter()
+                .map(|s| MatrixSeries {
+                    metric: s.labels.clone(),
+                    samples: s.points.iter().copied().map(sample).collect(),
+                })
+                .collect();
+            ("matrix", json!(m))
+        }
+    };
+    let data = json!({
+        "resultType": kind,
+        "result": value,
+        "stats": stats_json(&result.stats),
+    });
+    let mut body = json!({"status": "success", "data": data});
+    if !result.warnings.is_empty() {
+        body["warnings"] = json!(result.warnings);
+    }
+    serde_json::to_vec(&body).unwrap_or_default()
 }
 
 #[derive(Serialize)]
@@ -143,24 +306,31 @@ struct StreamOut<'a> {
 struct ValueOut<'a> {
     ts: i64,
     line: &'a str,
-    /// Present with categorize-labels.
-    metadata: Option<&'a [Label]>,
+    /// Present with categorize-labels: structured metadata and parsed
+    /// labels.
+    categories: Option<(&'a [Label], &'a [Label])>,
+}
+
+fn label_map(labels: &[Label]) -> BTreeMap<&str, &str> {
+    labels
+        .iter()
+        .map(|l| (l.name.as_str(), l.value.as_str()))
+        .collect()
 }
 
 impl Serialize for ValueOut<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeSeq;
-        let mut seq = s.serialize_seq(Some(if self.metadata.is_some() { 3 } else { 2 }))?;
+        let mut seq = s.serialize_seq(Some(if self.categories.is_some() { 3 } else { 2 }))?;
         seq.serialize_element(&self.ts.to_string())?;
         seq.serialize_element(self.line)?;
-        if let Some(meta) = self.metadata {
+        if let Some((metadata, parsed)) = self.categories {
             let mut cat = BTreeMap::new();
-            if !meta.is_empty() {
-                let m: BTreeMap<&str, &str> = meta
-                    .iter()
-                    .map(|l| (l.name.as_str(), l.value.as_str()))
-                    .collect();
-                cat.insert("structuredMetadata", m);
+            if !metadata.is_empty() {
+                cat.insert("structuredMetadata", label_map(metadata));
+            }
+            if !parsed.is_empty() {
+                cat.insert("parsed", label_map(parsed));
             }
             seq.serialize_element(&cat)?;
         }
@@ -168,53 +338,49 @@ impl Serialize for ValueOut<'_> {
     }
 }
 
-/// Loki's `streams` result. Without categorize-labels, an entry's
-/// structured metadata joins its stream labels, so entries with different
-/// metadata land in different result streams, as in Loki.
+/// Loki's `streams` result. Without categorize-labels, a result stream's
+/// labels are all the labels of its lines (stream labels, structured
+/// metadata, parsed); with it, lines are grouped by their stream labels
+/// and carry the other two categories beside them, as Loki 3 does.
 fn encode_streams(result: &LogResult, categorize: bool) -> Vec<u8> {
     let mut out: Vec<StreamOut<'_>> = Vec::new();
-    for s in &result.streams {
-        let base: BTreeMap<&str, &str> = s
-            .labels
-            .labels()
-            .iter()
-            .map(|l| (l.name.as_str(), l.value.as_str()))
-            .collect();
-        if categorize || s.entries.iter().all(|e| e.metadata.is_empty()) {
+    if categorize {
+        let mut groups: BTreeMap<&[Label], Vec<ValueOut<'_>>> = BTreeMap::new();
+        for s in &result.streams {
+            for e in &s.entries {
+                groups
+                    .entry(e.stream.as_slice())
+                    .or_default()
+                    .push(ValueOut {
+                        ts: e.ts.0,
+                        line: &e.line,
+                        categories: Some((&e.metadata, &e.parsed)),
+                    });
+            }
+        }
+        let backward = result.direction == Direction::Backward;
+        for (labels, mut values) in groups {
+            values.sort_by_key(|v| if backward { -v.ts } else { v.ts });
             out.push(StreamOut {
-                stream: base,
+                stream: label_map(labels),
+                values,
+            });
+        }
+    } else {
+        for s in &result.streams {
+            out.push(StreamOut {
+                stream: label_map(s.labels.labels()),
                 values: s
                     .entries
                     .iter()
                     .map(|e| ValueOut {
                         ts: e.ts.0,
                         line: &e.line,
-                        metadata: categorize.then_some(e.metadata.as_slice()),
+                        categories: None,
                     })
                     .collect(),
             });
-            continue;
         }
-        let mut groups: Vec<StreamOut<'_>> = Vec::new();
-        for e in &s.entries {
-            let mut labels = base.clone();
-            for m in &e.metadata {
-                labels.insert(m.name.as_str(), m.value.as_str());
-            }
-            let value = ValueOut {
-                ts: e.ts.0,
-                line: &e.line,
-                metadata: None,
-            };
-            match groups.iter_mut().find(|g| g.stream == labels) {
-                Some(g) => g.values.push(value),
-                None => groups.push(StreamOut {
-                    stream: labels,
-                    values: vec![value],
-                }),
-            }
-        }
-        out.extend(groups);
     }
     let mut data = json!({
         "resultType": "streams",

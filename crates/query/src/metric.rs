@@ -1,0 +1,141 @@
+//! Metric queries over the store: the entry point that ties range
+//! aggregations over stored lines (`range`) to the expression evaluator
+//! (`eval`), and applies the result limits.
+
+use crate::QueryError;
+use crate::eval::{Evaluator, Grid, SeriesVals, Value, result_order};
+use crate::log::QueryStats;
+use crate::range::{RangePlan, run_range};
+use skald_logql::Expr;
+use skald_model::{Label, TenantId, Timestamp};
+use skald_store::Store;
+use std::time::Instant;
+
+/// How much a metric query may return and hold.
+#[derive(Debug, Clone, Copy)]
+pub struct MetricLimits {
+    /// Series in the result (Loki's `max_query_series`, 500 by default).
+    pub max_series: usize,
+    /// Series a range aggregation inside the query may build before a
+    /// vector aggregation reduces them; bounds memory.
+    pub max_inner_series: usize,
+}
+
+impl Default for MetricLimits {
+    fn default() -> Self {
+        MetricLimits {
+            max_series: 500,
+            max_inner_series: 50_000,
+        }
+    }
+}
+
+/// A metric query: evaluated at `start`, `start + step`, ... `<= end`
+/// (an instant query has `start == end`).
+#[derive(Debug)]
+pub struct MetricQuery<'a> {
+    pub tenant: &'a TenantId,
+    pub expr: &'a Expr,
+    pub start: Timestamp,
+    pub end: Timestamp,
+    /// Nanoseconds, positive.
+    pub step: i64,
+    pub limits: MetricLimits,
+}
+
+/// One result series: labels and `(timestamp ns, value)` points.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Series {
+    pub labels: Vec<Label>,
+    pub points: Vec<(i64, f64)>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum MetricOutput {
+    /// One value per step.
+    Scalar(Vec<(i64, f64)>),
+    /// Sorted by labels, or for an instant `topk`, `bottomk`, `sort`,
+    /// `sort_desc` in the order they define.
+    Matrix(Vec<Series>),
+}
+
+#[derive(Debug)]
+pub struct MetricResult {
+    pub output: MetricOutput,
+    pub stats: QueryStats,
+    pub warnings: Vec<String>,
+}
+
+pub fn run_metric_query(store: &Store, q: &MetricQuery<'_>) -> Result<MetricResult, QueryError> {
+    let started = Instant::now();
+    if q.step <= 0 {
+        return Err(QueryError::Eval("step must be positive".into()));
+    }
+    if q.end < q.start {
+        return Err(QueryError::Eval(
+            "end timestamp must not be before start time".into(),
+        ));
+    }
+    let grid = Grid::new(q.start.0, q.end.0, q.step);
+    let mut stats = QueryStats::default();
+    let mut warnings = Vec::new();
+    let mut range = |agg: &skald_logql::RangeAggregation,
+                     pushdown: Option<&skald_logql::Grouping>,
+                     max_series: usize| {
+        let plan = RangePlan::new(agg, &grid, pushdown, max_series)?;
+        run_range(store, q.tenant, &plan, &grid, &mut stats, &mut warnings)
+    };
+    let value = Evaluator {
+        grid,
+        range: &mut range,
+        max_inner_series: q.limits.max_inner_series.max(q.limits.max_series),
+    }
+    .eval(q.expr, q.limits.max_series)?;
+    let output = to_output(value, &grid, q.expr, q.limits.max_series)?;
+    stats.exec_time_secs = started.elapsed().as_secs_f64();
+    Ok(MetricResult {
+        output,
+        stats,
+        warnings,
+    })
+}
+
+/// Points from step values, with the series limit and Loki's ordering.
+pub(crate) fn to_output(
+    value: Value,
+    grid: &Grid,
+    expr: &Expr,
+    max_series: usize,
+) -> Result<MetricOutput, QueryError> {
+    let times: Vec<i64> = grid.times().collect();
+    let series = match value {
+        Value::Scalar(v) => {
+            return Ok(MetricOutput::Scalar(times.into_iter().zip(v).collect()));
+        }
+        Value::Vector(series) => series,
+    };
+    let mut out: Vec<Series> = series
+        .into_iter()
+        .filter_map(|SeriesVals { labels, values }| {
+            let points: Vec<(i64, f64)> = times
+                .iter()
+                .zip(values)
+                .filter_map(|(&t, v)| Some((t, v?)))
+                .collect();
+            (!points.is_empty()).then_some(Series { labels, points })
+        })
+        .collect();
+    if out.len() > max_series {
+        return Err(QueryError::Limit(format!(
+            "maximum of series ({max_series}) reached for a single query; narrow the stream selector, filter, or aggregate with `sum by (...)`"
+        )));
+    }
+    match result_order(expr) {
+        Some(desc) if grid.n == 1 => out.sort_by(|a, b| {
+            let order = a.points[0].1.total_cmp(&b.points[0].1);
+            if desc { order.reverse() } else { order }
+        }),
+        _ => out.sort_by(|a, b| a.labels.cmp(&b.labels)),
+    }
+    Ok(MetricOutput::Matrix(out))
+}
