@@ -22,7 +22,8 @@ pub struct ServeArgs {
     /// Address of the HTTP API (Loki's API, /ready, /metrics).
     #[arg(long, env = "SKALD_HTTP_ADDR", default_value = "127.0.0.1:3100")]
     pub http_addr: SocketAddr,
-    /// Address of the gRPC endpoint (the standard gRPC health service).
+    /// Address of the gRPC endpoint (skald.v1.LogService, the standard
+    /// gRPC health service and reflection).
     #[arg(long, env = "SKALD_GRPC_ADDR", default_value = "127.0.0.1:9095")]
     pub grpc_addr: SocketAddr,
     /// When acknowledged pushes reach the disk: `always` fsyncs before every
@@ -75,6 +76,11 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         store: store.clone(),
         config: cfg.http.clone(),
         started: Instant::now(),
+        deletes: Arc::new(
+            skald_server::Deletes::open(store.clone())
+                .map_err(|e| anyhow::anyhow!("loading delete requests: {e}"))?,
+        ),
+        exports: Default::default(),
     });
     let result = runtime.block_on(serve(state, &args));
     tracing::info!("flushing and closing the store");
@@ -104,8 +110,11 @@ async fn serve(state: Arc<AppState>, args: &ServeArgs) -> anyhow::Result<()> {
         .set_service_status("", tonic_health::ServingStatus::Serving)
         .await;
     let mut grpc_stop = stop_rx.clone();
+    let reflection = skald_server::grpc::reflection().context("gRPC reflection")?;
     let grpc_server = tonic::transport::Server::builder()
         .add_service(health_service)
+        .add_service(reflection)
+        .add_service(skald_server::grpc::service(state.clone()))
         .serve_with_incoming_shutdown(tokio_stream_listener(grpc), async move {
             let _ = grpc_stop.wait_for(|s| *s).await;
         });

@@ -9,14 +9,21 @@
 //! Not here: storage, query evaluation, configuration files (the `skald`
 //! binary loads those and hands over a [`ServerConfig`]).
 
+mod delete;
 mod error;
+mod export;
+pub mod grpc;
 mod labels;
 mod params;
 mod push;
 mod query;
 mod status;
+mod tail;
+mod volume;
 
+pub use delete::Deletes;
 pub use error::ApiError;
+pub use export::Exports;
 
 use axum::Router;
 use axum::http::HeaderMap;
@@ -58,6 +65,10 @@ pub struct AppState {
     pub store: Arc<Store>,
     pub config: ServerConfig,
     pub started: Instant,
+    /// Delete requests (persisted; applied by the store).
+    pub deletes: Arc<Deletes>,
+    /// Background export jobs.
+    pub exports: Exports,
 }
 
 /// The HTTP API.
@@ -93,6 +104,26 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route(
             "/loki/api/v1/series",
             get(labels::series).post(labels::series),
+        )
+        .route("/loki/api/v1/tail", get(tail::tail))
+        .route(
+            "/loki/api/v1/delete",
+            post(delete::create)
+                .put(delete::create)
+                .get(delete::list)
+                .delete(delete::cancel),
+        )
+        .route(
+            "/loki/api/v1/index/stats",
+            get(volume::stats).post(volume::stats),
+        )
+        .route(
+            "/loki/api/v1/index/volume",
+            get(volume::volume).post(volume::volume),
+        )
+        .route(
+            "/loki/api/v1/index/volume_range",
+            get(volume::volume_range).post(volume::volume_range),
         )
         .route("/ready", get(status::ready))
         .route("/loki/api/v1/status/buildinfo", get(status::buildinfo))

@@ -400,12 +400,18 @@ fn commit_group(
         }
     }
     wal.rotate_if_full()?;
+    // Copies for live tail subscribers, published once the group is in
+    // the head (it is durable already).
+    let mut tailed = Vec::new();
     let mut state = shared.state.write();
     if state.head.is_empty() {
         state.head_since = Some(Instant::now());
     }
     for p in group.iter_mut() {
         let streams = std::mem::take(&mut p.streams);
+        if shared.tail.has_subscribers() {
+            tailed.push((p.tenant.clone(), streams.clone()));
+        }
         let (entries, bytes, dups) = apply(&mut state, &p.tenant, streams);
         p.outcome.accepted += entries;
         p.outcome.accepted_bytes += bytes;
@@ -425,6 +431,10 @@ fn commit_group(
     }
     if state.head.is_empty() {
         state.head_since = None;
+    }
+    drop(state);
+    for (tenant, streams) in &tailed {
+        shared.tail.publish(tenant, streams);
     }
     Ok(())
 }

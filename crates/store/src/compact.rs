@@ -262,6 +262,7 @@ pub(crate) fn compact(
                 run_bytes = 0;
             }
             let entries = inputs[n].read_chunk(at)?;
+            let entries = crate::delete::drop_deleted(&shared.tombstones, tenant, &labels, entries);
             run_bytes += entries.iter().map(Entry::size).sum::<usize>();
             run_max = run_max.max(meta.max_ts);
             run.extend(entries);

@@ -22,11 +22,13 @@ mod catalog;
 mod commit;
 mod compact;
 mod config;
+pub mod delete;
 mod flush;
 mod head;
 mod index;
 pub mod record;
 mod segment;
+pub mod tail;
 
 pub use catalog::CorruptFile;
 pub use config::{FsyncMode, StoreConfig};
@@ -34,6 +36,7 @@ pub use head::HeadBlock;
 pub use index::StreamInfo;
 pub use record::StreamBatch;
 pub use segment::Segment;
+pub use tail::{Subscription, TailBatch, TailEntry};
 
 use catalog::Catalog;
 use commit::Command;
@@ -179,6 +182,10 @@ pub(crate) struct Shared {
     pub closing: std::sync::atomic::AtomicBool,
     /// Held while a compaction picks and merges segments.
     pub compacting: Mutex<()>,
+    /// Live tail subscribers, fed by the commit thread.
+    pub tail: tail::Broadcaster,
+    /// Deletes applied at read time and at compaction.
+    pub tombstones: delete::Tombstones,
 }
 
 /// Counters exposed for monitoring.
@@ -280,6 +287,8 @@ impl Store {
             counters: Counters::default(),
             closing: Default::default(),
             compacting: Mutex::new(()),
+            tail: Default::default(),
+            tombstones: Default::default(),
         });
         let (commands, commands_rx) = mpsc::sync_channel(1024);
         let (jobs, jobs_rx) = mpsc::sync_channel(1);
@@ -461,11 +470,24 @@ impl Store {
                 });
             }
         }
+        drop(state);
+        delete::apply_to_snapshot(&self.shared.tombstones.of(tenant), &mut snap);
         snap
     }
 
     /// Label names of `tenant`'s streams with entries in `[start, end)`.
     pub fn label_names(&self, tenant: &TenantId, start: Timestamp, end: Timestamp) -> Vec<String> {
+        let deleted = self.shared.tombstones.of(tenant);
+        if !deleted.is_empty() {
+            let mut names: Vec<String> = self
+                .streams(tenant, &[], start, end)
+                .iter()
+                .flat_map(|s| s.labels.labels().iter().map(|l| l.name.clone()))
+                .collect();
+            names.sort();
+            names.dedup();
+            return names;
+        }
         let state = self.shared.state.read();
         state
             .index
@@ -483,6 +505,17 @@ impl Store {
         start: Timestamp,
         end: Timestamp,
     ) -> Vec<String> {
+        let deleted = self.shared.tombstones.of(tenant);
+        if !deleted.is_empty() {
+            let mut values: Vec<String> = self
+                .streams(tenant, matchers, start, end)
+                .iter()
+                .filter_map(|s| s.labels.get(name).map(str::to_string))
+                .collect();
+            values.sort();
+            values.dedup();
+            return values;
+        }
         let state = self.shared.state.read();
         state
             .index
@@ -503,9 +536,11 @@ impl Store {
         let Some(index) = state.index.get(tenant) else {
             return Vec::new();
         };
+        let deleted = self.shared.tombstones.of(tenant);
         let mut out: Vec<LabelSet> = selectors
             .iter()
             .flat_map(|m| index.select(m, start, end))
+            .filter(|s| !delete::Tombstones::hides(&deleted, s))
             .map(|s| s.labels.clone())
             .collect();
         out.sort();
@@ -521,6 +556,7 @@ impl Store {
         start: Timestamp,
         end: Timestamp,
     ) -> Vec<StreamInfo> {
+        let deleted = self.shared.tombstones.of(tenant);
         let state = self.shared.state.read();
         state
             .index
@@ -528,6 +564,7 @@ impl Store {
             .map(|i| {
                 i.select(matchers, start, end)
                     .into_iter()
+                    .filter(|s| !delete::Tombstones::hides(&deleted, s))
                     .cloned()
                     .collect()
             })
@@ -535,9 +572,18 @@ impl Store {
     }
 
     pub fn tenant_stats(&self, tenant: &TenantId) -> TenantStats {
+        let deleted = self.shared.tombstones.of(tenant);
         let state = self.shared.state.read();
         let mut st = TenantStats {
-            streams: state.index.get(tenant).map_or(0, |i| i.len() as u64),
+            streams: state.index.get(tenant).map_or(0, |i| {
+                if deleted.is_empty() {
+                    return i.len() as u64;
+                }
+                i.select(&[], Timestamp::MIN, Timestamp::MAX)
+                    .into_iter()
+                    .filter(|s| !delete::Tombstones::hides(&deleted, s))
+                    .count() as u64
+            }),
             ..Default::default()
         };
         for seg in state.catalog.segments.get(tenant).into_iter().flatten() {
@@ -559,6 +605,39 @@ impl Store {
             }
         }
         st
+    }
+
+    /// Subscribes to entries of `tenant`'s streams matching `matchers`
+    /// as they become durable (see [`tail`]). At most `capacity` entries
+    /// wait in the subscription; more are counted as dropped. `waker` runs
+    /// on the commit thread after entries were queued; it must not block.
+    pub fn subscribe(
+        &self,
+        tenant: &TenantId,
+        matchers: &[Matcher],
+        capacity: usize,
+        waker: tail::Waker,
+    ) -> Subscription {
+        self.shared
+            .tail
+            .subscribe(tenant.clone(), matchers.to_vec(), capacity, waker)
+    }
+
+    /// Hides the entries a tombstone covers from every read from now on
+    /// (see [`delete`]); replaces one of the same tenant and id.
+    pub fn add_tombstone(&self, tombstone: delete::Tombstone) {
+        self.shared.tombstones.add(tombstone);
+    }
+
+    /// Withdraws a tombstone; false when there was none.
+    pub fn remove_tombstone(&self, tenant: &TenantId, id: &str) -> bool {
+        self.shared.tombstones.remove(tenant, id)
+    }
+
+    /// Whether a compaction has dropped entries for a tombstone (None: no
+    /// such tombstone).
+    pub fn tombstone_applied(&self, tenant: &TenantId, id: &str) -> Option<bool> {
+        self.shared.tombstones.applied(tenant, id)
     }
 
     pub fn tenants(&self) -> Vec<TenantId> {

@@ -1,0 +1,65 @@
+//! `TailLogs`: the live tail of `crate::tail` as a server stream.
+
+use super::{Stream, entry_out, labels_out, proto, tenant};
+use crate::AppState;
+use crate::tail::{MAX_DELAY_SECS, TailRequest};
+use skald_model::Timestamp;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_stream::StreamExt;
+use tonic::{Request, Response, Status};
+
+pub(super) async fn tail_logs(
+    app: &Arc<AppState>,
+    req: Request<proto::TailLogsRequest>,
+) -> Result<Response<Stream<proto::TailLogsResponse>>, Status> {
+    let tenant = tenant(&req)?;
+    let req = req.into_inner();
+    let query = super::query::parse_log_query("query", &req.query)?;
+    let limit = super::query::check_limit(app, "limit", req.limit)?;
+    if req.delay_for_seconds as u64 > MAX_DELAY_SECS {
+        return Err(super::invalid(
+            "delay_for_seconds",
+            format!("at most {MAX_DELAY_SECS}"),
+        ));
+    }
+    let start = if req.start_ns == 0 {
+        Timestamp::now().saturating_sub(3_600_000_000_000)
+    } else {
+        Timestamp(req.start_ns)
+    };
+    let rx = crate::tail::start(
+        app.clone(),
+        TailRequest {
+            tenant,
+            query,
+            limit,
+            start,
+            delay: Duration::from_secs(req.delay_for_seconds as u64),
+        },
+    )
+    .await?;
+    let stream = tokio_stream::wrappers::ReceiverStream::new(rx).map(|m| match m {
+        Ok(m) => Ok(proto::TailLogsResponse {
+            streams: m
+                .streams
+                .iter()
+                .map(|(labels, entries)| proto::Stream {
+                    labels: labels_out(labels),
+                    entries: entries.iter().map(entry_out).collect(),
+                })
+                .collect(),
+            dropped_entries: m
+                .dropped
+                .iter()
+                .map(|d| proto::DroppedEntries {
+                    labels: labels_out(&d.labels),
+                    timestamp_ns: d.first_ts.0,
+                    count: d.count,
+                })
+                .collect(),
+        }),
+        Err(e) => Err(Status::internal(e)),
+    });
+    Ok(Response::new(Box::pin(stream)))
+}

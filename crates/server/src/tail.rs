@@ -1,0 +1,307 @@
+//! Live tail, shared by `GET /loki/api/v1/tail` (websocket) and the gRPC
+//! `TailLogs`.
+//!
+//! A tail subscribes to the store first (so nothing stored after the
+//! history query is missed), sends up to `limit` entries from `start` as
+//! history, then forwards what the store publishes as entries become
+//! durable, through the query's whole pipeline. Entries the history
+//! already held are not sent twice.
+//!
+//! Memory stays bounded at every step: the store's queue per tail holds at
+//! most [`QUEUE_ENTRIES`] entries and counts the rest as dropped (ingest
+//! never waits for a tail); between this task and the connection sits a
+//! channel of a few messages. A client that reads too slowly fills that
+//! channel, this task waits, and the store's queue overflows into
+//! dropped-entry counts, which the client receives as Loki's
+//! `dropped_entries`.
+//!
+//! The websocket message format is Loki's:
+//! `{"streams":[{"stream":{...},"values":[["<ns>","line"]]}],"dropped_entries":[{"labels":{...},"timestamp":"<ns>"}]}`.
+
+use crate::grpc::query::{ParsedLogQuery, parse_log_query, run_logs};
+use crate::params::Params;
+use crate::{ApiError, AppState, tenant};
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{RawQuery, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use serde_json::{Value, json};
+use skald_model::{Entry, LabelSet, TenantId, Timestamp};
+use skald_query::Direction;
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{Notify, mpsc};
+
+/// Entries a tail's store queue holds before counting drops.
+pub const QUEUE_ENTRIES: usize = 10_000;
+/// Messages between the tail task and its connection.
+const CHANNEL_MESSAGES: usize = 4;
+/// Loki's limit on `delay_for`.
+pub const MAX_DELAY_SECS: u64 = 5;
+
+/// What a tail asks for, parsed.
+pub struct TailRequest {
+    pub tenant: TenantId,
+    pub query: ParsedLogQuery,
+    pub limit: usize,
+    pub start: Timestamp,
+    pub delay: Duration,
+}
+
+/// Entries of one stream dropped for a slow reader.
+pub struct DroppedOut {
+    pub labels: LabelSet,
+    pub first_ts: Timestamp,
+    pub count: u64,
+}
+
+/// One message to the client.
+#[derive(Default)]
+pub struct TailMessage {
+    pub streams: Vec<(LabelSet, Vec<Entry>)>,
+    pub dropped: Vec<DroppedOut>,
+}
+
+/// Starts a tail; messages arrive on the receiver until it is dropped.
+/// Errors in the query come back before anything starts.
+pub async fn start(
+    app: Arc<AppState>,
+    req: TailRequest,
+) -> Result<mpsc::Receiver<Result<TailMessage, String>>, tonic::Status> {
+    let pipeline = Arc::new(req.query.pipeline("query")?);
+    let notify = Arc::new(Notify::new());
+    let waker = {
+        let notify = notify.clone();
+        Box::new(move || notify.notify_one())
+    };
+    let sub = app
+        .store
+        .subscribe(&req.tenant, &req.query.selector, QUEUE_ENTRIES, waker);
+    let history = if req.limit > 0 {
+        let end = Timestamp::now().saturating_add(1);
+        let start = req.start.min(end);
+        let mut r = run_logs(
+            app.store.clone(),
+            req.tenant.clone(),
+            "query",
+            &req.query,
+            start,
+            end,
+            req.limit,
+            Direction::Backward,
+        )
+        .await?;
+        for (_, entries) in &mut r.streams {
+            entries.reverse();
+        }
+        r.streams
+    } else {
+        Vec::new()
+    };
+    let (tx, rx) = mpsc::channel(CHANNEL_MESSAGES);
+    tokio::spawn(async move {
+        let seen: HashSet<(LabelSet, i64, String)> = history
+            .iter()
+            .flat_map(|(l, es)| es.iter().map(move |e| (l.clone(), e.ts.0, e.line.clone())))
+            .collect();
+        if tx
+            .send(Ok(TailMessage {
+                streams: history,
+                dropped: Vec::new(),
+            }))
+            .await
+            .is_err()
+        {
+            return;
+        }
+        loop {
+            tokio::select! {
+                _ = notify.notified() => {}
+                _ = tx.closed() => return,
+            }
+            if !req.delay.is_zero() {
+                tokio::time::sleep(req.delay).await;
+            }
+            let batch = sub.drain();
+            if batch.is_empty() {
+                continue;
+            }
+            let mut by_stream: BTreeMap<LabelSet, Vec<Entry>> = BTreeMap::new();
+            let mut processor = pipeline.processor();
+            for te in batch.entries {
+                let labels: &LabelSet = &te.labels;
+                if !seen.is_empty()
+                    && seen.contains(&(labels.clone(), te.entry.ts.0, te.entry.line.clone()))
+                {
+                    continue;
+                }
+                let Some(p) = processor.process(
+                    te.entry.ts.0,
+                    &te.entry.line,
+                    labels.labels(),
+                    &te.entry.metadata,
+                ) else {
+                    continue;
+                };
+                let out_labels = if p.labels_changed {
+                    p.label_set().unwrap_or_else(|| labels.clone())
+                } else {
+                    labels.clone()
+                };
+                let line = p.line.to_string();
+                by_stream.entry(out_labels).or_default().push(Entry {
+                    ts: te.entry.ts,
+                    line,
+                    metadata: te.entry.metadata.clone(),
+                });
+            }
+            let msg = TailMessage {
+                streams: by_stream.into_iter().collect(),
+                dropped: batch
+                    .dropped
+                    .into_iter()
+                    .map(|d| DroppedOut {
+                        labels: (*d.labels).clone(),
+                        first_ts: d.first_ts,
+                        count: d.count,
+                    })
+                    .collect(),
+            };
+            if msg.streams.is_empty() && msg.dropped.is_empty() {
+                continue;
+            }
+            if tx.send(Ok(msg)).await.is_err() {
+                return;
+            }
+        }
+    });
+    Ok(rx)
+}
+
+fn labels_json(ls: &LabelSet) -> BTreeMap<&str, &str> {
+    ls.labels()
+        .iter()
+        .map(|l| (l.name.as_str(), l.value.as_str()))
+        .collect()
+}
+
+/// Loki's websocket message.
+pub fn message_json(m: &TailMessage) -> Value {
+    let streams: Vec<Value> = m
+        .streams
+        .iter()
+        .map(|(labels, entries)| {
+            json!({
+                "stream": labels_json(labels),
+                "values": entries
+                    .iter()
+                    .map(|e| json!([e.ts.0.to_string(), e.line]))
+                    .collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    let mut out = json!({ "streams": streams });
+    if !m.dropped.is_empty() {
+        out["dropped_entries"] = m
+            .dropped
+            .iter()
+            .map(|d| {
+                json!({
+                    "labels": labels_json(&d.labels),
+                    "timestamp": d.first_ts.0.to_string(),
+                    "count": d.count,
+                })
+            })
+            .collect();
+    }
+    out
+}
+
+/// `GET /loki/api/v1/tail`: `query`, `delay_for` (seconds, at most 5),
+/// `limit` (history entries, default 100), `start` (default an hour ago).
+pub async fn tail(
+    State(app): State<Arc<AppState>>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+    ws: WebSocketUpgrade,
+) -> Result<Response, ApiError> {
+    let tenant = tenant(&headers)?;
+    let params = Params::from_request(raw.as_deref(), &bytes::Bytes::new());
+    let text = params
+        .get("query")
+        .ok_or_else(|| ApiError::bad_request("missing parameter \"query\""))?;
+    let query = parse_log_query("query", text).map_err(|s| ApiError::bad_request(s.message()))?;
+    let limit = match params.get("limit") {
+        None => 100,
+        Some(v) => v
+            .parse::<usize>()
+            .map_err(|_| ApiError::bad_request(format!("invalid parameter \"limit\": {v:?}")))?,
+    };
+    if limit > app.config.max_query_limit {
+        return Err(ApiError::bad_request(format!(
+            "max entries limit per query exceeded, limit > max_entries_limit ({limit} > {})",
+            app.config.max_query_limit
+        )));
+    }
+    let delay = match params.get("delay_for") {
+        None => 0,
+        Some(v) => v.parse::<u64>().map_err(|_| {
+            ApiError::bad_request(format!("invalid parameter \"delay_for\": {v:?}"))
+        })?,
+    };
+    if delay > MAX_DELAY_SECS {
+        return Err(ApiError::bad_request(format!(
+            "delay_for can't be greater than {MAX_DELAY_SECS}"
+        )));
+    }
+    let start = params
+        .time("start")?
+        .unwrap_or_else(|| Timestamp::now().saturating_sub(3_600_000_000_000));
+    let req = TailRequest {
+        tenant,
+        query,
+        limit,
+        start,
+        delay: Duration::from_secs(delay),
+    };
+    let rx = start_or_error(app, req).await?;
+    Ok(ws.on_upgrade(move |socket| forward(socket, rx)))
+}
+
+async fn start_or_error(
+    app: Arc<AppState>,
+    req: TailRequest,
+) -> Result<mpsc::Receiver<Result<TailMessage, String>>, ApiError> {
+    start(app, req).await.map_err(|s| match s.code() {
+        tonic::Code::Unavailable => ApiError::unavailable(s.message()),
+        _ => ApiError::bad_request(s.message()),
+    })
+}
+
+async fn forward(mut socket: WebSocket, mut rx: mpsc::Receiver<Result<TailMessage, String>>) {
+    loop {
+        tokio::select! {
+            msg = rx.recv() => {
+                let Some(msg) = msg else { return };
+                let text = match msg {
+                    Ok(m) => message_json(&m).to_string(),
+                    Err(e) => {
+                        let _ = socket.send(Message::Close(None)).await;
+                        tracing::info!(error = %e, "tail ended");
+                        return;
+                    }
+                };
+                if socket.send(Message::Text(text.into())).await.is_err() {
+                    return;
+                }
+            }
+            incoming = socket.recv() => {
+                match incoming {
+                    None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return,
+                    Some(Ok(_)) => {}
+                }
+            }
+        }
+    }
+}
