@@ -101,6 +101,11 @@ impl Server {
         format!("http://127.0.0.1:{}{path}", self.http)
     }
 
+    /// The gRPC endpoint, for tonic clients.
+    pub fn grpc_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.grpc)
+    }
+
     /// SIGKILL: no flush, no goodbye.
     pub fn kill9(&mut self) {
         if let Some(mut c) = self.child.take() {
