@@ -11,7 +11,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let out = std::path::PathBuf::from(std::env::var("OUT_DIR")?);
     tonic_prost_build::configure()
         .file_descriptor_set_path(out.join("skald_v1_descriptor.bin"))
-        .compile_protos(&[file.clone()], &[root])?;
+        .compile_protos(std::slice::from_ref(&file), &[root])?;
     println!("cargo:rerun-if-changed={}", file.display());
     Ok(())
 }

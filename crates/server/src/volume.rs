@@ -20,6 +20,9 @@ use skald_store::Source;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+/// The labels a volume is grouped by.
+type Group = Vec<(String, String)>;
+
 fn selector(params: &Params) -> Result<Vec<Matcher>, ApiError> {
     let text = params
         .get("query")
@@ -136,9 +139,9 @@ async fn run(
     let out = blocking(move || {
         let snap = store.snapshot(&tenant, &matchers, start, end);
         // group -> step index -> bytes
-        let mut groups: BTreeMap<Vec<(String, String)>, BTreeMap<i64, u64>> = BTreeMap::new();
+        let mut groups: BTreeMap<Group, BTreeMap<i64, u64>> = BTreeMap::new();
         for s in &snap.streams {
-            let keys: Vec<Vec<(String, String)>> = if by_labels {
+            let keys: Vec<Group> = if by_labels {
                 s.labels
                     .labels()
                     .iter()
@@ -168,7 +171,7 @@ async fn run(
                 }
             }
         }
-        let mut ranked: Vec<(u64, Vec<(String, String)>, BTreeMap<i64, u64>)> = groups
+        let mut ranked: Vec<(u64, Group, BTreeMap<i64, u64>)> = groups
             .into_iter()
             .map(|(k, points)| (points.values().sum(), k, points))
             .collect();
