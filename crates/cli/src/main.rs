@@ -10,6 +10,7 @@ mod bench;
 mod config;
 mod debug;
 mod remote;
+mod run;
 mod serve;
 
 use clap::{Parser, Subcommand};
@@ -21,7 +22,8 @@ use std::process::ExitCode;
     version,
     about = "A log aggregation server that speaks Grafana Loki's API",
     after_help = "Exit codes: 0 success, 1 failure, 2 bad command line, 3 server unreachable, \
-4 request refused by the server (4xx), 5 server error (5xx)."
+4 request refused by the server (4xx), 5 server error (5xx), 6 invalid pipeline file, \
+7 a pipeline component could not be started."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -48,6 +50,13 @@ enum Command {
     Push(remote::PushArgs),
     /// Export every entry of a log query to a JSONL, JSON or CSV file.
     Export(remote::export::ExportArgs),
+    /// Run a pipeline's components from a YAML file: one live, colour-coded
+    /// view of their output, every line stored.
+    Run(run::RunArgs),
+    /// Show (and follow) the stored output of a pipeline run.
+    Logs(run::logs::LogsArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions { shell: clap_complete::Shell },
 }
 
 fn main() -> ExitCode {
@@ -61,6 +70,13 @@ fn main() -> ExitCode {
         Command::Series(args) => remote::series(args),
         Command::Push(args) => remote::push::run(args),
         Command::Export(args) => remote::export::run(args),
+        Command::Run(args) => run::run(args),
+        Command::Logs(args) => run::logs::run(args),
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut cmd, "skald", &mut std::io::stdout());
+            Ok(())
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -10,7 +10,7 @@
 //! - 5: the server failed (5xx)
 
 pub mod export;
-mod output;
+pub(crate) mod output;
 pub mod push;
 
 use anyhow::Context;

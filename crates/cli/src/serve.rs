@@ -72,21 +72,30 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             .with_context(|| format!("opening the store in {}", args.data_dir.display()))?,
     );
     tracing::info!(data_dir = %args.data_dir.display(), took_ms = opened.elapsed().as_millis() as u64, "store open");
-    let state = Arc::new(AppState {
-        store: store.clone(),
-        config: cfg.http.clone(),
-        started: Instant::now(),
-        deletes: Arc::new(
-            skald_server::Deletes::open(store.clone())
-                .map_err(|e| anyhow::anyhow!("loading delete requests: {e}"))?,
-        ),
-        exports: Default::default(),
-    });
+    let state = app_state(store.clone(), cfg.http.clone())?;
     let result = runtime.block_on(serve(state, &args));
     tracing::info!("flushing and closing the store");
     store.close().context("closing the store")?;
     tracing::info!("stopped");
     result
+}
+
+/// The HTTP and gRPC APIs' state over an open store (also used by
+/// `skald run` and `skald logs` for their local API).
+pub fn app_state(
+    store: Arc<Store>,
+    config: skald_server::ServerConfig,
+) -> anyhow::Result<Arc<AppState>> {
+    Ok(Arc::new(AppState {
+        store: store.clone(),
+        config,
+        started: Instant::now(),
+        deletes: Arc::new(
+            skald_server::Deletes::open(store)
+                .map_err(|e| anyhow::anyhow!("loading delete requests: {e}"))?,
+        ),
+        exports: Default::default(),
+    }))
 }
 
 async fn serve(state: Arc<AppState>, args: &ServeArgs) -> anyhow::Result<()> {

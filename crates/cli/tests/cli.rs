@@ -239,3 +239,16 @@ fn export_pages_through_everything_and_resumes() {
     assert!(!o.status.success());
     assert_eq!(stderr(&o).lines().count(), 1, "{}", stderr(&o));
 }
+
+#[test]
+fn completions_for_every_shell() {
+    for shell in ["bash", "zsh", "fish"] {
+        let o = skald(None, &["completions", shell], None);
+        assert!(o.status.success(), "{shell}: {}", stderr(&o));
+        let script = stdout(&o);
+        assert!(script.contains("skald"), "{shell}");
+        assert!(script.contains("export"), "{shell}: subcommands listed");
+    }
+    let o = skald(None, &["completions", "tcsh"], None);
+    assert_eq!(o.status.code(), Some(2));
+}
