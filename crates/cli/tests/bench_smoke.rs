@@ -34,7 +34,8 @@ fn bench_runs_end_to_end_on_a_small_dataset() {
         "| Ingest | **",
         "| Failed pushes | 0 of 20 |",
         "| Disk after flush |",
-        "| Disk / zstd reference |",
+        "| Disk after flush / zstd reference |",
+        "| Disk after compaction / zstd reference |",
         "| Server peak RSS, ingest |",
     ] {
         assert!(stdout.contains(expected), "no {expected:?} in\n{stdout}");
