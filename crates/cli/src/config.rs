@@ -23,6 +23,7 @@
 //! [http]
 //! max_push_body_bytes = 67108864
 //! max_query_limit = 5000
+//! max_query_series = 500
 //! ```
 
 use anyhow::Context;

@@ -141,7 +141,16 @@ async fn serve(state: Arc<AppState>, args: &ServeArgs) -> anyhow::Result<()> {
 fn tokio_stream_listener(
     listener: tokio::net::TcpListener,
 ) -> impl tokio_stream::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
-    tokio_stream::wrappers::TcpListenerStream::new(listener)
+    // Small replies (tail entries, acks) go out at once: without
+    // TCP_NODELAY, Nagle's algorithm and delayed ACKs hold them ~40 ms.
+    tokio_stream::StreamExt::map(
+        tokio_stream::wrappers::TcpListenerStream::new(listener),
+        |conn| {
+            let conn = conn?;
+            conn.set_nodelay(true)?;
+            Ok(conn)
+        },
+    )
 }
 
 async fn shutdown_signal() {

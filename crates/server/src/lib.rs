@@ -47,6 +47,8 @@ pub struct ServerConfig {
     pub max_query_limit: usize,
     /// Longest time range a query may span, in hours (0: no limit).
     pub max_query_length_hours: u64,
+    /// Most series a metric query may return (Loki's `max_query_series`).
+    pub max_query_series: usize,
 }
 
 impl Default for ServerConfig {
@@ -56,6 +58,7 @@ impl Default for ServerConfig {
             max_push_decompressed_bytes: 256 * 1024 * 1024,
             max_query_limit: 5000,
             max_query_length_hours: 30 * 24 + 1,
+            max_query_series: 500,
         }
     }
 }

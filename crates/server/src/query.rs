@@ -23,8 +23,6 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 const DEFAULT_LIMIT: usize = 100;
-/// Loki's `max_query_series` default: series a metric query may return.
-const MAX_QUERY_SERIES: usize = 500;
 /// Loki's cap on the points of one series in a range query.
 const MAX_POINTS: i64 = 11_000;
 /// Points Loki aims for when `step` is not given.
@@ -225,7 +223,7 @@ async fn run_metric(
             end: m.end,
             step: m.step,
             limits: MetricLimits {
-                max_series: MAX_QUERY_SERIES,
+                max_series: app.config.max_query_series,
                 ..MetricLimits::default()
             },
         };
