@@ -46,6 +46,21 @@ enum Command {
     Labels(remote::LabelsArgs),
     /// List the streams matching a selector.
     Series(remote::SeriesArgs),
+    /// Follow a log query: print new entries as they arrive.
+    Tail(remote::TailArgs),
+    /// Streams, chunks, entries and bytes a selector covers (index stats).
+    Stats(remote::IndexArgs),
+    /// Bytes per stream, or per label value with --by.
+    Volume {
+        #[command(flatten)]
+        index: remote::IndexArgs,
+        /// Aggregate by these labels (comma-separated).
+        #[arg(long)]
+        by: Option<String>,
+        /// Most rows.
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+    },
     /// Push lines from standard input or files into a stream.
     Push(remote::PushArgs),
     /// Export every entry of a log query to a JSONL, JSON or CSV file.
@@ -69,6 +84,9 @@ fn main() -> ExitCode {
         Command::Labels(args) => remote::labels(args),
         Command::Series(args) => remote::series(args),
         Command::Push(args) => remote::push::run(args),
+        Command::Tail(args) => remote::tail(args),
+        Command::Stats(args) => remote::stats(args),
+        Command::Volume { index, by, limit } => remote::volume(index, by, limit),
         Command::Export(args) => remote::export::run(args),
         Command::Run(args) => run::run(args),
         Command::Logs(args) => run::logs::run(args),

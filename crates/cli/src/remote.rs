@@ -222,9 +222,22 @@ pub struct QueryArgs {
     /// Timestamps in UTC (default: local time).
     #[arg(long)]
     pub utc: bool,
+    /// Keep printing new entries as they arrive (like `skald tail`).
+    #[arg(long, short = 'f')]
+    pub follow: bool,
 }
 
 pub fn query(args: QueryArgs) -> anyhow::Result<()> {
+    if args.follow {
+        return tail(TailArgs {
+            query: args.query,
+            server: args.server,
+            since: args.since,
+            output: args.output,
+            color: args.color,
+            utc: args.utc,
+        });
+    }
     let remote = Remote::new(&args.server)?;
     let mut params: Vec<(&str, String)> = vec![
         ("query", args.query.clone()),
@@ -305,6 +318,163 @@ pub fn series(args: SeriesArgs) -> anyhow::Result<()> {
     for s in v["data"].as_array().into_iter().flatten() {
         text.push_str(&output::labels_text(s));
         text.push('\n');
+    }
+    ignore_broken_pipe(
+        std::io::Write::write_all(&mut std::io::stdout().lock(), text.as_bytes())
+            .map_err(Into::into),
+    )
+}
+
+#[derive(Args, Debug)]
+pub struct TailArgs {
+    /// A LogQL log query.
+    pub query: String,
+    #[command(flatten)]
+    pub server: ServerArgs,
+    /// Start with the entries of this last stretch (a duration).
+    #[arg(long, default_value = "1m")]
+    pub since: String,
+    #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Default)]
+    pub output: OutputFormat,
+    #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
+    pub color: ColorChoice,
+    /// Timestamps in UTC (default: local time).
+    #[arg(long)]
+    pub utc: bool,
+}
+
+/// Follows a log query by asking for what is newer than the last entry
+/// printed, twice a second. Entries sharing the last timestamp are
+/// remembered, so none is printed twice; when the server goes away (a
+/// restart), it says so once and carries on from where it was when the
+/// server is back.
+pub fn tail(args: TailArgs) -> anyhow::Result<()> {
+    let remote = Remote::new(&args.server)?;
+    let style = output::Style::new(args.color, args.utc);
+    let mut start: Option<i64> = None;
+    let mut seen: std::collections::HashSet<(String, String)> = Default::default();
+    let mut down = false;
+    loop {
+        let mut params: Vec<(&str, String)> = vec![
+            ("query", args.query.clone()),
+            ("limit", "5000".into()),
+            ("direction", "forward".into()),
+        ];
+        match start {
+            Some(s) => params.push(("start", s.to_string())),
+            None => params.push(("since", args.since.clone())),
+        }
+        let v = match remote.get_json("/loki/api/v1/query_range", &params) {
+            Ok(v) => {
+                if down {
+                    eprintln!("skald: the server is back");
+                    down = false;
+                }
+                v
+            }
+            Err(f) if f.code == EXIT_UNREACHABLE || f.code == EXIT_SERVER => {
+                if !down {
+                    eprintln!("skald: {f}; retrying");
+                    down = true;
+                }
+                std::thread::sleep(Duration::from_secs(1));
+                continue;
+            }
+            Err(f) => return Err(f.into()),
+        };
+        anyhow::ensure!(
+            v["data"]["resultType"] == "streams",
+            "tail takes a log query, not a metric query"
+        );
+        let mut fresh: Vec<(i64, Value, String)> = Vec::new();
+        for s in v["data"]["result"].as_array().into_iter().flatten() {
+            for e in s["values"].as_array().into_iter().flatten() {
+                let ts: i64 = e[0].as_str().and_then(|t| t.parse().ok()).unwrap_or(0);
+                let line = e[1].as_str().unwrap_or_default().to_string();
+                let key = (output::labels_text(&s["stream"]), line.clone());
+                if Some(ts) == start && seen.contains(&key) {
+                    continue;
+                }
+                fresh.push((ts, s["stream"].clone(), line));
+            }
+        }
+        fresh.sort_by_key(|e| e.0);
+        for (ts, labels, line) in &fresh {
+            if Some(*ts) != start {
+                start = Some(*ts);
+                seen.clear();
+            }
+            seen.insert((output::labels_text(labels), line.clone()));
+        }
+        let page = json_streams(&fresh);
+        let mut out = std::io::stdout().lock();
+        let printed = output::print_result(&mut out, &page, args.output, &style, true, true);
+        ignore_broken_pipe(printed)?;
+        if std::io::Write::flush(&mut out).is_err() {
+            return Ok(());
+        }
+        if fresh.len() < 5000 {
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+}
+
+/// Entries as a Loki `streams` answer, one stream per entry, to print them
+/// as a query result.
+fn json_streams(entries: &[(i64, Value, String)]) -> Value {
+    let result: Vec<Value> = entries
+        .iter()
+        .map(|(ts, labels, line)| serde_json::json!({"stream": labels, "values": [[ts.to_string(), line]]}))
+        .collect();
+    serde_json::json!({"data": {"resultType": "streams", "result": result}})
+}
+
+#[derive(Args, Debug)]
+pub struct IndexArgs {
+    /// A stream selector, e.g. `{app="api"}`.
+    pub selector: String,
+    #[command(flatten)]
+    pub server: ServerArgs,
+    /// How far back to look.
+    #[arg(long, default_value = "1h")]
+    pub since: String,
+}
+
+/// `skald stats`: streams, chunks, entries and bytes a selector covers.
+pub fn stats(args: IndexArgs) -> anyhow::Result<()> {
+    let remote = Remote::new(&args.server)?;
+    let params = [
+        ("query", args.selector.clone()),
+        ("since", args.since.clone()),
+    ];
+    let v = remote.get_json("/loki/api/v1/index/stats", &params)?;
+    let mut text = String::new();
+    for key in ["streams", "chunks", "entries", "bytes"] {
+        text.push_str(&format!("{key:<8} {}\n", v[key]));
+    }
+    ignore_broken_pipe(
+        std::io::Write::write_all(&mut std::io::stdout().lock(), text.as_bytes())
+            .map_err(Into::into),
+    )
+}
+
+/// `skald volume`: bytes per series (or per label with --by).
+pub fn volume(args: IndexArgs, by: Option<String>, limit: u32) -> anyhow::Result<()> {
+    let remote = Remote::new(&args.server)?;
+    let mut params = vec![
+        ("query", args.selector.clone()),
+        ("since", args.since.clone()),
+        ("limit", limit.to_string()),
+    ];
+    if let Some(by) = by {
+        params.push(("targetLabels", by));
+        params.push(("aggregateBy", "labels".into()));
+    }
+    let v = remote.get_json("/loki/api/v1/index/volume", &params)?;
+    let mut text = String::new();
+    for s in v["data"]["result"].as_array().into_iter().flatten() {
+        let bytes = s["value"][1].as_str().unwrap_or_default();
+        text.push_str(&format!("{}\t{bytes}\n", output::labels_text(&s["metric"])));
     }
     ignore_broken_pipe(
         std::io::Write::write_all(&mut std::io::stdout().lock(), text.as_bytes())

@@ -252,3 +252,51 @@ fn completions_for_every_shell() {
     let o = skald(None, &["completions", "tcsh"], None);
     assert_eq!(o.status.code(), Some(2));
 }
+
+#[test]
+fn tail_prints_new_entries_once_and_index_commands_answer() {
+    let server = Server::start();
+    let o = skald(Some(&server), &["push", "-L", "app=tail"], Some("before\n"));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_skald"))
+        .args(["tail", r#"{app="tail"}"#, "-o", "raw", "--since", "5m"])
+        .env("SKALD_ADDR", server.url(""))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pipe = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(pipe).lines() {
+            if tx.send(line.unwrap()).is_err() {
+                return;
+            }
+        }
+    });
+    let next = || rx.recv_timeout(std::time::Duration::from_secs(20)).unwrap();
+    assert_eq!(next(), "before");
+    for i in 0..3 {
+        let line = format!("live {i}\n");
+        let o = skald(Some(&server), &["push", "-L", "app=tail"], Some(&line));
+        assert!(o.status.success());
+        assert_eq!(next(), format!("live {i}"));
+    }
+    // Nothing is printed twice.
+    assert!(
+        rx.recv_timeout(std::time::Duration::from_millis(1500))
+            .is_err()
+    );
+    child.kill().unwrap();
+    let _ = child.wait();
+
+    let o = skald(Some(&server), &["stats", r#"{app="tail"}"#], None);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    assert!(text.contains("streams  1"), "{text}");
+    assert!(text.contains("entries  4"), "{text}");
+    let o = skald(Some(&server), &["volume", r#"{app="tail"}"#], None);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).starts_with("{app=\"tail\"}\t"), "{}", stdout(&o));
+}
