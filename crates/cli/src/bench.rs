@@ -20,6 +20,7 @@ mod dataset;
 mod ingest;
 mod query;
 mod report;
+mod tail;
 mod target;
 
 use anyhow::{Context, bail};
@@ -193,6 +194,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     let mut disk_after_flush = None;
     let mut disk_after_compaction = None;
     let mut compaction_took = None;
+    let mut tail_latency = None;
     let mut shutdown = None;
     let mut restart_ready = None;
     if let Some(child) = server.as_mut() {
@@ -216,6 +218,8 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
                 "after restart",
             )?);
         }
+        eprintln!("bench: measuring live tail latency");
+        tail_latency = Some(tail::measure(&child.grpc_url(), tenant, 200)?);
         memory_after_restart = child.pid().and_then(MemorySample::read);
         child.stop()?;
     }
@@ -265,6 +269,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         disk_after_flush,
         disk_after_compaction,
         compaction_took,
+        tail_latency,
         shutdown,
         restart_ready,
         queries,

@@ -37,6 +37,7 @@ fn bench_runs_end_to_end_on_a_small_dataset() {
         "| Disk after flush / zstd reference |",
         "| Disk after compaction / zstd reference |",
         "| Server peak RSS, ingest |",
+        "| Live tail latency (gRPC push to TailLogs delivery) |",
     ] {
         assert!(stdout.contains(expected), "no {expected:?} in\n{stdout}");
     }

@@ -37,6 +37,7 @@ pub struct Results {
     pub disk_after_compaction: Option<DiskUsage>,
     /// From ready after the restart until no compaction was pending.
     pub compaction_took: Option<std::time::Duration>,
+    pub tail_latency: Option<super::tail::TailLatency>,
     pub shutdown: Option<Duration>,
     pub restart_ready: Option<Duration>,
     pub queries: Vec<QueryRun>,
@@ -361,6 +362,18 @@ impl Results {
             rows.push((
                 "Disk after compaction / zstd reference".to_string(),
                 format!("**{:.3}**", ratio(disk.bytes, d.zstd_reference_bytes)),
+            ));
+        }
+        if let Some(t) = &self.tail_latency {
+            rows.push((
+                "Live tail latency (gRPC push to TailLogs delivery)".to_string(),
+                format!(
+                    "p50 {}, **p99 {}**, max {} over {} entries",
+                    ms(t.p50),
+                    ms(t.p99),
+                    ms(t.max),
+                    t.samples
+                ),
             ));
         }
         if let Some(t) = self.restart_ready {

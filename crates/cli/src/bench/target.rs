@@ -49,6 +49,10 @@ impl ChildServer {
         format!("http://127.0.0.1:{}", self.http_port)
     }
 
+    pub fn grpc_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.grpc_port)
+    }
+
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)
     }
