@@ -122,6 +122,11 @@ impl LineFilterChain {
             if f.op == LineFilterOp::Contains && !matches_all {
                 chain.required.push(f.values.clone());
             }
+            if f.op == LineFilterOp::Regex
+                && let Some(literals) = regex_literals(&f.values)
+            {
+                chain.required.push(literals);
+            }
             chain.filters.push(Compiled {
                 negated,
                 test,
@@ -155,6 +160,32 @@ impl LineFilterChain {
     }
 }
 
+/// The literals a regex filter's alternatives reduce to, when each is a
+/// plain literal, optionally case-insensitive (`(?i)error`, the way Loki
+/// users ask for case-insensitive search): a matching line contains one of
+/// them, compared ASCII-case-insensitively, which is how block filters
+/// compare, so such filters skip blocks like `|=` does. Non-ASCII
+/// case-insensitive literals are left out (their case folding is not
+/// ASCII's).
+fn regex_literals(values: &[String]) -> Option<Vec<String>> {
+    let mut out = Vec::with_capacity(values.len());
+    for v in values {
+        let (insensitive, body) = match v.strip_prefix("(?i)") {
+            Some(rest) => (true, rest),
+            None => (false, v.as_str()),
+        };
+        let plain = !body.is_empty()
+            && !body
+                .chars()
+                .any(|c| "\\.+*?()|[]{}^$#&-~".contains(c) || c.is_whitespace() && c != ' ');
+        if !plain || (insensitive && !body.is_ascii()) {
+            return None;
+        }
+        out.push(body.to_string());
+    }
+    Some(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -164,6 +195,22 @@ mod tests {
             op,
             values: values.iter().map(|s| s.to_string()).collect(),
         }
+    }
+
+    #[test]
+    fn case_insensitive_regexes_of_literals_are_required_literals() {
+        let chain = LineFilterChain::new(&[f(LineFilterOp::Regex, &["(?i)timeout"])]).unwrap();
+        assert_eq!(chain.required(), &[vec!["timeout".to_string()]]);
+        assert!(chain.matches(b"upstream TimeOut after 5s"));
+        let chain = LineFilterChain::new(&[f(LineFilterOp::Regex, &["(?i)a", "b"])]).unwrap();
+        assert_eq!(chain.required(), &[vec!["a".to_string(), "b".to_string()]]);
+        for not_literal in ["time.*out", "(?i)caf\u{e9}", "(?i)CAFÉ", "a|b", "x+"] {
+            let chain = LineFilterChain::new(&[f(LineFilterOp::Regex, &[not_literal])]).unwrap();
+            assert!(chain.required().is_empty(), "{not_literal}");
+        }
+        // Negated regexes require nothing.
+        let chain = LineFilterChain::new(&[f(LineFilterOp::NotRegex, &["(?i)x"])]).unwrap();
+        assert!(chain.required().is_empty());
     }
 
     #[test]
