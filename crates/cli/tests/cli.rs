@@ -300,3 +300,54 @@ fn tail_prints_new_entries_once_and_index_commands_answer() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stdout(&o).starts_with("{app=\"tail\"}\t"), "{}", stdout(&o));
 }
+
+#[test]
+fn push_follow_survives_rotation_and_truncation() {
+    let server = Server::start();
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.log");
+    std::fs::write(&log, "old line, before following\n").unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_skald"))
+        .args([
+            "push",
+            "-f",
+            log.to_str().unwrap(),
+            "-L",
+            "app=follow",
+            "--batch",
+            "1",
+        ])
+        .env("SKALD_ADDR", server.url(""))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let append = |text: &str| {
+        let mut f = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+        f.write_all(text.as_bytes()).unwrap();
+    };
+    let wait_for = |n: usize| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            let lines = server.lines(r#"{app="follow"}"#, 100, "forward");
+            if lines.len() >= n || std::time::Instant::now() > deadline {
+                return lines;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    };
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    append("one\ntwo\n");
+    assert_eq!(wait_for(2), ["one", "two"]);
+    // Rotation: the file is renamed and a new one takes its name.
+    std::fs::rename(&log, dir.path().join("app.log.1")).unwrap();
+    std::fs::write(&log, "three\n").unwrap();
+    assert_eq!(wait_for(3), ["one", "two", "three"]);
+    // Truncation in place.
+    std::fs::write(&log, "").unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(600));
+    append("four\n");
+    assert_eq!(wait_for(4), ["one", "two", "three", "four"]);
+    child.kill().unwrap();
+    let _ = child.wait();
+}
