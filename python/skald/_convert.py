@@ -137,7 +137,7 @@ def req_push_simple(
 
 def req_query_logs(query: str, start: Time, end: Time, limit: int, direction: Direction) -> pb.QueryLogsRequest:
     return pb.QueryLogsRequest(
-        query=query, start_ns=ns(start), end_ns=ns(end), limit=limit, direction=Direction(direction).value
+        query=query, start_ns=ns(start), end_ns=ns(end), limit=limit, direction=Direction(direction).value  # type: ignore[arg-type]
     )
 
 
@@ -194,7 +194,7 @@ def req_export(
     req = pb.ExportLogsRequest(query=query, start_ns=ns(start), end_ns=ns(end), chunk_size=chunk_size, cursor=cursor)
     if destination is not None:
         path, fmt, gzip = destination
-        req.destination.CopyFrom(pb.ExportDestination(path=path, format=ExportFormat(fmt).value, gzip=gzip))
+        req.destination.CopyFrom(pb.ExportDestination(path=path, format=ExportFormat(fmt).value, gzip=gzip))  # type: ignore[arg-type]
     return req
 
 
