@@ -351,3 +351,69 @@ fn push_follow_survives_rotation_and_truncation() {
     child.kill().unwrap();
     let _ = child.wait();
 }
+
+/// Runs `skald ARGS` under a pseudo-terminal (util-linux `script`), so
+/// stdout and stderr are terminals; returns everything the terminal showed.
+fn skald_on_a_terminal(server: &Server, args: &[&str]) -> String {
+    let quoted: Vec<String> = std::iter::once(env!("CARGO_BIN_EXE_skald").to_string())
+        .chain(args.iter().map(|a| a.to_string()))
+        .map(|a| format!("'{}'", a.replace('\'', r"'\''")))
+        .collect();
+    let o = Command::new("script")
+        .args(["-qefc", &quoted.join(" "), "/dev/null"])
+        .env("SKALD_ADDR", server.url(""))
+        .env_remove("NO_COLOR")
+        .env("TERM", "xterm-256color")
+        .stdin(Stdio::null())
+        .output()
+        .expect("running script(1) for a pseudo-terminal");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[test]
+fn on_a_terminal_output_is_coloured_and_export_shows_progress() {
+    let server = Server::start();
+    let o = skald(
+        Some(&server),
+        &["push", "-L", "app=tty"],
+        Some("level=error boom\nall good\n"),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let shown = skald_on_a_terminal(&server, &["query", r#"{app="tty"}"#]);
+    assert!(shown.contains("\x1b[31merror\x1b[0m"), "{shown:?}");
+    assert!(shown.contains("\x1b[38;5;"), "stream colour: {shown:?}");
+    // NO_COLOR wins over a terminal.
+    let plain = {
+        let o = Command::new("script")
+            .args([
+                "-qefc",
+                &format!("'{}' query '{{app=\"tty\"}}'", env!("CARGO_BIN_EXE_skald")),
+                "/dev/null",
+            ])
+            .env("SKALD_ADDR", server.url(""))
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    assert!(plain.contains("level=error boom"), "{plain:?}");
+    assert!(!plain.contains("\x1b["), "{plain:?}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("x.jsonl");
+    let shown = skald_on_a_terminal(
+        &server,
+        &["export", r#"{app="tty"}"#, "-o", out.to_str().unwrap()],
+    );
+    assert!(shown.contains("2/2 entries"), "{shown:?}");
+    assert!(shown.contains("exported 2 entries"), "{shown:?}");
+    // Piped: no progress line.
+    let o = skald(
+        Some(&server),
+        &["export", r#"{app="tty"}"#, "-o", out.to_str().unwrap()],
+        None,
+    );
+    assert!(!stderr(&o).contains("entries/s"), "{}", stderr(&o));
+}

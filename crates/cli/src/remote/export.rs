@@ -92,6 +92,25 @@ pub fn run(args: ExportArgs) -> anyhow::Result<()> {
         ExportFormat::Jsonl => {}
     }
     let progress = std::io::stderr().is_terminal();
+    // The index's count of entries under the selector: an upper bound of
+    // what the query returns, for the ETA (none if the server has no
+    // index stats).
+    let estimate = if progress {
+        let mut p = vec![("query", args.query.clone())];
+        match &args.from {
+            Some(from) => p.push(("start", from.clone())),
+            None => p.push(("since", args.since.clone())),
+        }
+        if let Some(to) = &args.to {
+            p.push(("end", to.clone()));
+        }
+        remote
+            .get_json("/loki/api/v1/index/stats", &p)
+            .ok()
+            .and_then(|v| v["entries"].as_u64())
+    } else {
+        None
+    };
     let started = Instant::now();
     let (mut entries, mut bytes) = (0u64, 0u64);
     let mut first_json = first;
@@ -177,10 +196,9 @@ pub fn run(args: ExportArgs) -> anyhow::Result<()> {
             });
         }
         if progress {
-            let rate = entries as f64 / started.elapsed().as_secs_f64().max(1e-3);
             eprint!(
-                "\r{entries} entries, {:.1} MB, {rate:.0} entries/s   ",
-                bytes as f64 / 1e6
+                "\r{}   ",
+                progress_line(entries, bytes, started.elapsed(), estimate)
             );
         }
         if !full {
@@ -207,6 +225,31 @@ pub fn run(args: ExportArgs) -> anyhow::Result<()> {
         args.output.display()
     );
     Ok(())
+}
+
+/// `1200/5000 entries, 0.3 MB, 400 entries/s, ETA 10s`
+fn progress_line(
+    entries: u64,
+    bytes: u64,
+    took: std::time::Duration,
+    estimate: Option<u64>,
+) -> String {
+    let rate = entries as f64 / took.as_secs_f64().max(1e-3);
+    let mut line = match estimate {
+        Some(total) if total >= entries => format!("{entries}/{total} entries"),
+        _ => format!("{entries} entries"),
+    };
+    line.push_str(&format!(
+        ", {:.1} MB, {rate:.0} entries/s",
+        bytes as f64 / 1e6
+    ));
+    if let Some(total) = estimate
+        && total > entries
+        && rate > 0.0
+    {
+        line.push_str(&format!(", ETA {:.0}s", (total - entries) as f64 / rate));
+    }
+    line
 }
 
 /// Where an interrupted JSONL export stopped: its last complete line.
@@ -251,4 +294,27 @@ fn resume_cursor(path: &std::path::Path) -> anyhow::Result<Option<Cursor>> {
         .open(path)?
         .set_len(good_len)?;
     Ok(cursor)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn progress_shows_the_eta_when_the_total_is_known() {
+        assert_eq!(
+            progress_line(1000, 2_000_000, Duration::from_secs(2), Some(3000)),
+            "1000/3000 entries, 2.0 MB, 500 entries/s, ETA 4s"
+        );
+        assert_eq!(
+            progress_line(10, 1000, Duration::from_secs(1), None),
+            "10 entries, 0.0 MB, 10 entries/s"
+        );
+        // Filters can make the estimate low; no negative ETA.
+        assert_eq!(
+            progress_line(10, 0, Duration::from_secs(1), Some(5)),
+            "10 entries, 0.0 MB, 10 entries/s"
+        );
+    }
 }
