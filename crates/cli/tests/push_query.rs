@@ -347,3 +347,54 @@ fn sigterm_flushes_into_segments_and_restart_serves_them() {
     assert_eq!(lines[0], "entry 0");
     assert_eq!(lines[499], "entry 499");
 }
+
+/// Block filters let a needle search skip blocks that cannot hold it,
+/// for `|=` and for case-insensitive regexes of a literal alike.
+#[test]
+fn needle_searches_skip_blocks_case_insensitively_too() {
+    let mut server = Server::start();
+    let t = now_ns() - 60_000_000_000;
+    let streams: Vec<_> = ["alpha", "bravo", "Needle-Word here", "delta"]
+        .iter()
+        .enumerate()
+        .map(|(i, word)| {
+            let values: Vec<_> = (0..50)
+                .map(|j| json!([(t + j).to_string(), format!("{word} line {j}")]))
+                .collect();
+            json!({"stream": {"app": "skip", "part": i.to_string()}, "values": values})
+        })
+        .collect();
+    let r = server.push_json(&json!({ "streams": streams }));
+    assert_eq!(r.status(), 204);
+    // Into a segment: one chunk per stream, each with its filter.
+    server.restart();
+    for query in [
+        r#"{app="skip"} |= "needle-word""#,
+        r#"{app="skip"} |~ "(?i)NEEDLE-WORD""#,
+    ] {
+        let v = server.get_json(
+            "/loki/api/v1/query_range",
+            &[
+                ("query", query),
+                ("start", &common::day_ago()),
+                ("limit", "1000"),
+            ],
+        );
+        let found: usize = v["data"]["result"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["values"].as_array().unwrap().len())
+            .sum();
+        let skipped = v["data"]["stats"]["querier"]["skald"]["chunksSkippedByFilters"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("no skip count in {}", v["data"]["stats"]));
+        if query.contains("(?i)") {
+            assert_eq!(found, 50, "{query}");
+        } else {
+            // `|=` is case-sensitive: the block is read, nothing matches.
+            assert_eq!(found, 0, "{query}");
+        }
+        assert_eq!(skipped, 3, "{query}");
+    }
+}

@@ -177,7 +177,7 @@ fn regex_literals(values: &[String]) -> Option<Vec<String>> {
         let plain = !body.is_empty()
             && !body
                 .chars()
-                .any(|c| "\\.+*?()|[]{}^$#&-~".contains(c) || c.is_whitespace() && c != ' ');
+                .any(|c| "\\.+*?()|[]{}^$".contains(c) || c.is_whitespace() && c != ' ');
         if !plain || (insensitive && !body.is_ascii()) {
             return None;
         }
