@@ -168,11 +168,9 @@ class PushTest(Base):
         self.assertEqual(len(r.rejections), 1)
         self.assertEqual(self.client.query_logs(self.sel()).lines(), ["fine"])
 
-    @unittest.expectedFailure
     def test_push_reserved_label_name_rejected(self) -> None:
-        # The proto reserves names starting with `__` and ValidateLabels
-        # reports them as errors ("the server would reject the stream"), but
-        # pushes currently store such streams.
+        # The proto reserves names starting with `__`: ValidateLabels reports
+        # them as errors and pushes refuse such streams.
         self.assertFalse(self.client.validate_labels({"__reserved": "x"}).valid)
         r = self.client.push_log({"__reserved": "x", "suite": self.id_}, "reserved")
         self.assertEqual((r.accepted, r.rejected), (0, 1))

@@ -67,6 +67,16 @@ pub(crate) fn validate(
                 entries: s.entries.len() as u64,
             });
         };
+        if let Some(l) = s.labels.labels().iter().find(|l| l.name.starts_with("__")) {
+            // Prometheus's convention, and the gRPC contract: such names
+            // are the system's own (`__error__`, `__name__`).
+            let reason = format!(
+                "label name {:?} is reserved: names starting with __ are for internal use",
+                l.name
+            );
+            reject_all(reason, &mut outcome, &s);
+            continue;
+        }
         if s.labels.len() > limits.max_label_names_per_series {
             let reason = format!(
                 "stream has {} label names; the limit is {}",

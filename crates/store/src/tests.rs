@@ -165,6 +165,18 @@ fn validation_refuses_entries_not_streams() {
             .any(|r| r.reason.contains("exceeds the limit"))
     );
     assert_eq!(read_all(&store, r#"{app="a"}"#), vec![(t, "fine".into())]);
+    let out = store
+        .push(
+            &tenant(),
+            vec![batch(r#"{app="a", __secret__="x"}"#, &[(t, "no")])],
+        )
+        .unwrap();
+    assert_eq!(out.accepted, 0);
+    assert!(
+        out.rejected[0].reason.contains("reserved"),
+        "{:?}",
+        out.rejected
+    );
 }
 
 #[test]
