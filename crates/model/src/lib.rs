@@ -21,7 +21,7 @@ pub use limits::Limits;
 pub use matcher::{MatchOp, Matcher};
 pub use tenant::DEFAULT_TENANT;
 pub use tenant::TenantId;
-pub use time::{Timestamp, days_from_civil, format_rfc3339_nanos};
+pub use time::{Timestamp, civil_from_days, days_from_civil, format_rfc3339_nanos};
 
 /// One log entry of a stream: when, what, and the structured metadata that
 /// travels with it without being indexed.

@@ -111,7 +111,11 @@ fn introspection() {
     assert!(!p.can_change_labels());
     assert!(!p.can_change_line());
     assert_eq!(p.leading_filters().len(), 3);
-    assert_eq!(p.required(), &[vec!["x".to_string()]]);
+    // A regex of a plain literal requires it as `|=` does.
+    assert_eq!(
+        p.required(),
+        &[vec!["x".to_string()], vec!["y".to_string()]]
+    );
 
     let p = Pipeline::new(&stages(
         r#"{a="b"} |= "x" | json |= "y" | line_format "{{.a}}" |= "z""#,

@@ -28,22 +28,9 @@ fn batch(labels: &str, entries: &[(i64, &str)]) -> StreamBatch {
     }
 }
 
+/// Every entry a query would read, exact duplicates read once.
 fn read_all(store: &Store, selector: &str) -> Vec<(i64, String)> {
-    let ls = LabelSet::parse(selector).unwrap();
-    let matchers: Vec<Matcher> = ls
-        .labels()
-        .iter()
-        .map(|l| Matcher::new(&l.name, MatchOp::Eq, &l.value).unwrap())
-        .collect();
-    let snap = store.snapshot(&tenant(), &matchers, Timestamp(0), Timestamp::MAX);
-    let mut out: Vec<(i64, String)> = snap
-        .streams
-        .iter()
-        .flat_map(|s| &s.sources)
-        .flat_map(|src| Store::read_source(src).unwrap())
-        .map(|e| (e.ts.0, e.line))
-        .collect();
-    out.sort();
+    let mut out = read_raw(store, selector);
     out.dedup();
     out
 }

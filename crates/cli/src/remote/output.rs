@@ -90,7 +90,7 @@ pub fn format_time(ns: i64, utc: bool) -> String {
     let shifted = secs + offset;
     let days = shifted.div_euclid(86_400);
     let sod = shifted.rem_euclid(86_400);
-    let (y, m, d) = civil_from_days(days);
+    let (y, m, d) = skald_model::civil_from_days(days);
     let millis = ns.rem_euclid(1_000_000_000) / 1_000_000;
     let zone = if offset == 0 {
         "Z".to_string()
@@ -115,20 +115,6 @@ fn local_offset(secs: i64) -> i64 {
     let mut tm: libc::tm = unsafe { std::mem::zeroed() };
     let ok = unsafe { !libc::localtime_r(&t, &mut tm).is_null() };
     if ok { tm.tm_gmtoff } else { 0 }
-}
-
-/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian.
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
 struct LogEntry<'a> {
