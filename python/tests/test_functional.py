@@ -116,6 +116,43 @@ class Base(unittest.TestCase):
         return {"suite": self.id_, **extra}
 
 
+@unittest.skipUnless(
+    os.environ.get("SKALD_CROSSCHECK_BIN"),
+    "set SKALD_CROSSCHECK_BIN to the Rust client's crosscheck example",
+)
+class CrossClientTest(Base):
+    """What the Rust client (skald-client, over Loki's HTTP API) pushes, this
+    client reads over gRPC, and the other way round."""
+
+    def crosscheck(self, *args: str) -> str:
+        out = subprocess.run(
+            [os.environ["SKALD_CROSSCHECK_BIN"], *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        self.assertEqual(out.returncode, 0, out.stderr)
+        return out.stdout
+
+    def test_rust_pushes_python_reads(self) -> None:
+        self.crosscheck("push", f"http://{HTTP}", self.id_, "25")
+        res = self.client.query_logs(
+            f'{{app="crosscheck", from="rust"}} |= "{self.id_}"', limit=1000, direction=skald.Direction.FORWARD
+        )
+        # Each entry's metadata differs, so each comes as its own stream:
+        # order by time.
+        entries = sorted((e for _, e in res.entries()), key=lambda e: e.timestamp_ns)
+        self.assertEqual([e.line for e in entries], [f"rust {self.id_} {i}" for i in range(25)])
+        self.assertEqual(entries[3].structured_metadata, {"seq": "3"})
+
+    def test_python_pushes_rust_reads(self) -> None:
+        t = now_ns()
+        lines = [f"python {self.id_} {i}" for i in range(25)]
+        r = self.client.push_log_batch([({"app": "crosscheck", "from": "python"}, [(t + i, l) for i, l in enumerate(lines)])])
+        self.assertEqual(r.accepted, 25)
+        self.assertEqual(self.crosscheck("read", f"http://{HTTP}", self.id_).splitlines(), lines)
+
+
 class PushTest(Base):
     def test_push_log_then_query(self) -> None:
         t = now_ns()

@@ -70,6 +70,12 @@ log "installing ./python"
 venv_pip install "${PIP_FLAGS[@]}" --no-build-isolation --no-deps --force-reinstall "$ROOT/python" \
   || fail "could not install ./python"
 
+# The Rust client's side of the cross-client checks.
+log "building the Rust client's crosscheck example"
+(cd "$ROOT" && cargo build --quiet --release -p skald-client --example crosscheck) \
+  || fail "could not build the crosscheck example"
+CROSSCHECK_BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release/examples/crosscheck"
+
 log "running the functional suite against $SKALD_BIN"
 cd "$ROOT"
-SKALD_BIN="$SKALD_BIN" "$PY" "$ROOT/python/tests/test_functional.py"
+SKALD_BIN="$SKALD_BIN" SKALD_CROSSCHECK_BIN="$CROSSCHECK_BIN" "$PY" "$ROOT/python/tests/test_functional.py"

@@ -1,0 +1,77 @@
+//! Pushes or reads back marked lines, for checking this client against
+//! another one (the Python SDK's functional suite uses it):
+//!
+//! ```text
+//! crosscheck push URL MARKER N   # N lines {app="crosscheck", from="rust"}
+//! crosscheck read URL MARKER     # lines of {app="crosscheck"} with MARKER, oldest first
+//! ```
+
+use skald_client::{
+    Client, Config, Direction, Entry, Labels, QueryClient, QueryResult, RangeQuery, Timestamp,
+};
+use std::process::ExitCode;
+use std::time::Duration;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().collect();
+    let result = match args.get(1).map(String::as_str) {
+        Some("push") if args.len() == 5 => push(&args[2], &args[3], &args[4]),
+        Some("read") if args.len() == 4 => read(&args[2], &args[3]),
+        _ => Err("usage: crosscheck push URL MARKER N | crosscheck read URL MARKER".into()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("crosscheck: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+type Failure = Box<dyn std::error::Error>;
+
+fn push(url: &str, marker: &str, n: &str) -> Result<(), Failure> {
+    let n: usize = n.parse()?;
+    let client = Client::new(Config::new(url))?;
+    let labels = Labels::new([("app", "crosscheck"), ("from", "rust")])?;
+    for i in 0..n {
+        client.send(
+            Entry::new(&labels, format!("rust {marker} {i}")).with_metadata("seq", i.to_string()),
+        )?;
+    }
+    client.close(Duration::from_secs(30))?;
+    if let Some(e) = client.last_error() {
+        return Err(format!("push failed: {e}").into());
+    }
+    Ok(())
+}
+
+fn read(url: &str, marker: &str) -> Result<(), Failure> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let query = QueryClient::new(skald_client::Endpoint::new(url))?;
+        let now = Timestamp::now();
+        let window = RangeQuery {
+            start: Some(Timestamp(now.0 - 3_600_000_000_000)),
+            end: Some(Timestamp(now.0 + 1)),
+            limit: Some(5000),
+            direction: Some(Direction::Forward),
+            ..RangeQuery::default()
+        };
+        let q = format!("{{app=\"crosscheck\"}} |= {marker:?}");
+        let QueryResult::Streams(streams) = query.query_range(&q, &window).await? else {
+            return Err("expected a streams result".into());
+        };
+        let mut lines: Vec<(i64, String)> = streams
+            .iter()
+            .flat_map(|s| s.entries.iter().map(|e| (e.timestamp.0, e.line.clone())))
+            .collect();
+        lines.sort();
+        for (_, line) in lines {
+            println!("{line}");
+        }
+        Ok(())
+    })
+}
