@@ -64,6 +64,10 @@ pub enum Error {
     /// The server does not offer this endpoint (it answered 404).
     #[error("{0} is not supported by the server")]
     NotSupported(&'static str),
+    /// A gRPC call ended with a status other than OK (see
+    /// [`GrpcCode`] for what each code means with Skald).
+    #[error("server answered {code}: {message}")]
+    Grpc { code: GrpcCode, message: String },
     /// A LogQL builder was given something that cannot be printed as valid
     /// LogQL.
     #[error("invalid LogQL: {0}")]
@@ -71,11 +75,87 @@ pub enum Error {
 }
 
 impl Error {
+    /// The gRPC status code, for errors from the gRPC client.
+    pub fn grpc_code(&self) -> Option<GrpcCode> {
+        match self {
+            Error::Grpc { code, .. } => Some(*code),
+            _ => None,
+        }
+    }
+
     pub(crate) fn disk(path: impl Into<PathBuf>, err: impl std::fmt::Display) -> Error {
         Error::Disk {
             path: path.into(),
             message: err.to_string(),
         }
+    }
+}
+
+/// gRPC status codes, as the server uses them (the proto's header lists
+/// them): `InvalidArgument` names the wrong field, `NotFound` an unknown id,
+/// `ResourceExhausted` a limit, `FailedPrecondition` an impossible state,
+/// `Unavailable` a server shutting down or unreachable (retry),
+/// `Unimplemented` a query kind not evaluated yet, `Internal` anything else.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum GrpcCode {
+    Cancelled,
+    Unknown,
+    InvalidArgument,
+    DeadlineExceeded,
+    NotFound,
+    AlreadyExists,
+    PermissionDenied,
+    ResourceExhausted,
+    FailedPrecondition,
+    Aborted,
+    OutOfRange,
+    Unimplemented,
+    Internal,
+    Unavailable,
+    DataLoss,
+    Unauthenticated,
+}
+
+impl GrpcCode {
+    /// The code's name as gRPC spells it (`INVALID_ARGUMENT`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GrpcCode::Cancelled => "CANCELLED",
+            GrpcCode::Unknown => "UNKNOWN",
+            GrpcCode::InvalidArgument => "INVALID_ARGUMENT",
+            GrpcCode::DeadlineExceeded => "DEADLINE_EXCEEDED",
+            GrpcCode::NotFound => "NOT_FOUND",
+            GrpcCode::AlreadyExists => "ALREADY_EXISTS",
+            GrpcCode::PermissionDenied => "PERMISSION_DENIED",
+            GrpcCode::ResourceExhausted => "RESOURCE_EXHAUSTED",
+            GrpcCode::FailedPrecondition => "FAILED_PRECONDITION",
+            GrpcCode::Aborted => "ABORTED",
+            GrpcCode::OutOfRange => "OUT_OF_RANGE",
+            GrpcCode::Unimplemented => "UNIMPLEMENTED",
+            GrpcCode::Internal => "INTERNAL",
+            GrpcCode::Unavailable => "UNAVAILABLE",
+            GrpcCode::DataLoss => "DATA_LOSS",
+            GrpcCode::Unauthenticated => "UNAUTHENTICATED",
+        }
+    }
+
+    /// Whether the same call may succeed later unchanged: `UNAVAILABLE`,
+    /// `RESOURCE_EXHAUSTED` (a rate, not a size, may be what was exhausted;
+    /// the message says), `DEADLINE_EXCEEDED` and `ABORTED`.
+    pub fn is_transient(self) -> bool {
+        matches!(
+            self,
+            GrpcCode::Unavailable
+                | GrpcCode::ResourceExhausted
+                | GrpcCode::DeadlineExceeded
+                | GrpcCode::Aborted
+        )
+    }
+}
+
+impl std::fmt::Display for GrpcCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 

@@ -14,6 +14,9 @@
 //! - **Querying** ([`QueryClient`]): `query`, `query_range`, `labels`,
 //!   `label_values`, `series`, `tail`, with typed results.
 //! - **Writing LogQL** ([`LogQl`]): a builder whose output always parses.
+//! - **Skald's gRPC API** ([`grpc::GrpcClient`], feature `grpc`, on by
+//!   default): every operation of its `LogService`, from pushes that report
+//!   what was stored to stream info, export jobs and the health check.
 //!
 //! Not for: running a server, or evaluating LogQL (see `skald-query`). It
 //! depends on no other Skald crate, so it works against any Loki.
@@ -21,7 +24,7 @@
 //! How the parts fit: `entry` (labels and entries) → `push` (queue,
 //! batcher, sender; see its diagram) → `encode` (bodies) and `retry`
 //! (classification, backoff) → `disk` (the on-disk queue format). `layer`
-//! feeds `push`; `query` and `logql` stand alone.
+//! feeds `push`; `query`, `logql` and `grpc` stand alone.
 //!
 //! ```no_run
 //! use skald_client::{Client, Config, Entry, Labels};
@@ -57,6 +60,8 @@ mod disk;
 mod encode;
 mod entry;
 mod error;
+#[cfg(feature = "grpc")]
+pub mod grpc;
 mod http;
 mod layer;
 mod logql;
@@ -70,7 +75,7 @@ pub use config::{
 };
 pub use encode::proto;
 pub use entry::{Entry, Labels, Timestamp, is_valid_label_name, sanitize_label_name};
-pub use error::{Error, Result};
+pub use error::{Error, GrpcCode, Result};
 pub use layer::{LineFormat, LokiLayer};
 pub use logql::{LabelFilter, LogQl, LogQuery, MetricQuery, NumOp, Range, StrOp};
 pub use push::{Client, Stats};

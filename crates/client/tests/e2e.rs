@@ -1,92 +1,19 @@
 //! Against the real `skald` binary: push with the client, read back with
 //! the query client.
 //!
-//! The binary is `$SKALD_BIN`, else `$CARGO_TARGET_DIR/debug/skald`, else
-//! `<workspace>/target/debug/skald`; if none exists it is built with
-//! `cargo build -p skald`.
+//! The binary is found (or built) as `common::server` says.
 
 mod common;
 
-use common::free_port;
+use common::server::Server;
 use skald_client::{
     Client, Config, Direction, Encoding, Endpoint, Entry, Error, Labels, LogQl, QueryClient,
     QueryResult, RangeQuery, TimeRange, Timestamp,
 };
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
-fn skald_bin() -> PathBuf {
-    if let Ok(bin) = std::env::var("SKALD_BIN") {
-        return PathBuf::from(bin);
-    }
-    let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let target = std::env::var("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| workspace.join("target"));
-    let candidates = [
-        target.join("debug/skald"),
-        workspace.join("target/debug/skald"),
-    ];
-    if let Some(found) = candidates.iter().find(|p| p.exists()) {
-        return found.clone();
-    }
-    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .args(["build", "-p", "skald"])
-        .current_dir(&workspace)
-        .status()
-        .expect("running cargo build -p skald");
-    assert!(status.success(), "cargo build -p skald failed");
-    target.join("debug/skald")
-}
-
-struct Server {
-    child: Child,
-    url: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use std::time::Duration;
 
 fn start_server() -> Server {
-    let dir = tempfile::tempdir().unwrap();
-    let http = free_port();
-    let child = Command::new(skald_bin())
-        .arg("serve")
-        .arg("--data-dir")
-        .arg(dir.path().join("data"))
-        .arg("--http-addr")
-        .arg(format!("127.0.0.1:{http}"))
-        .arg("--grpc-addr")
-        .arg(format!("127.0.0.1:{}", free_port()))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("starting skald");
-    let mut server = Server {
-        child,
-        url: format!("http://127.0.0.1:{http}"),
-        _dir: dir,
-    };
-    let probe = reqwest::blocking::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Ok(r) = probe.get(format!("{}/ready", server.url)).send()
-            && r.status().is_success()
-        {
-            return server;
-        }
-        if let Some(status) = server.child.try_wait().unwrap() {
-            panic!("skald exited with {status} before ready");
-        }
-        assert!(Instant::now() < deadline, "skald not ready");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    Server::start()
 }
 
 #[test]

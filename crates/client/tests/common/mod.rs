@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod server;
+
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
