@@ -190,10 +190,14 @@ impl Default for RetryConfig {
 /// A disk-backed queue of encoded batches (see [`crate::disk`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DiskQueueConfig {
-    /// Directory owned by one client at a time.
+    /// Directory owned by one client at a time (an exclusive lock file
+    /// enforces it: a second client fails to start with [`Error::Disk`]).
     pub dir: PathBuf,
-    /// Bytes of unsent batches kept; when full, the worker waits and the
-    /// in-memory queue's backpressure applies. Default: 1 GiB.
+    /// Bytes of unsent batches kept. When full, with
+    /// [`Backpressure::DropOldest`] the oldest segments are deleted to make
+    /// room (counted in [`crate::Stats::dropped_oldest`]); otherwise the
+    /// worker waits and the in-memory queue's backpressure applies.
+    /// Default: 1 GiB.
     pub max_bytes: u64,
     /// Size at which a new segment file is started. Default: 16 MiB.
     pub segment_bytes: u64,

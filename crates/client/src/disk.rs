@@ -8,8 +8,21 @@
 //! repeats the timestamp and line of one already in its stream).
 //!
 //! Not here: batching, HTTP, retries (see `pipeline`). The queue is plain
-//! synchronous code; the pipeline calls it under its own lock. One
-//! directory belongs to one client at a time.
+//! synchronous code; the pipeline calls it under its own lock.
+//!
+//! One directory belongs to one client at a time: opening takes an
+//! exclusive `flock` on `<dir>/lock` (which holds the owner's process id,
+//! for the error message of the next one to try) and a second open, from
+//! this process or another, fails instead of interleaving segments and
+//! cursor updates. The lock goes with the queue, or at
+//! [`DiskQueue::release`] when the client closes; the kernel drops it when
+//! the process dies, so a crash never leaves the directory locked. (On
+//! non-Unix systems there is no lock.)
+//!
+//! When the queue is full, the pipeline either waits for the sender or,
+//! with `Backpressure::DropOldest`, sheds whole segments, oldest first
+//! ([`DiskQueue::shed_oldest`]), never the one holding the batch the sender
+//! is delivering.
 //!
 //! # Files
 //!
@@ -84,6 +97,11 @@ pub(crate) struct DiskQueue {
     pending_bytes: u64,
     pending_entries: u64,
     next_segment: u64,
+    /// The front record has been handed to the sender by `front` and not
+    /// yet popped: shedding must keep it.
+    in_flight: bool,
+    /// The open `lock` file holding the directory's `flock`.
+    lock: Option<File>,
 }
 
 /// What opening found, beyond the queue itself.
@@ -106,6 +124,51 @@ fn u64_at(bytes: &[u8], at: usize) -> u64 {
     let mut b = [0u8; 8];
     b.copy_from_slice(&bytes[at..at + 8]);
     u64::from_le_bytes(b)
+}
+
+/// Takes the directory's exclusive lock, or says who holds it.
+#[cfg(unix)]
+fn lock_dir(dir: &Path) -> Result<Option<File>> {
+    use std::os::unix::io::AsRawFd;
+    let path = dir.join("lock");
+    let mut file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(&path)
+        .map_err(|e| Error::disk(&path, e))?;
+    // SAFETY: flock takes a descriptor we own for the duration of the call
+    // and no memory.
+    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if rc != 0 {
+        let err = std::io::Error::last_os_error();
+        if err.raw_os_error() != Some(libc::EWOULDBLOCK) {
+            return Err(Error::disk(&path, err));
+        }
+        let mut holder = String::new();
+        let _ = file.read_to_string(&mut holder);
+        let holder = match holder.trim() {
+            "" => String::new(),
+            pid => format!(" (process {pid})"),
+        };
+        return Err(Error::disk(
+            dir,
+            format!(
+                "already in use by another client{holder}; a disk queue directory belongs to one client at a time"
+            ),
+        ));
+    }
+    // For the message above, seen by whoever comes next.
+    let pid = std::process::id().to_string();
+    let _ = file.set_len(0);
+    let _ = file.write_all(pid.as_bytes());
+    Ok(Some(file))
+}
+
+#[cfg(not(unix))]
+fn lock_dir(_dir: &Path) -> Result<Option<File>> {
+    Ok(None)
 }
 
 /// Reads a cursor file; `None` when absent or damaged.
@@ -174,6 +237,7 @@ impl DiskQueue {
     pub(crate) fn open(config: &crate::DiskQueueConfig) -> Result<(DiskQueue, Recovery)> {
         let dir = config.dir.clone();
         fs::create_dir_all(&dir).map_err(|e| Error::disk(&dir, e))?;
+        let lock = lock_dir(&dir)?;
         let mut ids = Vec::new();
         for item in fs::read_dir(&dir).map_err(|e| Error::disk(&dir, e))? {
             let item = item.map_err(|e| Error::disk(&dir, e))?;
@@ -200,6 +264,8 @@ impl DiskQueue {
             pending_bytes: 0,
             pending_entries: 0,
             next_segment: ids.last().map_or(1, |last| last + 1),
+            in_flight: false,
+            lock,
         };
         let mut warnings = Vec::new();
         let newest = ids.last().copied();
@@ -361,7 +427,67 @@ impl DiskQueue {
         if result.is_err() {
             self.pop_front()?;
         }
+        self.in_flight = result.is_ok();
         result.map(Some)
+    }
+
+    /// Makes room for `batch` by forgetting whole segments, oldest first,
+    /// and returns how many entries that dropped. The segment of the batch
+    /// the sender holds (returned by `front`, not yet popped) is kept whole,
+    /// so that the cursor, which names one position, stays exact: what is
+    /// shed never comes back, even after a crash.
+    pub(crate) fn shed_oldest(&mut self, batch: &Batch) -> Result<u64> {
+        let protected = if self.in_flight {
+            self.records.front().map(|r| r.segment)
+        } else {
+            None
+        };
+        let mut dropped = 0u64;
+        while !self.has_room(batch) {
+            let Some(victim) = self
+                .records
+                .iter()
+                .map(|r| r.segment)
+                .find(|s| Some(*s) != protected)
+            else {
+                break;
+            };
+            let mut freed_bytes = 0u64;
+            let mut freed_entries = 0u64;
+            self.records.retain(|r| {
+                if r.segment != victim {
+                    return true;
+                }
+                freed_bytes += RECORD_HEADER + u64::from(r.len);
+                freed_entries += u64::from(r.entries);
+                false
+            });
+            self.pending_bytes -= freed_bytes;
+            self.pending_entries -= freed_entries;
+            dropped += freed_entries;
+            if self.writer.as_ref().is_some_and(|(id, _, _)| *id == victim) {
+                // Appends go to a fresh segment after the gap.
+                self.writer = None;
+            }
+            self.remove_segment(victim)?;
+        }
+        // With a batch in flight the cursor already names it, and every
+        // segment between it and the next record is gone.
+        if dropped > 0 && protected.is_none() {
+            match self.records.front() {
+                Some(first) => self.write_cursor(first.segment, first.offset)?,
+                None => self.write_cursor(self.next_segment, SEGMENT_HEADER)?,
+            }
+        }
+        Ok(dropped)
+    }
+
+    /// Gives up the directory's lock: nothing will be read or written
+    /// through this queue again.
+    pub(crate) fn release(&mut self) {
+        self.writer = None;
+        self.reader = None;
+        self.lock = None;
     }
 
     fn read_record(&mut self, path: &Path, loc: RecordLoc) -> Result<Batch> {
@@ -396,6 +522,7 @@ impl DiskQueue {
     /// Forgets the oldest batch: moves the cursor past it and deletes its
     /// segment once nothing in it is pending.
     pub(crate) fn pop_front(&mut self) -> Result<()> {
+        self.in_flight = false;
         let Some(loc) = self.records.pop_front() else {
             return Ok(());
         };
@@ -555,6 +682,109 @@ mod tests {
         let got = drain(&mut q);
         assert!(!got.is_empty() && got.len() < 6, "{got:?}");
         assert!(got.windows(2).all(|w| w[0] < w[1]));
+    }
+
+    fn segment_files(dir: &Path) -> usize {
+        fs::read_dir(dir)
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .path()
+                    .extension()
+                    .is_some_and(|x| x == "seg")
+            })
+            .count()
+    }
+
+    /// Records of `batch(n)` are 19 bytes; with 64-byte segments two fit in
+    /// one, and 100 bytes hold five.
+    fn small(dir: &Path) -> DiskQueueConfig {
+        DiskQueueConfig {
+            max_bytes: 100,
+            ..config(dir)
+        }
+    }
+
+    #[test]
+    fn a_full_queue_sheds_whole_segments_oldest_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut q, _) = DiskQueue::open(&small(dir.path())).unwrap();
+        for n in 1..=5 {
+            assert!(q.has_room(&batch(n)));
+            q.append(&batch(n)).unwrap();
+        }
+        assert!(!q.has_room(&batch(6)));
+        assert_eq!(segment_files(dir.path()), 3);
+        // The first segment (batches 1 and 2: three entries) goes.
+        assert_eq!(q.shed_oldest(&batch(6)).unwrap(), 3);
+        assert!(q.has_room(&batch(6)));
+        assert_eq!(segment_files(dir.path()), 2);
+        assert_eq!(q.pending_entries(), 3 + 4 + 5);
+        q.append(&batch(6)).unwrap();
+        // Room already: nothing more is shed.
+        assert_eq!(q.shed_oldest(&batch(1)).unwrap(), 0);
+        drop(q);
+        let (mut q, recovery) = DiskQueue::open(&small(dir.path())).unwrap();
+        assert!(recovery.warnings.is_empty());
+        assert_eq!(drain(&mut q), vec![3, 4, 5, 6]);
+    }
+
+    #[test]
+    fn shedding_keeps_the_batch_being_delivered() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut q, _) = DiskQueue::open(&small(dir.path())).unwrap();
+        for n in 1..=5 {
+            q.append(&batch(n)).unwrap();
+        }
+        assert_eq!(q.front().unwrap(), Some(batch(1)));
+        // Batch 1 is with the sender: its segment (1 and 2) stays, the
+        // next (3 and 4) goes.
+        assert_eq!(q.shed_oldest(&batch(6)).unwrap(), 7);
+        q.append(&batch(6)).unwrap();
+        assert_eq!(q.front().unwrap(), Some(batch(1)));
+        q.pop_front().unwrap();
+        drop(q);
+        let (mut q, _) = DiskQueue::open(&small(dir.path())).unwrap();
+        assert_eq!(drain(&mut q), vec![2, 5, 6]);
+    }
+
+    #[test]
+    fn shedding_everything_leaves_a_usable_queue() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut q, _) = DiskQueue::open(&small(dir.path())).unwrap();
+        let big = Batch {
+            kind: BodyKind::Json,
+            entries: 7,
+            body: vec![b'x'; 70].into(),
+        };
+        q.append(&batch(1)).unwrap();
+        q.append(&batch(2)).unwrap();
+        assert_eq!(q.shed_oldest(&big).unwrap(), 3);
+        assert_eq!(q.pending_entries(), 0);
+        q.append(&big).unwrap();
+        drop(q);
+        let (mut q, _) = DiskQueue::open(&small(dir.path())).unwrap();
+        assert_eq!(drain(&mut q), vec![7]);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_directory_is_open_in_one_queue_at_a_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut first, _) = DiskQueue::open(&config(dir.path())).unwrap();
+        let second = DiskQueue::open(&config(dir.path())).err().unwrap();
+        let message = second.to_string();
+        assert!(message.contains("already in use"), "{message}");
+        assert!(
+            message.contains(&format!("process {}", std::process::id())),
+            "{message}"
+        );
+        first.release();
+        let (again, _) = DiskQueue::open(&config(dir.path())).unwrap();
+        drop(again);
+        drop(first);
+        DiskQueue::open(&config(dir.path())).unwrap();
     }
 
     #[test]

@@ -57,7 +57,8 @@ pub struct Stats {
     pub delivered: u64,
     /// Entries refused by `send` because the queue was full (`DropNew`).
     pub dropped_new: u64,
-    /// Entries evicted from the queue to make room (`DropOldest`).
+    /// Entries evicted to make room (`DropOldest`): from the in-memory
+    /// queue, and whole segments from a full disk queue.
     pub dropped_oldest: u64,
     /// Entries given up on: rejected by the server, retries exhausted, a
     /// disk error, or still in memory when `close` timed out.
@@ -347,6 +348,11 @@ fn close(
     drop(progress);
     if shared.sender_done.load(Ordering::Acquire) {
         let _ = sender.join();
+        // Both threads are gone: let the next client have the directory
+        // even while clones of this one are still alive.
+        if let Store::Disk(q) = &mut shared.spool.lock().store {
+            q.release();
+        }
     }
     delivered
 }
@@ -447,6 +453,19 @@ impl Shared {
         }
     }
 
+    /// Entries shed from a full disk queue: already taken from the memory
+    /// queue, now resolved as dropped.
+    fn count_dropped_oldest(&self, entries: u64) {
+        if entries == 0 {
+            return;
+        }
+        self.counters
+            .dropped_oldest
+            .fetch_add(entries, Ordering::Relaxed);
+        self.counters.resolved.fetch_add(entries, Ordering::Release);
+        self.notify_progress();
+    }
+
     fn resolve_failed(&self, entries: u64) {
         self.counters.failed.fetch_add(entries, Ordering::Relaxed);
         self.counters.resolved.fetch_add(entries, Ordering::Release);
@@ -459,8 +478,18 @@ impl Shared {
         let entries = u64::from(batch.entries);
         let mut spool = self.spool.lock();
         let outcome = loop {
-            let has_room = match &spool.store {
+            let shed_oldest = self.config.queue.backpressure == Backpressure::DropOldest;
+            let has_room = match &mut spool.store {
                 Store::Memory(batches) => batches.len() < self.config.queue.max_pending_batches,
+                Store::Disk(q) if shed_oldest && !q.has_room(&batch) => {
+                    // A full disk under DropOldest: the newest logs matter
+                    // more than the oldest, as in the memory queue.
+                    match q.shed_oldest(&batch) {
+                        Ok(dropped) => self.count_dropped_oldest(dropped),
+                        Err(error) => self.report(error),
+                    }
+                    q.has_room(&batch)
+                }
                 Store::Disk(q) => q.has_room(&batch),
             };
             let disk = matches!(spool.store, Store::Disk(_));

@@ -371,6 +371,44 @@ fn an_outage_is_bridged_by_the_disk_queue() {
     assert_eq!(client.stats().spooled, 0);
 }
 
+#[test]
+fn a_full_disk_queue_sheds_its_oldest_segments_under_drop_oldest() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let mut config = disk_config(&url, dir.path());
+    config.queue.backpressure = Backpressure::DropOldest;
+    config.disk_queue.as_mut().unwrap().max_bytes = 8192;
+    let client = Client::new(config.clone()).unwrap();
+    let l = labels("a");
+    const N: u64 = 5000;
+    for i in 0..N {
+        client
+            .send(Entry::new(&l, format!("{i:05}")).at(Timestamp(i as i64)))
+            .unwrap();
+    }
+    // The server is down: the disk fills and its oldest segments go.
+    client.sync(LONG).unwrap();
+    let stats = client.stats();
+    assert!(stats.dropped_oldest > 0, "{stats:?}");
+    assert!(stats.spooled_bytes <= 8192, "{stats:?}");
+    assert_eq!(stats.spooled + stats.dropped_oldest, N, "{stats:?}");
+    assert!(client.close(Duration::from_millis(20)).is_err());
+    drop(client);
+
+    // What is left arrives in order, nothing shed comes back, and the
+    // newest entries are all there.
+    let mock = Mock::start_on(port);
+    let client = Client::new(config).unwrap();
+    assert_eq!(client.stats().accepted, stats.spooled);
+    client.flush(LONG).unwrap();
+    let got: Vec<u64> = mock.lines().iter().map(|l| l.parse().unwrap()).collect();
+    assert_eq!(got.len() as u64, stats.spooled);
+    assert!(got.windows(2).all(|w| w[0] < w[1]), "out of order");
+    let newest = got.len() - 50;
+    assert_eq!(got[newest..], (N - 50..N).collect::<Vec<_>>()[..]);
+}
+
 const CHILD_DIR: &str = "SKALD_CLIENT_TEST_CHILD_DIR";
 const CHILD_URL: &str = "SKALD_CLIENT_TEST_CHILD_URL";
 
@@ -421,6 +459,18 @@ fn a_killed_process_loses_nothing_it_synced() {
         .map_while(Result::ok)
         .any(|line| line.contains("SYNCED"));
     assert!(synced, "the child never synced");
+    // The directory is the child's while it lives.
+    match Client::new(disk_config(&url, dir.path())) {
+        Err(Error::Disk { message, .. }) => assert!(
+            message.contains(&format!(
+                "in use by another client (process {})",
+                child.id()
+            )),
+            "{message}"
+        ),
+        Err(other) => panic!("expected a disk error, got {other}"),
+        Ok(_) => panic!("a second process opened a disk queue in use"),
+    }
     child.kill().unwrap(); // SIGKILL: no close, no flush.
     child.wait().unwrap();
 
