@@ -24,11 +24,17 @@
 //! max_push_body_bytes = 67108864
 //! max_query_limit = 5000
 //! max_query_series = 500
+//!
+//! [tls]                         # all unset: plain TCP
+//! cert_file = "server.pem"      # certificate chain, both listeners
+//! key_file = "server.key"
+//! client_ca_file = "ca.pem"     # set: clients need a certificate it signed
 //! ```
 
 use anyhow::Context;
 use serde::Deserialize;
 use skald_server::ServerConfig;
+use skald_server::tls::TlsConfig;
 use skald_store::StoreConfig;
 use std::path::Path;
 
@@ -37,6 +43,7 @@ use std::path::Path;
 pub struct FileConfig {
     pub store: StoreConfig,
     pub http: ServerConfig,
+    pub tls: TlsConfig,
 }
 
 impl FileConfig {
@@ -97,5 +104,9 @@ mod tests {
         );
         assert!(toml::from_str::<FileConfig>("[store]\nzstd_lvl = 5\n").is_err());
         assert!(toml::from_str::<FileConfig>("[nope]\n").is_err());
+        let tls: FileConfig =
+            toml::from_str("[tls]\ncert_file = \"a.pem\"\nkey_file = \"a.key\"\n").unwrap();
+        assert_eq!(tls.tls.cert_file.as_deref(), Some(Path::new("a.pem")));
+        assert!(toml::from_str::<FileConfig>("[tls]\ncert = \"a.pem\"\n").is_err());
     }
 }

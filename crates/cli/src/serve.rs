@@ -4,6 +4,7 @@ use crate::config::FileConfig;
 use anyhow::Context;
 use clap::{Args, ValueEnum};
 use skald_server::AppState;
+use skald_server::tls::TlsListener;
 use skald_store::{FsyncMode, Store};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -32,6 +33,17 @@ pub struct ServeArgs {
     /// power loss. Overrides the file.
     #[arg(long, env = "SKALD_FSYNC")]
     pub fsync: Option<Fsync>,
+    /// Certificate chain (PEM) for TLS on both listeners, with --tls-key.
+    /// Overrides `tls.cert_file` of the file.
+    #[arg(long, env = "SKALD_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// Private key (PEM) of the TLS certificate. Overrides `tls.key_file`.
+    #[arg(long, env = "SKALD_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+    /// CA certificates (PEM) for mutual TLS: clients without a certificate
+    /// signed by one of them are refused. Overrides `tls.client_ca_file`.
+    #[arg(long, env = "SKALD_TLS_CLIENT_CA")]
+    pub tls_client_ca: Option<PathBuf>,
     /// Log filter, e.g. `info` or `skald_store=debug,info`.
     #[arg(long, env = "SKALD_LOG", default_value = "info")]
     pub log: String,
@@ -59,7 +71,25 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             Fsync::Interval => FsyncMode::Interval,
         };
     }
+    if let Some(p) = &args.tls_cert {
+        cfg.tls.cert_file = Some(p.clone());
+    }
+    if let Some(p) = &args.tls_key {
+        cfg.tls.key_file = Some(p.clone());
+    }
+    if let Some(p) = &args.tls_client_ca {
+        cfg.tls.client_ca_file = Some(p.clone());
+    }
     cfg.validate()?;
+    // Before the store opens: bad certificate files fail fast.
+    let tls = cfg.tls.server_config()?;
+    if tls.is_some() {
+        let mutual = cfg.tls.client_ca_file.is_some();
+        tracing::info!(
+            client_certificates_required = mutual,
+            "TLS on both listeners"
+        );
+    }
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -73,7 +103,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     );
     tracing::info!(data_dir = %args.data_dir.display(), took_ms = opened.elapsed().as_millis() as u64, "store open");
     let state = app_state(store.clone(), cfg.http.clone())?;
-    let result = runtime.block_on(serve(state, &args));
+    let result = runtime.block_on(serve(state, &args, tls));
     tracing::info!("flushing and closing the store");
     store.close().context("closing the store")?;
     tracing::info!("stopped");
@@ -98,14 +128,23 @@ pub fn app_state(
     }))
 }
 
-async fn serve(state: Arc<AppState>, args: &ServeArgs) -> anyhow::Result<()> {
+async fn serve(
+    state: Arc<AppState>,
+    args: &ServeArgs,
+    tls: Option<Arc<rustls::ServerConfig>>,
+) -> anyhow::Result<()> {
     let http = tokio::net::TcpListener::bind(args.http_addr)
         .await
         .with_context(|| format!("binding the HTTP address {}", args.http_addr))?;
     let grpc = tokio::net::TcpListener::bind(args.grpc_addr)
         .await
         .with_context(|| format!("binding the gRPC address {}", args.grpc_addr))?;
-    tracing::info!(http = %http.local_addr()?, grpc = %grpc.local_addr()?, "listening");
+    tracing::info!(
+        http = %http.local_addr()?,
+        grpc = %grpc.local_addr()?,
+        tls = tls.is_some(),
+        "listening"
+    );
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
@@ -119,22 +158,54 @@ async fn serve(state: Arc<AppState>, args: &ServeArgs) -> anyhow::Result<()> {
         .set_service_status("", tonic_health::ServingStatus::Serving)
         .await;
     let mut grpc_stop = stop_rx.clone();
+    let grpc_stopped = async move {
+        let _ = grpc_stop.wait_for(|s| *s).await;
+    };
     let reflection = skald_server::grpc::reflection().context("gRPC reflection")?;
-    let grpc_server = tonic::transport::Server::builder()
+    let grpc_router = tonic::transport::Server::builder()
         .add_service(health_service)
         .add_service(reflection)
-        .add_service(skald_server::grpc::service(state.clone()))
-        .serve_with_incoming_shutdown(tokio_stream_listener(grpc), async move {
-            let _ = grpc_stop.wait_for(|s| *s).await;
-        });
+        .add_service(skald_server::grpc::service(state.clone()));
+    let grpc_tls = tls.clone();
+    let grpc_server = async move {
+        match grpc_tls {
+            Some(config) => {
+                let incoming = TlsListener::new(grpc, config)?.into_stream();
+                grpc_router
+                    .serve_with_incoming_shutdown(incoming, grpc_stopped)
+                    .await
+            }
+            None => {
+                grpc_router
+                    .serve_with_incoming_shutdown(tokio_stream_listener(grpc), grpc_stopped)
+                    .await
+            }
+        }
+        .context("gRPC server")
+    };
     let mut http_stop = stop_rx.clone();
-    let http_server =
-        axum::serve(http, skald_server::app(state)).with_graceful_shutdown(async move {
-            let _ = http_stop.wait_for(|s| *s).await;
-        });
+    let http_stopped = async move {
+        let _ = http_stop.wait_for(|s| *s).await;
+    };
+    let app = skald_server::app(state);
+    let http_server = async move {
+        match tls {
+            Some(config) => {
+                axum::serve(TlsListener::new(http, config)?, app)
+                    .with_graceful_shutdown(http_stopped)
+                    .await
+            }
+            None => {
+                axum::serve(http, app)
+                    .with_graceful_shutdown(http_stopped)
+                    .await
+            }
+        }
+        .context("HTTP server")
+    };
     let (h, g) = tokio::join!(http_server, grpc_server);
-    h.context("HTTP server")?;
-    g.context("gRPC server")?;
+    h?;
+    g?;
     Ok(())
 }
 

@@ -6,6 +6,8 @@
 //! at the edge, run blocking store and query work on the blocking pool, and
 //! turn every error into a status in one place (`error.rs`).
 //!
+//! The listeners themselves are the binary's; [`tls`] gives them TLS.
+//!
 //! Not here: storage, query evaluation, configuration files (the `skald`
 //! binary loads those and hands over a [`ServerConfig`]).
 
@@ -19,6 +21,7 @@ mod push;
 mod query;
 mod status;
 mod tail;
+pub mod tls;
 mod volume;
 
 pub use delete::Deletes;
