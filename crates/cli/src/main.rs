@@ -21,7 +21,9 @@ use std::process::ExitCode;
     name = "skald",
     version,
     about = "A log aggregation server that speaks Grafana Loki's API",
-    after_help = "Exit codes: 0 success, 1 failure, 2 bad command line, 3 server unreachable, \
+    after_help = "Exit codes: 0 success, 1 failure (including unusable `serve` TLS files), \
+2 bad command line (including unusable --ca-cert, --cert or --key files), \
+3 server unreachable (including failed TLS handshakes), \
 4 request refused by the server (4xx), 5 server error (5xx), 6 invalid pipeline file, \
 7 a pipeline component could not be started."
 )]
@@ -46,7 +48,8 @@ enum Command {
     Labels(remote::LabelsArgs),
     /// List the streams matching a selector.
     Series(remote::SeriesArgs),
-    /// Follow a log query: print new entries as they arrive.
+    /// Follow a log query: print new entries as they arrive (Loki's
+    /// websocket tail; reconnects when the server restarts, no line twice).
     Tail(remote::TailArgs),
     /// Streams, chunks, entries and bytes a selector covers (index stats).
     Stats(remote::IndexArgs),

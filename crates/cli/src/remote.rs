@@ -1,17 +1,20 @@
 //! Client commands against a running Skald (or any Loki): `query`,
-//! `labels`, `series`, `push`.
+//! `labels`, `series`, `tail`, `push`, over http:// or https:// (TLS
+//! options in [`tls`]).
 //!
 //! Exit codes (also in `skald --help`):
 //! - 0: success
 //! - 1: any other failure
-//! - 2: bad command line (clap's)
-//! - 3: the server could not be reached
+//! - 2: bad command line (clap's, and unusable TLS files)
+//! - 3: the server could not be reached (or the TLS handshake failed)
 //! - 4: the server refused the request (4xx: bad query, limits)
 //! - 5: the server failed (5xx)
 
 pub mod export;
+pub mod follow;
 pub(crate) mod output;
 pub mod push;
+pub mod tls;
 
 use anyhow::Context;
 use clap::{Args, ValueEnum};
@@ -57,6 +60,8 @@ pub struct ServerArgs {
     /// Request timeout in seconds.
     #[arg(long, default_value_t = 60)]
     pub timeout: u64,
+    #[command(flatten)]
+    pub tls: tls::TlsArgs,
 }
 
 pub struct Remote {
@@ -66,10 +71,12 @@ pub struct Remote {
 
 impl Remote {
     pub fn new(args: &ServerArgs) -> anyhow::Result<Remote> {
-        let http = reqwest::blocking::Client::builder()
-            .timeout(Duration::from_secs(args.timeout))
-            .build()
-            .context("building the HTTP client")?;
+        let mut builder =
+            reqwest::blocking::Client::builder().timeout(Duration::from_secs(args.timeout));
+        if let Some(config) = tls::client_config(&args.tls)? {
+            builder = builder.tls_backend_preconfigured(config);
+        }
+        let http = builder.build().context("building the HTTP client")?;
         Ok(Remote {
             args: args.clone(),
             http,
@@ -78,6 +85,76 @@ impl Remote {
 
     fn url(&self, path: &str) -> String {
         format!("{}{}", self.args.addr.trim_end_matches('/'), path)
+    }
+
+    /// The server's URL, as given.
+    pub fn addr(&self) -> &str {
+        &self.args.addr
+    }
+
+    pub fn timeout(&self) -> Duration {
+        Duration::from_secs(self.args.timeout)
+    }
+
+    /// A websocket request for `path` (ws:// or wss:// after the server's
+    /// scheme), with this client's tenant, credentials and TLS settings.
+    pub fn websocket_request(
+        &self,
+        path: &str,
+        params: &[(&str, String)],
+    ) -> Result<
+        (
+            tokio_tungstenite::tungstenite::handshake::client::Request,
+            Option<tokio_tungstenite::Connector>,
+        ),
+        Failure,
+    > {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let bad_addr = |why: String| Failure {
+            code: 2,
+            message: format!("--addr {}: {why}", self.args.addr),
+        };
+        let mut url = reqwest::Url::parse_with_params(&self.url(path), params)
+            .map_err(|e| bad_addr(e.to_string()))?;
+        let secure = match url.scheme() {
+            "http" => false,
+            "https" => true,
+            other => return Err(bad_addr(format!("unsupported scheme {other:?}"))),
+        };
+        url.set_scheme(if secure { "wss" } else { "ws" })
+            .map_err(|()| bad_addr("cannot be a websocket URL".into()))?;
+        let mut request = url
+            .as_str()
+            .into_client_request()
+            .map_err(|e| bad_addr(e.to_string()))?;
+        let headers = request.headers_mut();
+        let header = |v: String| {
+            v.parse().map_err(|_| Failure {
+                code: 2,
+                message: "the tenant or credentials are not valid in an HTTP header".into(),
+            })
+        };
+        if let Some(t) = &self.args.tenant {
+            headers.insert("X-Scope-OrgID", header(t.clone())?);
+        }
+        if let Some(t) = &self.args.token {
+            headers.insert("Authorization", header(format!("Bearer {t}"))?);
+        } else if let Some(b) = &self.args.basic_auth {
+            use base64::Engine;
+            let (user, pass) = b.split_once(':').unwrap_or((b, ""));
+            let encoded =
+                base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"));
+            headers.insert("Authorization", header(format!("Basic {encoded}"))?);
+        }
+        let connector = if secure {
+            let config = tls::websocket_config(&self.args.tls)?;
+            Some(tokio_tungstenite::Connector::Rustls(std::sync::Arc::new(
+                config,
+            )))
+        } else {
+            None
+        };
+        Ok((request, connector))
     }
 
     fn authorize(
@@ -153,7 +230,7 @@ fn check_status(status: reqwest::StatusCode, body: &str) -> Result<(), Failure> 
     })
 }
 
-fn snippet(body: &str) -> String {
+pub(crate) fn snippet(body: &str) -> String {
     let one_line = body.trim().replace('\n', " ");
     if one_line.len() > 300 {
         let mut end = 300;
@@ -343,88 +420,32 @@ pub struct TailArgs {
     pub utc: bool,
 }
 
-/// Follows a log query by asking for what is newer than the last entry
-/// printed, twice a second. Entries sharing the last timestamp are
-/// remembered, so none is printed twice; when the server goes away (a
-/// restart), it says so once and carries on from where it was when the
-/// server is back.
+/// Follows a log query live (see [`follow`]): reconnects when the server
+/// restarts, never prints an entry twice.
 pub fn tail(args: TailArgs) -> anyhow::Result<()> {
     let remote = Remote::new(&args.server)?;
     let style = output::Style::new(args.color, args.utc);
-    let mut start: Option<i64> = None;
-    let mut seen: std::collections::HashSet<(String, String)> = Default::default();
-    let mut down = false;
-    loop {
-        let mut params: Vec<(&str, String)> = vec![
-            ("query", args.query.clone()),
-            ("limit", "5000".into()),
-            ("direction", "forward".into()),
-        ];
-        match start {
-            Some(s) => params.push(("start", s.to_string())),
-            None => params.push(("since", args.since.clone())),
-        }
-        let v = match remote.get_json("/loki/api/v1/query_range", &params) {
-            Ok(v) => {
-                if down {
-                    eprintln!("skald: the server is back");
-                    down = false;
-                }
-                v
-            }
-            Err(f) if f.code == EXIT_UNREACHABLE || f.code == EXIT_SERVER => {
-                if !down {
-                    eprintln!("skald: {f}; retrying");
-                    down = true;
-                }
-                std::thread::sleep(Duration::from_secs(1));
-                continue;
-            }
-            Err(f) => return Err(f.into()),
-        };
-        anyhow::ensure!(
-            v["data"]["resultType"] == "streams",
-            "tail takes a log query, not a metric query"
-        );
-        let mut fresh: Vec<(i64, Value, String)> = Vec::new();
-        for s in v["data"]["result"].as_array().into_iter().flatten() {
-            for e in s["values"].as_array().into_iter().flatten() {
-                let ts: i64 = e[0].as_str().and_then(|t| t.parse().ok()).unwrap_or(0);
-                let line = e[1].as_str().unwrap_or_default().to_string();
-                let key = (output::labels_text(&s["stream"]), line.clone());
-                if Some(ts) == start && seen.contains(&key) {
-                    continue;
-                }
-                fresh.push((ts, s["stream"].clone(), line));
-            }
-        }
-        fresh.sort_by_key(|e| e.0);
-        for (ts, labels, line) in &fresh {
-            if Some(*ts) != start {
-                start = Some(*ts);
-                seen.clear();
-            }
-            seen.insert((output::labels_text(labels), line.clone()));
-        }
-        let page = json_streams(&fresh);
+    follow::follow(&remote, &args.query, &args.since, |entries| {
+        let page = json_streams(&entries);
         let mut out = std::io::stdout().lock();
         let printed = output::print_result(&mut out, &page, args.output, &style, true, true);
-        ignore_broken_pipe(printed)?;
-        if std::io::Write::flush(&mut out).is_err() {
-            return Ok(());
+        if let Err(e) = printed {
+            // The reader went away (`| head`): done.
+            let gone = e
+                .downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe);
+            return if gone { Ok(false) } else { Err(e) };
         }
-        if fresh.len() < 5000 {
-            std::thread::sleep(Duration::from_millis(500));
-        }
-    }
+        Ok(std::io::Write::flush(&mut out).is_ok())
+    })
 }
 
 /// Entries as a Loki `streams` answer, one stream per entry, to print them
 /// as a query result.
-fn json_streams(entries: &[(i64, Value, String)]) -> Value {
+fn json_streams(entries: &[follow::Entry]) -> Value {
     let result: Vec<Value> = entries
         .iter()
-        .map(|(ts, labels, line)| serde_json::json!({"stream": labels, "values": [[ts.to_string(), line]]}))
+        .map(|e| serde_json::json!({"stream": e.labels, "values": [[e.ts.to_string(), e.line]]}))
         .collect();
     serde_json::json!({"data": {"resultType": "streams", "result": result}})
 }

@@ -254,8 +254,8 @@ fn completions_for_every_shell() {
 }
 
 #[test]
-fn tail_prints_new_entries_once_and_index_commands_answer() {
-    let server = Server::start();
+fn tail_prints_new_entries_once_across_a_restart_and_index_commands_answer() {
+    let mut server = Server::start();
     let o = skald(Some(&server), &["push", "-L", "app=tail"], Some("before\n"));
     assert!(o.status.success(), "{}", stderr(&o));
     let mut child = Command::new(env!("CARGO_BIN_EXE_skald"))
@@ -277,10 +277,13 @@ fn tail_prints_new_entries_once_and_index_commands_answer() {
     });
     let next = || rx.recv_timeout(std::time::Duration::from_secs(20)).unwrap();
     assert_eq!(next(), "before");
-    for i in 0..3 {
+    let push = |server: &Server, i: usize| {
         let line = format!("live {i}\n");
-        let o = skald(Some(&server), &["push", "-L", "app=tail"], Some(&line));
-        assert!(o.status.success());
+        let o = skald(Some(server), &["push", "-L", "app=tail"], Some(&line));
+        assert!(o.status.success(), "{}", stderr(&o));
+    };
+    for i in 0..3 {
+        push(&server, i);
         assert_eq!(next(), format!("live {i}"));
     }
     // Nothing is printed twice.
@@ -288,14 +291,30 @@ fn tail_prints_new_entries_once_and_index_commands_answer() {
         rx.recv_timeout(std::time::Duration::from_millis(1500))
             .is_err()
     );
+    // The server restarts on the same data directory and port: the tail
+    // reconnects, catches up from the last line it printed, and repeats
+    // none of the lines before.
+    server.restart();
+    for i in 3..6 {
+        push(&server, i);
+        assert_eq!(next(), format!("live {i}"));
+    }
+    assert!(
+        rx.recv_timeout(std::time::Duration::from_millis(1500))
+            .is_err()
+    );
     child.kill().unwrap();
-    let _ = child.wait();
+    let out = child.wait_with_output().unwrap();
+    let err = stderr(&out);
+    assert!(err.contains("reconnecting"), "{err}");
+    // The websocket tail, not the polling fallback.
+    assert!(!err.contains("polling"), "{err}");
 
     let o = skald(Some(&server), &["stats", r#"{app="tail"}"#], None);
     assert!(o.status.success(), "{}", stderr(&o));
     let text = stdout(&o);
     assert!(text.contains("streams  1"), "{text}");
-    assert!(text.contains("entries  4"), "{text}");
+    assert!(text.contains("entries  7"), "{text}");
     let o = skald(Some(&server), &["volume", r#"{app="tail"}"#], None);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stdout(&o).starts_with("{app=\"tail\"}\t"), "{}", stdout(&o));

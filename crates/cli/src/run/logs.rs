@@ -13,7 +13,6 @@ use serde_json::{Value, json};
 use std::collections::HashSet;
 use std::io::Write;
 use std::path::PathBuf;
-use std::time::Duration;
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LogsExport {
@@ -44,6 +43,8 @@ pub struct LogsArgs {
     pub addr: Option<String>,
     #[arg(long, env = "SKALD_TENANT")]
     pub tenant: Option<String>,
+    #[command(flatten)]
+    pub tls: crate::remote::tls::TlsArgs,
     #[arg(long, value_enum, default_value_t = crate::remote::ColorChoice::Auto)]
     pub color: crate::remote::ColorChoice,
 }
@@ -88,6 +89,28 @@ struct Row {
     line: String,
 }
 
+impl Row {
+    fn from_entry(ts: i64, labels: &Value, line: String) -> Row {
+        let label = |n: &str| labels[n].as_str().unwrap_or_default().to_string();
+        Row {
+            ts,
+            component: label("component"),
+            stream: label("stream"),
+            level: label("level"),
+            line,
+        }
+    }
+}
+
+/// `[component] 15:04:05 LEVEL message`, aligned on the widest component
+/// seen so far.
+fn view_line(r: &Row, color: bool, width: &mut usize) -> String {
+    *width = (*width).max(r.component.len());
+    let message = super::detect::detect(&r.line, None).message;
+    let text = message.as_deref().unwrap_or(&r.line);
+    render(&r.component, r.ts, &r.level, text, color, *width)
+}
+
 pub fn run(args: LogsArgs) -> anyhow::Result<()> {
     // Check the regex here, for a clear message before any request.
     let filter = Filter::new(&args.filter)?;
@@ -126,6 +149,7 @@ pub fn run(args: LogsArgs) -> anyhow::Result<()> {
         token: None,
         basic_auth: None,
         timeout: 60,
+        tls: args.tls.clone(),
     })?;
     let result = show(&args, &remote, &filter);
     if let Some((store, stop, thread)) = local {
@@ -139,11 +163,27 @@ pub fn run(args: LogsArgs) -> anyhow::Result<()> {
 fn show(args: &LogsArgs, remote: &Remote, filter: &Filter) -> anyhow::Result<()> {
     let query = build_query(&args.pipeline, &args.filter);
     let color = crate::remote::output::Style::new(args.color, false).color;
+    let mut width = 0;
+    if args.follow && args.export.is_none() {
+        // History and then live lines, across server restarts, each once.
+        return crate::remote::follow::follow(remote, &query, &args.since, |entries| {
+            let mut out = std::io::stdout().lock();
+            for e in entries {
+                let r = Row::from_entry(e.ts, &e.labels, e.line);
+                if !filter.shows(&r.component, &r.level, &r.line) {
+                    continue;
+                }
+                if writeln!(out, "{}", view_line(&r, color, &mut width)).is_err() {
+                    return Ok(false);
+                }
+            }
+            Ok(out.flush().is_ok())
+        });
+    }
     let mut out = std::io::stdout().lock();
     let mut start: Option<i64> = None;
     let mut seen_at_start: HashSet<(String, String, String)> = HashSet::new();
     let mut all = Vec::new();
-    let mut width = 0;
     loop {
         let mut params = vec![
             ("query", query.clone()),
@@ -157,15 +197,10 @@ fn show(args: &LogsArgs, remote: &Remote, filter: &Filter) -> anyhow::Result<()>
         let v = remote.get_json("/loki/api/v1/query_range", &params)?;
         let mut rows = Vec::new();
         for s in v["data"]["result"].as_array().into_iter().flatten() {
-            let label = |n: &str| s["stream"][n].as_str().unwrap_or_default().to_string();
             for e in s["values"].as_array().into_iter().flatten() {
-                rows.push(Row {
-                    ts: e[0].as_str().and_then(|t| t.parse().ok()).unwrap_or(0),
-                    component: label("component"),
-                    stream: label("stream"),
-                    level: label("level"),
-                    line: e[1].as_str().unwrap_or_default().to_string(),
-                });
+                let ts = e[0].as_str().and_then(|t| t.parse().ok()).unwrap_or(0);
+                let line = e[1].as_str().unwrap_or_default().to_string();
+                rows.push(Row::from_entry(ts, &s["stream"], line));
             }
         }
         rows.sort_by(|a, b| a.ts.cmp(&b.ts).then_with(|| a.component.cmp(&b.component)));
@@ -189,11 +224,7 @@ fn show(args: &LogsArgs, remote: &Remote, filter: &Filter) -> anyhow::Result<()>
                 all.push(r);
                 continue;
             }
-            width = width.max(r.component.len());
-            let message = super::detect::detect(&r.line, None).message;
-            let text = message.as_deref().unwrap_or(&r.line);
-            let shown = render(&r.component, r.ts, &r.level, text, color, width);
-            if writeln!(out, "{shown}").is_err() {
+            if writeln!(out, "{}", view_line(&r, color, &mut width)).is_err() {
                 return Ok(());
             }
         }
@@ -201,10 +232,8 @@ fn show(args: &LogsArgs, remote: &Remote, filter: &Filter) -> anyhow::Result<()>
         if full && fresh > 0 {
             continue;
         }
-        if !args.follow {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(500));
+        // An export is a snapshot: with --export, -f does not apply.
+        break;
     }
     match args.export {
         Some(LogsExport::Json) => {

@@ -106,6 +106,8 @@ pub struct RunArgs {
     #[arg(long, env = "SKALD_TENANT")]
     pub tenant: Option<String>,
     #[command(flatten)]
+    pub tls: crate::remote::tls::TlsArgs,
+    #[command(flatten)]
     pub filter: ViewFilter,
     /// Seconds between SIGTERM and SIGKILL when stopping components.
     #[arg(long, default_value_t = 5)]
@@ -266,6 +268,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
             token: None,
             basic_auth: None,
             timeout: 30,
+            tls: args.tls.clone(),
         })?,
         None => sink::Sink::embedded(&args.data_dir, args.tenant.as_deref())?,
     };

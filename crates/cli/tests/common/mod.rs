@@ -16,6 +16,8 @@ pub struct Server {
     child: Option<Child>,
     pub client: reqwest::blocking::Client,
     extra_args: Vec<String>,
+    /// `http`, or `https` for a server started with TLS.
+    scheme: &'static str,
 }
 
 fn free_port() -> u16 {
@@ -32,16 +34,29 @@ impl Server {
     }
 
     pub fn start_with(args: &[&str]) -> Server {
+        let client = reqwest::blocking::Client::builder()
+            .timeout(Duration::from_secs(60))
+            .build()
+            .unwrap();
+        Server::start_as("http", client, args)
+    }
+
+    /// A server started with TLS flags in `args`; `client` is what the
+    /// test talks to it with (trusting its CA, with a client certificate
+    /// for mutual TLS). URLs are `https://localhost:<port>`.
+    pub fn start_tls(client: reqwest::blocking::Client, args: &[&str]) -> Server {
+        Server::start_as("https", client, args)
+    }
+
+    fn start_as(scheme: &'static str, client: reqwest::blocking::Client, args: &[&str]) -> Server {
         let mut s = Server {
             dir: tempfile::tempdir().unwrap(),
             http: free_port(),
             grpc: free_port(),
             child: None,
-            client: reqwest::blocking::Client::builder()
-                .timeout(Duration::from_secs(60))
-                .build()
-                .unwrap(),
+            client,
             extra_args: args.iter().map(|s| s.to_string()).collect(),
+            scheme,
         };
         s.spawn();
         s
@@ -98,12 +113,19 @@ impl Server {
     }
 
     pub fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.http)
+        match self.scheme {
+            // The test certificates name localhost.
+            "https" => format!("https://localhost:{}{path}", self.http),
+            _ => format!("http://127.0.0.1:{}{path}", self.http),
+        }
     }
 
     /// The gRPC endpoint, for tonic clients.
     pub fn grpc_url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.grpc)
+        match self.scheme {
+            "https" => format!("https://localhost:{}", self.grpc),
+            _ => format!("http://127.0.0.1:{}", self.grpc),
+        }
     }
 
     /// SIGKILL: no flush, no goodbye.
