@@ -25,7 +25,7 @@ import time
 import unittest
 import urllib.request
 import uuid
-from typing import List, Optional
+from typing import Any, List, Optional
 
 import skald
 from skald.logging import SkaldHandler
@@ -144,6 +144,26 @@ class CrossClientTest(Base):
         entries = sorted((e for _, e in res.entries()), key=lambda e: e.timestamp_ns)
         self.assertEqual([e.line for e in entries], [f"rust {self.id_} {i}" for i in range(25)])
         self.assertEqual(entries[3].structured_metadata, {"seq": "3"})
+
+    def test_rust_grpc_pushes_python_reads(self) -> None:
+        self.crosscheck("grpc-push", f"http://{GRPC}", self.id_, "25")
+        res = self.client.query_logs(
+            f'{{app="crosscheck", from="rust-grpc"}} |= "{self.id_}"', limit=1000, direction=skald.Direction.FORWARD
+        )
+        # Sorted by time: the server groups entries by labels and metadata.
+        entries = sorted((e for _, e in res.entries()), key=lambda e: e.timestamp_ns)
+        self.assertEqual([e.line for e in entries], [f"rust-grpc {self.id_} {i}" for i in range(25)])
+        self.assertEqual([e.structured_metadata for e in entries], [{"seq": str(i)} for i in range(25)])
+
+    def test_python_pushes_rust_grpc_reads(self) -> None:
+        t = now_ns() - 1_000_000_000
+        lines = [f"python-grpc {self.id_} {i}" for i in range(25)]
+        r = self.client.push_log_batch(
+            [({"app": "crosscheck", "from": "python-grpc"}, [(t + i, l, {"seq": str(i)}) for i, l in enumerate(lines)])]
+        )
+        self.assertEqual(r.accepted, 25)
+        got = self.crosscheck("grpc-read", f"http://{GRPC}", self.id_).splitlines()
+        self.assertEqual(got, [f"{line}\t{i}" for i, line in enumerate(lines)])
 
     def test_python_pushes_rust_reads(self) -> None:
         t = now_ns()
@@ -555,46 +575,175 @@ class LoggingHandlerTest(Base):
 
 
 class AsyncClientTest(Base):
-    def test_async_operations(self) -> None:
-        asyncio.run(self._run())
+    """Every operation through ``AsyncClient``, valid and invalid input."""
 
-    async def _run(self) -> None:
-        async with skald.AsyncClient(GRPC, timeout=10) as c:
-            self.assertTrue((await c.health_check()).serving)
-            r = await c.push_log(self.labels(), "async one")
-            self.assertEqual(r.accepted, 1)
+    def run_async(self, coro: Any) -> Any:
+        return asyncio.run(coro)
 
-            async def batches():
-                for i in range(3):
-                    yield [(self.labels(), [f"async stream {i}"])]
+    def test_async_push_and_query(self) -> None:
+        async def run() -> None:
+            async with skald.AsyncClient(GRPC, timeout=10) as c:
+                t = now_ns() - 5_000_000_000
+                r = await c.push_log(self.labels(level="info"), "async one", t, {"request_id": "r-1"})
+                self.assertEqual((r.accepted, r.rejected), (1, 0))
+                with self.assertRaises(skald.InvalidArgument) as cm:
+                    await c.push_log({"bad-name": "x"}, "refused")
+                self.assertIn("bad-name", cm.exception.details)
 
-            r = await c.push_log_stream(batches())
-            self.assertEqual((r.messages, r.accepted), (3, 3))
-            res = await c.query_logs(self.sel(), direction=skald.Direction.FORWARD)
-            self.assertEqual(res.lines(), ["async one"] + [f"async stream {i}" for i in range(3)])
-            self.assertIn("suite", await c.get_labels())
-            self.assertIn(self.id_, await c.get_label_values("suite"))
-            self.assertTrue((await c.validate_labels({"a": "b"})).valid)
-            self.assertEqual((await c.list_streams(self.sel())).total, 1)
-            exported = [e async for ch in c.export_logs(self.sel()) for e in ch.entries()]
-            self.assertEqual(len(exported), 4)
+                r = await c.push_log_batch(
+                    [(self.labels(level="error"), [(t + 1, "async err 1"), (t + 2, "async err 2")]),
+                     ({"0bad": "x"}, ["refused"])]
+                )
+                self.assertEqual((r.accepted, r.rejected), (2, 1))
 
-            async with c.tail_logs(self.sel(), limit=10, timeout=20) as tail:
-                async def push_later() -> None:
-                    await asyncio.sleep(0.3)
-                    await c.push_log(self.labels(), "async live")
+                async def batches():
+                    for i in range(3):
+                        yield [(self.labels(level="info"), [(t + 10 + i, f"async stream {i}")])]
 
-                task = asyncio.ensure_future(push_later())
-                seen: List[str] = []
-                async for ev in tail:
-                    seen += [e.line for _, e in ev.entries()]
-                    if "async live" in seen:
-                        break
-                await task
-            self.assertIn("async live", seen)
-            with self.assertRaises(skald.InvalidArgument):
-                await c.query_logs("{")
-            self.assertEqual((await c.get_user_quota()).max_query_limit, 5000)
+                r = await c.push_log_stream(batches())
+                self.assertEqual((r.messages, r.accepted), (3, 3))
+                r = await c.push_log_stream([[({"0bad": "x"}, ["no"])]])
+                self.assertEqual((r.messages, r.accepted, r.rejected), (1, 0, 1))
+
+                r = await c.push_simple_log("async simple", service=f"svc-{self.id_}", level="warn", fields={"k": "v"})
+                self.assertEqual(r.accepted, 1)
+                with self.assertRaises(skald.InvalidArgument) as cm:
+                    await c.push_simple_log("no service", service="")
+                self.assertIn("service", cm.exception.details)
+
+                res = await c.query_logs(self.sel(), direction=skald.Direction.FORWARD)
+                by_time = [e.line for _, e in sorted(res.entries(), key=lambda le: le[1].timestamp_ns)]
+                self.assertEqual(
+                    by_time, ["async one", "async err 1", "async err 2"] + [f"async stream {i}" for i in range(3)]
+                )
+                [(labels, entry)] = (await c.query_logs(self.sel() + ' |= "one"')).entries()
+                self.assertEqual((entry.timestamp_ns, entry.structured_metadata), (t, {"request_id": "r-1"}))
+                simple = await c.query_logs(f'{{service="svc-{self.id_}", level="warn"}}')
+                self.assertEqual(simple.lines(), ["async simple"])
+                with self.assertRaises(skald.InvalidArgument):
+                    await c.query_logs("{")
+                with self.assertRaises(skald.ResourceExhausted):
+                    await c.query_logs(self.sel(), limit=1_000_000)
+
+                rng = await c.query_range(f"sum by (level) (count_over_time({self.sel()}[1h]))", step_ns=60 * 10**9)
+                peaks = {s.labels.get("level"): max(x.value for x in s.samples) for s in rng.series}
+                self.assertEqual(peaks, {"info": 4, "error": 2})
+                with self.assertRaises(skald.InvalidArgument):
+                    await c.query_range("sum(rate(")
+
+                est = await c.query_stats(self.sel())
+                self.assertEqual((est.streams, est.entries), (2, 6))
+                run = await c.query_stats(self.sel(level="error"), run_limit=100)
+                assert run.run is not None
+                self.assertEqual(run.run.entries_returned, 2)
+                with self.assertRaises(skald.InvalidArgument):
+                    await c.query_stats("not logql")
+
+        self.run_async(run())
+
+    def test_async_tail(self) -> None:
+        async def run() -> None:
+            async with skald.AsyncClient(GRPC, timeout=10) as c:
+                await c.push_log(self.labels(), "async before")
+                async with c.tail_logs(self.sel(), limit=10, timeout=20) as tail:
+
+                    async def push_later() -> None:
+                        await asyncio.sleep(0.3)
+                        await c.push_log(self.labels(), "async live")
+
+                    task = asyncio.ensure_future(push_later())
+                    seen: List[str] = []
+                    async for ev in tail:
+                        seen += [e.line for _, e in ev.entries()]
+                        if "async live" in seen:
+                            break
+                    await task
+                self.assertEqual(seen, ["async before", "async live"])
+                with self.assertRaises(skald.InvalidArgument):
+                    async with c.tail_logs("{broken", timeout=10) as bad:
+                        async for _ in bad:
+                            pass
+
+        self.run_async(run())
+
+    def test_async_labels_and_streams(self) -> None:
+        async def run() -> None:
+            async with skald.AsyncClient(GRPC, timeout=10) as c:
+                key = f"k_{self.id_}"
+                for app in ("a", "b"):
+                    await c.push_log_batch([(self.labels(app=app, **{key: app}), [f"{app}-1", f"{app}-2"])])
+                self.assertIn(key, await c.get_labels())
+                self.assertEqual(sorted(await c.get_label_values(key)), ["a", "b"])
+                with self.assertRaises(skald.InvalidArgument):
+                    await c.get_label_values("")
+                with self.assertRaises(skald.InvalidArgument):
+                    await c.get_labels(query="{oops")
+                self.assertTrue((await c.validate_labels({"a": "b"})).valid)
+                bad = await c.validate_labels({"__name": "x"})
+                self.assertFalse(bad.valid)
+                self.assertIn("reserved_name", [p.code for p in bad.errors])
+
+                page = await c.list_streams(self.sel())
+                self.assertEqual(page.total, 2)
+                paged = [s.stream_id async for s in c.iter_streams(self.sel(), page_size=1)]
+                self.assertEqual(sorted(paged), sorted(s.stream_id for s in page.streams))
+                with self.assertRaises(skald.InvalidArgument):
+                    await c.list_streams("{bad")
+                info = await c.get_stream_info(self.labels(app="a", **{key: "a"}))
+                self.assertEqual(info.entries, 2)
+                self.assertEqual(await c.get_stream_info(stream_id=info.stream_id), info)
+                with self.assertRaises(skald.NotFound):
+                    await c.get_stream_info(stream_id="0123456789abcdef")
+                with self.assertRaises(skald.InvalidArgument):
+                    await c.get_stream_info(stream_id="not-hex")
+                d = await c.delete_stream(self.sel(app="a"))
+                self.assertEqual(d.status, "received")
+                self.assertEqual(sorted((await c.query_logs(self.sel())).lines()), ["b-1", "b-2"])
+                with self.assertRaises(skald.InvalidArgument):
+                    await c.delete_stream("")
+
+        self.run_async(run())
+
+    def test_async_export_and_monitoring(self) -> None:
+        async def run() -> None:
+            tenant = f"tenant-{uuid.uuid4().hex[:8]}"
+            async with skald.AsyncClient(GRPC, tenant=tenant, timeout=10) as c:
+                t = now_ns() - 5_000_000_000
+                await c.push_log_batch([(self.labels(), [(t + i, f"e{i}") for i in range(12)])])
+                chunks = [ch async for ch in c.export_logs(self.sel(), chunk_size=5)]
+                self.assertEqual(len(chunks), 3)
+                self.assertTrue(chunks[-1].done)
+                self.assertEqual([e.line for ch in chunks for _, e in ch.entries()], [f"e{i}" for i in range(12)])
+                rest = [e.line async for ch in c.export_logs(self.sel(), chunk_size=5, cursor=chunks[0].cursor) for _, e in ch.entries()]
+                self.assertEqual(rest, [f"e{i}" for i in range(5, 12)])
+                with self.assertRaises(skald.InvalidArgument):
+                    async for _ in c.export_logs("{nope"):
+                        pass
+                job = await c.start_export(self.sel(), path=f"async-{self.id_}.ndjson")
+                st = await c.wait_export(job, timeout=30)
+                self.assertEqual(st.state, skald.ExportState.COMPLETED, st.error)
+                self.assertEqual(st.entries, 12)
+                self.assertEqual((await c.get_export_status(job)).job_id, job)
+                with self.assertRaises(skald.NotFound):
+                    await c.get_export_status("no-such-job")
+
+                stats = await c.get_statistics(tenant)
+                [mine] = stats.tenants
+                self.assertEqual((mine.tenant, mine.streams, mine.entries), (tenant, 1, 12))
+                with self.assertRaises(skald.InvalidArgument):
+                    await c.get_statistics("a/b")
+                q = await c.get_user_quota()
+                self.assertEqual((q.tenant, q.entries, q.max_query_limit), (tenant, 12, 5000))
+                with self.assertRaises(skald.InvalidArgument):
+                    await c.with_tenant("a/b").get_user_quota()
+                h = await c.health_check()
+                self.assertTrue(h.serving)
+                self.assertEqual(h.storage_status, "ok")
+            async with skald.AsyncClient(f"127.0.0.1:{free_port()}", timeout=2) as gone:
+                with self.assertRaises(skald.Unavailable):
+                    await gone.health_check()
+
+        self.run_async(run())
 
 
 def main() -> int:
