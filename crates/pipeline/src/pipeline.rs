@@ -18,7 +18,7 @@ use crate::labels::{LabelsBuilder, errors};
 use crate::line_filter::LineFilterChain;
 use crate::parsers::json::{self, JsonParser};
 use crate::parsers::logfmt::LogfmtParser;
-use crate::parsers::{PatternParser, RegexpParser};
+use crate::parsers::{PatternParser, Projection, RegexpParser};
 use crate::select;
 use crate::unwrap::Unwrapper;
 use skald_logql::{LabelSelection, LineFilter, Stage};
@@ -162,6 +162,47 @@ impl Pipeline {
     /// Whether the pipeline is only line filters (possibly none).
     pub fn is_line_filters_only(&self) -> bool {
         self.steps.is_empty()
+    }
+
+    /// Narrows the parsers to the labels the query can observe: `outputs`
+    /// are the labels read after the pipeline (a metric query's grouping,
+    /// an unwrap); the stages after each parser add the labels they read.
+    /// A stage that may read any label (templates, `unpack`) leaves the
+    /// parsers before it unchanged. Results are the same, only cheaper:
+    /// parsers still read whole lines and report the same errors.
+    pub fn project(&mut self, outputs: &[String]) {
+        let mut needed: Option<Vec<String>> = Some(outputs.to_vec());
+        for step in self.steps.iter_mut().rev() {
+            match step {
+                Step::LabelFilter(f) => {
+                    if let Some(n) = needed.as_mut() {
+                        f.for_each_name(&mut |name| n.push(name.to_string()));
+                    }
+                }
+                Step::Drop(sel) | Step::Keep(sel) => {
+                    if let Some(n) = needed.as_mut() {
+                        for s in sel.iter() {
+                            n.push(match s {
+                                LabelSelection::Name(name) => name.clone(),
+                                LabelSelection::Matching(m) => m.name.clone(),
+                            });
+                        }
+                    }
+                }
+                Step::LineFormat(_) | Step::LabelFormat(_) | Step::Unpack => needed = None,
+                Step::Json(p) => {
+                    if let Some(n) = &needed {
+                        p.project(Projection::new(n.iter().map(String::as_str)));
+                    }
+                }
+                Step::Logfmt(p) => {
+                    if let Some(n) = &needed {
+                        p.project(Projection::new(n.iter().map(String::as_str)));
+                    }
+                }
+                Step::Filter(_) | Step::Regexp(_) | Step::Pattern(_) | Step::Decolorize => {}
+            }
+        }
     }
 
     /// A processor with its own buffers; one per thread.
@@ -363,5 +404,86 @@ impl<'p> LineProcessor<'p> {
             }
         }
         Some((owned, needs_labels && self.labels.changed()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use skald_logql::{Expr, parse_expr};
+
+    fn compile(query: &str) -> Pipeline {
+        let Expr::Log(log) = parse_expr(query).unwrap() else {
+            panic!("not a log query: {query}")
+        };
+        Pipeline::new(&log.pipeline).unwrap()
+    }
+
+    /// The labels of `outputs` (and errors) a pipeline leaves on a line,
+    /// or `None` when it drops the line.
+    fn observed(
+        p: &Pipeline,
+        stream: &[Label],
+        line: &str,
+        outputs: &[&str],
+    ) -> Option<Vec<Label>> {
+        let mut proc = p.processor();
+        let out = proc.process(0, line, stream, &[])?;
+        Some(
+            out.labels
+                .iter()
+                .filter(|l| outputs.contains(&l.name.as_str()) || l.name.starts_with("__"))
+                .cloned()
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn projection_leaves_what_the_query_observes_unchanged() {
+        let streams = [
+            vec![Label::new("app", "api")],
+            vec![Label::new("app", "api"), Label::new("level", "warn")],
+        ];
+        let lines = [
+            "level=error msg=\"disk full\" duration=2s user.id=7",
+            "level=info duration=15ms status=200",
+            "msg=nolevel a=\"unterminated",
+            r#"{"level":"error","latency_ms":1200.5,"req":{"path":"/a","status":500},"__error__":"x"}"#,
+            r#"{"level":"info","latency_ms":3,"req":{"path":"/b"}}"#,
+            r#"{"level":"info", broken"#,
+            "not structured at all",
+        ];
+        let cases: &[(&str, &[&str])] = &[
+            (r#"{a="b"} | logfmt"#, &["level"]),
+            (r#"{a="b"} | logfmt"#, &["level_extracted"]),
+            (r#"{a="b"} | logfmt --strict"#, &["level"]),
+            (r#"{a="b"} | logfmt | duration > 1s"#, &["level"]),
+            (r#"{a="b"} | logfmt | user_id="7""#, &[]),
+            (r#"{a="b"} | json"#, &["level"]),
+            (r#"{a="b"} | json | req_status >= 500"#, &["req_path"]),
+            (r#"{a="b"} | json | __error__="""#, &["level"]),
+            (r#"{a="b"} | json | keep level, req_path"#, &["req_path"]),
+            (
+                r#"{a="b"} | json | line_format "{{.req_path}}" | logfmt"#,
+                &["level"],
+            ),
+            (r#"{a="b"} | json | label_format lvl=level"#, &["lvl"]),
+            (r#"{a="b"} | logfmt | json"#, &["level", "latency_ms"]),
+        ];
+        for (query, outputs) in cases {
+            let full = compile(query);
+            let mut projected = compile(query);
+            let names: Vec<String> = outputs.iter().map(|s| s.to_string()).collect();
+            projected.project(&names);
+            for stream in &streams {
+                for line in lines {
+                    assert_eq!(
+                        observed(&full, stream, line, outputs),
+                        observed(&projected, stream, line, outputs),
+                        "{query} projected on {outputs:?}, stream {stream:?}, line {line:?}"
+                    );
+                }
+            }
+        }
     }
 }

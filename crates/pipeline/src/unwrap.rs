@@ -36,6 +36,16 @@ pub fn convert(value: &str, conversion: UnwrapConversion) -> Result<f64, String>
 }
 
 impl Unwrapper {
+    /// The labels the unwrap reads: the unwrapped one and those of the
+    /// label filters after it.
+    pub fn referenced_labels(&self) -> Vec<String> {
+        let mut out = vec![self.label.clone()];
+        for f in &self.post_filters {
+            f.for_each_name(&mut |n| out.push(n.to_string()));
+        }
+        out
+    }
+
     pub fn new(unwrap: &Unwrap) -> Result<Unwrapper, PipelineError> {
         let post_filters = unwrap
             .post_filters

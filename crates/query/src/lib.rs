@@ -39,6 +39,11 @@ pub enum QueryError {
     /// A limit (series, points) was exceeded.
     #[error("{0}")]
     Limit(String),
+    /// A range aggregation held more series over the evaluated range than
+    /// it may; metric queries then evaluate shorter sub-ranges, and report
+    /// a [`QueryError::Limit`] when a single step is still too much.
+    #[error("{0}")]
+    HeldSeries(String),
     /// The query cannot be evaluated as written (a pipeline error in a
     /// series, many-to-many matching, ...).
     #[error("{0}")]

@@ -9,6 +9,7 @@ use crate::range::{RangePlan, run_range};
 use skald_logql::Expr;
 use skald_model::{Label, TenantId, Timestamp};
 use skald_store::Store;
+use std::collections::HashMap;
 use std::time::Instant;
 
 /// How much a metric query may return and hold.
@@ -79,18 +80,7 @@ pub fn run_metric_query(store: &Store, q: &MetricQuery<'_>) -> Result<MetricResu
     let grid = Grid::new(q.start.0, q.end.0, q.step);
     let mut stats = QueryStats::default();
     let mut warnings = Vec::new();
-    let mut range = |agg: &skald_logql::RangeAggregation,
-                     pushdown: Option<&skald_logql::Grouping>,
-                     max_series: usize| {
-        let plan = RangePlan::new(agg, &grid, pushdown, max_series)?;
-        run_range(store, q.tenant, &plan, &grid, &mut stats, &mut warnings)
-    };
-    let value = Evaluator {
-        grid,
-        range: &mut range,
-        max_inner_series: q.limits.max_inner_series.max(q.limits.max_series),
-    }
-    .eval(q.expr, q.limits.max_series)?;
+    let value = eval_sliced(store, q, grid, &mut stats, &mut warnings)?;
     let output = to_output(value, &grid, q.expr, q.limits.max_series)?;
     stats.exec_time_secs = started.elapsed().as_secs_f64();
     Ok(MetricResult {
@@ -98,6 +88,85 @@ pub fn run_metric_query(store: &Store, q: &MetricQuery<'_>) -> Result<MetricResu
         stats,
         warnings,
     })
+}
+
+/// Evaluates the query at the steps of `grid`. Every operator of a metric
+/// query works step by step, so a range whose aggregations would hold too
+/// many series at once (paths with ids over hours) is evaluated as two
+/// halves, recursively, and the halves' steps put side by side: memory
+/// stays bounded by what a shorter range holds.
+fn eval_sliced(
+    store: &Store,
+    q: &MetricQuery<'_>,
+    grid: Grid,
+    stats: &mut QueryStats,
+    warnings: &mut Vec<String>,
+) -> Result<Value, QueryError> {
+    let mut range = |agg: &skald_logql::RangeAggregation,
+                     pushdown: Option<&skald_logql::Grouping>,
+                     max_series: usize| {
+        let plan = RangePlan::new(agg, &grid, pushdown, max_series)?;
+        run_range(store, q.tenant, &plan, &grid, stats, warnings)
+    };
+    let value = Evaluator {
+        grid,
+        range: &mut range,
+        max_inner_series: q.limits.max_inner_series.max(q.limits.max_series),
+    }
+    .eval(q.expr, q.limits.max_series);
+    match value {
+        Err(QueryError::HeldSeries(_)) if grid.n > 1 => {
+            let first = Grid {
+                n: grid.n / 2,
+                ..grid
+            };
+            let second = Grid {
+                start: grid.start + first.n as i64 * grid.step,
+                n: grid.n - first.n,
+                ..grid
+            };
+            let a = eval_sliced(store, q, first, stats, warnings)?;
+            let b = eval_sliced(store, q, second, stats, warnings)?;
+            Ok(concat(a, b, first.n, second.n))
+        }
+        Err(QueryError::HeldSeries(m)) => Err(QueryError::Limit(m)),
+        other => other,
+    }
+}
+
+/// The steps of `a` (`na` of them) followed by those of `b`.
+fn concat(a: Value, b: Value, na: usize, nb: usize) -> Value {
+    match (a, b) {
+        (Value::Scalar(mut a), Value::Scalar(b)) => {
+            a.extend(b);
+            Value::Scalar(a)
+        }
+        (Value::Vector(a), Value::Vector(b)) => {
+            let mut out: Vec<SeriesVals> = Vec::with_capacity(a.len().max(b.len()));
+            let mut index: HashMap<Vec<Label>, usize> = HashMap::new();
+            for mut s in a {
+                s.values.resize(na + nb, None);
+                index.insert(s.labels.clone(), out.len());
+                out.push(s);
+            }
+            for s in b {
+                match index.get(&s.labels) {
+                    Some(&i) => out[i].values[na..].copy_from_slice(&s.values),
+                    None => {
+                        let mut values = vec![None; na];
+                        values.extend(s.values);
+                        out.push(SeriesVals {
+                            labels: s.labels,
+                            values,
+                        });
+                    }
+                }
+            }
+            Value::Vector(out)
+        }
+        // The same expression gives the same kind of value on any range.
+        (a, _) => a,
+    }
 }
 
 /// Points from step values, with the series limit and Loki's ordering.

@@ -168,8 +168,20 @@ pub(crate) struct RangePlan<'a> {
     /// `without`, or one pushed down from an enclosing `sum`.
     pub grouping: Option<Grouping>,
     pub cuts: Cuts,
-    /// Most series the aggregation may produce.
+    /// Most series the aggregation may produce at one step.
     pub max_series: usize,
+}
+
+/// Values a range aggregation may hold at once (series × steps; 64 MB):
+/// over a long range with many steps, fewer series are held, so that the
+/// query is evaluated in shorter sub-ranges (see `metric`).
+const HELD_VALUES_BUDGET: usize = 4_000_000;
+
+impl RangePlan<'_> {
+    fn max_held_series(&self) -> usize {
+        let most = self.max_series.saturating_mul(HELD_SERIES_FACTOR);
+        (HELD_VALUES_BUDGET / self.cuts.windows.len().max(1)).clamp(self.max_series.min(most), most)
+    }
 }
 
 impl<'a> RangePlan<'a> {
@@ -179,9 +191,18 @@ impl<'a> RangePlan<'a> {
         pushdown: Option<&Grouping>,
         max_series: usize,
     ) -> Result<RangePlan<'a>, QueryError> {
-        let pipeline = Pipeline::new(&agg.range.log.pipeline)?;
+        let mut pipeline = Pipeline::new(&agg.range.log.pipeline)?;
         let unwrap = agg.range.unwrap.as_ref().map(Unwrapper::new).transpose()?;
         let grouping = agg.grouping.clone().or_else(|| pushdown.cloned());
+        // Series keep only the grouping's labels: parsers need set no
+        // others (but those the unwrap reads).
+        if let Some(g) = grouping.as_ref().filter(|g| !g.without) {
+            let mut outputs = g.labels.clone();
+            if let Some(u) = &unwrap {
+                outputs.extend(u.referenced_labels());
+            }
+            pipeline.project(&outputs);
+        }
         Ok(RangePlan {
             op: agg.op,
             param: agg.param,
@@ -207,6 +228,27 @@ struct Worker<'p> {
     error: Option<QueryError>,
 }
 
+/// How many times the per-step series limit a range aggregation may hold
+/// over the whole query range: series come and go (a path per request id),
+/// so more exist over hours than at any one step, but memory stays bounded.
+const HELD_SERIES_FACTOR: usize = 4;
+
+fn held_series_limit_error(limit: usize) -> QueryError {
+    QueryError::HeldSeries(format!(
+        "maximum of series ({limit}) held over the query range reached; shorten the range, narrow the stream selector or filter, or group by fewer labels"
+    ))
+}
+
+/// Loki's limit is on the series of one evaluation step.
+fn check_series_per_step(series: &[SeriesVals], n: usize, limit: usize) -> Result<(), QueryError> {
+    for k in 0..n {
+        if series.iter().filter(|s| s.values[k].is_some()).count() > limit {
+            return Err(series_limit_error(limit));
+        }
+    }
+    Ok(())
+}
+
 fn series_limit_error(limit: usize) -> QueryError {
     QueryError::Limit(format!(
         "maximum of series ({limit}) reached for a single query; narrow the stream selector, filter, or aggregate with `sum by (...)`"
@@ -228,14 +270,14 @@ impl<'p> Worker<'p> {
     }
 
     /// Feeds one entry of a stream.
-    fn add(&mut self, stream: &[Label], e: &Entry) {
+    fn add(&mut self, stream: &[Label], ts: i64, line: &str, metadata: &[Label]) {
         let plan = self.plan;
-        let Some(interval) = plan.cuts.interval(e.ts.0) else {
+        let Some(interval) = plan.cuts.interval(ts) else {
             return;
         };
         let (value, labels) = match &plan.unwrap {
             None => {
-                let Some(out) = self.processor.process(e.ts.0, &e.line, stream, &e.metadata) else {
+                let Some(out) = self.processor.process(ts, line, stream, metadata) else {
                     return;
                 };
                 let v = match plan.op {
@@ -245,10 +287,7 @@ impl<'p> Worker<'p> {
                 (v, out.labels)
             }
             Some(u) => {
-                let Some(s) =
-                    self.processor
-                        .process_sample(e.ts.0, &e.line, stream, &e.metadata, u)
-                else {
+                let Some(s) = self.processor.process_sample(ts, line, stream, metadata, u) else {
                     return;
                 };
                 (s.value, s.labels)
@@ -270,9 +309,9 @@ impl<'p> Worker<'p> {
         let at = match self.index.get(self.key.as_str()) {
             Some(&i) => i as usize,
             None => {
-                if self.series.len() >= plan.max_series {
+                if self.series.len() >= plan.max_held_series() {
                     self.error
-                        .get_or_insert_with(|| series_limit_error(plan.max_series));
+                        .get_or_insert_with(|| held_series_limit_error(plan.max_held_series()));
                     return;
                 }
                 self.index
@@ -287,14 +326,14 @@ impl<'p> Worker<'p> {
         };
         let s = &mut self.series[at];
         if keeps_samples(plan.op) {
-            s.samples.push((e.ts.0, value));
+            s.samples.push((ts, value));
             return;
         }
         match s.cells.last_mut() {
-            Some((i, cell)) if *i == interval => cell.add(plan.op, e.ts.0, value),
+            Some((i, cell)) if *i == interval => cell.add(plan.op, ts, value),
             _ => {
                 let mut cell = Cell::default();
-                cell.add(plan.op, e.ts.0, value);
+                cell.add(plan.op, ts, value);
                 s.cells.push((interval, cell));
             }
         }
@@ -304,6 +343,9 @@ impl<'p> Worker<'p> {
     fn read_unit(&mut self, stream: &[Label], unit: &[&Source]) {
         if self.error.is_some() {
             return;
+        }
+        if let [src] = unit {
+            return self.read_single(stream, src);
         }
         let mut entries: Vec<Entry> = Vec::new();
         for src in unit {
@@ -342,7 +384,49 @@ impl<'p> Worker<'p> {
             self.stats.duplicates += (before - entries.len()) as u64;
         }
         for e in &entries {
-            self.add(stream, e);
+            self.add(stream, e.ts.0, &e.line, &e.metadata);
+        }
+    }
+
+    /// Reads a source that overlaps no other, borrowing its lines: no
+    /// owned copy of each entry as [`Worker::read_unit`] makes to merge.
+    fn read_single(&mut self, stream: &[Label], src: &Source) {
+        match src {
+            Source::Chunk(c) => {
+                let block = match c.segment.read_decoded(c.at) {
+                    Ok(b) => b,
+                    Err(e) => {
+                        self.warnings.push(format!(
+                            "unreadable chunk in {}: {e}",
+                            c.segment.path.display()
+                        ));
+                        return;
+                    }
+                };
+                let mut metadata: Vec<Label> = Vec::new();
+                let mut bytes = 0u64;
+                for e in block.iter() {
+                    bytes += e.line.len() as u64;
+                    metadata.clear();
+                    metadata.extend(e.metadata().map(|(n, v)| Label::new(n, v)));
+                    self.add(stream, e.ts.0, e.line, &metadata);
+                }
+                self.stats.chunks_read += 1;
+                self.stats.compressed_bytes += c.segment.chunk(c.at).len as u64;
+                self.stats.decompressed_bytes += bytes;
+                self.stats.decompressed_lines += block.len() as u64;
+            }
+            Source::Head(b) => {
+                let mut bytes = 0u64;
+                for i in 0..b.len() {
+                    let line = b.line(i);
+                    bytes += line.len() as u64;
+                    self.add(stream, b.ts(i).0, line, b.metadata(i));
+                }
+                self.stats.head_blocks_read += 1;
+                self.stats.head_bytes += bytes;
+                self.stats.head_lines += b.len() as u64;
+            }
         }
     }
 
@@ -360,9 +444,10 @@ impl<'p> Worker<'p> {
                     mine.samples.extend(s.samples);
                 }
                 None => {
-                    if self.series.len() >= self.plan.max_series {
-                        self.error
-                            .get_or_insert_with(|| series_limit_error(self.plan.max_series));
+                    if self.series.len() >= self.plan.max_held_series() {
+                        self.error.get_or_insert_with(|| {
+                            held_series_limit_error(self.plan.max_held_series())
+                        });
                         continue;
                     }
                     self.index.insert(s.key.clone(), self.series.len() as u32);
@@ -448,6 +533,7 @@ pub(crate) fn run_range(
         return Err(e);
     }
     let out = finish(plan, grid, worker.series);
+    check_series_per_step(&out, grid.n, plan.max_series)?;
     check_errors(&out)?;
     Ok(out)
 }
@@ -626,13 +712,14 @@ pub(crate) fn run_in_memory(
     let mut w = Worker::new(plan);
     for (labels, entries) in streams {
         for e in entries {
-            w.add(labels, e);
+            w.add(labels, e.ts.0, &e.line, &e.metadata);
         }
     }
     if let Some(e) = w.error {
         return Err(e);
     }
     let out = finish(plan, grid, w.series);
+    check_series_per_step(&out, grid.n, plan.max_series)?;
     check_errors(&out)?;
     Ok(out)
 }

@@ -47,6 +47,16 @@ fn run_limited(
     step: i64,
     max_series: usize,
 ) -> Result<MetricOutput, QueryError> {
+    run_with_limits(q, data, (start, end, step), max_series, 10_000)
+}
+
+fn run_with_limits(
+    q: &str,
+    data: &Streams,
+    (start, end, step): (i64, i64, i64),
+    max_series: usize,
+    max_inner_series: usize,
+) -> Result<MetricOutput, QueryError> {
     let expr = parse_expr(q).unwrap();
     let grid = Grid::new(start * S, end * S, step * S);
     let mut range = |agg: &skald_logql::RangeAggregation,
@@ -58,7 +68,7 @@ fn run_limited(
     let value = Evaluator {
         grid,
         range: &mut range,
-        max_inner_series: 10_000,
+        max_inner_series,
     }
     .eval(&expr, max_series)?;
     to_output(value, &grid, &expr, max_series)
@@ -352,6 +362,34 @@ fn series_limit() {
     // Aggregated below the limit, the same data is fine.
     let m = matrix(run_limited(&format!("sum({q})"), &d, 10, 10, 1, 3).unwrap());
     assert_eq!(m[0].points[0].1, 5.0);
+}
+
+#[test]
+fn series_limit_is_per_step() {
+    // Five series inside the aggregation over the range, but only one at
+    // any step (as paths with request ids come and go): the limit on what
+    // an aggregation holds counts one step's series, as Loki evaluates.
+    let d: Streams = (0..5)
+        .map(|i| stream(&[("app", "x"), ("i", &i.to_string())], &[(10 * i + 1, "l")]))
+        .collect();
+    let q = r#"max(count_over_time({app="x"}[5s]))"#;
+    let m = matrix(run_with_limits(q, &d, (0, 50, 5), 500, 3).unwrap());
+    assert_eq!(m[0].points.len(), 5);
+    // Wider windows put three series in one step: over a limit of two.
+    let q = r#"max(count_over_time({app="x"}[25s]))"#;
+    let err = run_with_limits(q, &d, (0, 50, 5), 500, 2).unwrap_err();
+    assert!(err.to_string().contains("maximum of series (2)"), "{err}");
+    // More than four times the limit over the range: refused, to bound
+    // memory, with its own message.
+    let d: Streams = (0..20)
+        .map(|i| stream(&[("app", "x"), ("i", &i.to_string())], &[(2 * i + 1, "l")]))
+        .collect();
+    let q = r#"max(count_over_time({app="x"}[1s]))"#;
+    let err = run_with_limits(q, &d, (0, 50, 1), 500, 3).unwrap_err();
+    assert!(
+        err.to_string().contains("held over the query range"),
+        "{err}"
+    );
 }
 
 #[test]

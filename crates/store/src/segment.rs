@@ -94,6 +94,15 @@ impl Segment {
         self.reader.read_block(self.chunk(at))
     }
 
+    /// The chunk decoded into one buffer that lends out its lines: for
+    /// scans that need no owned entries.
+    pub fn read_decoded(
+        &self,
+        at: (usize, usize),
+    ) -> Result<skald_chunk::DecodedBlock, skald_chunk::ChunkError> {
+        self.reader.read_decoded(self.chunk(at))
+    }
+
     /// Whether the chunk may contain `needle` (a substring of some line,
     /// compared ASCII-case-insensitively); `false` is certain.
     pub fn may_contain(&self, at: (usize, usize), needle: &[u8]) -> bool {

@@ -459,6 +459,8 @@ fn lookup<'a>(line: &'a str, path: &[PathStep]) -> Result<Option<Cow<'a, str>>, 
 pub struct JsonParser {
     /// `(label, path)` pairs; empty for the parameterless form.
     params: Vec<(String, Vec<PathStep>)>,
+    /// Labels the rest of the query reads; `None` for all.
+    projection: Option<super::Projection>,
 }
 
 impl JsonParser {
@@ -470,7 +472,15 @@ impl JsonParser {
                 parse_path(expr).map(|path| (p.label.clone(), path))
             })
             .collect::<Result<_, _>>()?;
-        Ok(JsonParser { params })
+        Ok(JsonParser {
+            params,
+            projection: None,
+        })
+    }
+
+    /// Sets only the labels of `projection` from now on.
+    pub fn project(&mut self, projection: super::Projection) {
+        self.projection = Some(projection);
     }
 
     pub fn process(&self, line: &str, labels: &mut LabelsBuilder, name: &mut String) {
@@ -478,7 +488,7 @@ impl JsonParser {
             let mut s = Scanner::new(line);
             name.clear();
             let result = match s.kind() {
-                Ok(Kind::Object) => flatten(&mut s, labels, name, 0),
+                Ok(Kind::Object) => flatten(&mut s, labels, name, 0, self.projection.as_ref()),
                 Ok(_) => Err("expected a JSON object".to_string()),
                 Err(e) => Err(e),
             };
@@ -506,6 +516,7 @@ fn flatten(
     labels: &mut LabelsBuilder,
     prefix: &mut String,
     depth: usize,
+    projection: Option<&super::Projection>,
 ) -> Result<(), String> {
     let mut part = String::new();
     s.members(depth, |s, key| {
@@ -523,8 +534,11 @@ fn flatten(
             prefix.push_str(if digit_guard { &part[1..] } else { &part });
         }
         let result = match s.kind()? {
-            Kind::Object => flatten(s, labels, prefix, depth + 1),
+            Kind::Object => flatten(s, labels, prefix, depth + 1, projection),
             Kind::Array => s.skip_value(depth + 1).map(|_| ()),
+            _ if projection.is_some_and(|p| !p.wants(prefix)) => {
+                s.skip_value(depth + 1).map(|_| ())
+            }
             _ => s
                 .label_value(depth + 1)
                 .map(|v| labels.set_parsed(prefix, &v)),

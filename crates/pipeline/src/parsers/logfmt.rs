@@ -22,6 +22,8 @@ pub struct LogfmtParser {
     keep_empty: bool,
     /// `(label, key)`; empty for "every key".
     params: Vec<(String, String)>,
+    /// Labels the rest of the query reads; `None` for all.
+    projection: Option<super::Projection>,
 }
 
 /// One pair as found in the line.
@@ -187,7 +189,13 @@ impl LogfmtParser {
                     )
                 })
                 .collect(),
+            projection: None,
         }
+    }
+
+    /// Sets only the labels of `projection` from now on.
+    pub fn project(&mut self, projection: super::Projection) {
+        self.projection = Some(projection);
     }
 
     pub fn process(&self, line: &str, labels: &mut LabelsBuilder, name: &mut String) {
@@ -205,7 +213,7 @@ impl LogfmtParser {
             }
             if self.params.is_empty() {
                 sanitize_label_name(pair.key, name);
-                if !name.is_empty() {
+                if !name.is_empty() && self.projection.as_ref().is_none_or(|p| p.wants(name)) {
                     labels.set_parsed(name, &pair.value);
                 }
                 continue;

@@ -10,6 +10,41 @@ use crate::labels::LabelsBuilder;
 use crate::pattern::Pattern;
 use regex::Regex;
 
+/// The labels a query can still observe after a parser: when known, the
+/// parser sets only these (it still reads the whole line, so its errors
+/// are the same). A name `x_extracted` also admits `x`, which becomes
+/// `x_extracted` when the stream has a label `x`.
+#[derive(Debug, Clone, Default)]
+pub struct Projection {
+    names: Vec<String>,
+}
+
+impl Projection {
+    pub fn new<'a>(names: impl IntoIterator<Item = &'a str>) -> Projection {
+        let mut out: Vec<String> = Vec::new();
+        for n in names {
+            out.push(n.to_string());
+            if let Some(base) = n.strip_suffix("_extracted") {
+                out.push(base.to_string());
+            }
+        }
+        out.sort();
+        out.dedup();
+        Projection { names: out }
+    }
+
+    /// Whether a label of this (sanitised) name may be observed.
+    pub fn wants(&self, name: &str) -> bool {
+        // `__error__` and friends in a line still set the error.
+        name.starts_with("__") || self.names.iter().any(|n| n == name)
+    }
+
+    /// Whether some wanted name starts with `prefix` (for nested JSON).
+    pub fn wants_prefix(&self, prefix: &str) -> bool {
+        self.names.iter().any(|n| n.starts_with(prefix))
+    }
+}
+
 /// `| regexp "(?P<name>...)"`: each named group becomes a label when the
 /// regex matches; a group that takes no part in the match gives an empty
 /// label, as in Loki.
