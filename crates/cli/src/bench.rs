@@ -25,7 +25,7 @@ mod target;
 
 use anyhow::{Context, bail};
 use clap::Args;
-use dataset::{Dataset, ID_SEARCH_TEXT, TAIL_INSTANCE, TAIL_JOB};
+use dataset::{Dataset, Format, ID_SEARCH_TEXT, TAIL_INSTANCE, TAIL_JOB};
 use query::{Expect, QuerySpec};
 use report::{DatasetFigures, Machine, Results};
 use std::path::PathBuf;
@@ -308,7 +308,8 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
 }
 
 /// The needle search over everything, an id search that reads everything,
-/// and the newest lines of one stream.
+/// the newest lines of one stream, parse-and-filter log queries, and the
+/// metric queries users put on dashboards.
 fn query_specs(ds: &Dataset, prepared: &ingest::Prepared, warm_runs: usize) -> Vec<QuerySpec> {
     let start_ns = ds.start_ns - 1_000_000_000;
     let end_ns = ds.end_ns + 1_000_000_000;
@@ -319,6 +320,11 @@ fn query_specs(ds: &Dataset, prepared: &ingest::Prepared, warm_runs: usize) -> V
         .expect("the dataset has the tail stream");
     let tail = &prepared.streams[tail];
     let limit = 100;
+    // Evaluation times `metric_start + k * step` whose 5-minute windows
+    // cover every line exactly once.
+    let step_ns = COUNT_STEP_SECS as i64 * 1_000_000_000;
+    let metric_start = start_ns;
+    let metric_end = metric_start + (end_ns - metric_start + step_ns - 1) / step_ns * step_ns;
     vec![
         QuerySpec {
             name: "needle",
@@ -327,6 +333,7 @@ fn query_specs(ds: &Dataset, prepared: &ingest::Prepared, warm_runs: usize) -> V
             end_ns,
             limit,
             direction: "backward",
+            step_secs: None,
             warm_runs,
             expect: Expect::LinesContaining {
                 count: dataset::NEEDLES,
@@ -340,6 +347,7 @@ fn query_specs(ds: &Dataset, prepared: &ingest::Prepared, warm_runs: usize) -> V
             end_ns,
             limit,
             direction: "backward",
+            step_secs: None,
             // Each run reads everything: a few are enough.
             warm_runs: warm_runs.min(3),
             expect: Expect::LinesContaining {
@@ -354,14 +362,105 @@ fn query_specs(ds: &Dataset, prepared: &ingest::Prepared, warm_runs: usize) -> V
             end_ns,
             limit,
             direction: "backward",
+            step_secs: None,
             warm_runs,
             expect: Expect::Newest {
                 count: (tail.lines as usize).min(limit),
                 newest_ns: tail.last_ts,
             },
         },
+        // Parse-and-filter log queries: a user looking for slow failures.
+        QuerySpec {
+            name: "json filter",
+            query: r#"{namespace="shop"} | json | level="error" | latency_ms > 1000"#.into(),
+            start_ns,
+            end_ns,
+            limit,
+            direction: "backward",
+            step_secs: None,
+            warm_runs,
+            expect: Expect::SomeLinesContaining {
+                most: limit,
+                text: r#""level":"error""#.into(),
+            },
+        },
+        QuerySpec {
+            name: "logfmt filter",
+            query: r#"{namespace="jobs"} | logfmt | level="error" | duration > 1s"#.into(),
+            start_ns,
+            end_ns,
+            limit,
+            direction: "backward",
+            step_secs: None,
+            warm_runs,
+            expect: Expect::SomeLinesContaining {
+                most: limit,
+                text: "level=error".into(),
+            },
+        },
+        // Metric queries over the whole range. With the step equal to the
+        // range, windows tile time, so the counts add up to the lines.
+        QuerySpec {
+            name: "logfmt count by level",
+            query: r#"sum by (level) (count_over_time({namespace="jobs"} | logfmt [5m]))"#.into(),
+            start_ns: metric_start,
+            end_ns: metric_end,
+            limit,
+            direction: "backward",
+            step_secs: Some(COUNT_STEP_SECS),
+            warm_runs: warm_runs.min(5),
+            expect: Expect::Total {
+                by: "level",
+                total: prepared.lines_per_format[Format::Logfmt.index()],
+            },
+        },
+        QuerySpec {
+            name: "json count by level",
+            query: r#"sum by (level) (count_over_time({namespace="shop"} | json [5m]))"#.into(),
+            start_ns: metric_start,
+            end_ns: metric_end,
+            limit,
+            direction: "backward",
+            step_secs: Some(COUNT_STEP_SECS),
+            warm_runs: warm_runs.min(5),
+            expect: Expect::Total {
+                by: "level",
+                total: prepared.lines_per_format[Format::Json.index()],
+            },
+        },
+        QuerySpec {
+            name: "topk paths",
+            query: r#"topk(10, sum by (path) (rate({job="apache"} | pattern "<_> <_> <_> [<_>] \"<_> <path> <_>\" <status> <_>" [1m])))"#.into(),
+            start_ns,
+            end_ns,
+            limit,
+            direction: "backward",
+            step_secs: Some(60),
+            warm_runs: warm_runs.min(5),
+            expect: Expect::Series {
+                by: "path",
+                per_step: Some(10),
+            },
+        },
+        QuerySpec {
+            name: "p99 latency",
+            query: r#"quantile_over_time(0.99, {namespace="shop"} | json | unwrap latency_ms | __error__="" [5m]) by (service)"#.into(),
+            start_ns,
+            end_ns,
+            limit,
+            direction: "backward",
+            step_secs: Some(60),
+            warm_runs: warm_runs.min(5),
+            expect: Expect::Series {
+                by: "service",
+                per_step: None,
+            },
+        },
     ]
 }
+
+/// The step (and range) of the counting metric queries.
+const COUNT_STEP_SECS: u64 = 300;
 
 /// The command as typed, with the program shortened to `skald`.
 /// Waits until the server reports no compaction running or pending twice in

@@ -41,16 +41,23 @@ fn bench_runs_end_to_end_on_a_small_dataset() {
     ] {
         assert!(stdout.contains(expected), "no {expected:?} in\n{stdout}");
     }
-    // Three queries, before and after the restart, all answered correctly.
+    // Nine queries, before and after the restart, all answered correctly.
+    let names = [
+        "needle",
+        "id search",
+        "newest 100",
+        "json filter",
+        "logfmt filter",
+        "logfmt count by level",
+        "json count by level",
+        "topk paths",
+        "p99 latency",
+    ];
     let query_rows: Vec<&str> = stdout
         .lines()
-        .filter(|l| {
-            l.starts_with("| needle: ")
-                || l.starts_with("| id search: ")
-                || l.starts_with("| newest 100: ")
-        })
+        .filter(|l| names.iter().any(|n| l.starts_with(&format!("| {n}: "))))
         .collect();
-    assert_eq!(query_rows.len(), 6, "{stdout}");
+    assert_eq!(query_rows.len(), 2 * names.len(), "{stdout}");
     assert!(
         query_rows.iter().all(|row| row.ends_with("| ok |")),
         "{stdout}"

@@ -15,6 +15,8 @@ pub struct QuerySpec {
     pub end_ns: i64,
     pub limit: usize,
     pub direction: &'static str,
+    /// The step of a metric query, in seconds.
+    pub step_secs: Option<u64>,
     /// Runs after the first, cold one.
     pub warm_runs: usize,
     pub expect: Expect,
@@ -25,8 +27,19 @@ pub struct QuerySpec {
 pub enum Expect {
     /// Exactly this many lines, each containing the text.
     LinesContaining { count: usize, text: String },
+    /// Between one and `most` lines, each containing the text.
+    SomeLinesContaining { most: usize, text: String },
     /// This many lines, the first (newest) at this timestamp.
     Newest { count: usize, newest_ns: i64 },
+    /// A matrix whose series carry exactly the label `by` and whose
+    /// values add up to `total` (a count whose windows tile the range).
+    Total { by: &'static str, total: u64 },
+    /// A non-empty matrix whose series carry exactly the label `by`, with
+    /// at most `per_step` values at any step.
+    Series {
+        by: &'static str,
+        per_step: Option<usize>,
+    },
 }
 
 /// Timings and figures of one query, run once cold and then warm.
@@ -82,7 +95,10 @@ pub fn run(
     let data = &last["data"];
     let lines = entries(data);
     let stats = &data["stats"]["querier"];
-    let problem = check(&lines, &spec.expect);
+    let problem = match &spec.expect {
+        Expect::Total { .. } | Expect::Series { .. } => check_matrix(data, &spec.expect),
+        expect => check(&lines, expect),
+    };
     Ok(QueryRun {
         name: spec.name,
         query: spec.query.clone(),
@@ -113,6 +129,10 @@ fn once(
         .append_pair("end", &spec.end_ns.to_string())
         .append_pair("limit", &spec.limit.to_string())
         .append_pair("direction", spec.direction);
+    if let Some(step) = spec.step_secs {
+        url.query_pairs_mut()
+            .append_pair("step", &format!("{step}s"));
+    }
     let mut request = client.get(url);
     if let Some(t) = tenant {
         request = request.header("X-Scope-OrgID", t);
@@ -153,11 +173,67 @@ fn entries(data: &Value) -> Vec<(i64, String)> {
     out
 }
 
+fn check_matrix(data: &Value, expect: &Expect) -> Option<String> {
+    if data["resultType"] != "matrix" {
+        return Some(format!("a {} instead of a matrix", data["resultType"]));
+    }
+    let series = data["result"].as_array().cloned().unwrap_or_default();
+    let by = match expect {
+        Expect::Total { by, .. } | Expect::Series { by, .. } => *by,
+        _ => return None,
+    };
+    if series.is_empty() {
+        return Some("no series".into());
+    }
+    let mut total = 0.0;
+    let mut per_step: std::collections::HashMap<String, usize> = Default::default();
+    for s in &series {
+        let metric = s["metric"].as_object().cloned().unwrap_or_default();
+        if metric.len() != 1 || !metric.contains_key(by) {
+            return Some(format!(
+                "a series labelled {metric:?}, expected only {by:?}"
+            ));
+        }
+        for v in s["values"].as_array().into_iter().flatten() {
+            total += v[1]
+                .as_str()
+                .and_then(|x| x.parse::<f64>().ok())
+                .unwrap_or(f64::NAN);
+            *per_step.entry(v[0].to_string()).or_default() += 1;
+        }
+    }
+    match expect {
+        Expect::Total { total: want, .. } => ((total - *want as f64).abs() > 0.5)
+            .then(|| format!("values add up to {total}, expected {want}")),
+        Expect::Series {
+            per_step: Some(most),
+            ..
+        } => per_step
+            .values()
+            .max()
+            .filter(|&&n| n > *most)
+            .map(|n| format!("{n} values at one step, expected at most {most}")),
+        _ => total
+            .is_nan()
+            .then(|| "a value that is not a number".to_string()),
+    }
+}
+
 fn check(lines: &[(i64, String)], expect: &Expect) -> Option<String> {
     match expect {
         Expect::LinesContaining { count, text } => {
             if lines.len() != *count {
                 return Some(format!("{} lines instead of {count}", lines.len()));
+            }
+            let missing = lines
+                .iter()
+                .filter(|(_, l)| !l.contains(text.as_str()))
+                .count();
+            (missing > 0).then(|| format!("{missing} lines without {text:?}"))
+        }
+        Expect::SomeLinesContaining { most, text } => {
+            if lines.is_empty() || lines.len() > *most {
+                return Some(format!("{} lines, expected 1 to {most}", lines.len()));
             }
             let missing = lines
                 .iter()
@@ -173,6 +249,7 @@ fn check(lines: &[(i64, String)], expect: &Expect) -> Option<String> {
             (newest != Some(*newest_ns))
                 .then(|| format!("newest line at {newest:?}, expected {newest_ns}"))
         }
+        Expect::Total { .. } | Expect::Series { .. } => None,
     }
 }
 

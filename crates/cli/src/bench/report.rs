@@ -126,12 +126,20 @@ followed by a newline, compressed with plain zstd at level 3 (each stream on \
 its own, sizes summed): what the same bytes take with no index, no \
 timestamps and no framing.
 
-Three queries, over the whole time range with limit 100: the needle search \
+Log queries, over the whole time range with limit 100: the needle search \
 `{job=~\".+\"} |= \"<needle>\"`, which must return exactly the 10 needle lines; \
 a search for an id, `{job=~\".+\"} |= \"424242\"`, whose trigrams are in \
 almost every chunk, so that the server reads everything (a full scan; it \
-must return the lines that contain it, up to the limit); and the newest 100 lines of one busy stream \
-(direction backward), whose first must be that stream's newest line. Latencies are client-side (request \
+must return the lines that contain it, up to the limit); the newest 100 lines of one busy stream \
+(direction backward), whose first must be that stream's newest line; and two \
+parse-and-filter queries (`| json | level=\"error\" | latency_ms > 1000`, \
+`| logfmt | level=\"error\" | duration > 1s`), whose lines must all be errors. \
+Metric queries, over the whole range: the lines of the logfmt and of the JSON \
+streams counted by level (`sum by (level) (count_over_time(... [5m]))` with a \
+5-minute step, so that windows tile time and the counts must add up to the \
+lines of that format), the ten busiest Apache paths per minute (`topk` over a \
+`pattern` parse), and each JSON service's 99th percentile latency \
+(`quantile_over_time` over an `unwrap`). Latencies are client-side (request \
 sent to answer received); the first run after ingest or restart is reported \
 as `cold` (the page cache is warm all the same), then the warm runs. The \
 chunk figures are the server's own statistics (`data.stats.querier`).";
