@@ -10,12 +10,12 @@
 //! Prometheus' semantics, which LogQL follows.
 
 use crate::QueryError;
+use foldhash::HashMap;
 use skald_logql::{
     BinaryModifier, BinaryOp, Expr, Grouping, LabelReplace, RangeAggregation, RangeOp,
     VectorAggregation, VectorMatching, VectorOp,
 };
 use skald_model::Label;
-use std::collections::HashMap;
 
 /// Evaluation times: `start`, `start + step`, ... up to and including
 /// `end`; `n` of them.
@@ -158,7 +158,14 @@ impl Evaluator<'_, '_> {
                     without: false,
                     labels: Vec::new(),
                 });
-                (self.range)(agg, Some(&group), self.max_inner_series)?
+                let inner = (self.range)(agg, Some(&group), self.max_inner_series)?;
+                // The range aggregation already summed by these labels:
+                // unless a series kept an error label, nothing is left to add.
+                let kept = |l: &Label| group.labels.contains(&l.name) != group.without;
+                if inner.iter().all(|s| s.labels.iter().all(kept)) {
+                    return Ok(Value::Vector(inner));
+                }
+                inner
             }
             _ => match self.eval(&va.inner, self.max_inner_series)? {
                 Value::Vector(v) => v,
@@ -194,7 +201,7 @@ fn aggregate(va: &VectorAggregation, inner: Vec<SeriesVals>, n: usize) -> Vec<Se
         }
         _ => {}
     }
-    let mut index: HashMap<String, usize> = HashMap::new();
+    let mut index: HashMap<String, usize> = HashMap::default();
     let mut groups: Vec<(Vec<Label>, Vec<usize>)> = Vec::new();
     for (i, s) in inner.iter().enumerate() {
         let labels = grouped(&s.labels, va.grouping.as_ref());
@@ -245,7 +252,7 @@ fn aggregate(va: &VectorAggregation, inner: Vec<SeriesVals>, n: usize) -> Vec<Se
 fn top_k(va: &VectorAggregation, inner: Vec<SeriesVals>, n: usize) -> Vec<SeriesVals> {
     let k = va.param.unwrap_or(1.0).max(0.0) as usize;
     let top = va.op == VectorOp::Topk;
-    let mut index: HashMap<String, usize> = HashMap::new();
+    let mut index: HashMap<String, usize> = HashMap::default();
     let mut groups: Vec<Vec<usize>> = Vec::new();
     for (i, s) in inner.iter().enumerate() {
         let key = key_of(grouped(&s.labels, va.grouping.as_ref()).iter());
@@ -439,7 +446,7 @@ fn set_op(
 
 /// Joins series with equal labels (from the two sides of `or`).
 fn merge_same_labels(series: Vec<SeriesVals>) -> Vec<SeriesVals> {
-    let mut index: HashMap<String, usize> = HashMap::new();
+    let mut index: HashMap<String, usize> = HashMap::default();
     let mut out: Vec<SeriesVals> = Vec::new();
     for s in series {
         let key = key_of(s.labels.iter());
@@ -478,10 +485,10 @@ fn vector_op(
         .map(|s| signature(&s.labels, matching))
         .collect();
     let one_sig: Vec<String> = one.iter().map(|s| signature(&s.labels, matching)).collect();
-    let mut index: HashMap<String, usize> = HashMap::new();
+    let mut index: HashMap<String, usize> = HashMap::default();
     let mut out: Vec<SeriesVals> = Vec::new();
     for k in 0..n {
-        let mut ones: HashMap<&str, usize> = HashMap::new();
+        let mut ones: HashMap<&str, usize> = HashMap::default();
         for (j, s) in one.iter().enumerate() {
             if s.values[k].is_none() {
                 continue;
@@ -495,7 +502,7 @@ fn vector_op(
             }
         }
         if group.is_none() {
-            let mut seen: HashMap<&str, ()> = HashMap::new();
+            let mut seen: HashMap<&str, ()> = HashMap::default();
             for (i, s) in many.iter().enumerate() {
                 if s.values[k].is_some()
                     && ones.contains_key(many_sig[i].as_str())
@@ -581,7 +588,7 @@ fn label_replace(
         )));
     }
     let mut out: Vec<SeriesVals> = Vec::with_capacity(series.len());
-    let mut index: HashMap<String, usize> = HashMap::new();
+    let mut index: HashMap<String, usize> = HashMap::default();
     for mut s in series {
         let src = s
             .labels

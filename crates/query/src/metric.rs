@@ -6,10 +6,10 @@ use crate::QueryError;
 use crate::eval::{Evaluator, Grid, SeriesVals, Value, result_order};
 use crate::log::QueryStats;
 use crate::range::{RangePlan, run_range};
+use foldhash::HashMap;
 use skald_logql::Expr;
 use skald_model::{Label, TenantId, Timestamp};
 use skald_store::Store;
-use std::collections::HashMap;
 use std::time::Instant;
 
 /// How much a metric query may return and hold.
@@ -80,7 +80,8 @@ pub fn run_metric_query(store: &Store, q: &MetricQuery<'_>) -> Result<MetricResu
     let grid = Grid::new(q.start.0, q.end.0, q.step);
     let mut stats = QueryStats::default();
     let mut warnings = Vec::new();
-    let value = eval_sliced(store, q, grid, &mut stats, &mut warnings)?;
+    let mut too_big = usize::MAX;
+    let value = eval_sliced(store, q, grid, &mut too_big, &mut stats, &mut warnings)?;
     let output = to_output(value, &grid, q.expr, q.limits.max_series)?;
     stats.exec_time_secs = started.elapsed().as_secs_f64();
     Ok(MetricResult {
@@ -94,14 +95,34 @@ pub fn run_metric_query(store: &Store, q: &MetricQuery<'_>) -> Result<MetricResu
 /// query works step by step, so a range whose aggregations would hold too
 /// many series at once (paths with ids over hours) is evaluated as two
 /// halves, recursively, and the halves' steps put side by side: memory
-/// stays bounded by what a shorter range holds.
+/// stays bounded by what a shorter range holds. `too_big` is the fewest
+/// steps found too many so far: ranges that long are split untried.
 fn eval_sliced(
     store: &Store,
     q: &MetricQuery<'_>,
     grid: Grid,
+    too_big: &mut usize,
     stats: &mut QueryStats,
     warnings: &mut Vec<String>,
 ) -> Result<Value, QueryError> {
+    let split = |grid: Grid| {
+        let first = Grid {
+            n: grid.n / 2,
+            ..grid
+        };
+        let second = Grid {
+            start: grid.start + first.n as i64 * grid.step,
+            n: grid.n - first.n,
+            ..grid
+        };
+        (first, second)
+    };
+    if grid.n > 1 && grid.n >= *too_big {
+        let (first, second) = split(grid);
+        let a = eval_sliced(store, q, first, too_big, stats, warnings)?;
+        let b = eval_sliced(store, q, second, too_big, stats, warnings)?;
+        return Ok(concat(a, b, first.n, second.n));
+    }
     let mut range = |agg: &skald_logql::RangeAggregation,
                      pushdown: Option<&skald_logql::Grouping>,
                      max_series: usize| {
@@ -116,18 +137,8 @@ fn eval_sliced(
     .eval(q.expr, q.limits.max_series);
     match value {
         Err(QueryError::HeldSeries(_)) if grid.n > 1 => {
-            let first = Grid {
-                n: grid.n / 2,
-                ..grid
-            };
-            let second = Grid {
-                start: grid.start + first.n as i64 * grid.step,
-                n: grid.n - first.n,
-                ..grid
-            };
-            let a = eval_sliced(store, q, first, stats, warnings)?;
-            let b = eval_sliced(store, q, second, stats, warnings)?;
-            Ok(concat(a, b, first.n, second.n))
+            *too_big = grid.n;
+            eval_sliced(store, q, grid, too_big, stats, warnings)
         }
         Err(QueryError::HeldSeries(m)) => Err(QueryError::Limit(m)),
         other => other,
@@ -143,7 +154,7 @@ fn concat(a: Value, b: Value, na: usize, nb: usize) -> Value {
         }
         (Value::Vector(a), Value::Vector(b)) => {
             let mut out: Vec<SeriesVals> = Vec::with_capacity(a.len().max(b.len()));
-            let mut index: HashMap<Vec<Label>, usize> = HashMap::new();
+            let mut index: HashMap<Vec<Label>, usize> = HashMap::default();
             for mut s in a {
                 s.values.resize(na + nb, None);
                 index.insert(s.labels.clone(), out.len());

@@ -18,13 +18,13 @@
 use crate::QueryError;
 use crate::eval::{Grid, SeriesVals};
 use crate::log::QueryStats;
+use foldhash::HashMap;
 use rayon::prelude::*;
 use skald_logql::{Grouping, RangeAggregation, RangeOp};
 use skald_model::{Entry, Label, Matcher, TenantId, Timestamp};
 use skald_pipeline::labels::{ERROR_DETAILS_LABEL, ERROR_LABEL};
 use skald_pipeline::{LineProcessor, Pipeline, Unwrapper};
 use skald_store::{Source, Store};
-use std::collections::HashMap;
 
 /// The time cuts of a query: sorted, unique window boundaries, and for
 /// each step the run of intervals `[lo, hi)` its window covers. Interval
@@ -260,7 +260,7 @@ impl<'p> Worker<'p> {
         Worker {
             plan,
             processor: plan.pipeline.processor(),
-            index: HashMap::new(),
+            index: HashMap::default(),
             series: Vec::new(),
             key: String::new(),
             stats: QueryStats::default(),

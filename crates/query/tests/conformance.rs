@@ -68,6 +68,9 @@ struct Case {
     direction: Option<Direction>,
     interval: i64,
     max_series: usize,
+    /// Series a range aggregation may hold at one step (default: the
+    /// engine's).
+    max_inner_series: Option<usize>,
     expect: Expect,
 }
 
@@ -397,6 +400,7 @@ fn parse_file(file: &str, text: &str, data: &mut Vec<Data>) -> Result<Vec<Case>,
             direction: None,
             interval: 0,
             max_series: 500,
+            max_inner_series: None,
             expect: Expect::Error(String::new()),
         };
         let mut expect = None;
@@ -446,6 +450,10 @@ fn parse_file(file: &str, text: &str, data: &mut Vec<Data>) -> Result<Vec<Case>,
                             "max_series" => {
                                 case.max_series =
                                     v.parse().map_err(|_| bad("not a number".into()))?
+                            }
+                            "max_inner_series" => {
+                                case.max_inner_series =
+                                    Some(v.parse().map_err(|_| bad("not a number".into()))?)
                             }
                             "direction" => {
                                 case.direction = Some(match v {
@@ -608,7 +616,9 @@ fn run(store: &Store, tenant: &TenantId, case: &Case, direction: Direction) -> E
                 step,
                 limits: MetricLimits {
                     max_series: case.max_series,
-                    ..MetricLimits::default()
+                    max_inner_series: case
+                        .max_inner_series
+                        .unwrap_or(MetricLimits::default().max_inner_series),
                 },
             };
             match run_metric_query(store, &q) {
