@@ -320,142 +320,116 @@ fn query_specs(ds: &Dataset, prepared: &ingest::Prepared, warm_runs: usize) -> V
         .expect("the dataset has the tail stream");
     let tail = &prepared.streams[tail];
     let limit = 100;
-    // Evaluation times `metric_start + k * step` whose 5-minute windows
-    // cover every line exactly once.
+    // A log query over the whole range, newest first.
+    let log = |name: &'static str, query: String, expect: Expect| QuerySpec {
+        name,
+        query,
+        start_ns,
+        end_ns,
+        limit,
+        direction: "backward",
+        step_secs: None,
+        warm_runs,
+        expect,
+    };
+    // A metric query; each run reads everything, so fewer runs.
+    let metric = |name: &'static str, query: &str, step_secs: u64, expect: Expect| QuerySpec {
+        step_secs: Some(step_secs),
+        warm_runs: warm_runs.min(5),
+        ..log(name, query.to_string(), expect)
+    };
+    // Evaluation times `start_ns + k * step` whose 5-minute windows cover
+    // every line exactly once.
     let step_ns = COUNT_STEP_SECS as i64 * 1_000_000_000;
-    let metric_start = start_ns;
-    let metric_end = metric_start + (end_ns - metric_start + step_ns - 1) / step_ns * step_ns;
+    let counted_end = start_ns + (end_ns - start_ns + step_ns - 1) / step_ns * step_ns;
+    let count = |name, query, format: Format| QuerySpec {
+        end_ns: counted_end,
+        ..metric(
+            name,
+            query,
+            COUNT_STEP_SECS,
+            Expect::Total {
+                by: "level",
+                total: prepared.lines_per_format[format.index()],
+            },
+        )
+    };
     vec![
-        QuerySpec {
-            name: "needle",
-            query: format!(r#"{{job=~".+"}} |= "{}""#, ds.needle),
-            start_ns,
-            end_ns,
-            limit,
-            direction: "backward",
-            step_secs: None,
-            warm_runs,
-            expect: Expect::LinesContaining {
+        log(
+            "needle",
+            format!(r#"{{job=~".+"}} |= "{}""#, ds.needle),
+            Expect::LinesContaining {
                 count: dataset::NEEDLES,
                 text: ds.needle.clone(),
             },
-        },
+        ),
         QuerySpec {
-            name: "id search",
-            query: format!(r#"{{job=~".+"}} |= "{ID_SEARCH_TEXT}""#),
-            start_ns,
-            end_ns,
-            limit,
-            direction: "backward",
-            step_secs: None,
             // Each run reads everything: a few are enough.
             warm_runs: warm_runs.min(3),
-            expect: Expect::LinesContaining {
-                count: (prepared.id_search_matches as usize).min(limit),
-                text: ID_SEARCH_TEXT.to_string(),
-            },
+            ..log(
+                "id search",
+                format!(r#"{{job=~".+"}} |= "{ID_SEARCH_TEXT}""#),
+                Expect::LinesContaining {
+                    count: (prepared.id_search_matches as usize).min(limit),
+                    text: ID_SEARCH_TEXT.to_string(),
+                },
+            )
         },
-        QuerySpec {
-            name: "newest 100",
-            query: format!(r#"{{job="{TAIL_JOB}", instance="{TAIL_INSTANCE}"}}"#),
-            start_ns,
-            end_ns,
-            limit,
-            direction: "backward",
-            step_secs: None,
-            warm_runs,
-            expect: Expect::Newest {
+        log(
+            "newest 100",
+            format!(r#"{{job="{TAIL_JOB}", instance="{TAIL_INSTANCE}"}}"#),
+            Expect::Newest {
                 count: (tail.lines as usize).min(limit),
                 newest_ns: tail.last_ts,
             },
-        },
+        ),
         // Parse-and-filter log queries: a user looking for slow failures.
-        QuerySpec {
-            name: "json filter",
-            query: r#"{namespace="shop"} | json | level="error" | latency_ms > 1000"#.into(),
-            start_ns,
-            end_ns,
-            limit,
-            direction: "backward",
-            step_secs: None,
-            warm_runs,
-            expect: Expect::SomeLinesContaining {
+        log(
+            "json filter",
+            r#"{namespace="shop"} | json | level="error" | latency_ms > 1000"#.into(),
+            Expect::SomeLinesContaining {
                 most: limit,
                 text: r#""level":"error""#.into(),
             },
-        },
-        QuerySpec {
-            name: "logfmt filter",
-            query: r#"{namespace="jobs"} | logfmt | level="error" | duration > 1s"#.into(),
-            start_ns,
-            end_ns,
-            limit,
-            direction: "backward",
-            step_secs: None,
-            warm_runs,
-            expect: Expect::SomeLinesContaining {
+        ),
+        log(
+            "logfmt filter",
+            r#"{namespace="jobs"} | logfmt | level="error" | duration > 1s"#.into(),
+            Expect::SomeLinesContaining {
                 most: limit,
                 text: "level=error".into(),
             },
-        },
+        ),
         // Metric queries over the whole range. With the step equal to the
         // range, windows tile time, so the counts add up to the lines.
-        QuerySpec {
-            name: "logfmt count by level",
-            query: r#"sum by (level) (count_over_time({namespace="jobs"} | logfmt [5m]))"#.into(),
-            start_ns: metric_start,
-            end_ns: metric_end,
-            limit,
-            direction: "backward",
-            step_secs: Some(COUNT_STEP_SECS),
-            warm_runs: warm_runs.min(5),
-            expect: Expect::Total {
-                by: "level",
-                total: prepared.lines_per_format[Format::Logfmt.index()],
-            },
-        },
-        QuerySpec {
-            name: "json count by level",
-            query: r#"sum by (level) (count_over_time({namespace="shop"} | json [5m]))"#.into(),
-            start_ns: metric_start,
-            end_ns: metric_end,
-            limit,
-            direction: "backward",
-            step_secs: Some(COUNT_STEP_SECS),
-            warm_runs: warm_runs.min(5),
-            expect: Expect::Total {
-                by: "level",
-                total: prepared.lines_per_format[Format::Json.index()],
-            },
-        },
-        QuerySpec {
-            name: "topk paths",
-            query: r#"topk(10, sum by (path) (rate({job="apache"} | pattern "<_> <_> <_> [<_>] \"<_> <path> <_>\" <status> <_>" [1m])))"#.into(),
-            start_ns,
-            end_ns,
-            limit,
-            direction: "backward",
-            step_secs: Some(60),
-            warm_runs: warm_runs.min(5),
-            expect: Expect::Series {
+        count(
+            "logfmt count by level",
+            r#"sum by (level) (count_over_time({namespace="jobs"} | logfmt [5m]))"#,
+            Format::Logfmt,
+        ),
+        count(
+            "json count by level",
+            r#"sum by (level) (count_over_time({namespace="shop"} | json [5m]))"#,
+            Format::Json,
+        ),
+        metric(
+            "topk paths",
+            r#"topk(10, sum by (path) (rate({job="apache"} | pattern "<_> <_> <_> [<_>] \"<_> <path> <_>\" <status> <_>" [1m])))"#,
+            60,
+            Expect::Series {
                 by: "path",
                 per_step: Some(10),
             },
-        },
-        QuerySpec {
-            name: "p99 latency",
-            query: r#"quantile_over_time(0.99, {namespace="shop"} | json | unwrap latency_ms | __error__="" [5m]) by (service)"#.into(),
-            start_ns,
-            end_ns,
-            limit,
-            direction: "backward",
-            step_secs: Some(60),
-            warm_runs: warm_runs.min(5),
-            expect: Expect::Series {
+        ),
+        metric(
+            "p99 latency",
+            r#"quantile_over_time(0.99, {namespace="shop"} | json | unwrap latency_ms | __error__="" [5m]) by (service)"#,
+            60,
+            Expect::Series {
                 by: "service",
                 per_step: None,
             },
-        },
+        ),
     ]
 }
 

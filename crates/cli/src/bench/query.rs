@@ -219,27 +219,25 @@ fn check_matrix(data: &Value, expect: &Expect) -> Option<String> {
     }
 }
 
+/// How many lines lack `text`, as a problem, if any.
+fn lines_without(lines: &[(i64, String)], text: &str) -> Option<String> {
+    let missing = lines.iter().filter(|(_, l)| !l.contains(text)).count();
+    (missing > 0).then(|| format!("{missing} lines without {text:?}"))
+}
+
 fn check(lines: &[(i64, String)], expect: &Expect) -> Option<String> {
     match expect {
         Expect::LinesContaining { count, text } => {
             if lines.len() != *count {
                 return Some(format!("{} lines instead of {count}", lines.len()));
             }
-            let missing = lines
-                .iter()
-                .filter(|(_, l)| !l.contains(text.as_str()))
-                .count();
-            (missing > 0).then(|| format!("{missing} lines without {text:?}"))
+            lines_without(lines, text)
         }
         Expect::SomeLinesContaining { most, text } => {
             if lines.is_empty() || lines.len() > *most {
                 return Some(format!("{} lines, expected 1 to {most}", lines.len()));
             }
-            let missing = lines
-                .iter()
-                .filter(|(_, l)| !l.contains(text.as_str()))
-                .count();
-            (missing > 0).then(|| format!("{missing} lines without {text:?}"))
+            lines_without(lines, text)
         }
         Expect::Newest { count, newest_ns } => {
             if lines.len() != *count {
