@@ -352,37 +352,18 @@ impl<'p> Worker<'p> {
             match Store::read_source(src) {
                 Ok(mut read) => {
                     let bytes: u64 = read.iter().map(|e| e.line.len() as u64).sum();
-                    match src {
-                        Source::Chunk(c) => {
-                            self.stats.chunks_read += 1;
-                            self.stats.compressed_bytes += c.segment.chunk(c.at).len as u64;
-                            self.stats.decompressed_bytes += bytes;
-                            self.stats.decompressed_lines += read.len() as u64;
-                        }
-                        Source::Head(_) => {
-                            self.stats.head_blocks_read += 1;
-                            self.stats.head_bytes += bytes;
-                            self.stats.head_lines += read.len() as u64;
-                        }
-                    }
+                    self.count_read(src, read.len(), bytes);
                     entries.append(&mut read);
                 }
-                Err(e) => self.warnings.push(match src {
-                    Source::Chunk(c) => {
-                        format!("unreadable chunk in {}: {e}", c.segment.path.display())
-                    }
-                    Source::Head(_) => e.to_string(),
-                }),
+                Err(e) => self.unreadable(src, &e),
             }
         }
-        if unit.len() > 1 {
-            // Overlapping sources may hold the same entry twice (a retried
-            // push, a WAL replay beside its segment): count it once.
-            entries.sort_by(|a, b| a.ts.cmp(&b.ts).then_with(|| a.line.cmp(&b.line)));
-            let before = entries.len();
-            entries.dedup_by(|a, b| a.ts == b.ts && a.line == b.line && a.metadata == b.metadata);
-            self.stats.duplicates += (before - entries.len()) as u64;
-        }
+        // Overlapping sources may hold the same entry twice (a retried
+        // push, a WAL replay beside its segment): count it once.
+        entries.sort_by(|a, b| a.ts.cmp(&b.ts).then_with(|| a.line.cmp(&b.line)));
+        let before = entries.len();
+        entries.dedup_by(|a, b| a.ts == b.ts && a.line == b.line && a.metadata == b.metadata);
+        self.stats.duplicates += (before - entries.len()) as u64;
         for e in &entries {
             self.add(stream, e.ts.0, &e.line, &e.metadata);
         }
@@ -395,13 +376,7 @@ impl<'p> Worker<'p> {
             Source::Chunk(c) => {
                 let block = match c.segment.read_decoded(c.at) {
                     Ok(b) => b,
-                    Err(e) => {
-                        self.warnings.push(format!(
-                            "unreadable chunk in {}: {e}",
-                            c.segment.path.display()
-                        ));
-                        return;
-                    }
+                    Err(e) => return self.unreadable(src, &e),
                 };
                 let mut metadata: Vec<Label> = Vec::new();
                 let mut bytes = 0u64;
@@ -411,10 +386,7 @@ impl<'p> Worker<'p> {
                     metadata.extend(e.metadata().map(|(n, v)| Label::new(n, v)));
                     self.add(stream, e.ts.0, e.line, &metadata);
                 }
-                self.stats.chunks_read += 1;
-                self.stats.compressed_bytes += c.segment.chunk(c.at).len as u64;
-                self.stats.decompressed_bytes += bytes;
-                self.stats.decompressed_lines += block.len() as u64;
+                self.count_read(src, block.len(), bytes);
             }
             Source::Head(b) => {
                 let mut bytes = 0u64;
@@ -423,11 +395,34 @@ impl<'p> Worker<'p> {
                     bytes += line.len() as u64;
                     self.add(stream, b.ts(i).0, line, b.metadata(i));
                 }
-                self.stats.head_blocks_read += 1;
-                self.stats.head_bytes += bytes;
-                self.stats.head_lines += b.len() as u64;
+                self.count_read(src, b.len(), bytes);
             }
         }
+    }
+
+    /// Counts a source read in the query's statistics.
+    fn count_read(&mut self, src: &Source, lines: usize, bytes: u64) {
+        match src {
+            Source::Chunk(c) => {
+                self.stats.chunks_read += 1;
+                self.stats.compressed_bytes += c.segment.chunk(c.at).len as u64;
+                self.stats.decompressed_bytes += bytes;
+                self.stats.decompressed_lines += lines as u64;
+            }
+            Source::Head(_) => {
+                self.stats.head_blocks_read += 1;
+                self.stats.head_bytes += bytes;
+                self.stats.head_lines += lines as u64;
+            }
+        }
+    }
+
+    /// A source that could not be read becomes a warning, not a failure.
+    fn unreadable(&mut self, src: &Source, e: &dyn std::fmt::Display) {
+        self.warnings.push(match src {
+            Source::Chunk(c) => format!("unreadable chunk in {}: {e}", c.segment.path.display()),
+            Source::Head(_) => e.to_string(),
+        });
     }
 
     fn merge(mut self, other: Worker<'p>) -> Worker<'p> {
