@@ -11,6 +11,8 @@
 //! The filters are stricter than the parser, as in Loki: every literal
 //! must be found, and a trailing literal must end the line.
 
+use memchr::memmem;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Part {
     Literal(String),
@@ -21,6 +23,9 @@ pub(crate) enum Part {
 #[derive(Debug, Clone)]
 pub struct Pattern {
     parts: Vec<Part>,
+    /// A searcher for each literal, at its index in `parts`: built once,
+    /// not per line.
+    finders: Vec<Option<memmem::Finder<'static>>>,
 }
 
 impl Pattern {
@@ -60,7 +65,19 @@ impl Pattern {
         if !literal.is_empty() {
             parts.push(Part::Literal(literal));
         }
-        Ok(Pattern { parts })
+        let finders = parts
+            .iter()
+            .map(|p| match p {
+                Part::Literal(lit) => Some(memmem::Finder::new(lit.as_bytes()).into_owned()),
+                Part::Capture(_) => None,
+            })
+            .collect();
+        Ok(Pattern { parts, finders })
+    }
+
+    /// Where the literal at `parts[at]` first occurs in `hay`.
+    fn find(&self, at: usize, hay: &str) -> Option<usize> {
+        self.finders[at].as_ref()?.find(hay.as_bytes())
     }
 
     /// Names of the named captures, in order.
@@ -77,23 +94,23 @@ impl Pattern {
         if line.is_empty() {
             return false;
         }
-        let mut parts = self.parts.as_slice();
+        let mut p = 0;
         let mut rest = line;
-        if let Some(Part::Literal(lit)) = parts.first() {
+        if let Some(Part::Literal(lit)) = self.parts.first() {
             match rest.strip_prefix(lit.as_str()) {
                 Some(r) => rest = r,
                 None => return false,
             }
-            parts = &parts[1..];
+            p = 1;
         }
-        while let Some(Part::Capture(name)) = parts.first() {
-            let Some(Part::Literal(lit)) = parts.get(1) else {
+        while let Some(Part::Capture(name)) = self.parts.get(p) {
+            let Some(Part::Literal(lit)) = self.parts.get(p + 1) else {
                 if let Some(n) = name {
                     found(n, rest);
                 }
                 break;
             };
-            let Some(at) = rest.find(lit.as_str()) else {
+            let Some(at) = self.find(p + 1, rest) else {
                 if let Some(n) = name {
                     found(n, rest);
                 }
@@ -103,38 +120,38 @@ impl Pattern {
                 found(n, &rest[..at]);
             }
             rest = &rest[at + lit.len()..];
-            parts = &parts[2..];
+            p += 2;
         }
         true
     }
 
     /// Whether a line matches the pattern as a `|>` filter.
     pub fn is_match(&self, line: &str) -> bool {
-        let mut parts = self.parts.as_slice();
+        let mut p = 0;
         let mut rest = line;
-        if let Some(Part::Literal(lit)) = parts.first() {
+        if let Some(Part::Literal(lit)) = self.parts.first() {
             match rest.strip_prefix(lit.as_str()) {
                 Some(r) => rest = r,
                 None => return false,
             }
-            parts = &parts[1..];
+            p = 1;
         }
         // Now captures and literals alternate, starting with a capture.
-        while let Some(Part::Capture(_)) = parts.first() {
-            let Some(Part::Literal(lit)) = parts.get(1) else {
+        while let Some(Part::Capture(_)) = self.parts.get(p) {
+            let Some(Part::Literal(lit)) = self.parts.get(p + 1) else {
                 return true;
             };
-            if parts.len() == 2 {
+            if self.parts.len() == p + 2 {
                 // A trailing literal must end the line.
                 return rest.ends_with(lit.as_str());
             }
-            let Some(at) = rest.find(lit.as_str()) else {
+            let Some(at) = self.find(p + 1, rest) else {
                 return false;
             };
             rest = &rest[at + lit.len()..];
-            parts = &parts[2..];
+            p += 2;
         }
-        parts.is_empty() && rest.is_empty()
+        p == self.parts.len() && rest.is_empty()
     }
 }
 

@@ -252,32 +252,53 @@ fn aggregate(va: &VectorAggregation, inner: Vec<SeriesVals>, n: usize) -> Vec<Se
 fn top_k(va: &VectorAggregation, inner: Vec<SeriesVals>, n: usize) -> Vec<SeriesVals> {
     let k = va.param.unwrap_or(1.0).max(0.0) as usize;
     let top = va.op == VectorOp::Topk;
-    let mut index: HashMap<String, usize> = HashMap::default();
     let mut groups: Vec<Vec<usize>> = Vec::new();
-    for (i, s) in inner.iter().enumerate() {
-        let key = key_of(grouped(&s.labels, va.grouping.as_ref()).iter());
-        let g = *index.entry(key).or_insert_with(|| {
-            groups.push(Vec::new());
-            groups.len() - 1
-        });
-        groups[g].push(i);
+    if va.grouping.is_none() {
+        // One group: no keys to build (a topk over a series per path).
+        groups.push((0..inner.len()).collect());
+    } else {
+        let mut index: HashMap<String, usize> = HashMap::default();
+        for (i, s) in inner.iter().enumerate() {
+            let key = key_of(grouped(&s.labels, va.grouping.as_ref()).iter());
+            let g = *index.entry(key).or_insert_with(|| {
+                groups.push(Vec::new());
+                groups.len() - 1
+            });
+            groups[g].push(i);
+        }
     }
+    // Largest first for topk, smallest for bottomk; ties go to the
+    // earlier series.
+    let order = |a: &(f64, usize), b: &(f64, usize)| {
+        let by_value = a.0.total_cmp(&b.0);
+        let by_value = if top { by_value.reverse() } else { by_value };
+        by_value.then(a.1.cmp(&b.1))
+    };
     // keep[i * n + step]: series i is among the chosen at that step.
     let mut keep = vec![false; n * inner.len()];
-    let mut present: Vec<(f64, usize)> = Vec::new();
+    // Each step's candidates, pruned to the best k as they pile up:
+    // series are visited one after the other, values in memory order.
+    let mut best: Vec<Vec<(f64, usize)>> = vec![Vec::new(); n];
+    let prune_at = (2 * k).max(64);
     for members in &groups {
-        for step in 0..n {
-            present.clear();
-            present.extend(
-                members
-                    .iter()
-                    .filter_map(|&i| inner[i].values[step].map(|v| (v, i))),
-            );
-            present.sort_by(|a, b| {
-                let order = a.0.total_cmp(&b.0);
-                if top { order.reverse() } else { order }
-            });
-            for &(_, i) in present.iter().take(k) {
+        best.iter_mut().for_each(Vec::clear);
+        if k == 0 {
+            continue;
+        }
+        for &i in members {
+            for (step, v) in inner[i].values.iter().enumerate() {
+                let Some(v) = *v else { continue };
+                let candidates = &mut best[step];
+                candidates.push((v, i));
+                if candidates.len() >= prune_at {
+                    candidates.select_nth_unstable_by(k - 1, order);
+                    candidates.truncate(k);
+                }
+            }
+        }
+        for (step, candidates) in best.iter_mut().enumerate() {
+            candidates.sort_by(order);
+            for &(_, i) in candidates.iter().take(k) {
                 keep[i * n + step] = true;
             }
         }

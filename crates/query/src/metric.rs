@@ -5,7 +5,7 @@
 use crate::QueryError;
 use crate::eval::{Evaluator, Grid, SeriesVals, Value, result_order};
 use crate::log::QueryStats;
-use crate::range::{RangePlan, run_range};
+use crate::range::{RangeCache, RangePlan, read_range};
 use foldhash::HashMap;
 use skald_logql::Expr;
 use skald_model::{Label, TenantId, Timestamp};
@@ -20,6 +20,10 @@ pub struct MetricLimits {
     /// Series a range aggregation inside the query may build before a
     /// vector aggregation reduces them; bounds memory.
     pub max_inner_series: usize,
+    /// Bytes a range aggregation may hold while reading its lines (series
+    /// keys and per-interval sums); past it, the query's range is read in
+    /// shorter parts.
+    pub max_range_bytes: usize,
 }
 
 impl Default for MetricLimits {
@@ -27,6 +31,7 @@ impl Default for MetricLimits {
         MetricLimits {
             max_series: 500,
             max_inner_series: 50_000,
+            max_range_bytes: crate::range::ACCUMULATOR_BUDGET,
         }
     }
 }
@@ -81,7 +86,16 @@ pub fn run_metric_query(store: &Store, q: &MetricQuery<'_>) -> Result<MetricResu
     let mut stats = QueryStats::default();
     let mut warnings = Vec::new();
     let mut too_big = usize::MAX;
-    let value = eval_sliced(store, q, grid, &mut too_big, &mut stats, &mut warnings)?;
+    let mut cache = RangeCache::default();
+    let value = eval_sliced(
+        store,
+        q,
+        grid,
+        &mut too_big,
+        &mut cache,
+        &mut stats,
+        &mut warnings,
+    )?;
     let output = to_output(value, &grid, q.expr, q.limits.max_series)?;
     stats.exec_time_secs = started.elapsed().as_secs_f64();
     Ok(MetricResult {
@@ -95,13 +109,16 @@ pub fn run_metric_query(store: &Store, q: &MetricQuery<'_>) -> Result<MetricResu
 /// query works step by step, so a range whose aggregations would hold too
 /// many series at once (paths with ids over hours) is evaluated as two
 /// halves, recursively, and the halves' steps put side by side: memory
-/// stays bounded by what a shorter range holds. `too_big` is the fewest
-/// steps found too many so far: ranges that long are split untried.
+/// stays bounded by what a shorter range holds. A range aggregation read
+/// whole is kept in `cache` and hands each part its steps without reading
+/// again; one too big to read whole is read part by part. `too_big` is the
+/// fewest steps found too many so far: ranges that long are split untried.
 fn eval_sliced(
     store: &Store,
     q: &MetricQuery<'_>,
     grid: Grid,
     too_big: &mut usize,
+    cache: &mut RangeCache,
     stats: &mut QueryStats,
     warnings: &mut Vec<String>,
 ) -> Result<Value, QueryError> {
@@ -119,15 +136,20 @@ fn eval_sliced(
     };
     if grid.n > 1 && grid.n >= *too_big {
         let (first, second) = split(grid);
-        let a = eval_sliced(store, q, first, too_big, stats, warnings)?;
-        let b = eval_sliced(store, q, second, too_big, stats, warnings)?;
+        let a = eval_sliced(store, q, first, too_big, cache, stats, warnings)?;
+        let b = eval_sliced(store, q, second, too_big, cache, stats, warnings)?;
         return Ok(concat(a, b, first.n, second.n));
     }
     let mut range = |agg: &skald_logql::RangeAggregation,
                      pushdown: Option<&skald_logql::Grouping>,
                      max_series: usize| {
-        let plan = RangePlan::new(agg, &grid, pushdown, max_series)?;
-        run_range(store, q.tenant, &plan, &grid, stats, warnings)
+        if let Some(read) = cache.get(agg, pushdown, max_series, &grid) {
+            return read.values(&grid);
+        }
+        let mut plan = RangePlan::new(agg, &grid, pushdown, max_series)?;
+        plan.budget = q.limits.max_range_bytes;
+        let read = read_range(store, q.tenant, &plan, stats, warnings)?;
+        cache.insert(agg, pushdown, max_series, read).values(&grid)
     };
     let value = Evaluator {
         grid,
@@ -138,7 +160,7 @@ fn eval_sliced(
     match value {
         Err(QueryError::HeldSeries(_)) if grid.n > 1 => {
             *too_big = grid.n;
-            eval_sliced(store, q, grid, too_big, stats, warnings)
+            eval_sliced(store, q, grid, too_big, cache, stats, warnings)
         }
         Err(QueryError::HeldSeries(m)) => Err(QueryError::Limit(m)),
         other => other,

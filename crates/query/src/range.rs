@@ -18,13 +18,15 @@
 use crate::QueryError;
 use crate::eval::{Grid, SeriesVals};
 use crate::log::QueryStats;
-use foldhash::HashMap;
+use hashbrown::HashTable;
 use rayon::prelude::*;
 use skald_logql::{Grouping, RangeAggregation, RangeOp};
 use skald_model::{Entry, Label, Matcher, TenantId, Timestamp};
 use skald_pipeline::labels::{ERROR_DETAILS_LABEL, ERROR_LABEL};
 use skald_pipeline::{LineProcessor, Pipeline, Unwrapper};
 use skald_store::{Source, Store};
+use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// The time cuts of a query: sorted, unique window boundaries, and for
 /// each step the run of intervals `[lo, hi)` its window covers. Interval
@@ -146,17 +148,6 @@ impl Cell {
     }
 }
 
-/// Accumulated samples of one series.
-#[derive(Debug, Default)]
-struct SeriesAcc {
-    key: String,
-    labels: Vec<Label>,
-    /// (interval, cell); sorted and coalesced before use.
-    cells: Vec<(u32, Cell)>,
-    /// (ts, value), for the ops that need every value.
-    samples: Vec<(i64, f64)>,
-}
-
 /// What the range aggregation is, compiled.
 pub(crate) struct RangePlan<'a> {
     pub op: RangeOp,
@@ -168,20 +159,38 @@ pub(crate) struct RangePlan<'a> {
     /// `without`, or one pushed down from an enclosing `sum`.
     pub grouping: Option<Grouping>,
     pub cuts: Cuts,
+    pub grid: Grid,
     /// Most series the aggregation may produce at one step.
     pub max_series: usize,
+    /// Bytes the accumulators may hold while reading (see
+    /// [`ACCUMULATOR_BUDGET`]).
+    pub budget: usize,
+    /// Hashes series keys; one seed for every worker of the query, so
+    /// that their tables merge without hashing keys again.
+    hasher: foldhash::fast::RandomState,
 }
 
-/// Values a range aggregation may hold at once (series × steps; 64 MB):
-/// over a long range with many steps, fewer series are held, so that the
-/// query is evaluated in shorter sub-ranges (see `metric`).
+/// Values a range aggregation may hand to the expression above it at
+/// once (series × steps; 64 MB): over a long range with many steps, fewer
+/// series are handed over, so that the query is evaluated in shorter
+/// sub-ranges (see `metric`).
 const HELD_VALUES_BUDGET: usize = 4_000_000;
 
-impl RangePlan<'_> {
-    fn max_held_series(&self) -> usize {
-        let most = self.max_series.saturating_mul(HELD_SERIES_FACTOR);
-        (HELD_VALUES_BUDGET / self.cuts.windows.len().max(1)).clamp(self.max_series.min(most), most)
-    }
+/// How many times the per-step series limit a range aggregation may hand
+/// over for a range of steps: series come and go (a path per request id),
+/// so more exist over hours than at any one step, but memory stays bounded.
+const HELD_SERIES_FACTOR: usize = 4;
+
+/// Bytes the accumulators of one range aggregation may hold while reading
+/// its lines: series keys and per-interval cells (about 40 bytes per line
+/// of a new series, less for lines of a known one). Beyond it the query is
+/// evaluated as shorter sub-ranges, each read on its own.
+pub(crate) const ACCUMULATOR_BUDGET: usize = 256 << 20;
+
+/// Most series handed over for `steps` steps.
+fn max_held_series(max_series: usize, steps: usize) -> usize {
+    let most = max_series.saturating_mul(HELD_SERIES_FACTOR);
+    (HELD_VALUES_BUDGET / steps.max(1)).clamp(max_series.min(most), most)
 }
 
 impl<'a> RangePlan<'a> {
@@ -211,27 +220,146 @@ impl<'a> RangePlan<'a> {
             unwrap,
             grouping,
             cuts: Cuts::new(grid, agg.range.range, agg.range.offset),
+            grid: *grid,
             max_series,
+            budget: ACCUMULATOR_BUDGET,
+            hasher: foldhash::fast::RandomState::default(),
         })
     }
+}
+
+/// A series of one worker: its key in the arena and its latest cell.
+#[derive(Debug, Clone, Copy)]
+struct SeriesMeta {
+    hash: u64,
+    key_at: u32,
+    key_len: u32,
+    /// Index of its latest cell in `Acc::cells`, or [`NO_CELL`].
+    last: u32,
+}
+
+const NO_CELL: u32 = u32::MAX;
+
+/// Accumulated series: keys interned in one arena (no allocation per
+/// series), cells and samples in flat vectors tagged with the series id.
+/// A path with a request id makes a series per line: this keeps such a
+/// series at a few dozen bytes.
+#[derive(Default)]
+struct Acc {
+    table: HashTable<u32>,
+    arena: Vec<u8>,
+    series: Vec<SeriesMeta>,
+    /// (series, interval, cell); one per series and interval once sorted.
+    cells: Vec<(u32, u32, Cell)>,
+    /// (series, ts, value), for the ops that need every value.
+    samples: Vec<(u32, i64, f64)>,
+}
+
+impl Acc {
+    fn key(&self, id: u32) -> &[u8] {
+        let s = &self.series[id as usize];
+        &self.arena[s.key_at as usize..][..s.key_len as usize]
+    }
+
+    /// The id of the series with this key (see [`encode_key`]), added if
+    /// new; and whether it was.
+    fn intern(&mut self, hash: u64, key: &[u8]) -> (u32, bool) {
+        let Acc {
+            table,
+            arena,
+            series,
+            ..
+        } = self;
+        let entry = table.entry(
+            hash,
+            |&i| {
+                let s = &series[i as usize];
+                &arena[s.key_at as usize..][..s.key_len as usize] == key
+            },
+            |&i| series[i as usize].hash,
+        );
+        match entry {
+            hashbrown::hash_table::Entry::Occupied(e) => (*e.get(), false),
+            hashbrown::hash_table::Entry::Vacant(v) => {
+                let id = series.len() as u32;
+                series.push(SeriesMeta {
+                    hash,
+                    key_at: arena.len() as u32,
+                    key_len: key.len() as u32,
+                    last: NO_CELL,
+                });
+                arena.extend_from_slice(key);
+                v.insert(id);
+                (id, true)
+            }
+        }
+    }
+
+    /// Takes in another worker's series, cells and samples.
+    fn absorb(&mut self, other: Acc) {
+        let Acc { table, series, .. } = self;
+        table.reserve(other.series.len(), |&i| series[i as usize].hash);
+        let ids: Vec<u32> = (0..other.series.len() as u32)
+            .map(|i| self.intern(other.series[i as usize].hash, other.key(i)).0)
+            .collect();
+        self.cells.extend(
+            other
+                .cells
+                .into_iter()
+                .map(|(s, i, c)| (ids[s as usize], i, c)),
+        );
+        self.samples.extend(
+            other
+                .samples
+                .into_iter()
+                .map(|(s, t, v)| (ids[s as usize], t, v)),
+        );
+    }
+}
+
+/// A series key: each kept label as its name and value, each preceded by
+/// its length (so that the labels can be read back, whatever bytes values
+/// hold).
+fn encode_key<'l>(key: &mut Vec<u8>, labels: impl Iterator<Item = &'l Label>) {
+    key.clear();
+    for l in labels {
+        for part in [&l.name, &l.value] {
+            key.extend_from_slice(&(part.len() as u32).to_le_bytes());
+            key.extend_from_slice(part.as_bytes());
+        }
+    }
+}
+
+fn decode_key(mut key: &[u8]) -> Vec<Label> {
+    let mut labels = Vec::new();
+    let take = |key: &mut &[u8]| {
+        let len = u32::from_le_bytes([key[0], key[1], key[2], key[3]]) as usize;
+        let part = String::from_utf8_lossy(&key[4..4 + len]).into_owned();
+        *key = &key[4 + len..];
+        part
+    };
+    while !key.is_empty() {
+        let name = take(&mut key);
+        let value = take(&mut key);
+        labels.push(Label::new(name, value));
+    }
+    labels
 }
 
 /// One worker's state.
 struct Worker<'p> {
     plan: &'p RangePlan<'p>,
     processor: LineProcessor<'p>,
-    index: HashMap<String, u32>,
-    series: Vec<SeriesAcc>,
-    key: String,
+    acc: Acc,
+    key: Vec<u8>,
+    /// Bytes added to `acc` not yet counted in `held`.
+    grown: usize,
+    /// Bytes every worker of the query holds.
+    held: &'p AtomicUsize,
     stats: QueryStats,
     warnings: Vec<String>,
     error: Option<QueryError>,
 }
-
-/// How many times the per-step series limit a range aggregation may hold
-/// over the whole query range: series come and go (a path per request id),
-/// so more exist over hours than at any one step, but memory stays bounded.
-const HELD_SERIES_FACTOR: usize = 4;
 
 fn held_series_limit_error(limit: usize) -> QueryError {
     QueryError::HeldSeries(format!(
@@ -239,12 +367,30 @@ fn held_series_limit_error(limit: usize) -> QueryError {
     ))
 }
 
+fn held_bytes_limit_error(budget: usize) -> QueryError {
+    let size = if budget >= 1 << 20 {
+        format!("{} MiB", budget >> 20)
+    } else {
+        format!("{budget} bytes")
+    };
+    QueryError::HeldSeries(format!(
+        "more than {size} of series held over the query range; shorten the range, narrow the stream selector or filter, or group by fewer labels"
+    ))
+}
+
 /// Loki's limit is on the series of one evaluation step.
 fn check_series_per_step(series: &[SeriesVals], n: usize, limit: usize) -> Result<(), QueryError> {
-    for k in 0..n {
-        if series.iter().filter(|s| s.values[k].is_some()).count() > limit {
-            return Err(series_limit_error(limit));
+    if series.len() <= limit {
+        return Ok(());
+    }
+    let mut counts = vec![0usize; n];
+    for s in series {
+        for (count, v) in counts.iter_mut().zip(&s.values) {
+            *count += usize::from(v.is_some());
         }
+    }
+    if counts.iter().any(|&c| c > limit) {
+        return Err(series_limit_error(limit));
     }
     Ok(())
 }
@@ -256,16 +402,31 @@ fn series_limit_error(limit: usize) -> QueryError {
 }
 
 impl<'p> Worker<'p> {
-    fn new(plan: &'p RangePlan<'p>) -> Worker<'p> {
+    fn new(plan: &'p RangePlan<'p>, held: &'p AtomicUsize) -> Worker<'p> {
         Worker {
             plan,
             processor: plan.pipeline.processor(),
-            index: HashMap::default(),
-            series: Vec::new(),
-            key: String::new(),
+            acc: Acc::default(),
+            key: Vec::new(),
+            grown: 0,
+            held,
             stats: QueryStats::default(),
             warnings: Vec::new(),
             error: None,
+        }
+    }
+
+    /// Counts `bytes` more held; past the budget, the worker stops.
+    fn grow(&mut self, bytes: usize) {
+        self.grown += bytes;
+        let budget = self.plan.budget;
+        if self.grown >= (budget / 16).clamp(1, 1 << 20) {
+            let total = self.held.fetch_add(self.grown, Ordering::Relaxed) + self.grown;
+            self.grown = 0;
+            if total > budget {
+                self.error
+                    .get_or_insert_with(|| held_bytes_limit_error(budget));
+            }
         }
     }
 
@@ -294,48 +455,38 @@ impl<'p> Worker<'p> {
             }
         };
         self.stats.entries_returned += 1;
-        let keep = |l: &Label| match &plan.grouping {
+        let keep = |l: &&Label| match &plan.grouping {
             None => true,
             Some(_) if l.name == ERROR_LABEL || l.name == ERROR_DETAILS_LABEL => true,
             Some(g) => g.labels.contains(&l.name) != g.without,
         };
-        self.key.clear();
-        for l in labels.iter().filter(|l| keep(l)) {
-            self.key.push_str(&l.name);
-            self.key.push('\u{ff}');
-            self.key.push_str(&l.value);
-            self.key.push('\u{ff}');
-        }
-        let at = match self.index.get(self.key.as_str()) {
-            Some(&i) => i as usize,
-            None => {
-                if self.series.len() >= plan.max_held_series() {
-                    self.error
-                        .get_or_insert_with(|| held_series_limit_error(plan.max_held_series()));
-                    return;
-                }
-                self.index
-                    .insert(self.key.clone(), self.series.len() as u32);
-                self.series.push(SeriesAcc {
-                    key: self.key.clone(),
-                    labels: labels.iter().filter(|l| keep(l)).cloned().collect(),
-                    ..SeriesAcc::default()
-                });
-                self.series.len() - 1
-            }
+        encode_key(&mut self.key, labels.iter().filter(keep));
+        let hash = plan.hasher.hash_one(self.key.as_slice());
+        let (id, new) = self.acc.intern(hash, &self.key);
+        let mut grown = if new {
+            self.key.len() + 2 * std::mem::size_of::<SeriesMeta>()
+        } else {
+            0
         };
-        let s = &mut self.series[at];
         if keeps_samples(plan.op) {
-            s.samples.push((ts, value));
-            return;
-        }
-        match s.cells.last_mut() {
-            Some((i, cell)) if *i == interval => cell.add(plan.op, ts, value),
-            _ => {
-                let mut cell = Cell::default();
-                cell.add(plan.op, ts, value);
-                s.cells.push((interval, cell));
+            self.acc.samples.push((id, ts, value));
+            grown += std::mem::size_of::<(u32, i64, f64)>();
+        } else {
+            let acc = &mut self.acc;
+            let last = acc.series[id as usize].last;
+            match acc.cells.get_mut(last as usize) {
+                Some((_, i, cell)) if *i == interval => cell.add(plan.op, ts, value),
+                _ => {
+                    let mut cell = Cell::default();
+                    cell.add(plan.op, ts, value);
+                    acc.series[id as usize].last = acc.cells.len() as u32;
+                    acc.cells.push((id, interval, cell));
+                    grown += std::mem::size_of::<(u32, u32, Cell)>();
+                }
             }
+        }
+        if grown > 0 {
+            self.grow(grown);
         }
     }
 
@@ -425,44 +576,294 @@ impl<'p> Worker<'p> {
         });
     }
 
-    fn merge(mut self, other: Worker<'p>) -> Worker<'p> {
+    fn merge(mut self, mut other: Worker<'p>) -> Worker<'p> {
         self.stats.add(&other.stats);
-        self.warnings.extend(other.warnings);
+        self.warnings.append(&mut other.warnings);
         if self.error.is_none() {
-            self.error = other.error;
+            self.error = other.error.take();
         }
-        for s in other.series {
-            match self.index.get(&s.key) {
-                Some(&i) => {
-                    let mine = &mut self.series[i as usize];
-                    mine.cells.extend(s.cells);
-                    mine.samples.extend(s.samples);
+        if self.error.is_some() {
+            return self;
+        }
+        // Into the larger table: fewer keys to look up.
+        if other.acc.series.len() > self.acc.series.len() {
+            std::mem::swap(&mut self.acc, &mut other.acc);
+        }
+        self.acc.absorb(other.acc);
+        self
+    }
+
+    /// The accumulated series, sorted and coalesced for evaluation; the
+    /// statistics and warnings go to the query's.
+    fn finish(
+        self,
+        stats: &mut QueryStats,
+        warnings: &mut Vec<String>,
+    ) -> Result<Accumulated, QueryError> {
+        stats.add(&self.stats);
+        warnings.extend(self.warnings);
+        if let Some(e) = self.error {
+            return Err(e);
+        }
+        let plan = self.plan;
+        let Acc {
+            arena,
+            series,
+            mut cells,
+            mut samples,
+            ..
+        } = self.acc;
+        let mut starts = vec![0u32; series.len() + 1];
+        if keeps_samples(plan.op) {
+            samples.par_sort_by_key(|&(s, t, _)| (s, t));
+            for &(s, _, _) in &samples {
+                starts[s as usize + 1] += 1;
+            }
+        } else {
+            cells.par_sort_unstable_by_key(|&(s, i, _)| (s, i));
+            // Cells of one interval from several workers or streams.
+            cells.dedup_by(|next, kept| {
+                let same = next.0 == kept.0 && next.1 == kept.1;
+                if same {
+                    kept.2.merge(plan.op, &next.2);
                 }
-                None => {
-                    if self.series.len() >= self.plan.max_held_series() {
-                        self.error.get_or_insert_with(|| {
-                            held_series_limit_error(self.plan.max_held_series())
-                        });
-                        continue;
-                    }
-                    self.index.insert(s.key.clone(), self.series.len() as u32);
-                    self.series.push(s);
-                }
+                same
+            });
+            for &(s, _, _) in &cells {
+                starts[s as usize + 1] += 1;
             }
         }
-        self
+        for i in 1..starts.len() {
+            starts[i] += starts[i - 1];
+        }
+        let span = |i: usize| starts[i] as usize..starts[i + 1] as usize;
+        let extents = (0..series.len())
+            .map(|i| {
+                let span = span(i);
+                if span.is_empty() {
+                    (i64::MAX, i64::MIN)
+                } else if keeps_samples(plan.op) {
+                    (samples[span.start].1, samples[span.end - 1].1)
+                } else {
+                    (cells[span.start].1 as i64, cells[span.end - 1].1 as i64)
+                }
+            })
+            .collect();
+        Ok(Accumulated {
+            op: plan.op,
+            param: plan.param,
+            cuts: Cuts {
+                bounds: Vec::new(),
+                windows: plan.cuts.windows.clone(),
+                range_secs: plan.cuts.range_secs,
+                range: plan.cuts.range,
+                offset: plan.cuts.offset,
+            },
+            grid: plan.grid,
+            max_series: plan.max_series,
+            keys: series.iter().map(|s| (s.key_at, s.key_len)).collect(),
+            extents,
+            arena,
+            starts,
+            cells: cells.into_iter().map(|(_, i, c)| (i, c)).collect(),
+            samples: samples.into_iter().map(|(_, t, v)| (t, v)).collect(),
+        })
     }
 }
 
-/// Evaluates a range aggregation over the store at every step of `grid`.
-pub(crate) fn run_range(
+/// A range aggregation's lines, read once and accumulated per series and
+/// interval over a grid of steps: the values at any run of those steps
+/// can be computed from it without reading again.
+pub(crate) struct Accumulated {
+    op: RangeOp,
+    param: Option<f64>,
+    /// The windows of `grid`'s steps (no bounds: nothing is added).
+    cuts: Cuts,
+    grid: Grid,
+    max_series: usize,
+    arena: Vec<u8>,
+    /// Each series' key in `arena`.
+    keys: Vec<(u32, u32)>,
+    /// Each series' first and last interval (or sample time).
+    extents: Vec<(i64, i64)>,
+    /// Series `i` has `cells[starts[i]..starts[i + 1]]` (or samples).
+    starts: Vec<u32>,
+    /// (interval, cell), by series then interval.
+    cells: Vec<(u32, Cell)>,
+    /// (ts, value), by series then time.
+    samples: Vec<(i64, f64)>,
+}
+
+impl Accumulated {
+    /// Whether `grid`'s steps are some of those accumulated.
+    pub(crate) fn covers(&self, grid: &Grid) -> bool {
+        let whole = &self.grid;
+        grid.step == whole.step
+            && grid.start >= whole.start
+            && (grid.start - whole.start) % whole.step == 0
+            && ((grid.start - whole.start) / whole.step) as usize + grid.n <= whole.n
+    }
+
+    /// The series' values at the steps of `grid` (which must be covered):
+    /// refused with [`QueryError::HeldSeries`] when more series have
+    /// values there than may be handed over at once.
+    pub(crate) fn values(&self, grid: &Grid) -> Result<Vec<SeriesVals>, QueryError> {
+        if grid.n == 0 {
+            return Ok(Vec::new());
+        }
+        let first = ((grid.start - self.grid.start) / self.grid.step) as usize;
+        let windows = &self.cuts.windows[first..first + grid.n];
+        let (lo, hi) = (windows[0].0, windows[grid.n - 1].1);
+        let last_t = grid.start + (grid.n as i64 - 1) * grid.step;
+        let (from, to) = (
+            grid.start - self.cuts.offset - self.cuts.range,
+            last_t - self.cuts.offset,
+        );
+        let samples = keeps_samples(self.op);
+        let span = |i: usize| self.starts[i] as usize..self.starts[i + 1] as usize;
+        let present = |i: usize| {
+            let (first, last) = self.extents[i];
+            let overlaps = if samples {
+                first <= to && last > from
+            } else {
+                first < hi as i64 && last >= lo as i64
+            };
+            if !overlaps {
+                return false;
+            }
+            if samples {
+                let s = &self.samples[span(i)];
+                let p = s.partition_point(|&(t, _)| t <= from);
+                p < s.len() && s[p].0 <= to
+            } else {
+                let c = &self.cells[span(i)];
+                let p = c.partition_point(|&(iv, _)| iv < lo);
+                p < c.len() && c[p].0 < hi
+            }
+        };
+        let ids: Vec<usize> = (0..self.keys.len())
+            .into_par_iter()
+            .filter(|&i| present(i))
+            .collect();
+        let limit = max_held_series(self.max_series, grid.n);
+        if ids.len() > limit {
+            return Err(held_series_limit_error(limit));
+        }
+        let out: Vec<SeriesVals> = ids
+            .into_par_iter()
+            .map_init(Vec::new, |scratch, i| {
+                let (at, len) = self.keys[i];
+                let labels = decode_key(&self.arena[at as usize..][..len as usize]);
+                let values = if samples {
+                    self.sample_values(&self.samples[span(i)], grid, scratch)
+                } else {
+                    self.cell_values(&self.cells[span(i)], windows)
+                };
+                SeriesVals { labels, values }
+            })
+            .collect();
+        check_series_per_step(&out, grid.n, self.max_series)?;
+        check_errors(&out)?;
+        Ok(out)
+    }
+
+    fn sample_values(
+        &self,
+        samples: &[(i64, f64)],
+        grid: &Grid,
+        scratch: &mut Vec<f64>,
+    ) -> Vec<Option<f64>> {
+        let cuts = &self.cuts;
+        let mut values = vec![None; grid.n];
+        let mut lo = 0;
+        for (k, t) in grid.times().enumerate() {
+            let end = t - cuts.offset;
+            let start = end - cuts.range;
+            while lo < samples.len() && samples[lo].0 <= start {
+                lo += 1;
+            }
+            let hi = samples[lo..].partition_point(|&(ts, _)| ts <= end) + lo;
+            let window = &samples[lo..hi];
+            values[k] = match self.op {
+                RangeOp::QuantileOverTime => {
+                    scratch.clear();
+                    scratch.extend(window.iter().map(|&(_, v)| v));
+                    quantile(self.param.unwrap_or(0.5), scratch)
+                }
+                _ => counter_rate(window, start, end, cuts.range_secs),
+            };
+        }
+        values
+    }
+
+    fn cell_values(&self, cells: &[(u32, Cell)], windows: &[(u32, u32)]) -> Vec<Option<f64>> {
+        let mut values = vec![None; windows.len()];
+        let mut p = 0;
+        for (k, &(lo, hi)) in windows.iter().enumerate() {
+            while p < cells.len() && cells[p].0 < lo {
+                p += 1;
+            }
+            let mut acc = Cell::default();
+            for (_, c) in cells[p..].iter().take_while(|(i, _)| *i < hi) {
+                acc.merge(self.op, c);
+            }
+            values[k] = finalize(self.op, &acc, self.cuts.range_secs);
+        }
+        values
+    }
+}
+
+/// Range aggregations of one query already read, so that evaluating the
+/// query's steps in parts reads each once.
+#[derive(Default)]
+pub(crate) struct RangeCache {
+    /// (aggregation's address in the query, pushed-down grouping,
+    /// series limit, what was read). One per aggregation: a newer read
+    /// (of a shorter range) replaces an older one.
+    entries: Vec<(usize, Option<Grouping>, usize, Accumulated)>,
+}
+
+impl RangeCache {
+    pub(crate) fn get(
+        &self,
+        agg: &RangeAggregation,
+        pushdown: Option<&Grouping>,
+        max_series: usize,
+        grid: &Grid,
+    ) -> Option<&Accumulated> {
+        let at = std::ptr::from_ref(agg) as usize;
+        self.entries
+            .iter()
+            .find(|(a, g, m, acc)| {
+                *a == at && g.as_ref() == pushdown && *m == max_series && acc.covers(grid)
+            })
+            .map(|(_, _, _, acc)| acc)
+    }
+
+    pub(crate) fn insert(
+        &mut self,
+        agg: &RangeAggregation,
+        pushdown: Option<&Grouping>,
+        max_series: usize,
+        acc: Accumulated,
+    ) -> &Accumulated {
+        let at = std::ptr::from_ref(agg) as usize;
+        self.entries
+            .retain(|(a, g, m, _)| !(*a == at && g.as_ref() == pushdown && *m == max_series));
+        self.entries.push((at, pushdown.cloned(), max_series, acc));
+        &self.entries[self.entries.len() - 1].3
+    }
+}
+
+/// Reads a range aggregation's lines from the store and accumulates them
+/// for every step of its plan's grid.
+pub(crate) fn read_range(
     store: &Store,
     tenant: &TenantId,
     plan: &RangePlan<'_>,
-    grid: &Grid,
     stats: &mut QueryStats,
     warnings: &mut Vec<String>,
-) -> Result<Vec<SeriesVals>, QueryError> {
+) -> Result<Accumulated, QueryError> {
     let (first, last) = plan.cuts.span();
     let snap = store.snapshot(
         tenant,
@@ -512,25 +913,18 @@ pub(crate) fn run_range(
             units.push((s.labels.labels(), unit));
         }
     }
-    let worker = units
+    let held = AtomicUsize::new(0);
+    units
         .par_iter()
         .fold(
-            || Worker::new(plan),
+            || Worker::new(plan, &held),
             |mut w, (stream, unit)| {
                 w.read_unit(stream, unit);
                 w
             },
         )
-        .reduce(|| Worker::new(plan), Worker::merge);
-    stats.add(&worker.stats);
-    warnings.extend(worker.warnings);
-    if let Some(e) = worker.error {
-        return Err(e);
-    }
-    let out = finish(plan, grid, worker.series);
-    check_series_per_step(&out, grid.n, plan.max_series)?;
-    check_errors(&out)?;
-    Ok(out)
+        .reduce(|| Worker::new(plan, &held), Worker::merge)
+        .finish(stats, warnings)
 }
 
 /// Loki fails a metric query whose series carry a pipeline error, unless
@@ -556,63 +950,6 @@ pub(crate) fn check_errors(series: &[SeriesVals]) -> Result<(), QueryError> {
         )));
     }
     Ok(())
-}
-
-/// Turns accumulated cells into values at every step.
-fn finish(plan: &RangePlan<'_>, grid: &Grid, series: Vec<SeriesAcc>) -> Vec<SeriesVals> {
-    let cuts = &plan.cuts;
-    let mut out = Vec::with_capacity(series.len());
-    let mut scratch: Vec<f64> = Vec::new();
-    for mut s in series {
-        let mut values = vec![None; grid.n];
-        if keeps_samples(plan.op) {
-            s.samples.sort_by_key(|&(ts, _)| ts);
-            let mut lo = 0;
-            for (k, t) in grid.times().enumerate() {
-                let end = t - cuts.offset;
-                let start = end - cuts.range;
-                while lo < s.samples.len() && s.samples[lo].0 <= start {
-                    lo += 1;
-                }
-                let hi = s.samples[lo..].partition_point(|&(ts, _)| ts <= end) + lo;
-                let window = &s.samples[lo..hi];
-                values[k] = match plan.op {
-                    RangeOp::QuantileOverTime => {
-                        scratch.clear();
-                        scratch.extend(window.iter().map(|&(_, v)| v));
-                        quantile(plan.param.unwrap_or(0.5), &mut scratch)
-                    }
-                    _ => counter_rate(window, start, end, cuts.range_secs),
-                };
-            }
-        } else {
-            s.cells.sort_by_key(|&(i, _)| i);
-            // Coalesce cells of one interval (from several workers).
-            let mut cells: Vec<(u32, Cell)> = Vec::with_capacity(s.cells.len());
-            for (i, c) in s.cells {
-                match cells.last_mut() {
-                    Some((j, last)) if *j == i => last.merge(plan.op, &c),
-                    _ => cells.push((i, c)),
-                }
-            }
-            let mut p = 0;
-            for (k, &(lo, hi)) in cuts.windows.iter().enumerate() {
-                while p < cells.len() && cells[p].0 < lo {
-                    p += 1;
-                }
-                let mut acc = Cell::default();
-                for (_, c) in cells[p..].iter().take_while(|(i, _)| *i < hi) {
-                    acc.merge(plan.op, c);
-                }
-                values[k] = finalize(plan.op, &acc, cuts.range_secs);
-            }
-        }
-        out.push(SeriesVals {
-            labels: s.labels,
-            values,
-        });
-    }
-    out
 }
 
 fn finalize(op: RangeOp, c: &Cell, range_secs: f64) -> Option<f64> {
@@ -704,17 +1041,13 @@ pub(crate) fn run_in_memory(
     grid: &Grid,
     streams: &[(Vec<Label>, Vec<Entry>)],
 ) -> Result<Vec<SeriesVals>, QueryError> {
-    let mut w = Worker::new(plan);
+    let held = AtomicUsize::new(0);
+    let mut w = Worker::new(plan, &held);
     for (labels, entries) in streams {
         for e in entries {
             w.add(labels, e.ts.0, &e.line, &e.metadata);
         }
     }
-    if let Some(e) = w.error {
-        return Err(e);
-    }
-    let out = finish(plan, grid, w.series);
-    check_series_per_step(&out, grid.n, plan.max_series)?;
-    check_errors(&out)?;
-    Ok(out)
+    w.finish(&mut QueryStats::default(), &mut Vec::new())?
+        .values(grid)
 }

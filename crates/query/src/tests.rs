@@ -412,3 +412,40 @@ fn rate_counter_extrapolates_like_prometheus() {
     let v = m[0].points[0].1;
     assert!((v - 1.0).abs() < 1e-9, "{v}");
 }
+
+#[test]
+fn series_keys_are_unambiguous() {
+    // Label values may hold any text, separators included: a series keyed
+    // by joined names and values would merge these two.
+    let d = vec![
+        stream(&[("x", "a\u{ff}y\u{ff}b")], &[(1, "l")]),
+        stream(&[("x", "a"), ("y", "b")], &[(1, "l"), (2, "l")]),
+    ];
+    let m = matrix(run(r#"count_over_time({x=~".+"}[5s])"#, &d, 5, 5, 1).unwrap());
+    let got: Vec<(Vec<Label>, f64)> = m.into_iter().map(|s| (s.labels, s.points[0].1)).collect();
+    assert_eq!(
+        got,
+        vec![
+            (
+                labels(&[("x", "a")])
+                    .into_iter()
+                    .chain(labels(&[("y", "b")]))
+                    .collect(),
+                2.0
+            ),
+            (labels(&[("x", "a\u{ff}y\u{ff}b")]), 1.0),
+        ]
+    );
+}
+
+#[test]
+fn topk_keeps_k_series_among_ties() {
+    // A hundred series with the same count: topk(2) keeps exactly two (the
+    // candidates of a step are pruned as they pile up; ties must not let
+    // a third through).
+    let d: Streams = (0..100)
+        .map(|i| stream(&[("app", "x"), ("i", &i.to_string())], &[(1, "l")]))
+        .collect();
+    let m = matrix(run(r#"topk(2, count_over_time({app="x"}[5s]))"#, &d, 5, 5, 1).unwrap());
+    assert_eq!(m.len(), 2, "{m:?}");
+}

@@ -71,6 +71,9 @@ struct Case {
     /// Series a range aggregation may hold at one step (default: the
     /// engine's).
     max_inner_series: Option<usize>,
+    /// Bytes a range aggregation may hold while reading (default: the
+    /// engine's).
+    max_range_bytes: Option<usize>,
     expect: Expect,
 }
 
@@ -401,6 +404,7 @@ fn parse_file(file: &str, text: &str, data: &mut Vec<Data>) -> Result<Vec<Case>,
             interval: 0,
             max_series: 500,
             max_inner_series: None,
+            max_range_bytes: None,
             expect: Expect::Error(String::new()),
         };
         let mut expect = None;
@@ -453,6 +457,10 @@ fn parse_file(file: &str, text: &str, data: &mut Vec<Data>) -> Result<Vec<Case>,
                             }
                             "max_inner_series" => {
                                 case.max_inner_series =
+                                    Some(v.parse().map_err(|_| bad("not a number".into()))?)
+                            }
+                            "max_range_bytes" => {
+                                case.max_range_bytes =
                                     Some(v.parse().map_err(|_| bad("not a number".into()))?)
                             }
                             "direction" => {
@@ -619,6 +627,9 @@ fn run(store: &Store, tenant: &TenantId, case: &Case, direction: Direction) -> E
                     max_inner_series: case
                         .max_inner_series
                         .unwrap_or(MetricLimits::default().max_inner_series),
+                    max_range_bytes: case
+                        .max_range_bytes
+                        .unwrap_or(MetricLimits::default().max_range_bytes),
                 },
             };
             match run_metric_query(store, &q) {
