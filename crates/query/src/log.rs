@@ -38,9 +38,10 @@ pub struct LogQuery<'a> {
     pub end: Timestamp,
     pub limit: usize,
     pub direction: Direction,
-    /// Loki's `interval`: within a result stream, keep only entries at
-    /// least this many nanoseconds apart (0: all). Applied to the entries
-    /// the limit kept.
+    /// Loki's `interval` (nanoseconds, 0: every entry): going through the
+    /// entries in the query's direction, across streams, an entry is kept
+    /// only at least this long after (backward: before) the last one kept;
+    /// the limit counts kept entries.
     pub interval: i64,
 }
 
@@ -163,6 +164,108 @@ fn wave_size() -> usize {
 }
 
 pub fn run_log_query(store: &Store, q: &LogQuery<'_>) -> Result<LogResult, QueryError> {
+    if q.interval > 0 {
+        return run_with_interval(store, q);
+    }
+    run_limited(store, q)
+}
+
+/// Most entries one part of an `interval` query reads.
+const INTERVAL_BATCH_MAX: usize = 100_000;
+
+/// A log query with an `interval`, as Loki answers it: entries are taken
+/// in the query's direction and kept when far enough from the last kept
+/// one, until `limit` are kept. Read in parts: each starts where the next
+/// kept entry may be, and asks for as many entries as the parts so far
+/// needed per kept one.
+fn run_with_interval(store: &Store, q: &LogQuery<'_>) -> Result<LogResult, QueryError> {
+    let started = Instant::now();
+    let backward = q.direction == Direction::Backward;
+    let mut result = LogResult {
+        direction: q.direction,
+        ..LogResult::default()
+    };
+    let (mut start, mut end) = (q.start, q.end);
+    let mut last_kept: Option<i64> = None;
+    let mut kept: Vec<(LabelSet, ResultEntry)> = Vec::new();
+    let mut batch = q.limit;
+    while kept.len() < q.limit && start < end {
+        let part = run_limited(
+            store,
+            &LogQuery {
+                start,
+                end,
+                limit: batch,
+                interval: 0,
+                ..*q
+            },
+        )?;
+        result.stats.add(&part.stats);
+        result.warnings.extend(part.warnings);
+        let mut entries: Vec<(&LabelSet, ResultEntry)> = Vec::new();
+        for s in &part.streams {
+            entries.extend(s.entries.iter().map(|e| (&s.labels, e.clone())));
+        }
+        // Streams come in label order: a stable sort keeps it among equal
+        // timestamps.
+        if backward {
+            entries.sort_by_key(|(_, e)| Reverse(e.ts));
+        } else {
+            entries.sort_by_key(|(_, e)| e.ts);
+        }
+        let read = entries.len() + part.stats.duplicates as usize;
+        let before = kept.len();
+        let mut last_read = None;
+        for (labels, e) in entries {
+            last_read = Some(e.ts.0);
+            let far = last_kept.is_none_or(|l| {
+                if backward {
+                    e.ts.0 <= l.saturating_sub(q.interval)
+                } else {
+                    e.ts.0 >= l.saturating_add(q.interval)
+                }
+            });
+            if far && kept.len() < q.limit {
+                last_kept = Some(e.ts.0);
+                kept.push((labels.clone(), e));
+            }
+        }
+        let (Some(seen), Some(last)) = (last_read, last_kept) else {
+            break;
+        };
+        if read < batch {
+            break;
+        }
+        // Entries not read yet lie past `seen`; one kept next lies at least
+        // `interval` past `last`. (Others at `seen` itself, cut off by the
+        // part's limit, are too close to the last kept one.)
+        if backward {
+            end = Timestamp(seen.min(last.saturating_sub(q.interval).saturating_add(1)));
+        } else {
+            start = Timestamp(seen.saturating_add(1).max(last.saturating_add(q.interval)));
+        }
+        let per_kept = read.div_ceil((kept.len() - before).max(1));
+        batch = (q.limit - kept.len())
+            .saturating_mul(per_kept)
+            .clamp(1, INTERVAL_BATCH_MAX);
+    }
+    kept.sort_by(|a, b| a.0.cmp(&b.0));
+    for (labels, e) in kept {
+        match result.streams.last_mut() {
+            Some(s) if s.labels == labels => s.entries.push(e),
+            _ => result.streams.push(ResultStream {
+                labels,
+                entries: vec![e],
+            }),
+        }
+    }
+    result.stats.entries_returned = result.streams.iter().map(|s| s.entries.len() as u64).sum();
+    result.stats.exec_time_secs = started.elapsed().as_secs_f64();
+    Ok(result)
+}
+
+/// A log query without `interval`.
+fn run_limited(store: &Store, q: &LogQuery<'_>) -> Result<LogResult, QueryError> {
     let started = Instant::now();
     let mut result = LogResult {
         direction: q.direction,
@@ -329,14 +432,6 @@ pub fn run_log_query(store: &Store, q: &LogQuery<'_>) -> Result<LogResult, Query
         if dup {
             result.stats.duplicates += 1;
             continue;
-        }
-        if q.interval > 0 {
-            let too_close = entries
-                .last()
-                .is_some_and(|last| (entry.ts.0 - last.ts.0).abs() < q.interval);
-            if too_close {
-                continue;
-            }
         }
         entries.push(entry);
     }
