@@ -24,6 +24,7 @@
 //! max_push_body_bytes = 67108864
 //! max_query_limit = 5000
 //! max_query_series = 500
+//! max_query_bytes_read = 0      # bytes a query may read (index estimate); 0: no limit
 //!
 //! [tls]                         # all unset: plain TCP
 //! cert_file = "server.pem"      # certificate chain, both listeners

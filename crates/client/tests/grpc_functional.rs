@@ -453,6 +453,67 @@ async fn query_range_counts_per_level_and_refuses_bad_queries() {
 }
 
 #[tokio::test]
+async fn queries_over_the_servers_limits_are_refused() {
+    let server =
+        Server::start_with_config("[http]\nmax_query_series = 1\nmax_query_bytes_read = 80\n");
+    let client = connect(&server).await;
+    seed_levels(&client, "limits").await;
+    // Three series (one per line number) where one is allowed.
+    assert_status(
+        client
+            .query_range(pb::QueryRangeRequest {
+                query: r#"count_over_time({suite="limits", level="error"} | regexp "line (?P<i>\\d)" [1h])"#
+                    .into(),
+                step_ns: 60 * SECOND,
+                ..Default::default()
+            })
+            .await,
+        GrpcCode::ResourceExhausted,
+        "maximum of series (1)",
+    );
+    // Nine lines of a dozen bytes (102 in all): over 80 to read.
+    assert_status(
+        client
+            .query_range(pb::QueryRangeRequest {
+                query: r#"sum(count_over_time({suite="limits"}[1h]))"#.into(),
+                step_ns: 60 * SECOND,
+                ..Default::default()
+            })
+            .await,
+        GrpcCode::ResourceExhausted,
+        "would read too many bytes (query: 1",
+    );
+    assert_status(
+        client
+            .query_logs(pb::QueryLogsRequest {
+                query: r#"{suite="limits"} |= "line""#.into(),
+                ..Default::default()
+            })
+            .await,
+        GrpcCode::ResourceExhausted,
+        "limit: 80 B",
+    );
+    // A log query without filters stops at its limit: not refused.
+    let found = client
+        .query_logs(pb::QueryLogsRequest {
+            query: r#"{suite="limits", level="error"}"#.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(lines(&found.streams).len(), 3);
+    // One stream's bytes are within the limit.
+    let found = client
+        .query_logs(pb::QueryLogsRequest {
+            query: r#"{suite="limits", level="error"} |= "line""#.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(lines(&found.streams).len(), 3);
+}
+
+#[tokio::test]
 async fn tail_logs_sends_history_then_live_entries() {
     let server = Server::start();
     let client = connect(&server).await;

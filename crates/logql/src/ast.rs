@@ -46,6 +46,25 @@ impl Expr {
     pub fn is_log(&self) -> bool {
         matches!(self, Expr::Log(_))
     }
+
+    /// The range aggregations of a metric query, left to right.
+    pub fn range_aggregations(&self) -> Vec<&RangeAggregation> {
+        let mut out = Vec::new();
+        let mut stack = vec![self];
+        while let Some(e) = stack.pop() {
+            match e {
+                Expr::RangeAggregation(r) => out.push(r),
+                Expr::VectorAggregation(v) => stack.push(&v.inner),
+                Expr::LabelReplace(l) => stack.push(&l.inner),
+                Expr::Binary(b) => {
+                    stack.push(&b.rhs);
+                    stack.push(&b.lhs);
+                }
+                Expr::Log(_) | Expr::Literal(_) | Expr::Vector(_) => {}
+            }
+        }
+        out
+    }
 }
 
 /// `{app="api"} |= "error" | json | level="error"`

@@ -19,11 +19,13 @@
 //! Not here: parsing (`skald-logql`), per-line stages (`skald-pipeline`),
 //! response encoding (`skald-server`).
 
+mod cost;
 mod eval;
 mod log;
 mod metric;
 mod range;
 
+pub use cost::{bytes_to_read, check_bytes_to_read, log_bytes_to_read};
 pub use eval::{Grid, SeriesVals};
 pub use log::{
     Direction, LogQuery, LogResult, QueryStats, ResultEntry, ResultStream, run_log_query,

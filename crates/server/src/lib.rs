@@ -52,6 +52,11 @@ pub struct ServerConfig {
     pub max_query_length_hours: u64,
     /// Most series a metric query may return (Loki's `max_query_series`).
     pub max_query_series: usize,
+    /// Most bytes of lines a query may read, estimated from the index
+    /// before it runs (Loki's `max_query_bytes_read`; 0: no limit). Not
+    /// applied to log queries without filters or parsers, which stop at
+    /// their limit.
+    pub max_query_bytes_read: u64,
 }
 
 impl Default for ServerConfig {
@@ -62,6 +67,7 @@ impl Default for ServerConfig {
             max_query_limit: 5000,
             max_query_length_hours: 30 * 24 + 1,
             max_query_series: 500,
+            max_query_bytes_read: 0,
         }
     }
 }

@@ -182,7 +182,12 @@ async fn run_log(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.split(',').any(|f| f.trim() == "categorize-labels"));
     let store = app.store.clone();
+    let max_bytes = app.config.max_query_bytes_read;
     let body = blocking(move || {
+        if max_bytes > 0 {
+            let bytes = skald_query::log_bytes_to_read(&store, &tenant, &log, start, end);
+            skald_query::check_bytes_to_read(bytes, max_bytes)?;
+        }
         let q = LogQuery {
             tenant: &tenant,
             selector: &log.selector,
@@ -216,6 +221,11 @@ async fn run_metric(
     let tenant: TenantId = tenant(headers)?;
     let store = app.store.clone();
     let body = blocking(move || {
+        let max_bytes = app.config.max_query_bytes_read;
+        if max_bytes > 0 {
+            let bytes = skald_query::bytes_to_read(&store, &tenant, &m.expr, m.start, m.end);
+            skald_query::check_bytes_to_read(bytes, max_bytes)?;
+        }
         let q = MetricQuery {
             tenant: &tenant,
             expr: &m.expr,

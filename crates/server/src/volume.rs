@@ -16,7 +16,6 @@ use bytes::Bytes;
 use serde_json::{Value, json};
 use skald_logql::Expr;
 use skald_model::Matcher;
-use skald_store::Source;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -32,17 +31,6 @@ fn selector(params: &Params) -> Result<Vec<Matcher>, ApiError> {
         _ => Err(ApiError::bad_request(format!(
             "{text:?} is not a stream selector"
         ))),
-    }
-}
-
-/// (entries, bytes) of one source.
-fn size(src: &Source) -> (u64, u64) {
-    match src {
-        Source::Head(b) => (b.len() as u64, b.raw_bytes() as u64),
-        Source::Chunk(c) => {
-            let m = c.segment.chunk(c.at);
-            (m.entries as u64, m.raw_bytes)
-        }
     }
 }
 
@@ -62,7 +50,7 @@ pub async fn stats(
         let (mut chunks, mut entries, mut bytes) = (0u64, 0u64, 0u64);
         for s in &snap.streams {
             for src in &s.sources {
-                let (e, b) = size(src);
+                let (e, b) = src.size();
                 chunks += 1;
                 entries += e;
                 bytes += b;
@@ -159,7 +147,7 @@ async fn run(
                 ]
             };
             for src in &s.sources {
-                let (_, bytes) = size(src);
+                let (_, bytes) = src.size();
                 let at = if ranged {
                     let t = src.min_ts().0.clamp(start.0, end.0);
                     start.0 + (t - start.0) / step * step

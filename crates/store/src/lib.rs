@@ -117,6 +117,18 @@ impl Source {
             Source::Chunk(c) => c.segment.chunk(c.at).max_ts,
         }
     }
+
+    /// (entries, uncompressed bytes of lines and metadata), from metadata
+    /// alone.
+    pub fn size(&self) -> (u64, u64) {
+        match self {
+            Source::Head(b) => (b.len() as u64, b.raw_bytes() as u64),
+            Source::Chunk(c) => {
+                let m = c.segment.chunk(c.at);
+                (m.entries as u64, m.raw_bytes)
+            }
+        }
+    }
 }
 
 /// One selected stream and every place its entries may be.

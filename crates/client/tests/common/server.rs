@@ -53,14 +53,23 @@ impl Drop for Server {
 impl Server {
     /// Starts a server on a fresh data directory and waits until `/ready`.
     pub fn start() -> Server {
+        Server::start_with_config("")
+    }
+
+    /// [`Server::start`] with this configuration file (TOML).
+    pub fn start_with_config(toml: &str) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let http = free_port();
         let mut grpc = free_port();
         while grpc == http {
             grpc = free_port();
         }
+        let config = dir.path().join("skald.toml");
+        std::fs::write(&config, toml).unwrap();
         let child = Command::new(skald_bin())
             .arg("serve")
+            .arg("--config")
+            .arg(&config)
             .arg("--data-dir")
             .arg(dir.path().join("data"))
             .arg("--http-addr")

@@ -128,6 +128,30 @@ fn check_length(app: &AppState, start: Timestamp, end: Timestamp) -> Result<(), 
     Ok(())
 }
 
+/// Refuses a query that would read more than the server's
+/// `max_query_bytes_read`, estimated from the index; hands the query back.
+async fn check_bytes(
+    app: &Arc<AppState>,
+    tenant: &TenantId,
+    expr: Expr,
+    start: Timestamp,
+    end: Timestamp,
+) -> Result<Expr, Status> {
+    let limit = app.config.max_query_bytes_read;
+    if limit == 0 {
+        return Ok(expr);
+    }
+    let store = app.store.clone();
+    let tenant = tenant.clone();
+    blocking(move || {
+        let bytes = skald_query::bytes_to_read(&store, &tenant, &expr, start, end);
+        skald_query::check_bytes_to_read(bytes, limit)
+            .map_err(|e| Status::resource_exhausted(e.to_string()))?;
+        Ok(expr)
+    })
+    .await
+}
+
 pub(crate) fn stats_out(s: &QueryStats) -> proto::QueryStatistics {
     proto::QueryStatistics {
         exec_time_seconds: s.exec_time_secs,
@@ -167,6 +191,11 @@ pub(super) async fn query_logs(
         proto::Direction::Backward => Direction::Backward,
         proto::Direction::Forward => Direction::Forward,
     };
+    let log = skald_logql::LogExpr {
+        selector: parsed.selector.clone(),
+        pipeline: parsed.stages.clone(),
+    };
+    check_bytes(app, &tenant, Expr::Log(log), start, end).await?;
     let result = run_logs(
         app.store.clone(),
         tenant,
@@ -213,7 +242,9 @@ pub(super) async fn query_range(
             "step_ns: more than 11,000 points per series; use a larger step",
         ));
     }
+    let expr = check_bytes(app, &tenant, expr, start, end).await?;
     let store = app.store.clone();
+    let max_series = app.config.max_query_series;
     let result = blocking(move || {
         let q = skald_query::MetricQuery {
             tenant: &tenant,
@@ -221,7 +252,10 @@ pub(super) async fn query_range(
             start,
             end,
             step,
-            limits: Default::default(),
+            limits: skald_query::MetricLimits {
+                max_series,
+                ..Default::default()
+            },
         };
         skald_query::run_metric_query(&store, &q).map_err(|e| match e {
             skald_query::QueryError::Limit(m) => Status::resource_exhausted(m),
