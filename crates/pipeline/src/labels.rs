@@ -275,6 +275,11 @@ pub fn sanitize_label_name(key: &str, out: &mut String) {
     if key.starts_with(|c: char| c.is_ascii_digit()) {
         out.push('_');
     }
+    if key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+        // Already a valid name (but perhaps a leading digit): the usual case.
+        out.push_str(key);
+        return;
+    }
     out.extend(key.chars().map(|c| {
         if c.is_ascii_alphanumeric() || c == '_' {
             c
