@@ -358,5 +358,12 @@ mod tests {
         assert_eq!(s, "_1st_key");
         sanitize_label_name("", &mut s);
         assert_eq!(s, "");
+        // Valid names are copied whole; a leading digit still gets `_`.
+        sanitize_label_name("2xx_count", &mut s);
+        assert_eq!(s, "_2xx_count");
+        sanitize_label_name("latency_ms", &mut s);
+        assert_eq!(s, "latency_ms");
+        sanitize_label_name("häst", &mut s);
+        assert_eq!(s, "h_st");
     }
 }
