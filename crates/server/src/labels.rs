@@ -1,28 +1,17 @@
 //! The label APIs: names, values of one name, and series, over a time
 //! range (Loki's default for these: the last six hours).
 
-use crate::params::{HOUR_NS, Params};
+use crate::params::{HOUR_NS, Params, stream_selector};
 use crate::{ApiError, AppState, tenant};
 use axum::Json;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::HeaderMap;
 use bytes::Bytes;
 use serde_json::{Value, json};
-use skald_logql::Expr;
-use skald_model::Matcher;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 const DEFAULT_SINCE: i64 = 6 * HOUR_NS;
-
-fn selector(text: &str) -> Result<Vec<Matcher>, ApiError> {
-    match skald_logql::parse_expr(text).map_err(|e| ApiError::bad_request(e.to_string()))? {
-        Expr::Log(l) if l.pipeline.is_empty() => Ok(l.selector),
-        _ => Err(ApiError::bad_request(format!(
-            "{text:?} is not a stream selector; expected something like {{app=\"api\"}}"
-        ))),
-    }
-}
 
 pub async fn names(
     State(app): State<Arc<AppState>>,
@@ -36,7 +25,7 @@ pub async fn names(
     let names = match params.get("query") {
         None => app.store.label_names(&tenant, start, end),
         Some(q) => {
-            let m = selector(q)?;
+            let m = stream_selector(q, false)?;
             let mut names: Vec<String> = app
                 .store
                 .series(&tenant, &[m], start, end)
@@ -62,7 +51,7 @@ pub async fn values(
     let params = Params::from_request(raw.as_deref(), &body);
     let (start, end) = params.range(DEFAULT_SINCE)?;
     let matchers = match params.get("query") {
-        Some(q) => selector(q)?,
+        Some(q) => stream_selector(q, false)?,
         None => Vec::new(),
     };
     let values = app
@@ -84,7 +73,7 @@ pub async fn series(
         .all("match[]")
         .chain(params.all("match"))
         .filter(|s| !s.is_empty())
-        .map(selector)
+        .map(|s| stream_selector(s, false))
         .collect::<Result<Vec<_>, _>>()?;
     if selectors.is_empty() {
         return Err(ApiError::bad_request(

@@ -3,7 +3,7 @@
 
 use crate::ApiError;
 use bytes::Bytes;
-use skald_model::Timestamp;
+use skald_model::{Matcher, Timestamp};
 
 /// Parameters of a request, in order; repeated names (`match[]`) allowed.
 #[derive(Debug, Default)]
@@ -74,3 +74,29 @@ impl Params {
 }
 
 pub const HOUR_NS: i64 = 3_600_000_000_000;
+
+impl Params {
+    /// The streams of the `query` parameter, a selector or a log query
+    /// (its pipeline ignored), for the index endpoints.
+    pub(crate) fn query_selector(&self) -> Result<Vec<Matcher>, ApiError> {
+        let text = self
+            .get("query")
+            .ok_or_else(|| ApiError::bad_request("missing parameter \"query\""))?;
+        stream_selector(text, true)
+    }
+}
+
+/// The matchers of a stream selector given as a query parameter. With
+/// `pipeline_allowed`, a log query's pipeline is accepted and ignored (the
+/// index endpoints answer for its streams).
+pub(crate) fn stream_selector(
+    text: &str,
+    pipeline_allowed: bool,
+) -> Result<Vec<Matcher>, ApiError> {
+    match skald_logql::parse_expr(text).map_err(|e| ApiError::bad_request(e.to_string()))? {
+        skald_logql::Expr::Log(l) if pipeline_allowed || l.pipeline.is_empty() => Ok(l.selector),
+        _ => Err(ApiError::bad_request(format!(
+            "{text:?} is not a stream selector; expected something like {{app=\"api\"}}"
+        ))),
+    }
+}

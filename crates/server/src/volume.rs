@@ -14,25 +14,11 @@ use axum::extract::{RawQuery, State};
 use axum::http::HeaderMap;
 use bytes::Bytes;
 use serde_json::{Value, json};
-use skald_logql::Expr;
-use skald_model::Matcher;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// The labels a volume is grouped by.
 type Group = Vec<(String, String)>;
-
-fn selector(params: &Params) -> Result<Vec<Matcher>, ApiError> {
-    let text = params
-        .get("query")
-        .ok_or_else(|| ApiError::bad_request("missing parameter \"query\""))?;
-    match skald_logql::parse_expr(text).map_err(|e| ApiError::bad_request(e.to_string()))? {
-        Expr::Log(l) => Ok(l.selector),
-        _ => Err(ApiError::bad_request(format!(
-            "{text:?} is not a stream selector"
-        ))),
-    }
-}
 
 pub async fn stats(
     State(app): State<Arc<AppState>>,
@@ -43,7 +29,7 @@ pub async fn stats(
     let tenant = tenant(&headers)?;
     let params = Params::from_request(raw.as_deref(), &body);
     let (start, end) = params.range(HOUR_NS)?;
-    let matchers = selector(&params)?;
+    let matchers = params.query_selector()?;
     let store = app.store.clone();
     let out = blocking(move || {
         let snap = store.snapshot(&tenant, &matchers, start, end);
@@ -95,7 +81,7 @@ async fn run(
     let tenant = tenant(&headers)?;
     let params = Params::from_request(raw.as_deref(), &body);
     let (start, end) = params.range(HOUR_NS)?;
-    let matchers = selector(&params)?;
+    let matchers = params.query_selector()?;
     let limit = match params.get("limit") {
         None => 100,
         Some(v) => v
