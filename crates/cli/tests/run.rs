@@ -257,3 +257,25 @@ fn bad_pipelines_get_one_line_and_their_own_exit_code() {
     assert!(!o.status.success());
     assert_eq!(text(&o.stderr).lines().count(), 1, "{}", text(&o.stderr));
 }
+
+#[test]
+fn export_refuses_follow() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let o = skald(&[
+        "logs",
+        "demo",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--export",
+        "json",
+        "-f",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("cannot be used with"),
+        "{}",
+        text(&o.stderr)
+    );
+    assert!(!data.exists(), "nothing opened for a refused command line");
+}

@@ -32,8 +32,9 @@ pub struct LogsArgs {
     pub since: String,
     #[command(flatten)]
     pub filter: ViewFilter,
-    /// Print the lines as JSON or CSV instead of the view.
-    #[arg(long, value_enum)]
+    /// Print the lines as JSON or CSV instead of the view (a snapshot: not
+    /// with --follow).
+    #[arg(long, value_enum, conflicts_with = "follow")]
     pub export: Option<LogsExport>,
     /// Data directory of the embedded store.
     #[arg(long, env = "SKALD_DATA_DIR", default_value = "data")]
@@ -164,7 +165,7 @@ fn show(args: &LogsArgs, remote: &Remote, filter: &Filter) -> anyhow::Result<()>
     let query = build_query(&args.pipeline, &args.filter);
     let color = crate::remote::output::Style::new(args.color, false).color;
     let mut width = 0;
-    if args.follow && args.export.is_none() {
+    if args.follow {
         // History and then live lines, across server restarts, each once.
         return crate::remote::follow::follow(remote, &query, &args.since, |entries| {
             let mut out = std::io::stdout().lock();
@@ -232,7 +233,7 @@ fn show(args: &LogsArgs, remote: &Remote, filter: &Filter) -> anyhow::Result<()>
         if full && fresh > 0 {
             continue;
         }
-        // An export is a snapshot: with --export, -f does not apply.
+        // An export is a snapshot (clap refuses it with --follow).
         break;
     }
     match args.export {
