@@ -327,13 +327,18 @@ pub(crate) fn run(
     }
 }
 
-/// Holds pushes while the head is over its bound and a flush is running.
+/// Holds pushes while the head is over its bound and a flush is running
+/// (not once the store is closing: shutdown must not wait on a flush that
+/// may never succeed).
 fn wait_for_room(shared: &Shared) {
     let mut guard = shared.flushed_lock.lock();
     loop {
         {
             let state = shared.state.read();
-            if state.head.bytes < shared.config.max_head_bytes || state.flushing.is_none() {
+            if state.head.bytes < shared.config.max_head_bytes
+                || state.flushing.is_none()
+                || shared.closing.load(Ordering::Relaxed)
+            {
                 return;
             }
         }
@@ -391,6 +396,10 @@ fn commit_group(
             p.streams.retain(|s| !s.entries.is_empty());
         }
     }
+    // A failure from here to the sync leaves nothing behind: the WAL cuts
+    // itself back to the previous group (or refuses until it can), and the
+    // head is only touched once the group is durable. The whole group is
+    // refused, so nothing refused is ever stored.
     for p in group.iter() {
         if p.streams.is_empty() {
             continue;
@@ -409,7 +418,12 @@ fn commit_group(
             *unsynced = true;
         }
     }
-    wal.rotate_if_full()?;
+    // The group is durable: from here on it is acknowledged whatever
+    // happens. A rotation that fails (no room for a new file) is retried
+    // after the next group.
+    if let Err(e) = wal.rotate_if_full() {
+        tracing::warn!(error = %e, "could not start a new wal file; appending to the current one");
+    }
     // Copies for live tail subscribers, published once the group is in
     // the head (it is durable already).
     let mut tailed = Vec::new();
@@ -483,15 +497,26 @@ fn shutdown_and_exit(
         tracing::error!(error = %e, "wal fsync at shutdown failed");
     }
     // Let a running flush finish, then flush what is left. A flush that
-    // cannot finish (a full disk) is abandoned after a while: the WAL still
-    // holds everything and is replayed at the next start.
+    // fails while closing is given up at once by the flush thread (a full
+    // disk would never let it finish): the WAL holds everything and is
+    // replayed at the next start. The deadline bounds a flush that is
+    // merely slow.
     let deadline = Instant::now() + Duration::from_secs(60);
-    if !wait_until(shared, deadline, |s| s.flushing.is_none()) {
-        tracing::error!("flush still failing at shutdown; the wal keeps the entries");
+    let abandoned =
+        |s: &State| s.flushing.is_none() || shared.flush_abandoned.load(Ordering::Relaxed);
+    if !wait_until(shared, deadline, abandoned) {
+        tracing::error!("flush still running at shutdown; the wal keeps the entries");
+    } else if shared.flush_abandoned.load(Ordering::Relaxed) {
+        tracing::error!("no final flush: flushes fail; the wal keeps the entries");
     } else if !shared.state.read().head.is_empty() {
         match start_flush(shared, wal, jobs) {
             Ok(n) => {
-                if !wait_until(shared, deadline, |s| s.flushes_done >= n) {
+                let done = |s: &State| {
+                    s.flushes_done >= n || shared.flush_abandoned.load(Ordering::Relaxed)
+                };
+                if !wait_until(shared, deadline, done)
+                    || shared.flush_abandoned.load(Ordering::Relaxed)
+                {
                     tracing::error!("final flush did not finish; the wal keeps the entries");
                 }
             }

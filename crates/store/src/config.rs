@@ -106,6 +106,11 @@ impl StoreConfig {
         self.data_dir.join("tenants")
     }
 
+    /// Damaged files set aside at start for inspection.
+    pub(crate) fn quarantine_dir(&self) -> PathBuf {
+        self.data_dir.join("quarantine")
+    }
+
     pub(crate) fn flushed_marker(&self) -> PathBuf {
         self.data_dir.join("wal-flushed")
     }

@@ -192,6 +192,9 @@ pub(crate) struct Shared {
     pub counters: Counters,
     /// Set by [`Store::close`]: long background work stops early.
     pub closing: std::sync::atomic::AtomicBool,
+    /// Set by the flush thread when a flush failed while closing and it
+    /// gave up (the WAL keeps the entries): shutdown stops waiting.
+    pub flush_abandoned: std::sync::atomic::AtomicBool,
     /// Held while a compaction picks and merges segments.
     pub compacting: Mutex<()>,
     /// Live tail subscribers, fed by the commit thread.
@@ -235,7 +238,8 @@ impl Store {
             move |source| StoreError::Io { path, source }
         };
         std::fs::create_dir_all(&config.data_dir).map_err(io(&config.data_dir))?;
-        let catalog = Catalog::load(&config.tenants_dir()).map_err(io(&config.tenants_dir()))?;
+        let catalog = Catalog::load(&config.tenants_dir(), &config.quarantine_dir())
+            .map_err(io(&config.tenants_dir()))?;
         let mut index: HashMap<TenantId, TenantIndex> = HashMap::new();
         for (tenant, segs) in &catalog.segments {
             let idx = index.entry(tenant.clone()).or_default();
@@ -257,9 +261,13 @@ impl Store {
 
         let flushed_before = flush::read_marker(&config.flushed_marker());
         let mut replay_errors = 0u64;
+        let wal_options = skald_wal::WalOptions {
+            quarantine_dir: Some(config.quarantine_dir().join("wal")),
+            ..wal_options()
+        };
         let (wal, report) = skald_wal::Wal::open(
             &config.wal_dir(),
-            wal_options(),
+            wal_options,
             |seq, payload| {
                 if seq < flushed_before {
                     return;
@@ -276,13 +284,27 @@ impl Store {
             },
         )?;
         for c in &report.corruptions {
-            tracing::error!(corruption = %c, "wal corruption; entries after it in that file are lost");
+            tracing::error!(
+                path = %c.path.display(),
+                offset = c.offset,
+                reason = c.reason,
+                skipped_bytes = c.skipped_bytes,
+                quarantined = ?c.quarantined,
+                "wal corruption: started with the records before it and the files after it"
+            );
+            // Reported with every query, like an unreadable segment: the
+            // entries after the damage are missing.
+            state.catalog.corrupt.push(CorruptFile {
+                path: c.quarantined.clone().unwrap_or_else(|| c.path.clone()),
+                error: c.to_string(),
+            });
         }
-        if report.records > 0 {
+        if report.records > 0 || report.torn_tail_bytes > 0 || report.end_marks > 0 {
             tracing::info!(
                 records = report.records,
                 bytes = report.bytes,
                 torn_tail_bytes = report.torn_tail_bytes,
+                end_marks = report.end_marks,
                 undecodable = replay_errors,
                 "replayed the wal"
             );
@@ -298,6 +320,7 @@ impl Store {
             flushed_lock: Mutex::new(()),
             counters: Counters::default(),
             closing: Default::default(),
+            flush_abandoned: Default::default(),
             compacting: Mutex::new(()),
             tail: Default::default(),
             tombstones: Default::default(),

@@ -403,3 +403,109 @@ fn a_compaction_cut_short_is_finished_or_undone_on_open() {
     }
     store.close().unwrap();
 }
+
+/// The WAL files of a data directory, oldest first.
+fn wal_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut v: Vec<_> = std::fs::read_dir(dir.join("wal"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "wal"))
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn wal_damage_mid_file_is_reported_set_aside_and_the_rest_replayed() {
+    let dir = tempfile::tempdir().unwrap();
+    let crash1 = tempfile::tempdir().unwrap();
+    let crash2 = tempfile::tempdir().unwrap();
+    let t0 = now() - 1_000_000;
+    let push = |store: &Store, ts: i64, line: &str| {
+        let out = store
+            .push(&tenant(), vec![batch(r#"{app="a"}"#, &[(ts, line)])])
+            .unwrap();
+        assert_eq!(out.accepted, 1);
+    };
+    let store = Store::open(config(dir.path())).unwrap();
+    push(&store, t0, "before the damage");
+    push(&store, t0 + 1, "damaged");
+    copy_dir(dir.path(), crash1.path());
+    store.close().unwrap();
+    // A second life over the crash image: its records go to a newer file.
+    let store = Store::open(config(crash1.path())).unwrap();
+    push(&store, t0 + 2, "in a later file");
+    copy_dir(crash1.path(), crash2.path());
+    store.close().unwrap();
+
+    let files = wal_files(crash2.path());
+    assert_eq!(files.len(), 2, "{files:?}");
+    let mut bytes = std::fs::read(&files[0]).unwrap();
+    let first_len = u32::from_le_bytes(bytes[8..12].try_into().unwrap()) as usize;
+    let damaged_at = 8 + 8 + first_len;
+    bytes[damaged_at + 8 + 3] ^= 0x40;
+    std::fs::write(&files[0], &bytes).unwrap();
+
+    let store = Store::open(config(crash2.path())).unwrap();
+    let got = read_all(&store, r#"{app="a"}"#);
+    assert_eq!(
+        got,
+        vec![
+            (t0, "before the damage".into()),
+            (t0 + 2, "in a later file".into())
+        ]
+    );
+    let snap = store.snapshot(&tenant(), &[], Timestamp(0), Timestamp::MAX);
+    assert_eq!(snap.corrupt.len(), 1, "{:?}", snap.corrupt);
+    let c = &snap.corrupt[0];
+    assert!(
+        c.error.contains(&files[0].display().to_string())
+            && c.error.contains(&format!("at offset {damaged_at}")),
+        "names the file and offset: {}",
+        c.error
+    );
+    assert!(c.path.starts_with(crash2.path().join("quarantine/wal")));
+    assert_eq!(std::fs::read(&c.path).unwrap(), bytes, "kept as found");
+    assert_eq!(store.counters().corrupt_files, 1);
+}
+
+#[test]
+fn a_damaged_segment_is_set_aside_and_everything_else_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let t0 = now() - 1_000_000;
+    {
+        let store = Store::open(config(dir.path())).unwrap();
+        store
+            .push(&tenant(), vec![batch(r#"{app="a"}"#, &[(t0, "damaged")])])
+            .unwrap();
+        store.flush().unwrap();
+        store
+            .push(&tenant(), vec![batch(r#"{app="b"}"#, &[(t0, "intact")])])
+            .unwrap();
+        store.close().unwrap();
+    }
+    let segs = segment_files(dir.path());
+    assert_eq!(segs.len(), 2);
+    let mut bytes = std::fs::read(&segs[0]).unwrap();
+    bytes[0] ^= 0xff;
+    std::fs::write(&segs[0], &bytes).unwrap();
+
+    let store = Store::open(config(dir.path())).unwrap();
+    assert_eq!(read_all(&store, r#"{app="b"}"#).len(), 1);
+    assert!(read_all(&store, r#"{app="a"}"#).is_empty());
+    let snap = store.snapshot(&tenant(), &[], Timestamp(0), Timestamp::MAX);
+    assert_eq!(snap.corrupt.len(), 1);
+    let c = &snap.corrupt[0];
+    assert!(c.error.contains("at offset 0"), "{}", c.error);
+    let kept = dir
+        .path()
+        .join("quarantine/tenants/t1")
+        .join(segs[0].file_name().unwrap());
+    assert_eq!(c.path, kept);
+    assert_eq!(std::fs::read(&kept).unwrap(), bytes);
+    assert_eq!(segment_files(dir.path()), [segs[1].clone()]);
+    drop(store);
+    // Set aside once: the next start is clean.
+    let store = Store::open(config(dir.path())).unwrap();
+    assert_eq!(store.counters().corrupt_files, 0);
+}
