@@ -103,6 +103,11 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     );
     tracing::info!(data_dir = %args.data_dir.display(), took_ms = opened.elapsed().as_millis() as u64, "store open");
     let state = app_state(store.clone(), cfg.http.clone())?;
+    if let Some(path) = &args.config {
+        let _guard = runtime.enter();
+        crate::reload::spawn(path.clone(), store.clone(), cfg.reloadable()?)
+            .context("installing the configuration reload (SIGHUP)")?;
+    }
     let result = runtime.block_on(serve(state, &args, tls));
     tracing::info!("flushing and closing the store");
     store.close().context("closing the store")?;

@@ -102,6 +102,14 @@ pub async fn push(
             outcome.rejected.len() - MAX_REPORTED
         ));
     }
+    if outcome.rate_limited > 0 {
+        // Loki's answer to a rate or stream limit: 429, so clients back
+        // off and retry instead of dropping the batch.
+        return Err(ApiError {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            message: msg,
+        });
+    }
     Err(ApiError::bad_request(msg))
 }
 

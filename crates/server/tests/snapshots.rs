@@ -51,7 +51,7 @@ fn store(dir: &Path) -> Arc<Store> {
         compact_fan_in: 0,
         ..StoreConfig::default()
     };
-    config.limits.reject_old_samples_max_age_secs = 100 * 365 * 24 * 3600;
+    config.limits.defaults_mut().reject_old_samples = false;
     let store = Store::open(config).expect("open store");
     let batches = vec![
         StreamBatch {

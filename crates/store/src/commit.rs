@@ -11,8 +11,8 @@
 
 use crate::head::FlushingHead;
 use crate::record::{self, StreamBatch};
-use crate::{PushOutcome, Rejection, Shared, State, StoreConfig, StoreError};
-use skald_model::{TenantId, Timestamp};
+use crate::{PushOutcome, Rejection, Shared, State, StoreError};
+use skald_model::{Limits, TenantId, Timestamp};
 use skald_wal::Wal;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -44,20 +44,24 @@ pub(crate) struct FlushJob {
     pub number: u64,
 }
 
-/// Checks limits that need no state: label sizes, line size, timestamps
-/// too old or too new. Returns what passes and the outcome so far.
+/// Checks the tenant's limits that need no state: label counts and sizes,
+/// line size (cut to size with `max_line_size_truncate`), timestamps too
+/// old or too new. Messages are Loki's. Returns what passes and the
+/// outcome so far.
 pub(crate) fn validate(
-    config: &StoreConfig,
+    limits: &Limits,
     streams: Vec<StreamBatch>,
     now: Timestamp,
 ) -> (Vec<StreamBatch>, PushOutcome) {
-    let limits = &config.limits;
     let mut outcome = PushOutcome::default();
-    let oldest = now.saturating_sub(
-        (limits.reject_old_samples_max_age_secs as i64).saturating_mul(1_000_000_000),
-    );
-    let newest = now
-        .saturating_add((limits.creation_grace_period_secs as i64).saturating_mul(1_000_000_000));
+    let nanos = |d: std::time::Duration| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX);
+    let oldest = if limits.reject_old_samples {
+        now.saturating_sub(nanos(limits.reject_old_samples_max_age))
+    } else {
+        Timestamp::MIN
+    };
+    let newest = now.saturating_add(nanos(limits.creation_grace_period));
+    let max_line = usize::try_from(limits.max_line_size).unwrap_or(usize::MAX);
     let mut out = Vec::with_capacity(streams.len());
     for mut s in streams {
         let reject_all = |reason: String, outcome: &mut PushOutcome, s: &StreamBatch| {
@@ -79,7 +83,8 @@ pub(crate) fn validate(
         }
         if s.labels.len() > limits.max_label_names_per_series {
             let reason = format!(
-                "stream has {} label names; the limit is {}",
+                "entry for stream '{}' has {} label names; limit {} (max_label_names_per_series)",
+                s.labels,
                 s.labels.len(),
                 limits.max_label_names_per_series
             );
@@ -93,8 +98,9 @@ pub(crate) fn validate(
             .find(|l| l.name.len() > limits.max_label_name_length)
         {
             let reason = format!(
-                "label name {:?}... is {} bytes long; the limit is {}",
-                l.name.chars().take(32).collect::<String>(),
+                "stream '{}' has label name too long: '{}' ({} bytes; max_label_name_length {})",
+                crate::limits::shorten(&s.labels.to_string(), 256),
+                crate::limits::shorten(&l.name, 64),
                 l.name.len(),
                 limits.max_label_name_length
             );
@@ -108,7 +114,9 @@ pub(crate) fn validate(
             .find(|l| l.value.len() > limits.max_label_value_length)
         {
             let reason = format!(
-                "value of label {:?} is {} bytes long; the limit is {}",
+                "stream '{}' has label value too long: '{}' (label {}, {} bytes; max_label_value_length {})",
+                crate::limits::shorten(&s.labels.to_string(), 256),
+                crate::limits::shorten(&l.value, 64),
                 l.name,
                 l.value.len(),
                 limits.max_label_value_length
@@ -121,26 +129,37 @@ pub(crate) fn validate(
             Some((_, n)) => *n += 1,
             None => problems.push((reason, 1)),
         };
-        s.entries.retain(|e| {
-            if e.line.len() > limits.max_line_size {
-                note(format!(
-                    "line of {} bytes exceeds the limit of {} bytes",
-                    e.line.len(),
-                    limits.max_line_size
-                ));
-                return false;
+        let stream = s.labels.to_string();
+        s.entries.retain_mut(|e| {
+            if max_line > 0 && e.line.len() > max_line {
+                if limits.max_line_size_truncate {
+                    let mut end = max_line;
+                    while !e.line.is_char_boundary(end) {
+                        end -= 1;
+                    }
+                    e.line.truncate(end);
+                } else {
+                    note(format!(
+                        "max entry size '{max_line}' bytes exceeded for stream '{stream}' while adding an entry with length '{}' bytes (max_line_size)",
+                        e.line.len(),
+                    ));
+                    return false;
+                }
             }
             if e.ts < oldest {
                 note(format!(
-                    "timestamp too old: {}, oldest acceptable timestamp is {}",
-                    e.ts, oldest
+                    "entry for stream '{stream}' has timestamp too old: {}, oldest acceptable timestamp is: {} (reject_old_samples_max_age {})",
+                    skald_model::format_rfc3339_nanos(e.ts),
+                    skald_model::format_rfc3339_nanos(oldest),
+                    crate::limits::show(limits.reject_old_samples_max_age),
                 ));
                 return false;
             }
             if e.ts > newest {
                 note(format!(
-                    "timestamp too new: {}, newest acceptable timestamp is {}",
-                    e.ts, newest
+                    "entry for stream '{stream}' has timestamp too new: {} (creation_grace_period {})",
+                    skald_model::format_rfc3339_nanos(e.ts),
+                    crate::limits::show(limits.creation_grace_period),
                 ));
                 return false;
             }

@@ -74,6 +74,14 @@ async fn store(
         let mut rejected = Vec::new();
         let batches = batches(streams, &mut rejected);
         let mut outcome = store.push(&tenant, batches).map_err(store_status)?;
+        if let Some(reason) = outcome.rate_limit_reason.take() {
+            // As the HTTP push's 429: the client backs off and retries.
+            return Err(Status::resource_exhausted(format!(
+                "{reason} ({} entries refused by rate or stream limits, {} stored)",
+                outcome.rate_limited,
+                outcome.accepted + outcome.duplicates
+            )));
+        }
         rejected.append(&mut outcome.rejected);
         outcome.rejected = rejected;
         Ok(outcome)
