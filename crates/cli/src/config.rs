@@ -30,6 +30,14 @@
 //! cert_file = "server.pem"      # certificate chain, both listeners
 //! key_file = "server.key"
 //! client_ca_file = "ca.pem"     # set: clients need a certificate it signed
+//!
+//! [ingest]                      # Loki's discovery and otlp_config (docs/otlp.md)
+//! discover_service_name = ["service", "app", "job"]   # [] turns it off
+//! discover_log_levels = true
+//! [ingest.otlp_config.resource_attributes]
+//! attributes_config = [{ action = "index_label", attributes = ["service.group"] }]
+//! [ingest.tenants.team-a]       # per-tenant overrides
+//! discover_log_levels = false
 //! ```
 
 use anyhow::Context;
@@ -45,6 +53,9 @@ pub struct FileConfig {
     pub store: StoreConfig,
     pub http: ServerConfig,
     pub tls: TlsConfig,
+    /// Discovery of service names and levels, and the OTLP mapping, with
+    /// per-tenant overrides (docs/otlp.md).
+    pub ingest: skald_server::IngestConfig,
 }
 
 impl FileConfig {
@@ -87,6 +98,7 @@ impl FileConfig {
             self.http.max_query_limit > 0,
             "http.max_query_limit must be positive"
         );
+        self.ingest.validate().map_err(anyhow::Error::msg)?;
         Ok(())
     }
 }

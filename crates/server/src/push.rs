@@ -39,6 +39,7 @@ pub async fn push(
         ..Default::default()
     };
     let store = app.store.clone();
+    let ingest = app.ingest.for_tenant(&tenant);
     let outcome = blocking(move || {
         let request = skald_wire::decode_push(
             content_type.as_deref(),
@@ -75,6 +76,7 @@ pub async fn push(
                 }),
             }
         }
+        crate::discovery::apply(&ingest, &mut batches);
         let mut outcome = store.push(&tenant, batches)?;
         rejected.append(&mut outcome.rejected);
         outcome.rejected = rejected;
@@ -85,6 +87,12 @@ pub async fn push(
     if outcome.rejected.is_empty() {
         return Ok(StatusCode::NO_CONTENT.into_response());
     }
+    Err(ApiError::bad_request(rejection_message(&outcome)))
+}
+
+/// The 400 message of a push that was refused in part or whole: how many
+/// entries were refused and stored, and why, stream by stream.
+pub(crate) fn rejection_message(outcome: &skald_store::PushOutcome) -> String {
     let refused: u64 = outcome.rejected.iter().map(|r| r.entries).sum();
     let mut msg = format!(
         "{refused} entries refused, {} stored:",
@@ -102,7 +110,7 @@ pub async fn push(
             outcome.rejected.len() - MAX_REPORTED
         ));
     }
-    Err(ApiError::bad_request(msg))
+    msg
 }
 
 fn truncate(s: &str, max: usize) -> String {
