@@ -585,6 +585,140 @@ pub fn decode(encoding: Encoding, body: &[u8]) -> Result<ExportLogsServiceReques
     }
 }
 
+/// The messages of the OTLP logs schema that can repeat, for counting.
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    Request,
+    ResourceLogs,
+    Resource,
+    ScopeLogs,
+    Scope,
+    Record,
+    KeyValue,
+    AnyValue,
+    Array,
+    KvList,
+}
+
+impl Kind {
+    /// The message type of field `field`, when it is one to count.
+    fn child(self, field: u64) -> Option<Kind> {
+        use Kind::*;
+        match (self, field) {
+            (Request, 1) => Some(ResourceLogs),
+            (ResourceLogs, 1) => Some(Resource),
+            (ResourceLogs, 2) => Some(ScopeLogs),
+            (Resource, 1) | (Scope, 3) | (Record, 6) | (KvList, 1) => Some(KeyValue),
+            (ScopeLogs, 1) => Some(Scope),
+            (ScopeLogs, 2) => Some(Record),
+            (Record, 5) | (KeyValue, 2) | (Array, 1) => Some(AnyValue),
+            (AnyValue, 5) => Some(Array),
+            (AnyValue, 6) => Some(KvList),
+            _ => None,
+        }
+    }
+}
+
+fn varint(buf: &mut &[u8]) -> Option<u64> {
+    let mut v = 0u64;
+    for shift in (0..64).step_by(7) {
+        let (&b, rest) = buf.split_first()?;
+        *buf = rest;
+        v |= u64::from(b & 0x7f) << shift;
+        if b < 0x80 {
+            return Some(v);
+        }
+    }
+    None
+}
+
+/// Counts the messages of a protobuf request before it is decoded, so a
+/// small body of many empty records (2 bytes each on the wire, a hundred
+/// times that in memory) is refused rather than inflated. Malformed input
+/// stops the count; the decoder then says what is wrong.
+fn count_messages(mut buf: &[u8], kind: Kind, depth: usize, left: &mut usize) -> bool {
+    if depth > 64 {
+        return true;
+    }
+    while !buf.is_empty() {
+        let Some(tag) = varint(&mut buf) else {
+            return true;
+        };
+        let skip = match tag & 7 {
+            0 => varint(&mut buf).map(|_| 0),
+            1 => Some(8),
+            5 => Some(4),
+            2 => {
+                let Some(len) = varint(&mut buf).and_then(|l| usize::try_from(l).ok()) else {
+                    return true;
+                };
+                if len > buf.len() {
+                    return true;
+                }
+                let (inner, rest) = buf.split_at(len);
+                buf = rest;
+                if let Some(child) = kind.child(tag >> 3) {
+                    if *left == 0 {
+                        return false;
+                    }
+                    *left -= 1;
+                    if !count_messages(inner, child, depth + 1, left) {
+                        return false;
+                    }
+                }
+                Some(0)
+            }
+            _ => None,
+        };
+        match skip {
+            Some(n) if n <= buf.len() => buf = &buf[n..],
+            _ => return true,
+        }
+    }
+    true
+}
+
+/// Counts the objects and arrays of a JSON body (outside strings), the
+/// same bound for OTLP/JSON.
+fn count_json_containers(body: &[u8]) -> usize {
+    let (mut n, mut in_string, mut escaped) = (0usize, false, false);
+    for &b in body {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+        } else {
+            match b {
+                b'"' => in_string = true,
+                b'{' | b'[' => n += 1,
+                _ => {}
+            }
+        }
+    }
+    n
+}
+
+/// Refuses bodies holding more messages than `max_items` (413).
+pub fn check_items(encoding: Encoding, body: &[u8], max_items: usize) -> Result<(), ApiError> {
+    let within = match encoding {
+        Encoding::Protobuf => {
+            let mut left = max_items;
+            count_messages(body, Kind::Request, 0, &mut left)
+        }
+        Encoding::Json => count_json_containers(body) <= max_items,
+    };
+    if within {
+        Ok(())
+    } else {
+        Err(ApiError::too_large(format!(
+            "OTLP body holds more than the limit of {max_items} records, attributes and values"
+        )))
+    }
+}
+
 /// Maps and stores a request for a tenant: the shared core of the HTTP and
 /// gRPC endpoints. Blocking.
 pub(crate) fn store_request(
@@ -628,6 +762,11 @@ pub async fn push(
                 skald_wire::WireErrorKind::Unsupported => ApiError::unsupported(e.to_string()),
                 _ => ApiError::bad_request(e.to_string()),
             })?;
+        check_items(
+            encoding,
+            &plain,
+            skald_wire::DecodeLimits::default().max_items,
+        )?;
         let req = decode(encoding, &plain)?;
         store_request(&store, &tenant, &ingest, req)
     })
@@ -944,6 +1083,22 @@ mod tests {
             Some("5b8efff798038103d269b633813fc60c")
         );
         assert_eq!(meta(e, "span_id").as_deref(), Some("eee19b7ec3c1b174"));
+    }
+
+    #[test]
+    fn bodies_of_too_many_messages_are_refused_before_decoding() {
+        let records: Vec<LogRecord> = (0..50).map(|_| LogRecord::default()).collect();
+        let body = request(vec![kv("a", s("b"))], records).encode_to_vec();
+        // 1 resource logs, 1 resource, 1 attribute + its value, 1 scope logs,
+        // 1 scope + 1 attribute + value, 50 records.
+        assert!(check_items(Encoding::Protobuf, &body, 58).is_ok());
+        let err = check_items(Encoding::Protobuf, &body, 57).unwrap_err();
+        assert_eq!(err.status, StatusCode::PAYLOAD_TOO_LARGE);
+        // Garbage is left for the decoder to describe.
+        assert!(check_items(Encoding::Protobuf, b"\xff\xff", 1).is_ok());
+        let json = br#"{"resourceLogs":[{"scopeLogs":[{"logRecords":[{},{},{"body":{"stringValue":"{[{["}}]}]}]}"#;
+        assert!(check_items(Encoding::Json, json, 10).is_ok());
+        assert!(check_items(Encoding::Json, json, 9).is_err());
     }
 
     #[test]
