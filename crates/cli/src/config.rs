@@ -41,6 +41,14 @@
 //! cert_file = "server.pem"      # certificate chain, both listeners
 //! key_file = "server.key"
 //! client_ca_file = "ca.pem"     # set: clients need a certificate it signed
+//!
+//! [ingest]                      # Loki's discovery and otlp_config (docs/otlp.md)
+//! discover_service_name = ["service", "app", "job"]   # [] turns it off
+//! discover_log_levels = true
+//! [ingest.otlp_config.resource_attributes]
+//! attributes_config = [{ action = "index_label", attributes = ["service.group"] }]
+//! [ingest.tenants.team-a]       # per-tenant overrides
+//! discover_log_levels = false
 //! ```
 
 use anyhow::Context;
@@ -67,6 +75,9 @@ pub struct FileConfig {
     /// overrides file).
     pub tenants: BTreeMap<String, toml::Table>,
     pub scrub: ScrubConfig,
+    /// Discovery of service names and levels, and the OTLP mapping, with
+    /// per-tenant overrides (docs/otlp.md).
+    pub ingest: skald_server::IngestConfig,
 }
 
 /// `[scrub]`: masking secrets at ingest.
@@ -139,6 +150,7 @@ impl FileConfig {
         );
         self.tenant_limits()?;
         self.scrubber()?;
+        self.ingest.validate().map_err(anyhow::Error::msg)?;
         Ok(())
     }
 

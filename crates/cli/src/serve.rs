@@ -102,7 +102,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             .with_context(|| format!("opening the store in {}", args.data_dir.display()))?,
     );
     tracing::info!(data_dir = %args.data_dir.display(), took_ms = opened.elapsed().as_millis() as u64, "store open");
-    let state = app_state(store.clone(), cfg.http.clone())?;
+    let state = app_state(store.clone(), cfg.http.clone(), cfg.ingest.clone())?;
     if let Some(path) = &args.config {
         let _guard = runtime.enter();
         crate::reload::spawn(path.clone(), store.clone(), cfg.reloadable()?)
@@ -120,6 +120,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
 pub fn app_state(
     store: Arc<Store>,
     config: skald_server::ServerConfig,
+    ingest: skald_server::IngestConfig,
 ) -> anyhow::Result<Arc<AppState>> {
     Ok(Arc::new(AppState {
         store: store.clone(),
@@ -130,6 +131,7 @@ pub fn app_state(
                 .map_err(|e| anyhow::anyhow!("loading delete requests: {e}"))?,
         ),
         exports: Default::default(),
+        ingest,
     }))
 }
 
@@ -170,7 +172,8 @@ async fn serve(
     let grpc_router = tonic::transport::Server::builder()
         .add_service(health_service)
         .add_service(reflection)
-        .add_service(skald_server::grpc::service(state.clone()));
+        .add_service(skald_server::grpc::service(state.clone()))
+        .add_service(skald_server::grpc::otlp_logs_service(state.clone()));
     let grpc_tls = tls.clone();
     let grpc_server = async move {
         match grpc_tls {

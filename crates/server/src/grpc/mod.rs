@@ -13,6 +13,7 @@
 
 mod export;
 mod monitor;
+mod otlp;
 mod push;
 pub(crate) mod query;
 mod streams;
@@ -32,6 +33,7 @@ pub mod proto {
         tonic::include_file_descriptor_set!("skald_v1_descriptor");
 }
 
+pub use otlp::otlp_logs_service;
 use proto::log_service_server::{LogService, LogServiceServer};
 
 /// The service, ready to add to a tonic server.
