@@ -164,14 +164,20 @@ async fn serve(
     health_reporter
         .set_service_status("", tonic_health::ServingStatus::Serving)
         .await;
+    health_reporter
+        .set_service_status("skald.v1.LogService", tonic_health::ServingStatus::Serving)
+        .await;
     let mut grpc_stop = stop_rx.clone();
     let grpc_stopped = async move {
         let _ = grpc_stop.wait_for(|s| *s).await;
     };
     let reflection = skald_server::grpc::reflection().context("gRPC reflection")?;
+    let reflection_v1alpha =
+        skald_server::grpc::reflection_v1alpha().context("gRPC reflection v1alpha")?;
     let grpc_router = tonic::transport::Server::builder()
         .add_service(health_service)
         .add_service(reflection)
+        .add_service(reflection_v1alpha)
         .add_service(skald_server::grpc::service(state.clone()))
         .add_service(skald_server::grpc::otlp_logs_service(state.clone()));
     let grpc_tls = tls.clone();
