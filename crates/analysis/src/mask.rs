@@ -275,12 +275,12 @@ mod tests {
     #[test]
     fn uuids_hex_paths_urls_and_values() {
         assert_eq!(
-            masked("id 123e4567-e89b-12d3-a456-426614174000 deadbeefcafe"),
-            ["id", "<_>", "<_>"]
+            masked("id 123e4567-e89b-12d3-a456-426614174000 of deadbeefcafe"),
+            ["id", "<_>", "of", "<_>"]
         );
         assert_eq!(
-            masked("open /var/log/x.log https://a.b/c user=alice"),
-            ["open", "<_>", "<_>", "user=<_>"]
+            masked("open /var/log/x.log from https://a.b/c user=alice"),
+            ["open", "<_>", "from", "<_>", "user=<_>"]
         );
     }
 

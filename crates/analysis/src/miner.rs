@@ -392,16 +392,22 @@ mod tests {
         let start = m.add("cupsd startup succeeded");
         let stop = m.add("cupsd shutdown succeeded");
         assert_ne!(start, stop, "two values are two events");
-        let alice = m.add("session opened for alice");
-        let bob = m.add("session opened for bob");
-        assert_ne!(alice, bob);
-        let carol = m.add("session opened for carol");
-        assert_eq!(m.resolve(alice), Some(carol));
-        assert_eq!(m.resolve(bob), Some(carol));
-        assert_eq!(m.get(carol).unwrap().text(), "session opened for <_>");
-        assert_eq!(m.get(carol).unwrap().count, 3);
-        assert_eq!(m.add("session opened for dave"), carol);
+        let users = ["alice", "bob", "carol"].map(|u| m.add(&format!("session opened for {u}")));
+        assert_eq!(m.len(), 5, "three values are not yet a variable");
+        let dave = m.add("session opened for dave");
+        let merged = m.resolve(dave).unwrap();
+        for user in users {
+            assert_eq!(m.resolve(user), Some(merged));
+        }
+        assert_eq!(m.get(merged).unwrap().text(), "session opened for <_>");
+        assert_eq!(m.get(merged).unwrap().count, 4);
+        let erin = m.add("session opened for erin");
+        assert_eq!(m.resolve(erin), Some(merged));
         assert_eq!(m.len(), 3);
+        // A masked value beside a word is evidence enough.
+        let lo = m.add("device lo up");
+        let eth0 = m.add("device eth0 up");
+        assert_eq!(m.resolve(eth0), m.resolve(lo));
     }
 
     #[test]
