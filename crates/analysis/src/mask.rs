@@ -48,6 +48,12 @@ impl Masked {
             .map(|&(s, e)| &self.text[s as usize..e as usize])
     }
 
+    fn last_ends_with_wildcard(&self) -> bool {
+        self.spans
+            .last()
+            .is_some_and(|&(s, e)| self.text[s as usize..e as usize].ends_with(WILDCARD))
+    }
+
     fn last_is_wildcard(&self) -> bool {
         self.spans
             .last()
@@ -98,6 +104,21 @@ pub fn mask_into(line: &str, max_tokens: usize, out: &mut Masked) {
         while i < bytes.len() && !bytes[i].is_ascii_whitespace() {
             i += 1;
         }
+        // `key="a quoted phrase"` is one token: its value is data.
+        if let Some(eq) = line[start..i]
+            .find("=\"")
+            .or_else(|| line[start..i].find("='"))
+        {
+            let quote = bytes[start + eq + 1];
+            let value = &bytes[start + eq + 2..i];
+            let closed = value.last() == Some(&quote) && !value.is_empty();
+            if !closed && let Some(close) = bytes[i..].iter().position(|&b| b == quote) {
+                i += close + 1;
+                while i < bytes.len() && !bytes[i].is_ascii_whitespace() {
+                    i += 1;
+                }
+            }
+        }
         // A quoted word is a value (`'root'`, `"eth0"`); a quoted phrase
         // is left to the tokens it is made of, which often name the event
         // (`"GET /x HTTP/1.1"`).
@@ -116,7 +137,7 @@ fn is_word_byte(b: u8) -> bool {
 
 fn mask_token(token: &str, out: &mut Masked) {
     let bytes = token.as_bytes();
-    if out.last_is_wildcard() && is_unit(token) {
+    if out.last_ends_with_wildcard() && is_unit(token) {
         // `12 ms`, `(0.0 KB)`: the unit belongs to the value before it.
         return;
     }
@@ -291,6 +312,10 @@ mod tests {
             ["said", "\"GET", "<_>", "HTTP/<_>.<_>\"", "then", "<_>"]
         );
         assert_eq!(masked(r#"said "hello"#), ["said", "\"hello"]);
+        assert_eq!(
+            masked(r#"msg="slow query" took=1s x="y""#),
+            ["msg=<_>", "took=<_>", "x=<_>"]
+        );
     }
 
     #[test]
@@ -310,6 +335,7 @@ mod tests {
         );
         assert_eq!(masked("5 bytes"), ["<_>"]);
         assert_eq!(masked("no bytes"), ["no", "bytes"]);
+        assert_eq!(masked("took=12 ms"), ["took=<_>"]);
     }
 
     #[test]
