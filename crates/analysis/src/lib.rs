@@ -14,6 +14,8 @@
 //! alone.
 
 pub mod eval;
+pub mod index;
+pub mod level;
 pub mod mask;
 pub mod miner;
 

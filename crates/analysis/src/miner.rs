@@ -186,6 +186,13 @@ impl Miner {
         self.patterns.iter().map(|(&id, p)| (PatternId(id), p))
     }
 
+    /// Forgets where merged patterns went (ids handed out before now may
+    /// then resolve to `None`): callers that resolved their ids call it
+    /// to keep the history bounded.
+    pub fn clear_merge_history(&mut self) {
+        self.forward.clear();
+    }
+
     /// Assigns `line` a pattern, updating the pattern's template and count.
     pub fn add(&mut self, line: &str) -> PatternId {
         self.stats.lines += 1;
