@@ -32,8 +32,8 @@
 //! client_ca_file = "ca.pem"     # set: clients need a certificate it signed
 //!
 //! [ingest]                      # Loki's discovery and otlp_config (docs/otlp.md)
-//! discover_service_name = ["service", "app", "job"]   # [] turns it off
-//! discover_log_levels = true
+//! discover_service_name = ["service", "app", "job"]   # default [] (off)
+//! discover_log_levels = true    # default false
 //! [ingest.otlp_config.resource_attributes]
 //! attributes_config = [{ action = "index_label", attributes = ["service.group"] }]
 //! [ingest.tenants.team-a]       # per-tenant overrides
@@ -121,5 +121,32 @@ mod tests {
             toml::from_str("[tls]\ncert_file = \"a.pem\"\nkey_file = \"a.key\"\n").unwrap();
         assert_eq!(tls.tls.cert_file.as_deref(), Some(Path::new("a.pem")));
         assert!(toml::from_str::<FileConfig>("[tls]\ncert = \"a.pem\"\n").is_err());
+    }
+
+    #[test]
+    fn ingest_settings_parse_per_tenant_and_bad_otlp_rules_are_refused() {
+        let cfg: FileConfig = toml::from_str(
+            "[ingest]\ndiscover_log_levels = true\n[ingest.tenants.a.otlp_config]\nseverity_text_as_label = true\n",
+        )
+        .unwrap();
+        cfg.validate().unwrap();
+        assert!(cfg.ingest.discover_log_levels);
+        assert!(
+            cfg.ingest.tenants["a"]
+                .otlp_config
+                .as_ref()
+                .unwrap()
+                .severity_text_as_label
+        );
+        let bad: FileConfig = toml::from_str(
+            "[[ingest.otlp_config.log_attributes]]\naction = \"drop\"\nregex = \"(\"\n",
+        )
+        .unwrap();
+        let err = bad.validate().unwrap_err().to_string();
+        assert!(
+            err.contains("ingest.otlp_config: log_attributes[0].regex"),
+            "{err}"
+        );
+        assert!(toml::from_str::<FileConfig>("[ingest]\ndiscover_levels = true\n").is_err());
     }
 }
