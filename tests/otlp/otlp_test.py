@@ -252,6 +252,31 @@ def test_bad_payloads():
     check(names.get("data", []) == [], f"bad payloads stored something: {names}")
 
 
+def test_grpc_bad_payload():
+    """A record the mapping refuses: INVALID_ARGUMENT with the reason, over
+    the same gRPC method the exporter calls."""
+    import grpc
+    from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+    from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord, ResourceLogs, ScopeLogs
+
+    req = ExportLogsServiceRequest(
+        resource_logs=[ResourceLogs(scope_logs=[ScopeLogs(log_records=[LogRecord(span_id=b"\x01\x02")])])]
+    )
+    with grpc.insecure_channel(GRPC) as channel:
+        export = channel.unary_unary(
+            "/opentelemetry.proto.collector.logs.v1.LogsService/Export",
+            request_serializer=lambda m: m.SerializeToString(),
+            response_deserializer=lambda b: b,
+        )
+        try:
+            export(req, metadata=(("x-scope-orgid", "otlp-bad"),), timeout=10)
+        except grpc.RpcError as e:
+            check(e.code() == grpc.StatusCode.INVALID_ARGUMENT, f"code {e.code()}")
+            check("spanId: must be 8 bytes" in e.details(), f"details {e.details()!r}")
+        else:
+            raise Failed("a 2-byte span id was accepted")
+
+
 def test_drilldown():
     now = time.time_ns()
     rng = {"start": now - 3600 * 10**9, "end": now + 10**9}
@@ -280,6 +305,7 @@ def main():
         ("grpc", test_grpc),
         ("json_gzip", test_json_gzip),
         ("bad_payloads", test_bad_payloads),
+        ("grpc_bad_payload", test_grpc_bad_payload),
         ("drilldown", test_drilldown),
     ]:
         start = time.time()

@@ -65,7 +65,16 @@ HTTP_PORT="$(free_port)"
 GRPC_PORT="$(free_port)"
 while [ "$GRPC_PORT" = "$HTTP_PORT" ]; do GRPC_PORT="$(free_port)"; done
 
-"$SKALD_BIN" serve --data-dir "$WORK/data" \
+# Discovery as Loki 3 does it by default (Skald's default is off).
+cat >"$WORK/skald.toml" <<'TOML'
+[ingest]
+discover_service_name = ["service", "app", "application", "app_name", "name",
+  "app_kubernetes_io_name", "container", "container_name", "k8s_container_name",
+  "component", "workload", "job", "k8s_job_name"]
+discover_log_levels = true
+TOML
+
+"$SKALD_BIN" serve --config "$WORK/skald.toml" --data-dir "$WORK/data" \
   --http-addr "127.0.0.1:$HTTP_PORT" --grpc-addr "127.0.0.1:$GRPC_PORT" \
   >"$WORK/skald.log" 2>&1 &
 SERVER_PID=$!

@@ -43,8 +43,8 @@
 //! client_ca_file = "ca.pem"     # set: clients need a certificate it signed
 //!
 //! [ingest]                      # Loki's discovery and otlp_config (docs/otlp.md)
-//! discover_service_name = ["service", "app", "job"]   # [] turns it off
-//! discover_log_levels = true
+//! discover_service_name = ["service", "app", "job"]   # default [] (off)
+//! discover_log_levels = true    # default false
 //! [ingest.otlp_config.resource_attributes]
 //! attributes_config = [{ action = "index_label", attributes = ["service.group"] }]
 //! [ingest.tenants.team-a]       # per-tenant overrides
@@ -314,5 +314,31 @@ max_line_size_truncate = true
             toml::from_str("[[scrub.rule]]\nregex = '('\nreplacement = 'y'\n").unwrap();
         let err = format!("{:#}", bad.scrubber().unwrap_err());
         assert!(err.contains("#1") && err.contains("regex"), "{err}");
+
+    #[test]
+    fn ingest_settings_parse_per_tenant_and_bad_otlp_rules_are_refused() {
+        let cfg: FileConfig = toml::from_str(
+            "[ingest]\ndiscover_log_levels = true\n[ingest.tenants.a.otlp_config]\nseverity_text_as_label = true\n",
+        )
+        .unwrap();
+        cfg.validate().unwrap();
+        assert!(cfg.ingest.discover_log_levels);
+        assert!(
+            cfg.ingest.tenants["a"]
+                .otlp_config
+                .as_ref()
+                .unwrap()
+                .severity_text_as_label
+        );
+        let bad: FileConfig = toml::from_str(
+            "[[ingest.otlp_config.log_attributes]]\naction = \"drop\"\nregex = \"(\"\n",
+        )
+        .unwrap();
+        let err = bad.validate().unwrap_err().to_string();
+        assert!(
+            err.contains("ingest.otlp_config: log_attributes[0].regex"),
+            "{err}"
+        );
+        assert!(toml::from_str::<FileConfig>("[ingest]\ndiscover_levels = true\n").is_err());
     }
 }

@@ -10,6 +10,9 @@
 //!
 //! The settings are per tenant ([`IngestConfig::for_tenant`]): a tenant's
 //! entry under `[ingest.tenants.NAME]` overrides the defaults key by key.
+//! Both are off unless configured: turning them on changes the stream
+//! labels (and, without categorize-labels, the query answers) of every
+//! push, which existing clients and tests pin (docs/otlp.md).
 //!
 //! Not here: label and line limits (the store validates those after
 //! discovery, so a discovered label counts against them as in Loki).
@@ -40,10 +43,12 @@ pub(crate) const SEVERITY_NUMBER: &str = "severity_number";
 pub struct IngestConfig {
     /// Stream labels whose value becomes `service_name` when a stream has
     /// none, first present wins; none present gives `unknown_service`.
-    /// Empty turns the discovery off.
+    /// Empty (the default) turns the discovery off; Loki's list is
+    /// [`LOKI_SERVICE_NAME_SOURCES`].
     pub discover_service_name: Vec<String>,
     /// Add `detected_level` structured metadata to every entry that lacks
-    /// it, from a level label or field, the OTLP severity, or the line.
+    /// it, from a level label or field, the OTLP severity, or the line
+    /// (default off; Loki's default is on).
     pub discover_log_levels: bool,
     /// Field and label names that hold a level, in order of preference.
     pub log_level_fields: Vec<String>,
@@ -64,44 +69,71 @@ pub struct TenantIngestConfig {
     pub otlp_config: Option<OtlpConfig>,
 }
 
+/// Loki 3's default `discover_service_name`: the stream labels that name a
+/// service, in order of preference.
+pub const LOKI_SERVICE_NAME_SOURCES: &[&str] = &[
+    "service",
+    "app",
+    "application",
+    "app_name",
+    "name",
+    "app_kubernetes_io_name",
+    "container",
+    "container_name",
+    "k8s_container_name",
+    "component",
+    "workload",
+    "job",
+    "k8s_job_name",
+];
+
+/// Loki 3's default `log_level_fields`.
+pub const LOKI_LOG_LEVEL_FIELDS: &[&str] = &[
+    "level",
+    "LEVEL",
+    "Level",
+    "log.level",
+    "severity",
+    "SEVERITY",
+    "Severity",
+    "SeverityText",
+    "lvl",
+    "LVL",
+    "Lvl",
+    "severity_text",
+    "Severity_Text",
+    "SEVERITY_TEXT",
+];
+
 impl Default for IngestConfig {
+    /// Discovery off (Loki turns it on by default; Skald does not yet
+    /// change what existing pushes store), Loki's level fields, Loki's OTLP
+    /// mapping. `loki_defaults` gives Loki 3's settings.
     fn default() -> Self {
-        let strings = |v: &[&str]| v.iter().map(|s| s.to_string()).collect();
         IngestConfig {
-            discover_service_name: strings(&[
-                "service",
-                "app",
-                "application",
-                "app_name",
-                "name",
-                "app_kubernetes_io_name",
-                "container",
-                "container_name",
-                "k8s_container_name",
-                "component",
-                "workload",
-                "job",
-                "k8s_job_name",
-            ]),
-            discover_log_levels: true,
-            log_level_fields: strings(&[
-                "level",
-                "LEVEL",
-                "Level",
-                "log.level",
-                "severity",
-                "SEVERITY",
-                "Severity",
-                "SeverityText",
-                "lvl",
-                "LVL",
-                "Lvl",
-                "severity_text",
-                "Severity_Text",
-                "SEVERITY_TEXT",
-            ]),
+            discover_service_name: Vec::new(),
+            discover_log_levels: false,
+            log_level_fields: LOKI_LOG_LEVEL_FIELDS
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
             otlp_config: OtlpConfig::default(),
             tenants: BTreeMap::new(),
+        }
+    }
+}
+
+impl IngestConfig {
+    /// Loki 3's defaults: service names from [`LOKI_SERVICE_NAME_SOURCES`]
+    /// and `detected_level` on.
+    pub fn loki_defaults() -> Self {
+        IngestConfig {
+            discover_service_name: LOKI_SERVICE_NAME_SOURCES
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+            discover_log_levels: true,
+            ..IngestConfig::default()
         }
     }
 }
@@ -376,7 +408,7 @@ mod tests {
     use skald_model::{Entry, Timestamp};
 
     fn fields() -> Vec<String> {
-        IngestConfig::default().log_level_fields
+        IngestConfig::loki_defaults().log_level_fields
     }
 
     fn level(stream: &str, line: &str, metadata: &[(&str, &str)]) -> Option<String> {
@@ -387,7 +419,7 @@ mod tests {
 
     #[test]
     fn service_name_comes_from_the_first_source_label_present() {
-        let sources = IngestConfig::default().discover_service_name;
+        let sources = IngestConfig::loki_defaults().discover_service_name;
         let ls = |s: &str| LabelSet::parse(s).unwrap();
         assert_eq!(
             service_name(&ls(r#"{job="j", app="a"}"#), &sources).as_deref(),
@@ -463,7 +495,7 @@ mod tests {
             labels: LabelSet::parse(r#"{app="api"}"#).unwrap(),
             entries: vec![Entry::new(Timestamp(1), "level=error boom")],
         };
-        let mut cfg = IngestConfig::default();
+        let mut cfg = IngestConfig::loki_defaults();
         cfg.tenants.insert(
             "quiet".into(),
             TenantIngestConfig {
