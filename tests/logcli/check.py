@@ -168,7 +168,8 @@ def run_checks():
 
     @check("query -o jsonl")
     def _():
-        out = logcli("query", '{app="shop", env="prod"}', "--since", "1h", "-o", "jsonl", "-q").stdout
+        out = logcli("query", '{app="shop", env="prod"}', "--since", "1h", "-o", "jsonl", "-q",
+                     "--include-common-labels").stdout
         docs = [json.loads(l) for l in lines_of(out)]
         expect(len(docs) == 10, f"{len(docs)} objects")
         d = docs[0]
