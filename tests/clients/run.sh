@@ -100,7 +100,7 @@ node_deps() {
 # the workspace's target/ directory (ignored by git).
 TRACING_LOKI_DIR="$HERE/tracing-loki"
 TRACING_LOKI_TARGET="$HERE/../../target/tracing-loki-check"
-TRACING_LOKI_BIN="$TRACING_LOKI_TARGET/debug/tracing-loki-check"
+TRACING_LOKI_BIN="$TRACING_LOKI_TARGET/debug/skald-tracing-check"
 
 rust_deps() {
   log "building the tracing-loki check"

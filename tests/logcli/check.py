@@ -168,7 +168,8 @@ def run_checks():
 
     @check("query -o jsonl")
     def _():
-        out = logcli("query", '{app="shop", env="prod"}', "--since", "1h", "-o", "jsonl", "-q").stdout
+        out = logcli("query", '{app="shop", env="prod"}', "--since", "1h", "-o", "jsonl", "-q",
+                     "--include-common-labels").stdout
         docs = [json.loads(l) for l in lines_of(out)]
         expect(len(docs) == 10, f"{len(docs)} objects")
         d = docs[0]
@@ -269,9 +270,11 @@ def run_checks():
         logcli("delete", "create", '{app="victim"}', "--from", rfc3339(start), "--to", rfc3339(end), "-q")
         out = logcli("delete", "list", "-q").stdout
         expect('{app="victim"}' in out and "received" in out, f"list: {out!r}")
-        listed = json.loads(logcli("delete", "list", "--output=json", "-q").stdout)
+        # -o jsonl: logcli decodes start_time/end_time into int64 and
+        # prints them back.
+        listed = json.loads(logcli("delete", "list", "-o", "jsonl", "-q").stdout)
         expect(len(listed) == 1 and listed[0]["start_time"] == int(start) and listed[0]["end_time"] == int(end),
-               f"list --output=json: {listed}")
+               f"list -o jsonl: {listed}")
         gone = logcli("query", '{app="victim"}', "--since", "1h", "-o", "raw", "-q").stdout
         expect(gone.strip() == "", f"deleted lines still answered: {gone!r}")
         ids = [v for v in raw_list() if v["query"] == '{app="victim"}']

@@ -9,6 +9,9 @@
 # suite, external tools) are only shown, and checked for what they claim
 # where that can be checked (the defaults of `skald serve`).
 #
+# A block passes when it exits 0 and its output (stdout and stderr) holds
+# every regex expect.tsv gives for it (keyed by its first line).
+#
 # Python blocks need python-logging-loki: README_PYTHON, else the
 # virtualenv tests/clients/run.sh makes.
 #
@@ -89,6 +92,22 @@ for _ in $(seq 1 150); do
 done
 log "skald serving on 127.0.0.1:$HTTP_PORT (gRPC $GRPC_PORT)"
 
+declare -A USED=()
+# Checks the output of the block whose first line is $1 against expect.tsv.
+expectations_met() {
+  local first=$1 out=$2 key regex ok=0
+  while IFS=$'\t' read -r key regex; do
+    case "$key" in '#'*|'') continue ;; esac
+    [[ "$first" == "$key"* ]] || continue
+    USED["$key"]=1
+    if ! grep -qE -- "$regex" "$out"; then
+      echo "    expected output matching: $regex" >&2
+      ok=1
+    fi
+  done <"$HERE/expect.tsv"
+  return "$ok"
+}
+
 while read -r verdict file line first; do
   if [ "$verdict" = "skip" ]; then
     # "skip INFO LINE FIRST": `file` holds the info string here.
@@ -102,7 +121,8 @@ while read -r verdict file line first; do
     *.py) cmd=("$PY" "$path") ;;
   esac
   if (cd "$WORK/play" && PATH="$WORK/bin:$PATH" SKALD_ADDR="http://127.0.0.1:$HTTP_PORT" \
-      NO_COLOR=1 timeout 120 "${cmd[@]}" </dev/null >"$path.out" 2>&1); then
+      NO_COLOR=1 timeout 120 "${cmd[@]}" </dev/null >"$path.out" 2>&1) &&
+    expectations_met "$first" "$path.out"; then
     log "PASS line $line: ${first:0:70}"
     PASSED=$((PASSED + 1))
   else
@@ -115,6 +135,13 @@ while read -r verdict file line first; do
   fi
 done < <(python3 "$HERE/blocks.py" "$README" "$WORK/blocks" "$HTTP_PORT" "$GRPC_PORT")
 
+while IFS=$'\t' read -r key _; do
+  case "$key" in '#'*|'') continue ;; esac
+  if [ -z "${USED[$key]:-}" ]; then
+    echo "[readme] FAIL expect.tsv names a block that is not in the README: $key" >&2
+    FAILED=$((FAILED + 1))
+  fi
+done <"$HERE/expect.tsv"
 if [ $((PASSED + FAILED)) -le 1 ]; then
   echo "no block of $README was run (see blocks.py's error above)" >&2
   FAILED=$((FAILED + 1))

@@ -279,3 +279,74 @@ fn export_refuses_follow() {
     );
     assert!(!data.exists(), "nothing opened for a refused command line");
 }
+
+/// `skald logs -o raw|jsonl` print what `-o` means for `skald query`: the
+/// lines as the components wrote them, or one JSON object per line; and a
+/// crash report without a level word is stored as an error.
+#[test]
+fn logs_prints_raw_lines_and_jsonl() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_pipeline(
+        dir.path(),
+        r#"
+name: demo
+components:
+  py:
+    command: sh
+    args: ["-c", "echo 'starting'; echo 'Traceback (most recent call last):' >&2; echo 'panic: nil map' >&2"]
+"#,
+    );
+    let data = dir.path().join("data");
+    let data = data.to_str().unwrap();
+    let o = skald(&["run", &file, "--data-dir", data, "-q"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+
+    let o = skald(&["logs", "demo", "--data-dir", data, "-o", "raw"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let mut raw: Vec<String> = text(&o.stdout).lines().map(str::to_string).collect();
+    raw.sort();
+    assert_eq!(
+        raw,
+        [
+            "Traceback (most recent call last):",
+            "[skald] exited: exit status: 0",
+            "panic: nil map",
+            "starting"
+        ]
+    );
+
+    let o = skald(&[
+        "logs",
+        "demo",
+        "--data-dir",
+        data,
+        "-o",
+        "jsonl",
+        "-l",
+        "error",
+    ]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let rows: Vec<Value> = text(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    for r in &rows {
+        assert_eq!(r["level"], "error");
+        assert_eq!(r["component"], "py");
+        assert_eq!(r["stream"], "stderr");
+    }
+
+    // -o and --export are two answers to one question.
+    let o = skald(&[
+        "logs",
+        "demo",
+        "--data-dir",
+        data,
+        "-o",
+        "raw",
+        "--export",
+        "json",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+}

@@ -10,7 +10,7 @@
 //! must find a field in it. Writes `$SKALD_MANIFEST_DIR/tracing_loki.json`
 //! for the after-restart check of `tests/clients/run.sh`.
 //!
-//! Usage: SKALD_URL=http://127.0.0.1:3100 tracing-loki-check
+//! Usage: SKALD_URL=http://127.0.0.1:3100 skald-tracing-check
 
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
