@@ -116,6 +116,8 @@ pub fn app_state(
     store: Arc<Store>,
     config: skald_server::ServerConfig,
 ) -> anyhow::Result<Arc<AppState>> {
+    let analysis = skald_server::analysis::attach(&store, &config.analysis)
+        .context("opening the pattern index")?;
     Ok(Arc::new(AppState {
         store: store.clone(),
         config,
@@ -125,6 +127,7 @@ pub fn app_state(
                 .map_err(|e| anyhow::anyhow!("loading delete requests: {e}"))?,
         ),
         exports: Default::default(),
+        analysis,
     }))
 }
 

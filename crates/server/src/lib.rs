@@ -11,6 +11,7 @@
 //! Not here: storage, query evaluation, configuration files (the `skald`
 //! binary loads those and hands over a [`ServerConfig`]).
 
+pub mod analysis;
 mod delete;
 mod error;
 mod export;
@@ -57,6 +58,8 @@ pub struct ServerConfig {
     /// applied to log queries without filters or parsers, which stop at
     /// their limit.
     pub max_query_bytes_read: u64,
+    /// Pattern mining at ingest (`[http.analysis]`).
+    pub analysis: skald_analysis::index::IndexConfig,
 }
 
 impl Default for ServerConfig {
@@ -68,6 +71,7 @@ impl Default for ServerConfig {
             max_query_length_hours: 30 * 24 + 1,
             max_query_series: 500,
             max_query_bytes_read: 0,
+            analysis: Default::default(),
         }
     }
 }
@@ -81,6 +85,8 @@ pub struct AppState {
     pub deletes: Arc<Deletes>,
     /// Background export jobs.
     pub exports: Exports,
+    /// The pattern index, when mining is on.
+    pub analysis: Option<Arc<skald_analysis::index::PatternIndex>>,
 }
 
 /// The HTTP API.
@@ -136,6 +142,10 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route(
             "/loki/api/v1/index/volume_range",
             get(volume::volume_range).post(volume::volume_range),
+        )
+        .route(
+            "/loki/api/v1/patterns",
+            get(analysis::patterns).post(analysis::patterns),
         )
         .route("/ready", get(status::ready))
         .route("/loki/api/v1/status/buildinfo", get(status::buildinfo))
