@@ -239,7 +239,9 @@ impl PatternIndex {
 
     /// Pattern series over a range, most frequent first.
     pub fn query(&self, q: &PatternQuery<'_>) -> std::io::Result<Vec<PatternSeries>> {
-        write_pending(&self.inner, &mut self.inner.state.lock())?;
+        // Read what was pushed before the query: everything queued is
+        // mined and written first.
+        self.sync()?;
         let step = q.step.max(1);
         let mut series: BTreeMap<(String, String), BTreeMap<i64, u64>> = BTreeMap::new();
         let mut stream_matches: HashMap<String, bool> = HashMap::new();

@@ -90,7 +90,10 @@ fn json_level(line: &str) -> Option<Level> {
 
 fn trim(s: &str) -> &str {
     s.trim_matches(|c: char| {
-        matches!(c, '[' | ']' | '(' | ')' | '<' | '>' | ':' | ',' | '"' | '\'' | '{' | '}')
+        matches!(
+            c,
+            '[' | ']' | '(' | ')' | '<' | '>' | ':' | ',' | '"' | '\'' | '{' | '}'
+        )
     })
 }
 

@@ -13,6 +13,7 @@
 //! computation over lines, so it can run on any thread and be measured
 //! alone.
 
+pub mod errors;
 pub mod eval;
 pub mod index;
 pub mod level;

@@ -10,6 +10,7 @@ mod bench;
 mod config;
 mod debug;
 mod reload;
+mod patterns;
 mod remote;
 mod run;
 mod serve;
@@ -74,6 +75,9 @@ enum Command {
     Run(run::RunArgs),
     /// Show (and follow) the stored output of a pipeline run.
     Logs(run::logs::LogsArgs),
+    /// Mine log patterns from a file.
+    #[command(subcommand)]
+    Patterns(patterns::PatternsCommand),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions { shell: clap_complete::Shell },
 }
@@ -94,6 +98,7 @@ fn main() -> ExitCode {
         Command::Export(args) => remote::export::run(args),
         Command::Run(args) => run::run(args),
         Command::Logs(args) => run::logs::run(args),
+        Command::Patterns(cmd) => patterns::run(cmd),
         Command::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(shell, &mut cmd, "skald", &mut std::io::stdout());

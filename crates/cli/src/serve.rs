@@ -122,6 +122,8 @@ pub fn app_state(
     config: skald_server::ServerConfig,
     ingest: skald_server::IngestConfig,
 ) -> anyhow::Result<Arc<AppState>> {
+    let analysis = skald_server::analysis::attach(&store, &config.analysis)
+        .context("opening the pattern index")?;
     Ok(Arc::new(AppState {
         store: store.clone(),
         config,
@@ -132,6 +134,7 @@ pub fn app_state(
         ),
         exports: Default::default(),
         ingest,
+        analysis,
     }))
 }
 

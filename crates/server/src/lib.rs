@@ -11,6 +11,7 @@
 //! Not here: storage, query evaluation, configuration files (the `skald`
 //! binary loads those and hands over a [`ServerConfig`]).
 
+pub mod analysis;
 mod delete;
 pub mod discovery;
 mod drilldown;
@@ -61,6 +62,8 @@ pub struct ServerConfig {
     /// applied to log queries without filters or parsers, which stop at
     /// their limit.
     pub max_query_bytes_read: u64,
+    /// Pattern mining at ingest (`[http.analysis]`).
+    pub analysis: skald_analysis::index::IndexConfig,
 }
 
 impl Default for ServerConfig {
@@ -72,6 +75,7 @@ impl Default for ServerConfig {
             max_query_length_hours: 30 * 24 + 1,
             max_query_series: 500,
             max_query_bytes_read: 0,
+            analysis: Default::default(),
         }
     }
 }
@@ -87,6 +91,8 @@ pub struct AppState {
     pub exports: Exports,
     /// Per-tenant ingest settings: discovery and the OTLP mapping.
     pub ingest: IngestConfig,
+    /// The pattern index, when mining is on.
+    pub analysis: Option<Arc<skald_analysis::index::PatternIndex>>,
 }
 
 /// The HTTP API.
@@ -158,6 +164,10 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route(
             "/loki/api/v1/detected_field/{name}/values",
             get(drilldown::detected_field_values).post(drilldown::detected_field_values),
+        )
+        .route(
+            "/loki/api/v1/patterns",
+            get(analysis::patterns).post(analysis::patterns),
         )
         .route("/ready", get(status::ready))
         .route("/loki/api/v1/status/buildinfo", get(status::buildinfo))

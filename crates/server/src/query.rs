@@ -121,7 +121,7 @@ pub(crate) fn check_length(
 
 /// `step` as given (float seconds, `15s`, `15000ms`), or Loki's default:
 /// the range over 250 points, rounded up to whole seconds, at least 1s.
-fn step(params: &Params, start: Timestamp, end: Timestamp) -> Result<i64, ApiError> {
+pub(crate) fn step(params: &Params, start: Timestamp, end: Timestamp) -> Result<i64, ApiError> {
     let range = end.0.saturating_sub(start.0);
     let step = match params.get("step") {
         Some(v) => skald_wire::parse_step(v)

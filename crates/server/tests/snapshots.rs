@@ -144,6 +144,7 @@ async fn http_api_snapshots() {
         deletes: Arc::new(Deletes::open(store.clone()).expect("deletes")),
         exports: Default::default(),
         ingest: Default::default(),
+        analysis: None,
     });
     let router = app(state);
     let update = std::env::var_os("SNAPSHOT_UPDATE").is_some();
@@ -231,6 +232,7 @@ async fn queries_reading_too_many_bytes_are_refused() {
         deletes: Arc::new(Deletes::open(store.clone()).expect("deletes")),
         exports: Default::default(),
         ingest: Default::default(),
+        analysis: None,
     });
     let router = app(state);
     let get = |path: &str, query: &str, step: Option<&str>| {

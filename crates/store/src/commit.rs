@@ -452,7 +452,7 @@ fn commit_group(
     }
     for p in group.iter_mut() {
         let streams = std::mem::take(&mut p.streams);
-        if shared.tail.has_subscribers() {
+        if shared.tail.has_subscribers() || shared.commit_hook.get().is_some() {
             tailed.push((p.tenant.clone(), streams.clone()));
         }
         let (entries, bytes, dups) = apply(&mut state, &p.tenant, streams);
@@ -476,8 +476,11 @@ fn commit_group(
         state.head_since = None;
     }
     drop(state);
-    for (tenant, streams) in &tailed {
-        shared.tail.publish(tenant, streams);
+    for (tenant, streams) in tailed {
+        shared.tail.publish(&tenant, &streams);
+        if let Some(hook) = shared.commit_hook.get() {
+            hook(&tenant, streams);
+        }
     }
     Ok(())
 }

@@ -220,7 +220,15 @@ pub(crate) struct Shared {
     pub limiter: limits::Limiter,
     /// Rules that mask secrets in lines before anything is written.
     pub scrubber: RwLock<Arc<scrub::Scrubber>>,
+    /// Called by the commit thread with each durable group (see
+    /// [`Store::on_commit`]).
+    pub commit_hook: std::sync::OnceLock<CommitHook>,
 }
+
+/// Receives each group of entries once durable and in the head, on the
+/// commit thread: it must not block (hand the group to a bounded queue and
+/// shed when it is full).
+pub type CommitHook = Box<dyn Fn(&TenantId, Vec<StreamBatch>) + Send + Sync>;
 
 /// Counters exposed for monitoring.
 #[derive(Debug, Clone, Default)]
@@ -352,6 +360,7 @@ impl Store {
             limiter: limits::Limiter::new(config.limits.clone()),
             scrubber: RwLock::new(Arc::new(config.scrub.clone())),
             config,
+            commit_hook: Default::default(),
         });
         let (commands, commands_rx) = mpsc::sync_channel(1024);
         let (jobs, jobs_rx) = mpsc::sync_channel(1);
@@ -388,6 +397,12 @@ impl Store {
 
     pub fn config(&self) -> &StoreConfig {
         &self.shared.config
+    }
+
+    /// Installs the hook that sees every durable group (pattern mining).
+    /// Only the first call takes effect; replayed WAL records are not seen.
+    pub fn on_commit(&self, hook: CommitHook) {
+        let _ = self.shared.commit_hook.set(hook);
     }
 
     /// Validates, logs and applies a push; returns once the accepted

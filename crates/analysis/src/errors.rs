@@ -1,0 +1,318 @@
+//! Error shapes: whether a line reports an error, of which category, and
+//! the parts of its fingerprint (pattern + exception type + top frame).
+//!
+//! A line is an error when its level is error or worse, or when it has an
+//! error shape: an exception or panic head (Java `x.y.FooException:`,
+//! Python `Traceback`/`FooError:`, Go `panic:`, JavaScript `TypeError:`,
+//! Rust `panicked at`), a stack frame (`at x.y(Foo.java:1)`, `File "x.py",
+//! line 1`), or a well-known failure phrase (timeout, connection refused,
+//! out of memory / OOM-killed, permission denied, not found, HTTP 5xx).
+//!
+//! Not for: grouping over time (that is the caller's, keyed by
+//! [`ErrorShape::fingerprint`]), nor stitching multi-line stack traces
+//! (each line is judged alone; a frame line carries its own top frame).
+
+use crate::level::Level;
+
+/// What kind of failure a line reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Category {
+    Exception,
+    Timeout,
+    ConnectionRefused,
+    OutOfMemory,
+    PermissionDenied,
+    NotFound,
+    Http5xx,
+    /// Logged at error level, with no more specific shape.
+    Error,
+}
+
+impl Category {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Category::Exception => "exception",
+            Category::Timeout => "timeout",
+            Category::ConnectionRefused => "connection_refused",
+            Category::OutOfMemory => "out_of_memory",
+            Category::PermissionDenied => "permission_denied",
+            Category::NotFound => "not_found",
+            Category::Http5xx => "http_5xx",
+            Category::Error => "error",
+        }
+    }
+}
+
+/// An error line's shape.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ErrorShape {
+    pub category: Category,
+    /// `java.lang.NullPointerException`, `KeyError`, `panic`, …
+    pub exception: Option<String>,
+    /// The first stack frame on the line (`com.x.Handler.handle`,
+    /// `app.py:handle`), when there is one.
+    pub frame: Option<String>,
+}
+
+impl ErrorShape {
+    /// The group key of an error line with pattern `pattern`.
+    pub fn fingerprint(&self, pattern: &str) -> String {
+        format!(
+            "{}|{}|{}",
+            pattern,
+            self.exception.as_deref().unwrap_or(""),
+            self.frame.as_deref().unwrap_or("")
+        )
+    }
+}
+
+/// Phrases, lower-cased, and the category they mean; first match wins.
+const PHRASES: [(&str, Category); 14] = [
+    ("out of memory", Category::OutOfMemory),
+    ("oomkilled", Category::OutOfMemory),
+    ("oom-kill", Category::OutOfMemory),
+    ("outofmemoryerror", Category::OutOfMemory),
+    ("connection refused", Category::ConnectionRefused),
+    ("econnrefused", Category::ConnectionRefused),
+    ("timed out", Category::Timeout),
+    ("timeout", Category::Timeout),
+    ("deadline exceeded", Category::Timeout),
+    ("permission denied", Category::PermissionDenied),
+    ("access denied", Category::PermissionDenied),
+    ("eacces", Category::PermissionDenied),
+    ("not found", Category::NotFound),
+    ("no such file", Category::NotFound),
+];
+
+/// The error shape of `line` logged at `level`, or `None` for a line that
+/// is not an error.
+pub fn classify(line: &str, level: Level) -> Option<ErrorShape> {
+    let exception = exception_type(line);
+    let frame = top_frame(line);
+    let lower = line.to_ascii_lowercase();
+    let phrase = PHRASES
+        .iter()
+        .find(|(p, _)| lower.contains(p))
+        .map(|&(_, c)| c);
+    let category = match (phrase, &exception, &frame) {
+        // An OOM error is out of memory even when it is an exception.
+        (Some(Category::OutOfMemory), _, _) => Category::OutOfMemory,
+        (_, Some(_), _) | (_, _, Some(_)) => Category::Exception,
+        (Some(c), _, _) => c,
+        _ if http_5xx(line) => Category::Http5xx,
+        _ if level.is_error() => Category::Error,
+        _ => return None,
+    };
+    // A phrase alone in an info line ("cache entry not found, loading")
+    // is not an error; shapes that only errors have (exceptions, frames,
+    // 5xx, OOM, refused connections) are.
+    let strong = !matches!(
+        category,
+        Category::Timeout | Category::NotFound | Category::PermissionDenied
+    );
+    if !strong && !level.is_error() && level != Level::Unknown {
+        return None;
+    }
+    Some(ErrorShape {
+        category,
+        exception,
+        frame,
+    })
+}
+
+/// `java.lang.IllegalStateException:`, `KeyError:`, `TypeError:`,
+/// `Traceback (most recent call last):`, `panic:`, `thread 'x' panicked at`.
+fn exception_type(line: &str) -> Option<String> {
+    let trimmed = line.trim_start();
+    if trimmed.starts_with("Traceback (most recent call last)") {
+        return Some("Traceback".into());
+    }
+    if trimmed.starts_with("panic:") || trimmed.starts_with("fatal error:") {
+        return Some("panic".into());
+    }
+    if line.contains("' panicked at") || line.contains("panicked at '") {
+        return Some("panic".into());
+    }
+    for token in line.split_ascii_whitespace() {
+        let word = token.trim_end_matches(':');
+        let name = word.rsplit('.').next().unwrap_or(word);
+        let is_type = (name.ends_with("Exception") || name.ends_with("Error"))
+            && name.len() > 5
+            && name.starts_with(|c: char| c.is_ascii_uppercase())
+            && word
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '_' || c == '$');
+        if is_type {
+            return Some(word.to_owned());
+        }
+    }
+    None
+}
+
+/// `at com.x.Handler.handle(Handler.java:42)` → `com.x.Handler.handle`;
+/// `File "app.py", line 3, in handle` → `app.py:handle`;
+/// `at handle (/srv/app.js:10:5)` → `handle`; Go's `main.run(...)` lines
+/// are too ambiguous alone and are left out.
+fn top_frame(line: &str) -> Option<String> {
+    let trimmed = line.trim_start();
+    if let Some(rest) = trimmed.strip_prefix("at ") {
+        let name = rest.split(['(', ' ']).next()?.trim();
+        if !name.is_empty() && rest.contains('(') {
+            return Some(name.to_owned());
+        }
+    }
+    if let Some(rest) = trimmed.strip_prefix("File \"") {
+        let file = rest.split('"').next()?;
+        let file = file.rsplit('/').next().unwrap_or(file);
+        let function = rest.rsplit(", in ").next().filter(|f| *f != rest);
+        return Some(match function {
+            Some(f) => format!("{file}:{}", f.trim()),
+            None => file.to_owned(),
+        });
+    }
+    None
+}
+
+/// An HTTP status 500–599 in a request line (`" 503 `, `status=502`,
+/// `HTTP 500`).
+fn http_5xx(line: &str) -> bool {
+    let bytes = line.as_bytes();
+    let mut i = 0;
+    while i + 3 <= bytes.len() {
+        let window = &bytes[i..i + 3];
+        let before = if i == 0 { b' ' } else { bytes[i - 1] };
+        let after = bytes.get(i + 3).copied().unwrap_or(b' ');
+        let bounded = !before.is_ascii_alphanumeric()
+            && before != b'.'
+            && !after.is_ascii_alphanumeric()
+            && after != b'.';
+        if bounded && window[0] == b'5' && window[1..].iter().all(u8::is_ascii_digit) {
+            let context = line[..i].to_ascii_lowercase();
+            let tail = context.trim_end_matches([' ', '=', ':', '"']);
+            if tail.ends_with("http/1.1")
+                || tail.ends_with("http/1.0")
+                || tail.ends_with("http/2")
+                || tail.ends_with("http")
+                || tail.ends_with("status")
+                || tail.ends_with("status_code")
+                || tail.ends_with("code")
+            {
+                return true;
+            }
+        }
+        i += 1;
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cat(line: &str, level: Level) -> Option<Category> {
+        classify(line, level).map(|s| s.category)
+    }
+
+    #[test]
+    fn exceptions_and_frames_of_several_languages() {
+        let java = classify(
+            "java.lang.NullPointerException: Cannot invoke \"x\"",
+            Level::Unknown,
+        )
+        .unwrap();
+        assert_eq!(java.category, Category::Exception);
+        assert_eq!(
+            java.exception.as_deref(),
+            Some("java.lang.NullPointerException")
+        );
+        let frame = classify("\tat com.x.Handler.handle(Handler.java:42)", Level::Unknown).unwrap();
+        assert_eq!(frame.frame.as_deref(), Some("com.x.Handler.handle"));
+        let py = classify("  File \"/srv/app.py\", line 3, in handle", Level::Unknown).unwrap();
+        assert_eq!(py.frame.as_deref(), Some("app.py:handle"));
+        assert_eq!(
+            classify("KeyError: 'user'", Level::Unknown)
+                .unwrap()
+                .exception
+                .as_deref(),
+            Some("KeyError")
+        );
+        assert_eq!(
+            cat("Traceback (most recent call last):", Level::Unknown),
+            Some(Category::Exception)
+        );
+        assert_eq!(
+            cat("panic: runtime error: index out of range", Level::Unknown),
+            Some(Category::Exception)
+        );
+        assert_eq!(
+            cat("thread 'main' panicked at src/main.rs:3:5:", Level::Unknown),
+            Some(Category::Exception)
+        );
+        assert_eq!(
+            cat("TypeError: x is undefined", Level::Unknown),
+            Some(Category::Exception)
+        );
+    }
+
+    #[test]
+    fn failure_phrases_and_http_5xx() {
+        assert_eq!(
+            cat(
+                "dial tcp 10.0.0.1:5432: connect: connection refused",
+                Level::Unknown
+            ),
+            Some(Category::ConnectionRefused)
+        );
+        assert_eq!(
+            cat(
+                "Memory cgroup out of memory: Killed process 1",
+                Level::Unknown
+            ),
+            Some(Category::OutOfMemory)
+        );
+        assert_eq!(
+            cat("java.lang.OutOfMemoryError: heap", Level::Unknown),
+            Some(Category::OutOfMemory)
+        );
+        assert_eq!(
+            cat("request timed out after 5s", Level::Error),
+            Some(Category::Timeout)
+        );
+        assert_eq!(
+            cat("open /x: permission denied", Level::Unknown),
+            Some(Category::PermissionDenied)
+        );
+        assert_eq!(
+            cat("10.0.0.1 \"GET /a HTTP/1.1\" 503 12", Level::Unknown),
+            Some(Category::Http5xx)
+        );
+        assert_eq!(
+            cat("status=502 path=/x", Level::Unknown),
+            Some(Category::Http5xx)
+        );
+        assert_eq!(
+            cat("level=error msg=boom", Level::Error),
+            Some(Category::Error)
+        );
+    }
+
+    #[test]
+    fn ordinary_lines_are_not_errors() {
+        assert_eq!(
+            cat("10.0.0.1 \"GET /a HTTP/1.1\" 200 503", Level::Unknown),
+            None
+        );
+        assert_eq!(cat("user logged in", Level::Info), None);
+        assert_eq!(cat("cache entry not found, loading", Level::Info), None);
+        assert_eq!(cat("took 503 ms", Level::Unknown), None);
+        assert_eq!(cat("ErrorPage rendered", Level::Unknown), None);
+    }
+
+    #[test]
+    fn fingerprints_separate_types_and_frames() {
+        let a = classify("java.lang.IllegalStateException: x", Level::Error).unwrap();
+        let b = classify("java.lang.IllegalArgumentException: x", Level::Error).unwrap();
+        assert_ne!(a.fingerprint("<_> x"), b.fingerprint("<_> x"));
+        assert_eq!(a.fingerprint("<_> x"), a.clone().fingerprint("<_> x"));
+    }
+}
