@@ -2,6 +2,11 @@
 # Runs real, unmodified Loki client libraries against a Skald binary:
 #   - python-logging-loki (JSON push, v1 and legacy endpoints; direct and queue handlers)
 #   - winston + winston-loki (protobuf+snappy push, and its JSON mode)
+#   - pino + pino-loki (JSON push with structured metadata, as a pino transport)
+#   - the Rust tracing-loki crate (protobuf + Content-Encoding: snappy), built
+#     from tests/clients/tracing-loki (its own lock file, outside the workspace)
+#   - grpcio-reflection's client (reflection v1alpha) and the standard gRPC
+#     health service
 # then restarts the server on the same data directory and checks that every
 # line the clients pushed is still there.
 #
@@ -91,8 +96,21 @@ node_deps() {
   echo "$want" >"$NODE_STAMP"
 }
 
+# The tracing-loki check is a small crate of its own; its build goes under
+# the workspace's target/ directory (ignored by git).
+TRACING_LOKI_DIR="$HERE/tracing-loki"
+TRACING_LOKI_TARGET="$HERE/../../target/tracing-loki-check"
+TRACING_LOKI_BIN="$TRACING_LOKI_TARGET/debug/tracing-loki-check"
+
+rust_deps() {
+  log "building the tracing-loki check"
+  cargo build --quiet --locked --manifest-path "$TRACING_LOKI_DIR/Cargo.toml" \
+    --target-dir "$TRACING_LOKI_TARGET"
+}
+
 python_deps
 node_deps
+rust_deps
 
 # ---------------------------------------------------------------- server
 
@@ -172,7 +190,8 @@ run_test() {
   shift
   log "=== $name"
   local start=$SECONDS
-  if SKALD_URL="$SKALD_URL" SKALD_MANIFEST_DIR="$MANIFEST_DIR" "$@"; then
+  if SKALD_URL="$SKALD_URL" SKALD_GRPC="127.0.0.1:$GRPC_PORT" \
+    SKALD_MANIFEST_DIR="$MANIFEST_DIR" "$@"; then
     log "PASS $name ($((SECONDS - start)) s)"
     PASSED=$((PASSED + 1))
   else
@@ -192,13 +211,16 @@ finish() {
 }
 
 if ! start_server; then
-  FAILED=$((FAILED + 3))
+  FAILED=$((FAILED + 6))
   FAILED_NAMES+=("server-start")
   finish
 fi
 
 run_test python_logging_loki "$PY" "$HERE/python_logging_loki_test.py"
 run_test winston_loki node "$HERE/winston_loki_test.js"
+run_test pino_loki node "$HERE/pino_loki_test.js"
+run_test tracing_loki "$TRACING_LOKI_BIN"
+run_test grpc_reflection_and_health "$PY" "$HERE/grpc_reflection_test.py"
 
 # Restart on the same data directory: what the clients were told was stored
 # must still be there.

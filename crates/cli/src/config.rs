@@ -14,11 +14,22 @@
 //! compact_fan_in = 4            # segments merged at once; 0 turns compaction off
 //! compact_base_bytes = 8388608
 //! compact_max_segment_bytes = 2147483648
-//! [store.limits]
-//! max_line_size = 262144
-//! max_label_names_per_series = 15
-//! reject_old_samples_max_age_secs = 604800
-//! creation_grace_period_secs = 600
+//!
+//! [limits]                      # every tenant; Loki's names and notation
+//! ingestion_rate_mb = 4           # see docs/limits.md for every key
+//! max_line_size = "256KB"
+//! retention_period = "720h"
+//! retention_stream = [{ selector = '{env="dev"}', priority = 1, period = "24h" }]
+//! [tenants.team-a]              # overrides for one tenant (re-read on SIGHUP
+//! ingestion_rate_mb = 16          # and every 10 s, with [limits] and [scrub])
+//!
+//! [scrub]
+//! defaults = true               # passwords, tokens, keys, cards, e-mails
+//! [[scrub.rule]]
+//! regex = '\b\d{3}-\d{2}-\d{4}\b'
+//! replacement = "<ssn>"
+//! tenant = "hr"                 # optional
+//! selector = '{app="payroll"}'  # optional
 //!
 //! [http]
 //! max_push_body_bytes = 67108864
@@ -30,13 +41,25 @@
 //! cert_file = "server.pem"      # certificate chain, both listeners
 //! key_file = "server.key"
 //! client_ca_file = "ca.pem"     # set: clients need a certificate it signed
+//!
+//! [ingest]                      # Loki's discovery and otlp_config (docs/otlp.md)
+//! discover_service_name = ["service", "app", "job"]   # [] turns it off
+//! discover_log_levels = true
+//! [ingest.otlp_config.resource_attributes]
+//! attributes_config = [{ action = "index_label", attributes = ["service.group"] }]
+//! [ingest.tenants.team-a]       # per-tenant overrides
+//! discover_log_levels = false
 //! ```
 
 use anyhow::Context;
 use serde::Deserialize;
+use skald_model::{Limits, Matcher, TenantId};
 use skald_server::ServerConfig;
 use skald_server::tls::TlsConfig;
 use skald_store::StoreConfig;
+use skald_store::TenantLimits;
+use skald_store::scrub::{ScrubRule, Scrubber};
+use std::collections::BTreeMap;
 use std::path::Path;
 
 #[derive(Debug, Default, Deserialize)]
@@ -45,15 +68,53 @@ pub struct FileConfig {
     pub store: StoreConfig,
     pub http: ServerConfig,
     pub tls: TlsConfig,
+    /// Limits of every tenant (Loki's `limits_config`), checked by
+    /// [`FileConfig::tenant_limits`].
+    pub limits: toml::Table,
+    /// Per-tenant overrides, each merged over `[limits]` (Loki's runtime
+    /// overrides file).
+    pub tenants: BTreeMap<String, toml::Table>,
+    pub scrub: ScrubConfig,
+    /// Discovery of service names and levels, and the OTLP mapping, with
+    /// per-tenant overrides (docs/otlp.md).
+    pub ingest: skald_server::IngestConfig,
+}
+
+/// `[scrub]`: masking secrets at ingest.
+#[derive(Debug, Default, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ScrubConfig {
+    /// The shipped rules (see `skald_store::scrub`).
+    pub defaults: bool,
+    pub rule: Vec<ScrubRuleConfig>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScrubRuleConfig {
+    pub regex: String,
+    pub replacement: String,
+    pub tenant: Option<String>,
+    pub selector: Option<String>,
+}
+
+/// What a reload of the file may change on a running server.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reloadable {
+    pub limits: TenantLimits,
+    pub scrub: ScrubConfig,
 }
 
 impl FileConfig {
     pub fn load(path: &Path) -> anyhow::Result<FileConfig> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("reading config file {}", path.display()))?;
-        let cfg: FileConfig =
+        let mut cfg: FileConfig =
             toml::from_str(&text).with_context(|| format!("config file {}", path.display()))?;
-        cfg.validate()?;
+        cfg.validate()
+            .with_context(|| format!("config file {}", path.display()))?;
+        cfg.store.limits = cfg.tenant_limits()?;
+        cfg.store.scrub = cfg.scrubber()?;
         Ok(cfg)
     }
 
@@ -87,8 +148,85 @@ impl FileConfig {
             self.http.max_query_limit > 0,
             "http.max_query_limit must be positive"
         );
+        self.tenant_limits()?;
+        self.scrubber()?;
+        self.ingest.validate().map_err(anyhow::Error::msg)?;
         Ok(())
     }
+
+    /// `[limits]` and `[tenants.*]`, each tenant's table merged over the
+    /// defaults, every selector parsed.
+    pub fn tenant_limits(&self) -> anyhow::Result<TenantLimits> {
+        let defaults = limits_from(self.limits.clone()).context("[limits]")?;
+        let mut out = TenantLimits::new(defaults);
+        for (name, table) in &self.tenants {
+            let tenant =
+                TenantId::new(name).map_err(|e| anyhow::anyhow!("[tenants.{name}]: {e}"))?;
+            let mut merged = self.limits.clone();
+            for (k, v) in table {
+                merged.insert(k.clone(), v.clone());
+            }
+            let limits = limits_from(merged).with_context(|| format!("[tenants.{name}]"))?;
+            out = out.with_tenant(tenant, limits);
+        }
+        Ok(out)
+    }
+
+    pub fn scrubber(&self) -> anyhow::Result<Scrubber> {
+        build_scrubber(&self.scrub)
+    }
+
+    pub fn reloadable(&self) -> anyhow::Result<Reloadable> {
+        Ok(Reloadable {
+            limits: self.tenant_limits()?,
+            scrub: self.scrub.clone(),
+        })
+    }
+}
+
+fn limits_from(table: toml::Table) -> anyhow::Result<Limits> {
+    let mut limits: Limits = toml::Value::Table(table)
+        .try_into()
+        .map_err(|e: toml::de::Error| anyhow::anyhow!("{}", e.message()))?;
+    for rule in &mut limits.retention_stream {
+        rule.matchers = selector(&rule.selector)
+            .with_context(|| format!("retention_stream selector {}", rule.selector))?;
+    }
+    limits.check().map_err(|e| anyhow::anyhow!(e))?;
+    Ok(limits)
+}
+
+/// A stream selector such as `{env="dev"}`.
+pub fn selector(text: &str) -> anyhow::Result<Vec<Matcher>> {
+    match skald_logql::parse_expr(text)? {
+        skald_logql::Expr::Log(l) if l.pipeline.is_empty() => Ok(l.selector),
+        _ => anyhow::bail!("{text:?} is not a stream selector such as {{env=\"dev\"}}"),
+    }
+}
+
+pub fn build_scrubber(cfg: &ScrubConfig) -> anyhow::Result<Scrubber> {
+    let mut rules = if cfg.defaults {
+        Scrubber::default_rules()
+    } else {
+        Vec::new()
+    };
+    for (i, r) in cfg.rule.iter().enumerate() {
+        let what = || format!("[[scrub.rule]] #{}", i + 1);
+        let tenant = match &r.tenant {
+            Some(t) => Some(TenantId::new(t).map_err(|e| anyhow::anyhow!("{}: {e}", what()))?),
+            None => None,
+        };
+        let matchers = match &r.selector {
+            Some(s) => selector(s).with_context(what)?,
+            None => Vec::new(),
+        };
+        let rule = ScrubRule::new(format!("rule {}", i + 1), &r.regex, &r.replacement)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", what()))?
+            .for_tenant(tenant)
+            .for_streams(matchers);
+        rules.push(rule);
+    }
+    Scrubber::new(rules).map_err(|e| anyhow::anyhow!(e))
 }
 
 #[cfg(test)]
@@ -109,5 +247,72 @@ mod tests {
             toml::from_str("[tls]\ncert_file = \"a.pem\"\nkey_file = \"a.key\"\n").unwrap();
         assert_eq!(tls.tls.cert_file.as_deref(), Some(Path::new("a.pem")));
         assert!(toml::from_str::<FileConfig>("[tls]\ncert = \"a.pem\"\n").is_err());
+    }
+
+    fn limits_of(text: &str) -> anyhow::Result<TenantLimits> {
+        let cfg: FileConfig = toml::from_str(text)?;
+        cfg.tenant_limits()
+    }
+
+    #[test]
+    fn limits_read_in_lokis_notation_with_tenant_overrides_merged() {
+        let l = limits_of(
+            r#"
+[limits]
+ingestion_rate_mb = 2.5
+max_line_size = "4MB"
+reject_old_samples_max_age = "720h"
+retention_stream = [{ selector = '{env="dev"}', priority = 1, period = "24h" }]
+[tenants.team-a]
+ingestion_rate_mb = 16
+max_line_size_truncate = true
+"#,
+        )
+        .unwrap();
+        let d = &l.defaults;
+        assert_eq!(d.ingestion_rate_mb, 2.5);
+        assert_eq!(d.max_line_size, 4_000_000);
+        assert_eq!(d.reject_old_samples_max_age.as_secs(), 720 * 3600);
+        assert_eq!(d.retention_stream[0].matchers.len(), 1);
+        let a = l.get(&TenantId::new("team-a").unwrap());
+        assert_eq!(a.ingestion_rate_mb, 16.0);
+        assert!(a.max_line_size_truncate);
+        // Merged over [limits], not over the built-in defaults.
+        assert_eq!(a.max_line_size, 4_000_000);
+        assert_eq!(a.retention_stream.len(), 1);
+        let other = l.get(&TenantId::new("other").unwrap());
+        assert_eq!(other.ingestion_rate_mb, 2.5);
+    }
+
+    #[test]
+    fn bad_limits_are_refused_with_the_key_named() {
+        for (text, want) in [
+            ("[limits]\nmax_line_size = \"4XB\"\n", "invalid size"),
+            ("[limits]\nretention_period = 3600\n", "needs a unit"),
+            ("[limits]\nmax_lines = 3\n", "unknown field"),
+            ("[tenants.a]\nretention_period = \"1q\"\n", "tenants.a"),
+            (
+                "[limits]\nretention_stream = [{ selector = 'nope', period = \"1h\" }]\n",
+                "selector",
+            ),
+            ("[limits]\ningestion_rate_mb = -1\n", "ingestion_rate_mb"),
+            ("[tenants.\"a|b\"]\nmax_line_size = 1\n", "a|b"),
+        ] {
+            let err = format!("{:#}", limits_of(text).unwrap_err());
+            assert!(err.contains(want), "{text}: {err}");
+        }
+    }
+
+    #[test]
+    fn scrub_rules_compile_or_name_the_bad_one() {
+        let cfg: FileConfig = toml::from_str(
+            "[scrub]\ndefaults = true\n[[scrub.rule]]\nregex = 'x+'\nreplacement = 'y'\ntenant = 'a'\nselector = '{app=\"p\"}'\n",
+        )
+        .unwrap();
+        assert!(cfg.scrubber().unwrap().rules().len() > 5);
+        let bad: FileConfig =
+            toml::from_str("[[scrub.rule]]\nregex = '('\nreplacement = 'y'\n").unwrap();
+        let err = format!("{:#}", bad.scrubber().unwrap_err());
+        assert!(err.contains("#1") && err.contains("regex"), "{err}");
     }
 }

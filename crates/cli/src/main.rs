@@ -9,6 +9,7 @@
 mod bench;
 mod config;
 mod debug;
+mod reload;
 mod remote;
 mod run;
 mod serve;

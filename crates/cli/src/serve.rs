@@ -102,7 +102,12 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             .with_context(|| format!("opening the store in {}", args.data_dir.display()))?,
     );
     tracing::info!(data_dir = %args.data_dir.display(), took_ms = opened.elapsed().as_millis() as u64, "store open");
-    let state = app_state(store.clone(), cfg.http.clone())?;
+    let state = app_state(store.clone(), cfg.http.clone(), cfg.ingest.clone())?;
+    if let Some(path) = &args.config {
+        let _guard = runtime.enter();
+        crate::reload::spawn(path.clone(), store.clone(), cfg.reloadable()?)
+            .context("installing the configuration reload (SIGHUP)")?;
+    }
     let result = runtime.block_on(serve(state, &args, tls));
     tracing::info!("flushing and closing the store");
     store.close().context("closing the store")?;
@@ -115,6 +120,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
 pub fn app_state(
     store: Arc<Store>,
     config: skald_server::ServerConfig,
+    ingest: skald_server::IngestConfig,
 ) -> anyhow::Result<Arc<AppState>> {
     Ok(Arc::new(AppState {
         store: store.clone(),
@@ -125,6 +131,7 @@ pub fn app_state(
                 .map_err(|e| anyhow::anyhow!("loading delete requests: {e}"))?,
         ),
         exports: Default::default(),
+        ingest,
     }))
 }
 
@@ -157,15 +164,22 @@ async fn serve(
     health_reporter
         .set_service_status("", tonic_health::ServingStatus::Serving)
         .await;
+    health_reporter
+        .set_service_status("skald.v1.LogService", tonic_health::ServingStatus::Serving)
+        .await;
     let mut grpc_stop = stop_rx.clone();
     let grpc_stopped = async move {
         let _ = grpc_stop.wait_for(|s| *s).await;
     };
     let reflection = skald_server::grpc::reflection().context("gRPC reflection")?;
+    let reflection_v1alpha =
+        skald_server::grpc::reflection_v1alpha().context("gRPC reflection v1alpha")?;
     let grpc_router = tonic::transport::Server::builder()
         .add_service(health_service)
         .add_service(reflection)
-        .add_service(skald_server::grpc::service(state.clone()));
+        .add_service(reflection_v1alpha)
+        .add_service(skald_server::grpc::service(state.clone()))
+        .add_service(skald_server::grpc::otlp_logs_service(state.clone()));
     let grpc_tls = tls.clone();
     let grpc_server = async move {
         match grpc_tls {

@@ -141,3 +141,42 @@ fn rt() -> tokio::runtime::Runtime {
         .build()
         .unwrap()
 }
+
+/// `skald tail ... | head -n 1` ends once head has its line, even though no
+/// further line comes to fail a write (as `tail -f | head` does).
+#[test]
+fn tail_ends_when_its_reader_goes_away() {
+    use std::io::BufRead;
+    let s = Server::start();
+    let ts = now_ns();
+    let values: Vec<_> = (0..3)
+        .map(|i| json!([(ts + i).to_string(), format!("line {i}")]))
+        .collect();
+    let r = s.push_json(&json!({"streams": [{"stream": {"app": "gone"}, "values": values}]}));
+    assert_eq!(r.status(), 204);
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_skald"))
+        .args(["tail", r#"{app="gone"}"#, "--since", "5m", "-o", "raw"])
+        .args(["--addr", &s.url("")])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut reader = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    reader.read_line(&mut first).unwrap();
+    assert_eq!(first.trim_end(), "line 0");
+    drop(reader);
+    // Generous: it checks every half second.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("skald tail still running a minute after its reader left");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(status.success(), "{status}");
+}

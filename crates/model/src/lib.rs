@@ -17,7 +17,10 @@ mod time;
 
 pub use error::ModelError;
 pub use labels::{Label, LabelSet, StreamId, is_valid_label_name};
-pub use limits::Limits;
+pub use limits::{
+    BYTES_IN_MB, Limits, StreamRetention, format_byte_size, format_duration, parse_byte_size,
+    parse_duration,
+};
 pub use matcher::{MatchOp, Matcher};
 pub use tenant::DEFAULT_TENANT;
 pub use tenant::TenantId;

@@ -517,8 +517,7 @@ fn open_store(dir: &Path) -> Store {
         compact_fan_in: 0,
         ..StoreConfig::default()
     };
-    config.limits.reject_old_samples_max_age_secs = u64::MAX / (2 * 1_000_000_000);
-    config.limits.creation_grace_period_secs = u64::MAX / (2 * 1_000_000_000);
+    config.limits = skald_store::TenantLimits::unlimited();
     Store::open(config).expect("open store")
 }
 

@@ -231,8 +231,18 @@ impl Deletes {
     }
 }
 
-fn secs(ns: i64) -> f64 {
-    ns as f64 / 1e9
+/// A time as Loki's delete API writes it (Prometheus' `model.Time`): Unix
+/// seconds at millisecond precision, a JSON integer when whole
+/// (`1591616227`), else with the fraction (`1591616227.5`). logcli reads
+/// `start_time` and `end_time` into integers, so whole seconds must not
+/// gain a `.0`.
+fn secs(ns: i64) -> Value {
+    let ms = ns.div_euclid(1_000_000);
+    if ms % 1000 == 0 {
+        json!(ms / 1000)
+    } else {
+        json!(ms as f64 / 1000.0)
+    }
 }
 
 /// `POST /loki/api/v1/delete`: `query`, `start` (default: the epoch), `end`

@@ -12,10 +12,13 @@
 //! binary loads those and hands over a [`ServerConfig`]).
 
 mod delete;
+pub mod discovery;
+mod drilldown;
 mod error;
 mod export;
 pub mod grpc;
 mod labels;
+pub mod otlp;
 mod params;
 mod push;
 mod query;
@@ -25,6 +28,7 @@ pub mod tls;
 mod volume;
 
 pub use delete::Deletes;
+pub use discovery::IngestConfig;
 pub use error::ApiError;
 pub use export::Exports;
 
@@ -81,6 +85,8 @@ pub struct AppState {
     pub deletes: Arc<Deletes>,
     /// Background export jobs.
     pub exports: Exports,
+    /// Per-tenant ingest settings: discovery and the OTLP mapping.
+    pub ingest: IngestConfig,
 }
 
 /// The HTTP API.
@@ -136,6 +142,22 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route(
             "/loki/api/v1/index/volume_range",
             get(volume::volume_range).post(volume::volume_range),
+        )
+        .route(
+            "/otlp/v1/logs",
+            post(otlp::push).layer(axum::extract::DefaultBodyLimit::max(body_limit)),
+        )
+        .route(
+            "/loki/api/v1/detected_labels",
+            get(drilldown::detected_labels).post(drilldown::detected_labels),
+        )
+        .route(
+            "/loki/api/v1/detected_fields",
+            get(drilldown::detected_fields).post(drilldown::detected_fields),
+        )
+        .route(
+            "/loki/api/v1/detected_field/{name}/values",
+            get(drilldown::detected_field_values).post(drilldown::detected_field_values),
         )
         .route("/ready", get(status::ready))
         .route("/loki/api/v1/status/buildinfo", get(status::buildinfo))

@@ -39,6 +39,7 @@ pub async fn push(
         ..Default::default()
     };
     let store = app.store.clone();
+    let ingest = app.ingest.for_tenant(&tenant);
     let outcome = blocking(move || {
         let request = skald_wire::decode_push(
             content_type.as_deref(),
@@ -75,6 +76,7 @@ pub async fn push(
                 }),
             }
         }
+        crate::discovery::apply(&ingest, &mut batches);
         let mut outcome = store.push(&tenant, batches)?;
         rejected.append(&mut outcome.rejected);
         outcome.rejected = rejected;
@@ -85,6 +87,12 @@ pub async fn push(
     if outcome.rejected.is_empty() {
         return Ok(StatusCode::NO_CONTENT.into_response());
     }
+    Err(rejection_error(&outcome))
+}
+
+/// The 400 message of a push that was refused in part or whole: how many
+/// entries were refused and stored, and why, stream by stream.
+pub(crate) fn rejection_message(outcome: &skald_store::PushOutcome) -> String {
     let refused: u64 = outcome.rejected.iter().map(|r| r.entries).sum();
     let mut msg = format!(
         "{refused} entries refused, {} stored:",
@@ -102,7 +110,21 @@ pub async fn push(
             outcome.rejected.len() - MAX_REPORTED
         ));
     }
-    Err(ApiError::bad_request(msg))
+    msg
+}
+
+/// The refusal of a push refused in part or whole: 429 when a rate or
+/// stream limit refused entries (Loki's answer, so clients back off and
+/// retry instead of dropping the batch), 400 otherwise.
+pub(crate) fn rejection_error(outcome: &skald_store::PushOutcome) -> ApiError {
+    let message = rejection_message(outcome);
+    if outcome.rate_limited > 0 {
+        return ApiError {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            message,
+        };
+    }
+    ApiError::bad_request(message)
 }
 
 fn truncate(s: &str, max: usize) -> String {

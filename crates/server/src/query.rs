@@ -104,7 +104,11 @@ fn parse_query(params: &Params) -> Result<Expr, ApiError> {
     skald_logql::parse_expr(text).map_err(|e| ApiError::bad_request(e.to_string()))
 }
 
-fn check_length(app: &AppState, start: Timestamp, end: Timestamp) -> Result<(), ApiError> {
+pub(crate) fn check_length(
+    app: &AppState,
+    start: Timestamp,
+    end: Timestamp,
+) -> Result<(), ApiError> {
     let max_hours = app.config.max_query_length_hours;
     if max_hours > 0 && (end.0 - start.0) as i128 > max_hours as i128 * HOUR_NS as i128 {
         return Err(ApiError::bad_request(format!(

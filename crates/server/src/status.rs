@@ -104,6 +104,40 @@ pub async fn metrics(State(app): State<Arc<AppState>>) -> impl IntoResponse {
         "Files that failed their checksums.",
         c.corrupt_files,
     );
+    for (name, help, value) in [
+        (
+            "skald_retention_segments_deleted_total",
+            "Segments deleted whole by retention (time or size).",
+            c.retention_segments_deleted,
+        ),
+        (
+            "skald_retention_segments_rewritten_total",
+            "Segments rewritten without expired or deleted entries.",
+            c.retention_segments_rewritten,
+        ),
+        (
+            "skald_retention_bytes_reclaimed_total",
+            "Disk bytes freed by retention and deletes.",
+            c.retention_bytes_reclaimed,
+        ),
+        (
+            "skald_retention_entries_expired_total",
+            "Entries dropped from disk past their retention or size budget.",
+            c.retention_entries_expired,
+        ),
+        (
+            "skald_deleted_entries_dropped_total",
+            "Entries dropped from disk for delete requests.",
+            c.deleted_entries_dropped,
+        ),
+        (
+            "skald_delete_tombstones_retired_total",
+            "Delete requests whose entries are gone from disk and memory.",
+            c.tombstones_retired,
+        ),
+    ] {
+        metric(name, "counter", help, value);
+    }
     metric(
         "skald_uptime_seconds",
         "gauge",

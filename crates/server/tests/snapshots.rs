@@ -51,7 +51,7 @@ fn store(dir: &Path) -> Arc<Store> {
         compact_fan_in: 0,
         ..StoreConfig::default()
     };
-    config.limits.reject_old_samples_max_age_secs = 100 * 365 * 24 * 3600;
+    config.limits.defaults_mut().reject_old_samples = false;
     let store = Store::open(config).expect("open store");
     let batches = vec![
         StreamBatch {
@@ -143,6 +143,7 @@ async fn http_api_snapshots() {
         started: Instant::now(),
         deletes: Arc::new(Deletes::open(store.clone()).expect("deletes")),
         exports: Default::default(),
+        ingest: Default::default(),
     });
     let router = app(state);
     let update = std::env::var_os("SNAPSHOT_UPDATE").is_some();
@@ -229,6 +230,7 @@ async fn queries_reading_too_many_bytes_are_refused() {
         started: Instant::now(),
         deletes: Arc::new(Deletes::open(store.clone()).expect("deletes")),
         exports: Default::default(),
+        ingest: Default::default(),
     });
     let router = app(state);
     let get = |path: &str, query: &str, step: Option<&str>| {

@@ -50,6 +50,7 @@ async fn ui_is_served_beside_the_api_without_shadowing_it() {
         started: Instant::now(),
         deletes: Arc::new(Deletes::open(store).unwrap()),
         exports: Default::default(),
+        ingest: Default::default(),
     }));
 
     let (status, ty, body) = call(&router, Method::GET, "/").await;
@@ -81,7 +82,7 @@ async fn ui_is_served_beside_the_api_without_shadowing_it() {
     let (status, _, _) = call(&router, Method::GET, "/loki/api/v1/status/buildinfo").await;
     assert_eq!(status, StatusCode::OK);
     // A route with other methods still answers 405, not the page.
-    for push in ["/loki/api/v1/push", "/api/prom/push"] {
+    for push in ["/loki/api/v1/push", "/api/prom/push", "/otlp/v1/logs"] {
         let (status, _, _) = call(&router, Method::GET, push).await;
         assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED, "{push}");
     }

@@ -5,6 +5,12 @@
 //! `tenants/<tenant>/segments/<id>.seg` itself, read at start. A segment
 //! only appears there once complete (it is written under a temporary name
 //! and renamed), so the tree is always consistent.
+//!
+//! A segment that fails its checks when opened (damaged header, footer or
+//! index) is moved to `quarantine/tenants/<tenant>/` for inspection,
+//! reported with its path and the offset of the damage, and everything
+//! else is served. Damage inside a block is found when the block is read,
+//! and reported with the query that read it.
 
 use crate::segment::Segment;
 use skald_model::TenantId;
@@ -28,8 +34,10 @@ pub struct Catalog {
 
 impl Catalog {
     /// Opens every segment under `tenants_dir`. A segment that fails to open
-    /// is recorded as corrupt and logged; the rest are served.
-    pub fn load(tenants_dir: &Path) -> std::io::Result<Catalog> {
+    /// is recorded as corrupt, logged and (if it is damaged, rather than
+    /// unreadable for now or written by a newer version) moved under
+    /// `quarantine_dir`; the rest are served.
+    pub fn load(tenants_dir: &Path, quarantine_dir: &Path) -> std::io::Result<Catalog> {
         let mut cat = Catalog {
             next_segment_id: 1,
             ..Default::default()
@@ -68,9 +76,16 @@ impl Catalog {
                 match Segment::open(id, &path) {
                     Ok(s) => segs.push(Arc::new(s)),
                     Err(e) => {
-                        tracing::error!(path = %path.display(), error = %e, "segment is corrupt; serving everything else");
+                        let damaged = matches!(e, skald_chunk::ChunkError::CorruptSegment { .. });
+                        let kept = damaged
+                            .then(|| set_aside(&path, &quarantine_dir.join("tenants").join(tenant.as_str())))
+                            .and_then(|r| {
+                                r.inspect_err(|q| tracing::error!(path = %path.display(), error = %q, "could not move a corrupt segment to the quarantine"))
+                                    .ok()
+                            });
+                        tracing::error!(path = %path.display(), error = %e, quarantined = ?kept, "segment is corrupt; serving everything else");
                         cat.corrupt.push(CorruptFile {
-                            path,
+                            path: kept.unwrap_or(path),
                             error: e.to_string(),
                         });
                     }
@@ -122,6 +137,28 @@ fn finish_compactions(seg_dir: &Path) -> std::io::Result<()> {
         std::fs::remove_file(&path)?;
     }
     Ok(())
+}
+
+/// Moves `path` into `dir` (same file system: a rename) under an unused
+/// name; returns where it went.
+fn set_aside(path: &Path, dir: &Path) -> std::io::Result<PathBuf> {
+    std::fs::create_dir_all(dir)?;
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("segment");
+    let target = (0..1000)
+        .map(|i| match i {
+            0 => dir.join(name),
+            i => dir.join(format!("{name}.{i}")),
+        })
+        .find(|p| !p.exists())
+        .ok_or_else(|| std::io::Error::other("quarantine directory is full"))?;
+    std::fs::rename(path, &target)?;
+    if let Some(parent) = path.parent() {
+        std::fs::File::open(parent)?.sync_all()?;
+    }
+    Ok(target)
 }
 
 fn segment_id(path: &Path) -> Option<u64> {

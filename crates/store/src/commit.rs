@@ -11,8 +11,8 @@
 
 use crate::head::FlushingHead;
 use crate::record::{self, StreamBatch};
-use crate::{PushOutcome, Rejection, Shared, State, StoreConfig, StoreError};
-use skald_model::{TenantId, Timestamp};
+use crate::{PushOutcome, Rejection, Shared, State, StoreError};
+use skald_model::{Limits, TenantId, Timestamp};
 use skald_wal::Wal;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -44,20 +44,24 @@ pub(crate) struct FlushJob {
     pub number: u64,
 }
 
-/// Checks limits that need no state: label sizes, line size, timestamps
-/// too old or too new. Returns what passes and the outcome so far.
+/// Checks the tenant's limits that need no state: label counts and sizes,
+/// line size (cut to size with `max_line_size_truncate`), timestamps too
+/// old or too new. Messages are Loki's. Returns what passes and the
+/// outcome so far.
 pub(crate) fn validate(
-    config: &StoreConfig,
+    limits: &Limits,
     streams: Vec<StreamBatch>,
     now: Timestamp,
 ) -> (Vec<StreamBatch>, PushOutcome) {
-    let limits = &config.limits;
     let mut outcome = PushOutcome::default();
-    let oldest = now.saturating_sub(
-        (limits.reject_old_samples_max_age_secs as i64).saturating_mul(1_000_000_000),
-    );
-    let newest = now
-        .saturating_add((limits.creation_grace_period_secs as i64).saturating_mul(1_000_000_000));
+    let nanos = |d: std::time::Duration| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX);
+    let oldest = if limits.reject_old_samples {
+        now.saturating_sub(nanos(limits.reject_old_samples_max_age))
+    } else {
+        Timestamp::MIN
+    };
+    let newest = now.saturating_add(nanos(limits.creation_grace_period));
+    let max_line = usize::try_from(limits.max_line_size).unwrap_or(usize::MAX);
     let mut out = Vec::with_capacity(streams.len());
     for mut s in streams {
         let reject_all = |reason: String, outcome: &mut PushOutcome, s: &StreamBatch| {
@@ -79,7 +83,8 @@ pub(crate) fn validate(
         }
         if s.labels.len() > limits.max_label_names_per_series {
             let reason = format!(
-                "stream has {} label names; the limit is {}",
+                "entry for stream '{}' has {} label names; limit {} (max_label_names_per_series)",
+                s.labels,
                 s.labels.len(),
                 limits.max_label_names_per_series
             );
@@ -93,8 +98,9 @@ pub(crate) fn validate(
             .find(|l| l.name.len() > limits.max_label_name_length)
         {
             let reason = format!(
-                "label name {:?}... is {} bytes long; the limit is {}",
-                l.name.chars().take(32).collect::<String>(),
+                "stream '{}' has label name too long: '{}' ({} bytes; max_label_name_length {})",
+                crate::limits::shorten(&s.labels.to_string(), 256),
+                crate::limits::shorten(&l.name, 64),
                 l.name.len(),
                 limits.max_label_name_length
             );
@@ -108,7 +114,9 @@ pub(crate) fn validate(
             .find(|l| l.value.len() > limits.max_label_value_length)
         {
             let reason = format!(
-                "value of label {:?} is {} bytes long; the limit is {}",
+                "stream '{}' has label value too long: '{}' (label {}, {} bytes; max_label_value_length {})",
+                crate::limits::shorten(&s.labels.to_string(), 256),
+                crate::limits::shorten(&l.value, 64),
                 l.name,
                 l.value.len(),
                 limits.max_label_value_length
@@ -121,26 +129,37 @@ pub(crate) fn validate(
             Some((_, n)) => *n += 1,
             None => problems.push((reason, 1)),
         };
-        s.entries.retain(|e| {
-            if e.line.len() > limits.max_line_size {
-                note(format!(
-                    "line of {} bytes exceeds the limit of {} bytes",
-                    e.line.len(),
-                    limits.max_line_size
-                ));
-                return false;
+        let stream = s.labels.to_string();
+        s.entries.retain_mut(|e| {
+            if max_line > 0 && e.line.len() > max_line {
+                if limits.max_line_size_truncate {
+                    let mut end = max_line;
+                    while !e.line.is_char_boundary(end) {
+                        end -= 1;
+                    }
+                    e.line.truncate(end);
+                } else {
+                    note(format!(
+                        "max entry size '{max_line}' bytes exceeded for stream '{stream}' while adding an entry with length '{}' bytes (max_line_size)",
+                        e.line.len(),
+                    ));
+                    return false;
+                }
             }
             if e.ts < oldest {
                 note(format!(
-                    "timestamp too old: {}, oldest acceptable timestamp is {}",
-                    e.ts, oldest
+                    "entry for stream '{stream}' has timestamp too old: {}, oldest acceptable timestamp is: {} (reject_old_samples_max_age {})",
+                    skald_model::format_rfc3339_nanos(e.ts),
+                    skald_model::format_rfc3339_nanos(oldest),
+                    crate::limits::show(limits.reject_old_samples_max_age),
                 ));
                 return false;
             }
             if e.ts > newest {
                 note(format!(
-                    "timestamp too new: {}, newest acceptable timestamp is {}",
-                    e.ts, newest
+                    "entry for stream '{stream}' has timestamp too new: {} (creation_grace_period {})",
+                    skald_model::format_rfc3339_nanos(e.ts),
+                    crate::limits::show(limits.creation_grace_period),
                 ));
                 return false;
             }
@@ -327,13 +346,18 @@ pub(crate) fn run(
     }
 }
 
-/// Holds pushes while the head is over its bound and a flush is running.
+/// Holds pushes while the head is over its bound and a flush is running
+/// (not once the store is closing: shutdown must not wait on a flush that
+/// may never succeed).
 fn wait_for_room(shared: &Shared) {
     let mut guard = shared.flushed_lock.lock();
     loop {
         {
             let state = shared.state.read();
-            if state.head.bytes < shared.config.max_head_bytes || state.flushing.is_none() {
+            if state.head.bytes < shared.config.max_head_bytes
+                || state.flushing.is_none()
+                || shared.closing.load(Ordering::Relaxed)
+            {
                 return;
             }
         }
@@ -391,6 +415,10 @@ fn commit_group(
             p.streams.retain(|s| !s.entries.is_empty());
         }
     }
+    // A failure from here to the sync leaves nothing behind: the WAL cuts
+    // itself back to the previous group (or refuses until it can), and the
+    // head is only touched once the group is durable. The whole group is
+    // refused, so nothing refused is ever stored.
     for p in group.iter() {
         if p.streams.is_empty() {
             continue;
@@ -409,7 +437,12 @@ fn commit_group(
             *unsynced = true;
         }
     }
-    wal.rotate_if_full()?;
+    // The group is durable: from here on it is acknowledged whatever
+    // happens. A rotation that fails (no room for a new file) is retried
+    // after the next group.
+    if let Err(e) = wal.rotate_if_full() {
+        tracing::warn!(error = %e, "could not start a new wal file; appending to the current one");
+    }
     // Copies for live tail subscribers, published once the group is in
     // the head (it is durable already).
     let mut tailed = Vec::new();
@@ -483,15 +516,26 @@ fn shutdown_and_exit(
         tracing::error!(error = %e, "wal fsync at shutdown failed");
     }
     // Let a running flush finish, then flush what is left. A flush that
-    // cannot finish (a full disk) is abandoned after a while: the WAL still
-    // holds everything and is replayed at the next start.
+    // fails while closing is given up at once by the flush thread (a full
+    // disk would never let it finish): the WAL holds everything and is
+    // replayed at the next start. The deadline bounds a flush that is
+    // merely slow.
     let deadline = Instant::now() + Duration::from_secs(60);
-    if !wait_until(shared, deadline, |s| s.flushing.is_none()) {
-        tracing::error!("flush still failing at shutdown; the wal keeps the entries");
+    let abandoned =
+        |s: &State| s.flushing.is_none() || shared.flush_abandoned.load(Ordering::Relaxed);
+    if !wait_until(shared, deadline, abandoned) {
+        tracing::error!("flush still running at shutdown; the wal keeps the entries");
+    } else if shared.flush_abandoned.load(Ordering::Relaxed) {
+        tracing::error!("no final flush: flushes fail; the wal keeps the entries");
     } else if !shared.state.read().head.is_empty() {
         match start_flush(shared, wal, jobs) {
             Ok(n) => {
-                if !wait_until(shared, deadline, |s| s.flushes_done >= n) {
+                let done = |s: &State| {
+                    s.flushes_done >= n || shared.flush_abandoned.load(Ordering::Relaxed)
+                };
+                if !wait_until(shared, deadline, done)
+                    || shared.flush_abandoned.load(Ordering::Relaxed)
+                {
                     tracing::error!("final flush did not finish; the wal keeps the entries");
                 }
             }

@@ -55,10 +55,23 @@ pub(crate) fn run(shared: Arc<Shared>, wake: Receiver<()>) {
     lower_priority();
     // Segments whose data could not be read: never picked again.
     let mut broken: HashSet<u64> = HashSet::new();
+    let retention_every = Duration::from_secs(shared.config.retention_interval_secs.max(1));
+    let mut last_retention: Option<Instant> = None;
     loop {
-        match wake.recv_timeout(IDLE_CHECK) {
+        match wake.recv_timeout(IDLE_CHECK.min(retention_every)) {
             Ok(()) | Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => return,
+        }
+        if last_retention.is_none_or(|t| t.elapsed() >= retention_every) {
+            last_retention = Some(Instant::now());
+            let _one_at_a_time = shared.compacting.lock();
+            if let Err(e) = crate::retention::run_pass(&shared) {
+                shared
+                    .counters
+                    .compaction_errors
+                    .fetch_add(1, Ordering::Relaxed);
+                tracing::error!(error = %e, "retention pass failed; it runs again at the next interval");
+            }
         }
         loop {
             if shared.closing.load(Ordering::Relaxed) {
@@ -343,7 +356,7 @@ pub(crate) fn replaces_path(segment: &Path) -> PathBuf {
     segment.with_extension("replaces")
 }
 
-fn write_sidecar(path: &Path, inputs: &[Arc<Segment>]) -> Result<(), StoreError> {
+pub(crate) fn write_sidecar(path: &Path, inputs: &[Arc<Segment>]) -> Result<(), StoreError> {
     use std::io::Write;
     let io = |source| StoreError::Io {
         path: path.to_path_buf(),
@@ -357,7 +370,7 @@ fn write_sidecar(path: &Path, inputs: &[Arc<Segment>]) -> Result<(), StoreError>
     sync_dir(path)
 }
 
-fn remove(path: &Path) -> Result<(), StoreError> {
+pub(crate) fn remove(path: &Path) -> Result<(), StoreError> {
     match std::fs::remove_file(path) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
@@ -368,7 +381,7 @@ fn remove(path: &Path) -> Result<(), StoreError> {
     }
 }
 
-fn sync_dir(path: &Path) -> Result<(), StoreError> {
+pub(crate) fn sync_dir(path: &Path) -> Result<(), StoreError> {
     let Some(dir) = path.parent() else {
         return Ok(());
     };

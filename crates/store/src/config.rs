@@ -1,8 +1,8 @@
 //! The store's configuration: where data lives and how ingest trades
 //! latency, memory and durability.
 
+use crate::limits::TenantLimits;
 use serde::{Deserialize, Serialize};
-use skald_model::Limits;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -56,7 +56,18 @@ pub struct StoreConfig {
     pub compact_max_segment_bytes: u64,
     /// Largest group of pushes committed with one fsync, in bytes.
     pub max_commit_group_bytes: usize,
-    pub limits: Limits,
+    /// How often the compaction thread applies retention and deletes
+    /// (Loki's `compaction_interval`).
+    pub retention_interval_secs: u64,
+    /// Per-tenant limits at open; [`crate::Store::set_limits`] replaces
+    /// them on a running store. Not part of `[store]`: the file's
+    /// `[limits]` and `[tenants.<id>]` tables fill it.
+    #[serde(skip)]
+    pub limits: TenantLimits,
+    /// Scrubbing rules at open ([`crate::Store::set_scrubber`] replaces
+    /// them); the file's `[scrub]` table fills it.
+    #[serde(skip)]
+    pub scrub: crate::scrub::Scrubber,
 }
 
 impl Default for StoreConfig {
@@ -76,7 +87,9 @@ impl Default for StoreConfig {
             compact_base_bytes: 8 * 1024 * 1024,
             compact_max_segment_bytes: 2 * 1024 * 1024 * 1024,
             max_commit_group_bytes: 16 * 1024 * 1024,
-            limits: Limits::default(),
+            retention_interval_secs: 600,
+            limits: TenantLimits::default(),
+            scrub: Default::default(),
         }
     }
 }
@@ -104,6 +117,11 @@ impl StoreConfig {
 
     pub(crate) fn tenants_dir(&self) -> PathBuf {
         self.data_dir.join("tenants")
+    }
+
+    /// Damaged files set aside at start for inspection.
+    pub(crate) fn quarantine_dir(&self) -> PathBuf {
+        self.data_dir.join("quarantine")
     }
 
     pub(crate) fn flushed_marker(&self) -> PathBuf {

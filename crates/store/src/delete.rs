@@ -11,6 +11,10 @@
 //! tombstone is past its `physical_after` time: until then it can be
 //! withdrawn and the data comes back.
 //!
+//! A tombstone is retired once a retention pass (see `crate::retention`)
+//! has rewritten every segment holding covered entries and the head holds
+//! none: the data is gone, and reads need not filter any more.
+//!
 //! Not here: persistence and the request API (the server owns the list of
 //! delete requests and registers them here at start).
 
@@ -61,6 +65,20 @@ impl Tombstone {
         e.ts >= self.start && e.ts <= self.end && self.lines.as_ref().is_none_or(|p| p(&e.line))
     }
 
+    pub(crate) fn selects_labels(&self, labels: &LabelSet) -> bool {
+        self.selects(labels)
+    }
+
+    pub(crate) fn covers_entry(&self, e: &Entry) -> bool {
+        self.covers(e)
+    }
+
+    /// Whether entries of a stream with these labels in `[min, max]` may be
+    /// covered.
+    pub(crate) fn overlaps(&self, labels: &LabelSet, min: Timestamp, max: Timestamp) -> bool {
+        self.start <= max && min <= self.end && self.selects(labels)
+    }
+
     /// Every entry in `[min, max]` is covered, whatever its line.
     fn covers_span(&self, min: Timestamp, max: Timestamp) -> bool {
         self.lines.is_none() && self.start <= min && max <= self.end
@@ -70,6 +88,8 @@ impl Tombstone {
 #[derive(Default)]
 pub(crate) struct Tombstones {
     list: RwLock<Vec<Arc<Tombstone>>>,
+    /// (tenant, id) of tombstones retired since the store opened.
+    retired: RwLock<Vec<(TenantId, String)>>,
 }
 
 impl Tombstones {
@@ -84,6 +104,23 @@ impl Tombstones {
         let before = list.len();
         list.retain(|o| !(&o.tenant == tenant && o.id == id));
         list.len() != before
+    }
+
+    /// Takes out a tombstone whose entries are gone from every segment and
+    /// the head: reads stop filtering for it. Remembered, so
+    /// [`Tombstones::is_retired`] can tell a retired request from an
+    /// unknown one.
+    pub fn retire(&self, tenant: &TenantId, id: &str) {
+        if self.remove(tenant, id) {
+            self.retired.write().push((tenant.clone(), id.to_string()));
+        }
+    }
+
+    pub fn is_retired(&self, tenant: &TenantId, id: &str) -> bool {
+        self.retired
+            .read()
+            .iter()
+            .any(|(t, i)| t == tenant && i == id)
     }
 
     pub fn applied(&self, tenant: &TenantId, id: &str) -> Option<bool> {

@@ -30,14 +30,35 @@ pub(crate) fn run(shared: Arc<Shared>, jobs: Receiver<FlushJob>, wake_compactor:
                     let _ = wake_compactor.try_send(());
                     break;
                 }
+                Err(e) if shared.closing.load(Ordering::Relaxed) => {
+                    // Retrying could hold the shutdown for minutes (a full
+                    // disk); the WAL keeps the entries for the next start.
+                    shared.counters.flush_errors.fetch_add(1, Ordering::Relaxed);
+                    tracing::error!(error = %e, "flush failed while shutting down; giving up, the wal keeps the entries");
+                    shared.flush_abandoned.store(true, Ordering::Relaxed);
+                    shared.flushed.notify_all();
+                    break;
+                }
                 Err(e) => {
                     shared.counters.flush_errors.fetch_add(1, Ordering::Relaxed);
                     tracing::error!(error = %e, retry_in = ?delay, "flush failed; the head and wal keep the entries");
-                    std::thread::sleep(delay);
+                    sleep_unless_closing(&shared, delay);
                     delay = (delay * 2).min(Duration::from_secs(30));
                 }
             }
         }
+    }
+}
+
+/// Sleeps for `delay`, or less if the store starts closing meanwhile.
+fn sleep_unless_closing(shared: &Shared, delay: Duration) {
+    let until = Instant::now() + delay;
+    while !shared.closing.load(Ordering::Relaxed) {
+        let left = until.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return;
+        }
+        std::thread::sleep(left.min(Duration::from_millis(50)));
     }
 }
 

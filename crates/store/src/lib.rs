@@ -26,7 +26,10 @@ pub mod delete;
 mod flush;
 mod head;
 mod index;
+pub mod limits;
 pub mod record;
+pub mod retention;
+pub mod scrub;
 mod segment;
 pub mod tail;
 
@@ -34,6 +37,7 @@ pub use catalog::CorruptFile;
 pub use config::{FsyncMode, StoreConfig};
 pub use head::HeadBlock;
 pub use index::StreamInfo;
+pub use limits::{LimitUsage, TenantLimits};
 pub use record::StreamBatch;
 pub use segment::Segment;
 pub use tail::{Subscription, TailBatch, TailEntry};
@@ -86,6 +90,11 @@ pub struct PushOutcome {
     /// Exact duplicates of entries already stored, dropped as Loki does.
     pub duplicates: u64,
     pub rejected: Vec<Rejection>,
+    /// Entries of `rejected` refused by a rate or active-stream limit
+    /// (Loki answers those 429, the others 400).
+    pub rate_limited: u64,
+    /// The first of those refusals' reasons (Loki's message).
+    pub rate_limit_reason: Option<String>,
 }
 
 /// Where a stream's entries in a time range are.
@@ -170,6 +179,12 @@ pub(crate) struct Counters {
     pub wal_syncs: AtomicU64,
     pub compactions: AtomicU64,
     pub compaction_errors: AtomicU64,
+    pub retention_segments_deleted: AtomicU64,
+    pub retention_segments_rewritten: AtomicU64,
+    pub retention_bytes_reclaimed: AtomicU64,
+    pub retention_entries_expired: AtomicU64,
+    pub deleted_entries_dropped: AtomicU64,
+    pub tombstones_retired: AtomicU64,
 }
 
 pub(crate) struct State {
@@ -192,12 +207,19 @@ pub(crate) struct Shared {
     pub counters: Counters,
     /// Set by [`Store::close`]: long background work stops early.
     pub closing: std::sync::atomic::AtomicBool,
+    /// Set by the flush thread when a flush failed while closing and it
+    /// gave up (the WAL keeps the entries): shutdown stops waiting.
+    pub flush_abandoned: std::sync::atomic::AtomicBool,
     /// Held while a compaction picks and merges segments.
     pub compacting: Mutex<()>,
     /// Live tail subscribers, fed by the commit thread.
     pub tail: tail::Broadcaster,
     /// Deletes applied at read time and at compaction.
     pub tombstones: delete::Tombstones,
+    /// Per-tenant limits and the ingest state they need.
+    pub limiter: limits::Limiter,
+    /// Rules that mask secrets in lines before anything is written.
+    pub scrubber: RwLock<Arc<scrub::Scrubber>>,
 }
 
 /// Counters exposed for monitoring.
@@ -216,6 +238,13 @@ pub struct StoreCounters {
     pub compaction_pending: bool,
     pub head_bytes: u64,
     pub corrupt_files: u64,
+    /// Retention and deletes (see [`retention`]).
+    pub retention_segments_deleted: u64,
+    pub retention_segments_rewritten: u64,
+    pub retention_bytes_reclaimed: u64,
+    pub retention_entries_expired: u64,
+    pub deleted_entries_dropped: u64,
+    pub tombstones_retired: u64,
 }
 
 /// An open store. Cheap to share behind an `Arc`; [`Store::close`] flushes.
@@ -235,7 +264,8 @@ impl Store {
             move |source| StoreError::Io { path, source }
         };
         std::fs::create_dir_all(&config.data_dir).map_err(io(&config.data_dir))?;
-        let catalog = Catalog::load(&config.tenants_dir()).map_err(io(&config.tenants_dir()))?;
+        let catalog = Catalog::load(&config.tenants_dir(), &config.quarantine_dir())
+            .map_err(io(&config.tenants_dir()))?;
         let mut index: HashMap<TenantId, TenantIndex> = HashMap::new();
         for (tenant, segs) in &catalog.segments {
             let idx = index.entry(tenant.clone()).or_default();
@@ -257,9 +287,13 @@ impl Store {
 
         let flushed_before = flush::read_marker(&config.flushed_marker());
         let mut replay_errors = 0u64;
+        let wal_options = skald_wal::WalOptions {
+            quarantine_dir: Some(config.quarantine_dir().join("wal")),
+            ..wal_options()
+        };
         let (wal, report) = skald_wal::Wal::open(
             &config.wal_dir(),
-            wal_options(),
+            wal_options,
             |seq, payload| {
                 if seq < flushed_before {
                     return;
@@ -276,13 +310,27 @@ impl Store {
             },
         )?;
         for c in &report.corruptions {
-            tracing::error!(corruption = %c, "wal corruption; entries after it in that file are lost");
+            tracing::error!(
+                path = %c.path.display(),
+                offset = c.offset,
+                reason = c.reason,
+                skipped_bytes = c.skipped_bytes,
+                quarantined = ?c.quarantined,
+                "wal corruption: started with the records before it and the files after it"
+            );
+            // Reported with every query, like an unreadable segment: the
+            // entries after the damage are missing.
+            state.catalog.corrupt.push(CorruptFile {
+                path: c.quarantined.clone().unwrap_or_else(|| c.path.clone()),
+                error: c.to_string(),
+            });
         }
-        if report.records > 0 {
+        if report.records > 0 || report.torn_tail_bytes > 0 || report.end_marks > 0 {
             tracing::info!(
                 records = report.records,
                 bytes = report.bytes,
                 torn_tail_bytes = report.torn_tail_bytes,
+                end_marks = report.end_marks,
                 undecodable = replay_errors,
                 "replayed the wal"
             );
@@ -292,15 +340,18 @@ impl Store {
         }
 
         let shared = Arc::new(Shared {
-            config,
             state: RwLock::new(state),
             flushed: Condvar::new(),
             flushed_lock: Mutex::new(()),
             counters: Counters::default(),
             closing: Default::default(),
+            flush_abandoned: Default::default(),
             compacting: Mutex::new(()),
             tail: Default::default(),
             tombstones: Default::default(),
+            limiter: limits::Limiter::new(config.limits.clone()),
+            scrubber: RwLock::new(Arc::new(config.scrub.clone())),
+            config,
         });
         let (commands, commands_rx) = mpsc::sync_channel(1024);
         let (jobs, jobs_rx) = mpsc::sync_channel(1);
@@ -345,10 +396,16 @@ impl Store {
     pub fn push(
         &self,
         tenant: &TenantId,
-        streams: Vec<StreamBatch>,
+        mut streams: Vec<StreamBatch>,
     ) -> Result<PushOutcome, StoreError> {
-        let (streams, mut outcome) =
-            commit::validate(&self.shared.config, streams, Timestamp::now());
+        let limits = self.shared.limiter.limits(tenant);
+        let scrubber = self.shared.scrubber.read().clone();
+        scrubber.scrub(tenant, &mut streams);
+        let (streams, mut outcome) = commit::validate(&limits, streams, Timestamp::now());
+        let streams = self
+            .shared
+            .limiter
+            .admit(tenant, &limits, streams, &mut outcome);
         if streams.iter().all(|s| s.entries.is_empty()) {
             self.count_rejected(&outcome);
             return Ok(outcome);
@@ -368,6 +425,32 @@ impl Store {
         outcome.rejected.extend(committed.rejected);
         self.count_rejected(&outcome);
         Ok(outcome)
+    }
+
+    /// The limits that apply to `tenant` now.
+    pub fn limits(&self, tenant: &TenantId) -> Arc<skald_model::Limits> {
+        self.shared.limiter.limits(tenant)
+    }
+
+    /// Every tenant's limits now.
+    pub fn tenant_limits(&self) -> Arc<TenantLimits> {
+        self.shared.limiter.current()
+    }
+
+    /// Replaces every tenant's limits (a reload of the configuration);
+    /// pushes that started before keep the limits they read.
+    pub fn set_limits(&self, limits: TenantLimits) {
+        self.shared.limiter.replace(limits);
+    }
+
+    /// Replaces the scrubbing rules (a reload of the configuration).
+    pub fn set_scrubber(&self, scrubber: scrub::Scrubber) {
+        *self.shared.scrubber.write() = Arc::new(scrubber);
+    }
+
+    /// What `tenant` uses now of its rate and active-stream limits.
+    pub fn limit_usage(&self, tenant: &TenantId) -> LimitUsage {
+        self.shared.limiter.usage(tenant)
     }
 
     fn count_rejected(&self, outcome: &PushOutcome) {
@@ -409,6 +492,14 @@ impl Store {
             };
             compact::compact(&self.shared, &tenant, &inputs)?;
         }
+    }
+
+    /// Applies retention (per-tenant periods, stream rules, size budgets)
+    /// and due deletes to the segments now, as the compaction thread does
+    /// every `retention_interval_secs`.
+    pub fn apply_retention(&self) -> Result<retention::RetentionReport, StoreError> {
+        let _one_at_a_time = self.shared.compacting.lock();
+        retention::run_pass(&self.shared)
     }
 
     /// Flushes the head, syncs and stops the store's threads.
@@ -649,6 +740,9 @@ impl Store {
     /// Whether a compaction has dropped entries for a tombstone (None: no
     /// such tombstone).
     pub fn tombstone_applied(&self, tenant: &TenantId, id: &str) -> Option<bool> {
+        if self.shared.tombstones.is_retired(tenant, id) {
+            return Some(true);
+        }
         self.shared.tombstones.applied(tenant, id)
     }
 
@@ -676,6 +770,12 @@ impl Store {
                 || compact::plan_exists(&state, &self.shared.config),
             head_bytes: (state.head.bytes + state.flushing.as_ref().map_or(0, |f| f.bytes)) as u64,
             corrupt_files: state.catalog.corrupt.len() as u64,
+            retention_segments_deleted: c.retention_segments_deleted.load(Ordering::Relaxed),
+            retention_segments_rewritten: c.retention_segments_rewritten.load(Ordering::Relaxed),
+            retention_bytes_reclaimed: c.retention_bytes_reclaimed.load(Ordering::Relaxed),
+            retention_entries_expired: c.retention_entries_expired.load(Ordering::Relaxed),
+            deleted_entries_dropped: c.deleted_entries_dropped.load(Ordering::Relaxed),
+            tombstones_retired: c.tombstones_retired.load(Ordering::Relaxed),
         }
     }
 

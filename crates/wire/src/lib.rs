@@ -23,4 +23,7 @@ pub mod response;
 
 pub use error::{WireError, WireErrorKind};
 pub use params::{parse_duration, parse_step, parse_time};
-pub use push::{DecodeLimits, PushFormat, PushRequest, PushStream, StreamLabels, decode_push};
+pub use push::{
+    DecodeLimits, PushFormat, PushRequest, PushStream, StreamLabels, decode_content_encoding,
+    decode_push,
+};

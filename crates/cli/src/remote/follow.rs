@@ -32,6 +32,23 @@ const PAGE: usize = 5000;
 const POLL_EVERY: Duration = Duration::from_millis(500);
 /// Between attempts to reach a server that is down.
 const RETRY_EVERY: Duration = Duration::from_secs(1);
+/// How often an idle follow checks that its reader is still there.
+const READER_CHECK_EVERY: Duration = Duration::from_millis(500);
+
+/// Whether standard output is a pipe whose reader has gone (`| head -n 3`
+/// has printed its lines): then following is over even while no new line
+/// comes to fail a write, as `tail -f | head` ends. POLLERR on the write
+/// end of a pipe means its read end is closed.
+fn reader_gone() -> bool {
+    let mut fd = libc::pollfd {
+        fd: libc::STDOUT_FILENO,
+        events: 0,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd on our stack; a zero timeout never blocks.
+    let ready = unsafe { libc::poll(&mut fd, 1, 0) };
+    ready > 0 && fd.revents & libc::POLLERR != 0
+}
 
 /// One log entry of a followed query.
 pub struct Entry {
@@ -109,6 +126,9 @@ pub fn follow(
         }
         if !websocket {
             std::thread::sleep(POLL_EVERY);
+            if reader_gone() {
+                return Ok(());
+            }
             continue;
         }
         let start = cursor.newest.unwrap_or(caught_up);
@@ -246,8 +266,18 @@ async fn stream(
         }
         Ok(Err(e)) => return Ended::Lost(e.to_string()),
     };
+    let mut reader_check = tokio::time::interval(READER_CHECK_EVERY);
     loop {
-        let text = match ws.next().await {
+        let next = tokio::select! {
+            next = ws.next() => next,
+            _ = reader_check.tick() => {
+                if reader_gone() {
+                    return Ended::Stopped;
+                }
+                continue;
+            }
+        };
+        let text = match next {
             None => return Ended::Lost("closed by the server".into()),
             Some(Err(e)) => return Ended::Lost(e.to_string()),
             Some(Ok(tungstenite::Message::Text(t))) => t,

@@ -1,6 +1,8 @@
 //! Level, timestamp and message of a captured line, from JSON, logfmt or
 //! common text formats (`2024-01-02T03:04:05Z ERROR ...`, `[WARN] ...`,
-//! `level=info`, Python's `ERROR:root:...`).
+//! `level=info`, Python's `ERROR:root:...`), and the lines that start a
+//! crash report in any of them (`panic:`, `Traceback`, `FATAL`,
+//! `...Exception`), which are errors whatever else they say.
 
 use serde_json::Value;
 
@@ -158,6 +160,13 @@ fn detect_text(line: &str) -> Detected {
             }
         }
     }
+    if let Some(level) = crash_level(rest) {
+        return Detected {
+            level: Some(level),
+            ts,
+            message: None,
+        };
+    }
     let mut level = None;
     for word in rest
         .split(|c: char| !c.is_ascii_alphabetic())
@@ -179,6 +188,29 @@ fn detect_text(line: &str) -> Detected {
         ts,
         message: None,
     }
+}
+
+/// The first line of a crash report, which carries no level word of its
+/// own: Go's `panic: ...`, Rust's `thread 'main' panicked at ...`, Python's
+/// `Traceback (most recent call last):`, Java's `Exception in thread ...`
+/// and `java.lang.IllegalStateException: ...`. (`FATAL` is a level word
+/// and found as one: level `fatal`.)
+fn crash_level(line: &str) -> Option<&'static str> {
+    if line.starts_with("panic:")
+        || line.starts_with("Traceback (most recent call last)")
+        || line.starts_with("Exception in thread ")
+        || (line.starts_with("thread '") && line.contains("' panicked at "))
+    {
+        return Some("error");
+    }
+    // `pkg.SomeException: why` or `SomeException` alone; not a sentence
+    // that merely mentions an exception.
+    let first = line.split([' ', ':']).next().unwrap_or_default();
+    let class = first.rsplit('.').next().unwrap_or_default();
+    let after = &line[first.len()..];
+    let is_class = class.ends_with("Exception")
+        && class.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    (is_class && (after.is_empty() || after.starts_with(':'))).then_some("error")
 }
 
 /// Seconds, milliseconds, microseconds or nanoseconds since the epoch, told
@@ -263,6 +295,37 @@ mod tests {
                 message: None
             }
         );
+        // Crash reports are errors without a level word.
+        for line in [
+            "panic: runtime error: index out of range [3] with length 3",
+            "thread 'main' panicked at src/main.rs:4:5:",
+            "Traceback (most recent call last):",
+            "Exception in thread \"main\" java.lang.NullPointerException",
+            "java.lang.IllegalStateException: queue closed",
+            "Exception: boom",
+            "2026-12-02T12:40:00Z panic: nil map",
+        ] {
+            assert_eq!(detect(line, None).level, Some("error"), "{line}");
+        }
+        assert_eq!(
+            detect("2026-12-02T12:40:00Z panic: nil map", None).ts,
+            Some(1_796_215_200_000_000_000)
+        );
+        for line in [
+            "FATAL: cannot bind :80",
+            "2026/12/06 12:00:00 [FATAL] out of disk",
+        ] {
+            assert_eq!(detect(line, None).level, Some("fatal"), "{line}");
+        }
+        for line in [
+            "no panic: all good",
+            "caught an Exception while retrying",
+            "Exceptional results today",
+            "the traceback was printed above",
+            "fatal is lower-case here",
+        ] {
+            assert_eq!(detect(line, None).level, None, "{line}");
+        }
         // A hint keeps JSON-looking text as text.
         assert_eq!(
             detect(r#"{"level":"error"}"#, Some(FormatHint::Text)).level,

@@ -14,6 +14,17 @@ use std::collections::HashSet;
 use std::io::Write;
 use std::path::PathBuf;
 
+/// How each line is printed (like `skald query -o`).
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogsOutput {
+    /// `[component] 15:04:05 LEVEL message`, coloured on a terminal.
+    Default,
+    /// The line as the component wrote it.
+    Raw,
+    /// One JSON object per line: timestamp, component, stream, level, line.
+    Jsonl,
+}
+
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LogsExport {
     Json,
@@ -32,6 +43,10 @@ pub struct LogsArgs {
     pub since: String,
     #[command(flatten)]
     pub filter: ViewFilter,
+    /// How to print each line; works with --follow.
+    #[arg(long, short = 'o', value_enum, default_value_t = LogsOutput::Default,
+          conflicts_with = "export")]
+    pub output: LogsOutput,
     /// Print the lines as JSON or CSV instead of the view (a snapshot: not
     /// with --follow).
     #[arg(long, value_enum, conflicts_with = "follow")]
@@ -103,13 +118,35 @@ impl Row {
     }
 }
 
-/// `[component] 15:04:05 LEVEL message`, aligned on the widest component
-/// seen so far.
-fn view_line(r: &Row, color: bool, width: &mut usize) -> String {
-    *width = (*width).max(r.component.len());
-    let message = super::detect::detect(&r.line, None).message;
-    let text = message.as_deref().unwrap_or(&r.line);
-    render(&r.component, r.ts, &r.level, text, color, *width)
+impl Row {
+    /// The row as `--export json` and `-o jsonl` print it.
+    fn to_json(&self) -> Value {
+        json!({"timestamp": format_time(self.ts, true), "component": self.component,
+               "stream": self.stream, "level": self.level, "line": self.line})
+    }
+}
+
+/// Prints rows in one of the [`LogsOutput`] formats; the default view is
+/// aligned on the widest component seen so far.
+struct Printer {
+    output: LogsOutput,
+    color: bool,
+    width: usize,
+}
+
+impl Printer {
+    fn line(&mut self, r: &Row) -> String {
+        match self.output {
+            LogsOutput::Raw => r.line.clone(),
+            LogsOutput::Jsonl => r.to_json().to_string(),
+            LogsOutput::Default => {
+                self.width = self.width.max(r.component.len());
+                let message = super::detect::detect(&r.line, None).message;
+                let text = message.as_deref().unwrap_or(&r.line);
+                render(&r.component, r.ts, &r.level, text, self.color, self.width)
+            }
+        }
+    }
 }
 
 pub fn run(args: LogsArgs) -> anyhow::Result<()> {
@@ -164,7 +201,11 @@ pub fn run(args: LogsArgs) -> anyhow::Result<()> {
 fn show(args: &LogsArgs, remote: &Remote, filter: &Filter) -> anyhow::Result<()> {
     let query = build_query(&args.pipeline, &args.filter);
     let color = crate::remote::output::Style::new(args.color, false).color;
-    let mut width = 0;
+    let mut printer = Printer {
+        output: args.output,
+        color,
+        width: 0,
+    };
     if args.follow {
         // History and then live lines, across server restarts, each once.
         return crate::remote::follow::follow(remote, &query, &args.since, |entries| {
@@ -174,7 +215,7 @@ fn show(args: &LogsArgs, remote: &Remote, filter: &Filter) -> anyhow::Result<()>
                 if !filter.shows(&r.component, &r.level, &r.line) {
                     continue;
                 }
-                if writeln!(out, "{}", view_line(&r, color, &mut width)).is_err() {
+                if writeln!(out, "{}", printer.line(&r)).is_err() {
                     return Ok(false);
                 }
             }
@@ -225,7 +266,7 @@ fn show(args: &LogsArgs, remote: &Remote, filter: &Filter) -> anyhow::Result<()>
                 all.push(r);
                 continue;
             }
-            if writeln!(out, "{}", view_line(&r, color, &mut width)).is_err() {
+            if writeln!(out, "{}", printer.line(&r)).is_err() {
                 return Ok(());
             }
         }
@@ -238,13 +279,7 @@ fn show(args: &LogsArgs, remote: &Remote, filter: &Filter) -> anyhow::Result<()>
     }
     match args.export {
         Some(LogsExport::Json) => {
-            let rows: Vec<Value> = all
-                .iter()
-                .map(|r| {
-                    json!({"timestamp": format_time(r.ts, true), "component": r.component,
-                           "stream": r.stream, "level": r.level, "line": r.line})
-                })
-                .collect();
+            let rows: Vec<Value> = all.iter().map(Row::to_json).collect();
             writeln!(out, "{}", serde_json::to_string_pretty(&rows)?)?;
         }
         Some(LogsExport::Csv) => {

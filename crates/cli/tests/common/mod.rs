@@ -18,6 +18,8 @@ pub struct Server {
     extra_args: Vec<String>,
     /// `http`, or `https` for a server started with TLS.
     scheme: &'static str,
+    /// A data directory elsewhere than `dir/data` (a small file system).
+    data: Option<PathBuf>,
 }
 
 fn free_port() -> u16 {
@@ -57,13 +59,38 @@ impl Server {
             client,
             extra_args: args.iter().map(|s| s.to_string()).collect(),
             scheme,
+            data: None,
+        };
+        s.spawn();
+        s
+    }
+
+    /// A server keeping its data in `data` (logs still go to a temporary
+    /// directory).
+    pub fn start_on(data: &Path, args: &[&str]) -> Server {
+        let client = reqwest::blocking::Client::builder()
+            .timeout(Duration::from_secs(60))
+            .build()
+            .unwrap();
+        let mut s = Server {
+            dir: tempfile::tempdir().unwrap(),
+            http: free_port(),
+            grpc: free_port(),
+            child: None,
+            client,
+            extra_args: args.iter().map(|s| s.to_string()).collect(),
+            scheme: "http",
+            data: Some(data.to_path_buf()),
         };
         s.spawn();
         s
     }
 
     pub fn data_dir(&self) -> PathBuf {
-        self.dir.path().join("data")
+        match &self.data {
+            Some(d) => d.clone(),
+            None => self.dir.path().join("data"),
+        }
     }
 
     fn spawn(&mut self) {

@@ -38,10 +38,14 @@ pub fn run(
     let mut st = State {
         data,
         cache,
-        vars: Vec::new(),
+        vars: data.vars(),
         iterations: 0,
     };
-    st.list(nodes, &Dot::Labels, out).map(|_| ())
+    let dot = match data.dot() {
+        Some(v) => Dot::Value(v),
+        None => Dot::Labels,
+    };
+    st.list(nodes, &dot, out).map(|_| ())
 }
 
 impl State<'_> {
@@ -212,6 +216,9 @@ impl State<'_> {
             if let Some(v) = piped {
                 args.push(v);
             }
+            if let Some(result) = self.data.call(name, &args) {
+                return result;
+            }
             return funcs::call(name, args, self.data, self.cache);
         }
         if cmd.args.len() > 1 || piped.is_some() {
@@ -230,9 +237,9 @@ impl State<'_> {
                 };
                 let start = match dot {
                     Dot::Labels => Value::Str(self.data.label(first).unwrap_or("").to_string()),
-                    Dot::Value(v) => field(v, first)?,
+                    Dot::Value(v) => self.field(v, first)?,
                 };
-                fields(start, rest)
+                self.fields(start, rest)
             }
             Arg::Var(name, path) => {
                 let v = if name == "$" {
@@ -245,15 +252,36 @@ impl State<'_> {
                         .map(|(_, v)| v.clone())
                         .ok_or_else(|| format!("undefined variable: {name}"))?
                 };
-                fields(v, path)
+                self.fields(v, path)
             }
             Arg::Sub(p, path) => {
                 let mark = self.vars.len();
                 let v = self.pipeline(p, dot)?;
                 self.vars.truncate(mark);
-                fields(v, path)
+                self.fields(v, path)
             }
         }
+    }
+}
+
+impl State<'_> {
+    /// A map's missing key is nil, or the empty string for data that asks
+    /// for Go's `missingkey=zero` (Prometheus' alert templates).
+    fn field(&self, v: &Value, name: &str) -> Result<Value, String> {
+        if self.data.missing_key_is_empty()
+            && let Value::Map(m) = v
+            && !m.contains_key(name)
+        {
+            return Ok(Value::Str(String::new()));
+        }
+        field(v, name)
+    }
+
+    fn fields(&self, mut v: Value, path: &[String]) -> Result<Value, String> {
+        for name in path {
+            v = self.field(&v, name)?;
+        }
+        Ok(v)
     }
 }
 
@@ -266,11 +294,4 @@ fn field(v: &Value, name: &str) -> Result<Value, String> {
             other.type_name()
         )),
     }
-}
-
-fn fields(mut v: Value, path: &[String]) -> Result<Value, String> {
-    for name in path {
-        v = field(&v, name)?;
-    }
-    Ok(v)
 }

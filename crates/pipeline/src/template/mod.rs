@@ -30,6 +30,26 @@ pub trait Data {
     fn line(&self) -> &str;
     /// Nanoseconds since the Unix epoch.
     fn timestamp(&self) -> i64;
+    /// What `.` is when execution starts; `None`: the labels (Loki's
+    /// templates). Other template dialects (the ruler's, Prometheus'
+    /// alert templates) give a map here.
+    fn dot(&self) -> Option<value::Value> {
+        None
+    }
+    /// Variables defined before execution starts (`$labels`, `$value`).
+    fn vars(&self) -> Vec<(String, value::Value)> {
+        Vec::new()
+    }
+    /// Whether a missing map key reads as `""` (Go's `missingkey=zero`)
+    /// rather than nil.
+    fn missing_key_is_empty(&self) -> bool {
+        false
+    }
+    /// A function added by the caller (named in [`Template::parse_with`]);
+    /// `None` when `name` is not one of them.
+    fn call(&self, _name: &str, _args: &[value::Value]) -> Option<Result<value::Value, String>> {
+        None
+    }
 }
 
 /// The largest output one execution may produce.
@@ -47,9 +67,15 @@ pub struct Template {
 impl Template {
     /// Parses a template; errors say what is wrong and where.
     pub fn parse(src: &str) -> Result<Template, String> {
+        Template::parse_with(src, &[])
+    }
+
+    /// Parses a template that may also call the functions named in
+    /// `extra`, which the [`Data`] it runs on provides ([`Data::call`]).
+    pub fn parse_with(src: &str, extra: &[&str]) -> Result<Template, String> {
         let nodes = parse::parse(src).map_err(|e| format!("template: {e}"))?;
         let mut uses_line = false;
-        check_funcs(&nodes, &mut uses_line)?;
+        check_funcs(&nodes, extra, &mut uses_line)?;
         Ok(Template {
             nodes,
             uses_line,
@@ -68,18 +94,19 @@ impl Template {
     }
 }
 
-fn check_funcs(nodes: &[Node], uses_line: &mut bool) -> Result<(), String> {
-    fn pipe(p: &Pipeline, uses_line: &mut bool) -> Result<(), String> {
+fn check_funcs(nodes: &[Node], extra: &[&str], uses_line: &mut bool) -> Result<(), String> {
+    fn pipe(p: &Pipeline, extra: &[&str], uses_line: &mut bool) -> Result<(), String> {
         for cmd in &p.cmds {
             for arg in &cmd.args {
                 match arg {
                     Arg::Func(name) => {
-                        if !funcs::NAMES.contains(&name.as_str()) {
+                        if !funcs::NAMES.contains(&name.as_str()) && !extra.contains(&name.as_str())
+                        {
                             return Err(format!("template: function {name:?} not defined"));
                         }
                         *uses_line |= name == "__line__";
                     }
-                    Arg::Sub(inner, _) => pipe(inner, uses_line)?,
+                    Arg::Sub(inner, _) => pipe(inner, extra, uses_line)?,
                     _ => {}
                 }
             }
@@ -89,7 +116,7 @@ fn check_funcs(nodes: &[Node], uses_line: &mut bool) -> Result<(), String> {
     for node in nodes {
         match node {
             Node::Text(_) | Node::Break | Node::Continue => {}
-            Node::Action(p) => pipe(p, uses_line)?,
+            Node::Action(p) => pipe(p, extra, uses_line)?,
             Node::If {
                 pipe: p,
                 then: a,
@@ -105,9 +132,9 @@ fn check_funcs(nodes: &[Node], uses_line: &mut bool) -> Result<(), String> {
                 body: a,
                 otherwise: b,
             } => {
-                pipe(p, uses_line)?;
-                check_funcs(a, uses_line)?;
-                check_funcs(b, uses_line)?;
+                pipe(p, extra, uses_line)?;
+                check_funcs(a, extra, uses_line)?;
+                check_funcs(b, extra, uses_line)?;
             }
         }
     }

@@ -13,6 +13,7 @@
 
 mod export;
 mod monitor;
+mod otlp;
 mod push;
 pub(crate) mod query;
 mod streams;
@@ -32,6 +33,7 @@ pub mod proto {
         tonic::include_file_descriptor_set!("skald_v1_descriptor");
 }
 
+pub use otlp::otlp_logs_service;
 use proto::log_service_server::{LogService, LogServiceServer};
 
 /// The service, ready to add to a tonic server.
@@ -41,17 +43,34 @@ pub fn service(app: Arc<AppState>) -> LogServiceServer<Grpc> {
         .max_encoding_message_size(64 * 1024 * 1024)
 }
 
-/// The reflection service describing `skald.v1` (for grpcurl and friends).
+/// What reflection describes: `skald.v1` and the standard health service.
+fn reflection_builder() -> tonic_reflection::server::Builder<'static> {
+    tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+}
+
+/// The reflection service (`grpc.reflection.v1`) describing `skald.v1`,
+/// for grpcurl and friends.
 pub fn reflection() -> Result<
     tonic_reflection::server::v1::ServerReflectionServer<
         impl tonic_reflection::server::v1::ServerReflection,
     >,
     tonic_reflection::server::Error,
 > {
-    tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()
+    reflection_builder().build_v1()
+}
+
+/// The same under its older name, `grpc.reflection.v1alpha`, which
+/// grpcio's Python reflection client, older grpcurl and Evans still speak
+/// (they get UNIMPLEMENTED without it).
+pub fn reflection_v1alpha() -> Result<
+    tonic_reflection::server::v1alpha::ServerReflectionServer<
+        impl tonic_reflection::server::v1alpha::ServerReflection,
+    >,
+    tonic_reflection::server::Error,
+> {
+    reflection_builder().build_v1alpha()
 }
 
 pub struct Grpc {

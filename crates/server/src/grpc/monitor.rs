@@ -27,7 +27,43 @@ fn tenant_stats(app: &AppState, tenant: &TenantId) -> proto::TenantStatistics {
         segments: st.segments,
         oldest_entry_ns: oldest,
         newest_entry_ns: newest,
+        limits: limit_rows(app, tenant, st.segment_bytes),
     }
+}
+
+/// Every limit of `tenant` under its Loki name, as the configuration file
+/// writes it, with what the tenant uses of it where that is measured.
+fn limit_rows(app: &AppState, tenant: &TenantId, disk_bytes: u64) -> Vec<proto::TenantLimit> {
+    let limits = app.store.limits(tenant);
+    let usage = app.store.limit_usage(tenant);
+    let Ok(serde_json::Value::Object(fields)) = serde_json::to_value(limits.as_ref()) else {
+        return Vec::new();
+    };
+    fields
+        .into_iter()
+        .map(|(name, value)| {
+            let used = match name.as_str() {
+                "ingestion_rate_mb" => format!("{} bytes/s", usage.ingestion_bytes_per_second),
+                "ingestion_burst_size_mb" => {
+                    format!("{} bytes available", usage.ingestion_burst_available)
+                }
+                "max_streams_per_user" | "max_global_streams_per_user" => {
+                    format!("{} active streams", usage.active_streams)
+                }
+                "retention_max_bytes" => format!("{disk_bytes} bytes stored"),
+                _ => String::new(),
+            };
+            let value = match value {
+                serde_json::Value::String(s) => s,
+                other => other.to_string(),
+            };
+            proto::TenantLimit {
+                name,
+                value,
+                usage: used,
+            }
+        })
+        .collect()
 }
 
 pub(super) async fn get_statistics(
@@ -97,21 +133,27 @@ pub(super) async fn get_user_quota(
     let tenant = tenant(&req)?;
     let app = app.clone();
     let out = blocking(move || {
-        let limits = &app.store.config().limits;
+        let limits = app.store.limits(&tenant);
         let usage = tenant_stats(&app, &tenant);
         Ok(proto::GetUserQuotaResponse {
             tenant: tenant.to_string(),
-            max_line_bytes: limits.max_line_size as u64,
+            max_line_bytes: limits.max_line_size,
             max_label_names_per_series: limits.max_label_names_per_series as u64,
             max_label_name_length: limits.max_label_name_length as u64,
             max_label_value_length: limits.max_label_value_length as u64,
             max_push_body_bytes: app.config.max_push_body_bytes as u64,
-            max_query_limit: app.config.max_query_limit as u64,
+            max_query_limit: (app.config.max_query_limit as u64)
+                .min(limits.max_entries_limit_per_query as u64),
             max_query_length_hours: app.config.max_query_length_hours,
-            reject_old_samples_max_age_secs: limits.reject_old_samples_max_age_secs,
+            reject_old_samples_max_age_secs: if limits.reject_old_samples {
+                limits.reject_old_samples_max_age.as_secs()
+            } else {
+                0
+            },
             streams: usage.streams,
             entries: usage.entries,
             bytes_stored: usage.bytes_stored,
+            limits: usage.limits,
         })
     })
     .await?;

@@ -70,10 +70,20 @@ async fn store(
     streams: Vec<proto::Stream>,
 ) -> Result<PushOutcome, Status> {
     let store = app.store.clone();
+    let ingest = app.ingest.for_tenant(&tenant);
     blocking(move || {
         let mut rejected = Vec::new();
-        let batches = batches(streams, &mut rejected);
+        let mut batches = batches(streams, &mut rejected);
+        crate::discovery::apply(&ingest, &mut batches);
         let mut outcome = store.push(&tenant, batches).map_err(store_status)?;
+        if let Some(reason) = outcome.rate_limit_reason.take() {
+            // As the HTTP push's 429: the client backs off and retries.
+            return Err(Status::resource_exhausted(format!(
+                "{reason} ({} entries refused by rate or stream limits, {} stored)",
+                outcome.rate_limited,
+                outcome.accepted + outcome.duplicates
+            )));
+        }
         rejected.append(&mut outcome.rejected);
         outcome.rejected = rejected;
         Ok(outcome)

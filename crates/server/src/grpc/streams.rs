@@ -104,8 +104,8 @@ pub(super) async fn validate_labels(
     req: Request<proto::ValidateLabelsRequest>,
 ) -> Result<Response<proto::ValidateLabelsResponse>, Status> {
     use proto::label_problem::Severity;
+    let limits = app.store.limits(&super::tenant(&req)?);
     let req = req.into_inner();
-    let limits = &app.store.config().limits;
     let mut problems = Vec::new();
     let mut problem = |name: &str, severity: Severity, code: &str, message: String| {
         problems.push(proto::LabelProblem {

@@ -227,6 +227,16 @@ pub fn decode_push(
     }
 }
 
+/// Undoes an HTTP `Content-Encoding` (none, gzip, deflate, snappy) within
+/// `max_decompressed_bytes`, for bodies other than Loki's push (OTLP).
+pub fn decode_content_encoding<'a>(
+    content_encoding: Option<&str>,
+    body: &'a [u8],
+    max_decompressed_bytes: usize,
+) -> Result<std::borrow::Cow<'a, [u8]>, WireError> {
+    encoding::ContentEncoding::from_header(content_encoding)?.decode(body, max_decompressed_bytes)
+}
+
 /// Counts decoded items against [`DecodeLimits::max_items`].
 pub(crate) struct ItemBudget {
     left: usize,

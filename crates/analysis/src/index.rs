@@ -1,0 +1,628 @@
+//! Patterns at ingest: every accepted line of every tenant's stream gets a
+//! pattern, and counts per pattern and time bucket are kept on disk, so
+//! `/loki/api/v1/patterns` answers for any past range and after restarts.
+//!
+//! The store's commit thread hands each durable group to [`PatternIndex::offer`],
+//! which only tries to queue it on a bounded channel: when the miner
+//! thread is behind, the group is shed and counted
+//! ([`IndexCounters::shed_lines`]), never waited for. The miner thread keeps
+//! one [`Miner`] per stream (bounded patterns each) and adds the lines'
+//! counts to pending buckets, written out every `flush_secs` and before a
+//! query reads.
+//!
+//! # Files
+//!
+//! `<dir>/<tenant>/patterns-<day>.tsv`, one per UTC day (`day` = days since
+//! the epoch) of the buckets it holds. The first line is the header
+//! `skald-patterns<TAB>1`; a newer version is refused (the file is skipped
+//! with a warning). Each following line is one record:
+//!
+//! ```text
+//! <bucket start, unix s> TAB <count> TAB <level> TAB <stream labels> TAB <pattern> LF
+//! ```
+//!
+//! Labels are printed as Loki prints them (tabs escaped); patterns are
+//! tab-free (tokens are split on whitespace). Counts are additive: a key
+//! may appear in many records (one per write) and readers sum them. A
+//! line without its final LF (a write cut by a crash) is ignored. The
+//! files are derived data: lines acknowledged but not yet written when the
+//! process dies (at most `flush_secs` of them) are missing from patterns,
+//! never from the logs.
+//!
+//! Not here: HTTP shapes (`skald-server`), retention (the files are small
+//! and kept).
+
+use crate::level::{self, Level};
+use crate::miner::{Miner, MinerConfig, PatternId};
+use foldhash::{HashMap, HashMapExt};
+use parking_lot::Mutex;
+use skald_model::{Entry, LabelSet, Matcher, TenantId};
+use std::collections::BTreeMap;
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::time::{Duration, Instant};
+
+const HEADER: &str = "skald-patterns\t1";
+const SECS_PER_DAY: i64 = 86_400;
+
+/// Tuning of the pattern index (`[analysis]` in the configuration file).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IndexConfig {
+    /// Mine patterns at ingest.
+    pub enabled: bool,
+    /// Width of a count bucket, in seconds (Loki's pattern samples: 10).
+    pub bucket_secs: u64,
+    /// Patterns kept per stream; past it the rarest are evicted.
+    pub max_patterns_per_stream: usize,
+    /// Durable groups queued for the miner thread before groups are shed.
+    pub queue_groups: usize,
+    /// How often pending counts are written, in seconds.
+    pub flush_secs: u64,
+}
+
+impl Default for IndexConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            bucket_secs: 10,
+            max_patterns_per_stream: 500,
+            queue_groups: 256,
+            flush_secs: 5,
+        }
+    }
+}
+
+/// What the index has done, for monitoring and tests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct IndexCounters {
+    pub mined_lines: u64,
+    /// Lines not mined because the miner thread was behind.
+    pub shed_lines: u64,
+    pub patterns_evicted: u64,
+    pub records_written: u64,
+    /// Records skipped when reading (cut lines, unreadable fields).
+    pub records_skipped: u64,
+}
+
+/// Streams of one durable group, as the store committed them.
+pub type Group = Vec<(LabelSet, Vec<Entry>)>;
+
+enum Message {
+    Group(TenantId, Group),
+    /// Answered once everything queued before it is mined.
+    Sync(SyncSender<()>),
+}
+
+/// One pattern's counts over a range, in steps.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct PatternSeries {
+    pub pattern: String,
+    pub level: String,
+    /// `(step start, unix s; count)`, ascending, zero steps omitted.
+    pub samples: Vec<(i64, u64)>,
+}
+
+impl PatternSeries {
+    pub fn total(&self) -> u64 {
+        self.samples.iter().map(|s| s.1).sum()
+    }
+}
+
+/// Patterns of a tenant's streams over a range: what a query asks.
+pub struct PatternQuery<'a> {
+    pub tenant: &'a TenantId,
+    pub matchers: &'a [Matcher],
+    /// Unix seconds, inclusive start, exclusive end.
+    pub start: i64,
+    pub end: i64,
+    pub step: i64,
+}
+
+struct StreamState {
+    tenant: TenantId,
+    labels: String,
+    miner: Miner,
+}
+
+#[derive(Default)]
+struct MinerState {
+    streams: Vec<StreamState>,
+    by_key: HashMap<(TenantId, String), usize>,
+    /// (stream, pattern, level, bucket start) -> lines
+    pending: HashMap<(usize, PatternId, Level, i64), u64>,
+    last_write: Option<Instant>,
+}
+
+struct Inner {
+    dir: PathBuf,
+    config: IndexConfig,
+    state: Mutex<MinerState>,
+    mined: AtomicU64,
+    shed: AtomicU64,
+    evicted: AtomicU64,
+    written: AtomicU64,
+    skipped: AtomicU64,
+}
+
+/// The pattern index of a data directory.
+pub struct PatternIndex {
+    inner: Arc<Inner>,
+    sender: Mutex<Option<SyncSender<Message>>>,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+impl PatternIndex {
+    /// Opens the index in `dir` (created when missing) and starts its
+    /// miner thread.
+    pub fn open(dir: impl Into<PathBuf>, config: IndexConfig) -> std::io::Result<PatternIndex> {
+        let dir = dir.into();
+        std::fs::create_dir_all(&dir)?;
+        let inner = Arc::new(Inner {
+            dir,
+            config: config.clone(),
+            state: Mutex::new(MinerState::default()),
+            mined: AtomicU64::new(0),
+            shed: AtomicU64::new(0),
+            evicted: AtomicU64::new(0),
+            written: AtomicU64::new(0),
+            skipped: AtomicU64::new(0),
+        });
+        let (sender, receiver) = std::sync::mpsc::sync_channel(config.queue_groups.max(1));
+        let thread = {
+            let inner = inner.clone();
+            std::thread::Builder::new()
+                .name("skald-patterns".into())
+                .spawn(move || run(&inner, receiver))?
+        };
+        Ok(PatternIndex {
+            inner,
+            sender: Mutex::new(Some(sender)),
+            thread: Mutex::new(Some(thread)),
+        })
+    }
+
+    /// Queues a durable group for mining; never blocks. Returns false when
+    /// the group was shed.
+    pub fn offer(&self, tenant: TenantId, group: Group) -> bool {
+        let sender = self.sender.lock();
+        let Some(sender) = sender.as_ref() else {
+            return false;
+        };
+        let lines: usize = group.iter().map(|(_, e)| e.len()).sum();
+        match sender.try_send(Message::Group(tenant, group)) {
+            Ok(()) => true,
+            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
+                self.inner.shed.fetch_add(lines as u64, Ordering::Relaxed);
+                false
+            }
+        }
+    }
+
+    pub fn counters(&self) -> IndexCounters {
+        let i = &self.inner;
+        IndexCounters {
+            mined_lines: i.mined.load(Ordering::Relaxed),
+            shed_lines: i.shed.load(Ordering::Relaxed),
+            patterns_evicted: i.evicted.load(Ordering::Relaxed),
+            records_written: i.written.load(Ordering::Relaxed),
+            records_skipped: i.skipped.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Waits until every group queued so far is mined and written (tests,
+    /// shutdown).
+    pub fn sync(&self) -> std::io::Result<()> {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        {
+            let sender = self.sender.lock();
+            if let Some(sender) = sender.as_ref() {
+                let _ = sender.send(Message::Sync(tx));
+            }
+        }
+        let _ = rx.recv_timeout(Duration::from_secs(60));
+        write_pending(&self.inner, &mut self.inner.state.lock())
+    }
+
+    /// Stops the miner thread after it has mined what is queued, and writes
+    /// the pending counts.
+    pub fn close(&self) -> std::io::Result<()> {
+        self.sender.lock().take();
+        if let Some(thread) = self.thread.lock().take() {
+            let _ = thread.join();
+        }
+        write_pending(&self.inner, &mut self.inner.state.lock())
+    }
+
+    /// Pattern series over a range, most frequent first.
+    pub fn query(&self, q: &PatternQuery<'_>) -> std::io::Result<Vec<PatternSeries>> {
+        write_pending(&self.inner, &mut self.inner.state.lock())?;
+        let step = q.step.max(1);
+        let mut series: BTreeMap<(String, String), BTreeMap<i64, u64>> = BTreeMap::new();
+        let mut stream_matches: HashMap<String, bool> = HashMap::new();
+        let tenant_dir = self.inner.dir.join(q.tenant.as_str());
+        let first_day = q.start.div_euclid(SECS_PER_DAY);
+        let last_day = (q.end - 1).div_euclid(SECS_PER_DAY);
+        for day in first_day..=last_day.max(first_day) {
+            let path = tenant_dir.join(format!("patterns-{day}.tsv"));
+            let skipped = read_records(&path, |r| {
+                if r.bucket < q.start || r.bucket >= q.end {
+                    return;
+                }
+                let matches = *stream_matches
+                    .entry(r.labels.to_owned())
+                    .or_insert_with(|| {
+                        LabelSet::parse(r.labels)
+                            .is_ok_and(|l| q.matchers.iter().all(|m| m.matches(&l)))
+                    });
+                if !matches {
+                    return;
+                }
+                let at = q.start + (r.bucket - q.start).div_euclid(step) * step;
+                *series
+                    .entry((r.pattern.to_owned(), r.level.to_owned()))
+                    .or_default()
+                    .entry(at)
+                    .or_default() += r.count;
+            })?;
+            self.inner.skipped.fetch_add(skipped, Ordering::Relaxed);
+        }
+        let mut out: Vec<PatternSeries> = series
+            .into_iter()
+            .map(|((pattern, level), samples)| PatternSeries {
+                pattern,
+                level,
+                samples: samples.into_iter().collect(),
+            })
+            .collect();
+        fold_subsumed(&mut out);
+        out.sort_by(|a, b| {
+            b.total()
+                .cmp(&a.total())
+                .then_with(|| a.pattern.cmp(&b.pattern))
+        });
+        Ok(out)
+    }
+}
+
+impl Drop for PatternIndex {
+    fn drop(&mut self) {
+        let _ = self.close();
+    }
+}
+
+fn run(inner: &Inner, receiver: Receiver<Message>) {
+    let every = Duration::from_secs(inner.config.flush_secs.max(1));
+    loop {
+        match receiver.recv_timeout(every) {
+            Ok(Message::Sync(reply)) => {
+                let _ = reply.try_send(());
+            }
+            Ok(Message::Group(tenant, group)) => {
+                let mut state = inner.state.lock();
+                mine_group(inner, &mut state, tenant, group);
+                let due = state.last_write.is_none_or(|t| t.elapsed() >= every);
+                if due && let Err(e) = write_pending(inner, &mut state) {
+                    tracing::warn!(error = %e, "cannot write pattern counts");
+                }
+            }
+            Err(RecvTimeoutError::Timeout) => {
+                if let Err(e) = write_pending(inner, &mut inner.state.lock()) {
+                    tracing::warn!(error = %e, "cannot write pattern counts");
+                }
+            }
+            Err(RecvTimeoutError::Disconnected) => return,
+        }
+    }
+}
+
+fn mine_group(inner: &Inner, state: &mut MinerState, tenant: TenantId, group: Group) {
+    let bucket = inner.config.bucket_secs.max(1) as i64;
+    let mut lines = 0u64;
+    for (labels, entries) in group {
+        let key = (tenant.clone(), labels.to_string());
+        let index = match state.by_key.get(&key) {
+            Some(&i) => i,
+            None => {
+                let i = state.streams.len();
+                state.streams.push(StreamState {
+                    tenant: tenant.clone(),
+                    labels: key.1.clone(),
+                    miner: Miner::new(MinerConfig {
+                        max_patterns: inner.config.max_patterns_per_stream,
+                        track_merges: true,
+                        ..MinerConfig::default()
+                    }),
+                });
+                state.by_key.insert(key, i);
+                i
+            }
+        };
+        let stream = &mut state.streams[index];
+        let evicted_before = stream.miner.stats().patterns_evicted;
+        for entry in &entries {
+            let id = stream.miner.add(&entry.line);
+            let level = level::detect(
+                &entry.line,
+                entry
+                    .metadata
+                    .iter()
+                    .map(|l| (l.name.as_str(), l.value.as_str())),
+            );
+            let at = (entry.ts.0 / 1_000_000_000).div_euclid(bucket) * bucket;
+            *state.pending.entry((index, id, level, at)).or_default() += 1;
+        }
+        let evicted = stream.miner.stats().patterns_evicted - evicted_before;
+        inner.evicted.fetch_add(evicted, Ordering::Relaxed);
+        lines += entries.len() as u64;
+    }
+    inner.mined.fetch_add(lines, Ordering::Relaxed);
+}
+
+/// Appends pending counts to the day files, then forgets them (and the
+/// merge history their pattern ids needed).
+fn write_pending(inner: &Inner, state: &mut MinerState) -> std::io::Result<()> {
+    state.last_write = Some(Instant::now());
+    if state.pending.is_empty() {
+        return Ok(());
+    }
+    let mut by_file: BTreeMap<(TenantId, i64), String> = BTreeMap::new();
+    let mut records = 0;
+    let mut merged: HashMap<(usize, String, Level, i64), u64> = HashMap::new();
+    for (&(stream, id, level, at), &count) in &state.pending {
+        // A pattern evicted before its counts were written loses them
+        // (counted in `patterns_evicted`).
+        let Some(pattern) = state.streams[stream].miner.get(id) else {
+            continue;
+        };
+        *merged
+            .entry((stream, pattern.text(), level, at))
+            .or_default() += count;
+    }
+    for ((stream, pattern, level, at), count) in merged {
+        let s = &state.streams[stream];
+        let text = by_file
+            .entry((s.tenant.clone(), at.div_euclid(SECS_PER_DAY)))
+            .or_default();
+        use std::fmt::Write as _;
+        let _ = writeln!(
+            text,
+            "{at}\t{count}\t{}\t{}\t{pattern}",
+            level.as_str(),
+            s.labels
+        );
+        records += 1;
+    }
+    state.pending.clear();
+    for s in &mut state.streams {
+        s.miner.clear_merge_history();
+    }
+    for ((tenant, day), text) in by_file {
+        let dir = inner.dir.join(tenant.as_str());
+        std::fs::create_dir_all(&dir)?;
+        append(&dir.join(format!("patterns-{day}.tsv")), &text)?;
+    }
+    inner.written.fetch_add(records, Ordering::Relaxed);
+    Ok(())
+}
+
+fn append(path: &Path, text: &str) -> std::io::Result<()> {
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?;
+    if file.metadata()?.len() == 0 {
+        file.write_all(HEADER.as_bytes())?;
+        file.write_all(b"\n")?;
+    }
+    file.write_all(text.as_bytes())?;
+    file.sync_data()
+}
+
+struct Record<'a> {
+    bucket: i64,
+    count: u64,
+    level: &'a str,
+    labels: &'a str,
+    pattern: &'a str,
+}
+
+/// Calls `each` for every whole record of `path` (a missing file has
+/// none). Returns how many lines were skipped.
+fn read_records(path: &Path, mut each: impl FnMut(Record<'_>)) -> std::io::Result<u64> {
+    let file = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e),
+    };
+    let mut reader = std::io::BufReader::new(file);
+    let mut line = String::new();
+    let mut skipped = 0;
+    let mut first = true;
+    loop {
+        line.clear();
+        if reader.read_line(&mut line)? == 0 {
+            return Ok(skipped);
+        }
+        let Some(record) = line.strip_suffix('\n') else {
+            skipped += 1; // cut by a crash
+            continue;
+        };
+        if first {
+            first = false;
+            if record != HEADER {
+                tracing::warn!(file = %path.display(), "unknown pattern file version; skipped");
+                return Ok(skipped + 1);
+            }
+            continue;
+        }
+        let mut fields = record.splitn(5, '\t');
+        let parsed = (|| {
+            Some(Record {
+                bucket: fields.next()?.parse().ok()?,
+                count: fields.next()?.parse().ok()?,
+                level: fields.next()?,
+                labels: fields.next()?,
+                pattern: fields.next()?,
+            })
+        })();
+        match parsed {
+            Some(r) => each(r),
+            None => skipped += 1,
+        }
+    }
+}
+
+/// A pattern written before its stream's miner generalised it (`user bob
+/// logged in`) counts for the general one (`user <_> logged in`) when both
+/// are in the answer.
+fn fold_subsumed(series: &mut Vec<PatternSeries>) {
+    const MAX: usize = 2_000;
+    if series.len() > MAX {
+        return; // quadratic below; a huge answer is returned as it is
+    }
+    let tokens: Vec<Vec<&str>> = series
+        .iter()
+        .map(|s| s.pattern.split(' ').collect())
+        .collect();
+    let wildcards = |t: &[&str]| t.iter().filter(|&&x| x == crate::WILDCARD).count();
+    let mut target: Vec<Option<usize>> = vec![None; series.len()];
+    for (i, a) in tokens.iter().enumerate() {
+        let best = tokens
+            .iter()
+            .enumerate()
+            .filter(|&(j, b)| {
+                j != i
+                    && series[j].level == series[i].level
+                    && b.len() == a.len()
+                    && wildcards(b) > wildcards(a)
+                    && b.iter()
+                        .zip(a)
+                        .all(|(x, y)| *x == crate::WILDCARD || x == y)
+            })
+            .max_by_key(|&(_, b)| std::cmp::Reverse(wildcards(b)));
+        target[i] = best.map(|(j, _)| j);
+    }
+    // Follow chains to the most general pattern; move samples there.
+    let mut moved: Vec<Vec<(i64, u64)>> = vec![Vec::new(); series.len()];
+    for i in 0..series.len() {
+        let mut to = i;
+        let mut hops = 0;
+        while let Some(next) = target[to] {
+            to = next;
+            hops += 1;
+            if hops > series.len() {
+                break;
+            }
+        }
+        if to != i {
+            moved[to].append(&mut series[i].samples);
+        }
+    }
+    for (s, extra) in series.iter_mut().zip(moved) {
+        if extra.is_empty() {
+            continue;
+        }
+        let mut all: BTreeMap<i64, u64> = s.samples.drain(..).collect();
+        for (t, c) in extra {
+            *all.entry(t).or_default() += c;
+        }
+        s.samples = all.into_iter().collect();
+    }
+    series.retain(|s| !s.samples.is_empty());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use skald_model::Timestamp;
+
+    fn group(labels: &str, lines: &[(i64, &str)]) -> Group {
+        vec![(
+            LabelSet::parse(labels).unwrap(),
+            lines
+                .iter()
+                .map(|&(s, l)| Entry::new(Timestamp(s * 1_000_000_000), l))
+                .collect(),
+        )]
+    }
+
+    fn query(index: &PatternIndex, tenant: &TenantId, app: &str) -> Vec<PatternSeries> {
+        let matchers = [Matcher::new("app", skald_model::MatchOp::Eq, app).unwrap()];
+        index
+            .query(&PatternQuery {
+                tenant,
+                matchers: &matchers,
+                start: 0,
+                end: 1_000,
+                step: 100,
+            })
+            .unwrap()
+    }
+
+    #[test]
+    fn counts_survive_reopening_and_tenants_are_apart() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = TenantId::new("a").unwrap();
+        let b = TenantId::new("b").unwrap();
+        {
+            let index = PatternIndex::open(dir.path(), IndexConfig::default()).unwrap();
+            let lines: Vec<(i64, String)> = (0..30)
+                .map(|i| (i * 10, format!("GET /x/{i} took {i}ms")))
+                .collect();
+            let lines: Vec<(i64, &str)> = lines.iter().map(|(t, l)| (*t, l.as_str())).collect();
+            assert!(index.offer(a.clone(), group(r#"{app="web"}"#, &lines)));
+            assert!(index.offer(
+                b.clone(),
+                group(r#"{app="web"}"#, &[(5, "level=error boom 1")])
+            ));
+            index.close().unwrap();
+        }
+        let index = PatternIndex::open(dir.path(), IndexConfig::default()).unwrap();
+        let got = query(&index, &a, "web");
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert_eq!(got[0].pattern, "GET <_> took <_>");
+        assert_eq!(got[0].samples, [(0, 10), (100, 10), (200, 10)]);
+        let got = query(&index, &b, "web");
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].level, "error");
+        assert!(query(&index, &a, "db").is_empty());
+        assert_eq!(index.counters().records_skipped, 0);
+    }
+
+    #[test]
+    fn early_specific_patterns_fold_into_later_general_ones() {
+        let mut series = vec![
+            PatternSeries {
+                pattern: "user bob in".into(),
+                level: "info".into(),
+                samples: vec![(0, 2)],
+            },
+            PatternSeries {
+                pattern: "user <_> in".into(),
+                level: "info".into(),
+                samples: vec![(0, 1), (10, 5)],
+            },
+        ];
+        fold_subsumed(&mut series);
+        assert_eq!(series.len(), 1);
+        assert_eq!(series[0].samples, [(0, 3), (10, 5)]);
+    }
+
+    #[test]
+    fn a_cut_record_is_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.tsv");
+        std::fs::write(
+            &path,
+            format!("{HEADER}\n0\t3\tinfo\t{{a=\"1\"}}\tx <_>\n10\t4\tinfo\t{{a="),
+        )
+        .unwrap();
+        let mut seen = 0;
+        let skipped = read_records(&path, |r| seen += r.count).unwrap();
+        assert_eq!((seen, skipped), (3, 1));
+    }
+}

@@ -1,0 +1,348 @@
+//! Tokenising and masking a log line before it reaches the miner.
+//!
+//! A line is split on ASCII whitespace into tokens; each token is then
+//! masked in place so that values which obviously vary never reach the
+//! similarity test: any alphanumeric run holding a digit (numbers, hex,
+//! UUID parts, IP octets, `12ms`, `4KiB`, `v2`), long hexadecimal words,
+//! the value of `key=value`, paths and URLs, `host:port`, day and month
+//! names, and quoted words. A token
+//! whose kept text is only punctuation around masks (`10.0.0.1:80`,
+//! `2024-01-02T03:04:05Z`, `[42]`, `1.5s`) becomes a single [`WILDCARD`].
+//!
+//! Not for: semantic parsing of fields (that is the pipeline's `json` and
+//! `logfmt`), nor preserving the original values (the miner needs shapes).
+//! The scanner is byte-oriented and allocation-free once its buffers have
+//! grown; non-ASCII bytes count as letters.
+
+/// The placeholder a masked value becomes, as Loki prints patterns.
+pub const WILDCARD: &str = "<_>";
+
+/// A masked line: token texts in one buffer, with their byte spans.
+#[derive(Debug, Default, Clone)]
+pub struct Masked {
+    text: String,
+    spans: Vec<(u32, u32)>,
+}
+
+impl Masked {
+    /// Number of tokens.
+    pub fn len(&self) -> usize {
+        self.spans.len()
+    }
+
+    /// Whether the line had no tokens (empty or only whitespace).
+    pub fn is_empty(&self) -> bool {
+        self.spans.is_empty()
+    }
+
+    /// The `i`-th masked token.
+    pub fn get(&self, i: usize) -> &str {
+        let (start, end) = self.spans[i];
+        &self.text[start as usize..end as usize]
+    }
+
+    /// Masked tokens in order.
+    pub fn tokens(&self) -> impl ExactSizeIterator<Item = &str> + '_ {
+        self.spans
+            .iter()
+            .map(|&(s, e)| &self.text[s as usize..e as usize])
+    }
+
+    fn last_ends_with_wildcard(&self) -> bool {
+        self.spans
+            .last()
+            .is_some_and(|&(s, e)| self.text[s as usize..e as usize].ends_with(WILDCARD))
+    }
+
+    fn last_is_wildcard(&self) -> bool {
+        self.spans
+            .last()
+            .is_some_and(|&(s, e)| &self.text[s as usize..e as usize] == WILDCARD)
+    }
+
+    fn clear(&mut self) {
+        self.text.clear();
+        self.spans.clear();
+    }
+
+    /// Adds a wildcard token, unless the previous token is one: a run of
+    /// values (`IRQs 3 4 5 7`, `took 1.5 s`) is one variable, whatever
+    /// its length.
+    fn push_wildcard(&mut self) {
+        if self.last_is_wildcard() {
+            return;
+        }
+        let start = self.text.len() as u32;
+        self.text.push_str(WILDCARD);
+        self.spans.push((start, self.text.len() as u32));
+    }
+}
+
+/// Masks `line` into `out` (cleared first), keeping at most `max_tokens`
+/// tokens: when the line has more, the last kept one is a wildcard
+/// standing for the rest, so a hostile line costs bounded work.
+pub fn mask_into(line: &str, max_tokens: usize, out: &mut Masked) {
+    out.clear();
+    let bytes = line.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i].is_ascii_whitespace() {
+            i += 1;
+            continue;
+        }
+        if out.len() + 1 >= max_tokens.max(1) {
+            let more = bytes[i..]
+                .iter()
+                .position(u8::is_ascii_whitespace)
+                .is_some_and(|end| bytes[i + end..].iter().any(|b| !b.is_ascii_whitespace()));
+            if more {
+                out.push_wildcard();
+                return;
+            }
+        }
+        let start = i;
+        while i < bytes.len() && !bytes[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        // `key="a quoted phrase"` is one token: its value is data.
+        if let Some(eq) = line[start..i]
+            .find("=\"")
+            .or_else(|| line[start..i].find("='"))
+        {
+            let quote = bytes[start + eq + 1];
+            let value = &bytes[start + eq + 2..i];
+            let closed = value.last() == Some(&quote) && !value.is_empty();
+            if !closed && let Some(close) = bytes[i..].iter().position(|&b| b == quote) {
+                i += close + 1;
+                while i < bytes.len() && !bytes[i].is_ascii_whitespace() {
+                    i += 1;
+                }
+            }
+        }
+        // A quoted word is a value (`'root'`, `"eth0"`); a quoted phrase
+        // is left to the tokens it is made of, which often name the event
+        // (`"GET /x HTTP/1.1"`).
+        let quote = bytes[start];
+        if (quote == b'"' || quote == b'\'') && i - start >= 2 && bytes[i - 1] == quote {
+            out.push_wildcard();
+            continue;
+        }
+        mask_token(&line[start..i], out);
+    }
+}
+
+fn is_word_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b >= 0x80
+}
+
+fn mask_token(token: &str, out: &mut Masked) {
+    let bytes = token.as_bytes();
+    if out.last_ends_with_wildcard() && is_unit(token) {
+        // `12 ms`, `(0.0 KB)`: the unit belongs to the value before it.
+        return;
+    }
+    if is_path_or_url(bytes) || is_host_port(bytes) || is_date_word(token) {
+        out.push_wildcard();
+        return;
+    }
+    let start = out.text.len();
+    // `key=value`: the key is the shape, the value is data.
+    if let Some(eq) = bytes.iter().position(|&b| b == b'=')
+        && eq > 0
+        && eq + 1 < bytes.len()
+        && bytes[..eq]
+            .iter()
+            .all(|&b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.' || b == b'-')
+        && bytes[..eq].iter().any(u8::is_ascii_alphabetic)
+    {
+        out.text.push_str(&token[..=eq]);
+        out.text.push_str(WILDCARD);
+        out.spans.push((start as u32, out.text.len() as u32));
+        return;
+    }
+    let mut masked_any = false;
+    let mut kept_letter = false;
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        let signed = (b == b'-' || b == b'+')
+            && i + 1 < bytes.len()
+            && bytes[i + 1].is_ascii_digit()
+            && (i == 0 || !is_word_byte(bytes[i - 1]));
+        if !is_word_byte(b) && !signed {
+            out.text.push(b as char);
+            i += 1;
+            continue;
+        }
+        let word_start = i;
+        if is_uuid_at(bytes, i) {
+            out.text.push_str(WILDCARD);
+            masked_any = true;
+            i += 36;
+            continue;
+        }
+        if signed {
+            i += 1;
+        }
+        let mut digits = false;
+        let mut all_hex = true;
+        while i < bytes.len() && is_word_byte(bytes[i]) {
+            digits |= bytes[i].is_ascii_digit();
+            all_hex &= bytes[i].is_ascii_hexdigit();
+            i += 1;
+        }
+        let word = &token[word_start..i];
+        if digits || (all_hex && word.len() >= 12) {
+            out.text.push_str(WILDCARD);
+            masked_any = true;
+        } else {
+            out.text.push_str(word);
+            kept_letter = true;
+        }
+    }
+    if masked_any && !kept_letter {
+        out.text.truncate(start);
+        out.push_wildcard();
+        return;
+    }
+    out.spans.push((start as u32, out.text.len() as u32));
+}
+
+fn is_path_or_url(bytes: &[u8]) -> bool {
+    let unix = bytes.len() > 1 && bytes[0] == b'/' && bytes[1] != b'/';
+    let windows =
+        bytes.len() > 2 && bytes[0].is_ascii_alphabetic() && bytes[1] == b':' && bytes[2] == b'\\';
+    let url = memfind(bytes, b"://").is_some();
+    unix || windows || url
+}
+
+/// `123e4567-e89b-12d3-a456-426614174000` starts at `i` (a part may
+/// have no digit, so masking words alone would keep it).
+fn is_uuid_at(bytes: &[u8], i: usize) -> bool {
+    let Some(candidate) = bytes.get(i..i + 36) else {
+        return false;
+    };
+    let ends_word = bytes.get(i + 36).is_none_or(|&b| !is_word_byte(b));
+    ends_word
+        && candidate.iter().enumerate().all(|(k, &b)| match k {
+            8 | 13 | 18 | 23 => b == b'-',
+            _ => b.is_ascii_hexdigit(),
+        })
+}
+
+/// `name.domain:port`: the host is as variable as the port.
+fn is_host_port(bytes: &[u8]) -> bool {
+    let Some(colon) = bytes.iter().rposition(|&b| b == b':') else {
+        return false;
+    };
+    let port = &bytes[colon + 1..];
+    let host = &bytes[..colon];
+    (1..=5).contains(&port.len())
+        && port.iter().all(u8::is_ascii_digit)
+        && !host.is_empty()
+        && host
+            .iter()
+            .all(|&b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
+}
+
+/// A unit of time or size written apart from its number, with the
+/// punctuation that may close the value (`KB)`, `ms,`).
+fn is_unit(token: &str) -> bool {
+    const UNITS: [&str; 24] = [
+        "ns", "us", "µs", "ms", "s", "sec", "secs", "second", "seconds", "min", "mins", "minutes",
+        "h", "hours", "B", "bytes", "KB", "MB", "GB", "TB", "KiB", "MiB", "GiB", "kB",
+    ];
+    let word = token.trim_end_matches([')', ']', ',', ';', '.', ':']);
+    UNITS.contains(&word)
+}
+
+/// Day and month names of textual timestamps (`Fri Jun 17 07:07:00`).
+fn is_date_word(token: &str) -> bool {
+    const WORDS: [&str; 19] = [
+        "Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun", "Jan", "Feb", "Mar", "Apr", "May", "Jun",
+        "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    token.len() == 3 && WORDS.contains(&token)
+}
+
+fn memfind(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn masked(line: &str) -> Vec<String> {
+        let mut out = Masked::default();
+        mask_into(line, 64, &mut out);
+        out.tokens().map(str::to_owned).collect()
+    }
+
+    #[test]
+    fn numbers_ips_and_times_become_one_wildcard() {
+        assert_eq!(
+            masked("GET 10.0.0.1:8080 took 12ms at 2024-01-02T03:04:05.123Z"),
+            ["GET", "<_>", "took", "<_>", "at", "<_>"]
+        );
+    }
+
+    #[test]
+    fn words_around_numbers_keep_their_shape() {
+        assert_eq!(masked("blk_-123 blk_77"), ["blk_<_>", "blk_<_>"]);
+        assert_eq!(masked("Switch<0>(0x0)::cb"), ["Switch<<_>>(<_>)::cb"]);
+    }
+
+    #[test]
+    fn uuids_hex_paths_urls_and_values() {
+        assert_eq!(
+            masked("id 123e4567-e89b-12d3-a456-426614174000 of deadbeefcafe"),
+            ["id", "<_>", "of", "<_>"]
+        );
+        assert_eq!(
+            masked("open /var/log/x.log from https://a.b/c user=alice"),
+            ["open", "<_>", "from", "<_>", "user=<_>"]
+        );
+    }
+
+    #[test]
+    fn quoted_words_are_values() {
+        assert_eq!(
+            masked(r#"said "GET /x HTTP/1.1" then 'x'"#),
+            ["said", "\"GET", "<_>", "HTTP/<_>.<_>\"", "then", "<_>"]
+        );
+        assert_eq!(masked(r#"said "hello"#), ["said", "\"hello"]);
+        assert_eq!(
+            masked(r#"msg="slow query" took=1s x="y""#),
+            ["msg=<_>", "took=<_>", "x=<_>"]
+        );
+    }
+
+    #[test]
+    fn long_lines_are_cut_with_a_wildcard() {
+        let mut out = Masked::default();
+        mask_into("a b c d e", 3, &mut out);
+        assert_eq!(out.tokens().collect::<Vec<_>>(), ["a", "b", "<_>"]);
+        mask_into("a b c", 3, &mut out);
+        assert_eq!(out.tokens().collect::<Vec<_>>(), ["a", "b", "c"]);
+    }
+
+    #[test]
+    fn runs_of_values_and_their_units_are_one_variable() {
+        assert_eq!(
+            masked("IRQs 3 4 5 7 sent 10 bytes (0.1 KB) in 5 ms"),
+            ["IRQs", "<_>", "sent", "<_>", "in", "<_>"]
+        );
+        assert_eq!(masked("5 bytes"), ["<_>"]);
+        assert_eq!(masked("no bytes"), ["no", "bytes"]);
+        assert_eq!(masked("took=12 ms"), ["took=<_>"]);
+    }
+
+    #[test]
+    fn words_without_digits_are_kept() {
+        assert_eq!(
+            masked("Connection refused by peer"),
+            ["Connection", "refused", "by", "peer"]
+        );
+    }
+}
