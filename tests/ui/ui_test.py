@@ -99,9 +99,10 @@ def row_texts(page, n=5):
 def test_start_page_lists_label_values(page):
     page.goto(f"{URL}/")
     expect(page.locator("#start")).to_be_visible()
-    expect(page.locator("#start .chip", has_text="shop")).to_be_visible()
+    app_row = page.locator("#start .chip-row").filter(has=page.locator(".chip-label", has_text=re.compile("^app$")))
+    expect(app_row.locator(".chip", has_text="shop")).to_be_visible()
     shot(page, "01-start")
-    page.locator("#start .chip", has_text="shop").click()
+    app_row.locator(".chip", has_text="shop").click()
     expect(page.locator("#query-input")).to_have_value('{app="shop"}')
     expect(page.locator("#logs .log-row").first).to_be_visible()
 
@@ -282,6 +283,38 @@ def test_patterns_and_errors_report_missing_endpoints(page):
         shot(page, f"12-{view}")
 
 
+def test_patterns_and_errors_render_when_offered(page):
+    """A server that offers the endpoints: Loki's patterns shape, and error
+    groups as a list of objects (served here by the browser, since this
+    server may not offer them)."""
+    now = int(time.time())
+    patterns = {"status": "success", "data": [
+        {"pattern": "level=info msg=\"order <_> processed\" latency_ms=<_>", "samples": [[now - 600 + i * 60, 3] for i in range(10)]},
+        {"pattern": "level=error msg=\"order <_> failed: card declined\" latency_ms=<_>", "samples": [[now - 300, 2], [now - 60, 1]]},
+    ]}
+    errors = {"status": "success", "data": [
+        {"message": "order <_> failed: card declined", "count": 20, "first_seen": str((now - 3000) * 10**9),
+         "last_seen": str((now - 60) * 10**9), "labels": {"app": "shop"}, "sample": "level=error msg=\"order 119 failed: card declined\""},
+    ]}
+    page.route("**/loki/api/v1/patterns*", lambda r: r.fulfill(status=200, content_type="application/json", body=json.dumps(patterns)))
+    page.route("**/skald/api/v1/errors*", lambda r: r.fulfill(status=200, content_type="application/json", body=json.dumps(errors)))
+    page.goto(f"{URL}/patterns?" + urllib.parse.urlencode({"query": '{app="shop"}'}))
+    rows = page.locator("#patterns-table tbody tr")
+    expect(rows).to_have_count(2)
+    expect(rows.first).to_contain_text("30")
+    expect(rows.first.locator(".sparkline rect")).to_have_count(10)
+    shot(page, "14-patterns-offered")
+    rows.nth(1).locator("button.pattern").click()
+    expect(page.locator("#query-input")).to_have_value('{app="shop"} |> "level=error msg=\\"order <_> failed: card declined\\" latency_ms=<_>"')
+    page.goto(f"{URL}/errors")
+    group = page.locator("#error-groups .error-group")
+    expect(group).to_have_count(1)
+    expect(group).to_contain_text("card declined")
+    expect(group).to_contain_text("app=shop")
+    expect(group).to_contain_text("last seen")
+    shot(page, "15-errors-offered")
+
+
 def test_tenant_and_token_are_sent_and_refusals_explained(page):
     page.goto(f"{URL}/explore")
     page.locator("#settings-button").click()
@@ -311,6 +344,67 @@ def test_tenant_and_token_are_sent_and_refusals_explained(page):
     page.locator("#token-input").fill("")
     page.locator("#settings-save").click()
     expect(page.locator("#tenant-name")).to_have_text("default")
+
+
+# The page's pure helpers, run in the browser on the served modules: what
+# the editor completes at a cursor (marked |), and how time ranges parse.
+COMPLETION_CASES = [
+    ("{|", {"kind": "labelName", "prefix": ""}),
+    ("{ap|", {"kind": "labelName", "prefix": "ap"}),
+    ('{app="shop", en|', {"kind": "labelName", "prefix": "en"}),
+    ('{app="sh|', {"kind": "labelValue", "label": "app", "prefix": "sh", "inString": True}),
+    ("{app=~|", {"kind": "labelValue", "label": "app", "op": "=~", "inString": False}),
+    ('{app="shop"} | js|', {"kind": "stage", "prefix": "js"}),
+    ('{app="shop"} | json | level="e|', {"kind": "labelValue", "label": "level", "prefix": "e"}),
+    ('sum by (lev|', {"kind": "labelName", "prefix": "lev"}),
+    ("count_ov|", {"kind": "function", "prefix": "count_ov"}),
+    ('{app="shop"} |= "text|', None),
+    ('{app="shop"} |', None),
+]
+
+
+def test_editor_and_time_helpers(page):
+    page.goto(f"{URL}/explore")
+    got = page.evaluate(
+        """async (cases) => {
+          const m = await import('./assets/logql.js');
+          return cases.map(([text]) => {
+            const at = text.indexOf('|', text.length - 1) === text.length - 1 ? text.length - 1 : text.length;
+            return m.completionContext(text.slice(0, at), at);
+          });
+        }""",
+        [[c[0]] for c in COMPLETION_CASES],
+    )
+    for (text, want), ctx in zip(COMPLETION_CASES, got):
+        if want is None:
+            assert ctx is None, (text, ctx)
+            continue
+        assert ctx is not None, (text, want)
+        for k, v in want.items():
+            assert ctx.get(k) == v, (text, k, ctx)
+    times = page.evaluate(
+        """async () => {
+          const t = await import('./assets/timerange.js');
+          const now = Date.UTC(2026, 0, 2, 12, 0, 0);
+          return {
+            rel: t.parseTime('now-15m', now) === now - 900000,
+            mixed: t.parseDuration('1h30m') === 5400000,
+            ms: t.parseTime('1767355200000', now) === 1767355200000,
+            secs: t.parseTime('1767355200', now) === 1767355200000,
+            bad: t.parseTime('yesterday', now) === null && t.parseDuration('5x') === null,
+            order: (() => { try { t.resolve({from: 'now', to: 'now-1h'}); return false; } catch { return true; } })(),
+          };
+        }"""
+    )
+    assert all(times.values()), times
+    offsets = page.evaluate(
+        """async () => {
+          const a = await import('./assets/api.js');
+          return [a.errorOffset('{a="b"}\\n| json |', 'parse error at line 2, col 9: x'),
+                  a.errorOffset('{é="b"', 'parse error at line 1, col 3: x')];
+        }"""
+    )
+    assert offsets == [16, 2], offsets
 
 
 TESTS = [v for k, v in list(globals().items()) if k.startswith("test_")]
