@@ -172,6 +172,8 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/ready", get(status::ready))
         .route("/loki/api/v1/status/buildinfo", get(status::buildinfo))
         .route("/metrics", get(status::metrics))
+        // The web UI answers only what no route above took.
+        .fallback(skald_ui::serve)
         .with_state(state)
 }
 
