@@ -314,6 +314,7 @@ max_line_size_truncate = true
             toml::from_str("[[scrub.rule]]\nregex = '('\nreplacement = 'y'\n").unwrap();
         let err = format!("{:#}", bad.scrubber().unwrap_err());
         assert!(err.contains("#1") && err.contains("regex"), "{err}");
+    }
 
     #[test]
     fn ingest_settings_parse_per_tenant_and_bad_otlp_rules_are_refused() {

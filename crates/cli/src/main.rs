@@ -9,8 +9,8 @@
 mod bench;
 mod config;
 mod debug;
-mod reload;
 mod patterns;
+mod reload;
 mod remote;
 mod run;
 mod serve;

@@ -33,6 +33,8 @@ fn router(dir: &std::path::Path) -> axum::Router {
         started: Instant::now(),
         deletes: Arc::new(Deletes::open(store).expect("deletes")),
         exports: Default::default(),
+        ingest: Default::default(),
+        analysis: None,
     }))
 }
 

@@ -39,6 +39,7 @@ fn router(dir: &std::path::Path) -> (axum::Router, Arc<Store>) {
         deletes: Arc::new(Deletes::open(store.clone()).expect("deletes")),
         exports: Default::default(),
         ingest: IngestConfig::loki_defaults(),
+        analysis: None,
     });
     (app(state), store)
 }

@@ -51,6 +51,7 @@ async fn ui_is_served_beside_the_api_without_shadowing_it() {
         deletes: Arc::new(Deletes::open(store).unwrap()),
         exports: Default::default(),
         ingest: Default::default(),
+        analysis: None,
     }));
 
     let (status, ty, body) = call(&router, Method::GET, "/").await;
