@@ -596,6 +596,31 @@ mod tests {
     }
 
     #[test]
+    fn a_busy_miner_sheds_groups_and_counts_them_instead_of_blocking() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = IndexConfig {
+            queue_groups: 1,
+            ..IndexConfig::default()
+        };
+        let index = PatternIndex::open(dir.path(), config).unwrap();
+        let tenant = TenantId::new("a").unwrap();
+        let lines = [(1, "x 1"), (2, "x 2")];
+        let offered = {
+            // The miner thread cannot take its state: at most one group in
+            // its hands and one in the queue; the rest must be shed.
+            let _busy = index.inner.state.lock();
+            (0..5)
+                .filter(|_| index.offer(tenant.clone(), group(r#"{app="w"}"#, &lines)))
+                .count()
+        };
+        assert!(offered <= 2, "{offered} groups queued");
+        index.sync().unwrap();
+        let c = index.counters();
+        assert_eq!(c.shed_lines, (5 - offered as u64) * 2);
+        assert_eq!(c.mined_lines + c.shed_lines, 10);
+    }
+
+    #[test]
     fn early_specific_patterns_fold_into_later_general_ones() {
         let mut series = vec![
             PatternSeries {
