@@ -125,6 +125,7 @@ pub fn app_state(
                 .map_err(|e| anyhow::anyhow!("loading delete requests: {e}"))?,
         ),
         exports: Default::default(),
+        admission: Default::default(),
     }))
 }
 

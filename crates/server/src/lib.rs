@@ -11,6 +11,7 @@
 //! Not here: storage, query evaluation, configuration files (the `skald`
 //! binary loads those and hands over a [`ServerConfig`]).
 
+pub mod admission;
 mod delete;
 mod error;
 mod export;
@@ -57,6 +58,29 @@ pub struct ServerConfig {
     /// applied to log queries without filters or parsers, which stop at
     /// their limit.
     pub max_query_bytes_read: u64,
+    /// How long a query may run before it is stopped (504 / gRPC
+    /// DEADLINE_EXCEEDED; 0: no limit). See `admission`.
+    pub query_timeout_secs: u64,
+    /// Expensive queries (more than `cheap_query_bytes` to read) running
+    /// at once; more wait for a slot.
+    pub max_concurrent_queries: usize,
+    /// Queries waiting for a slot at once; more are refused with 429.
+    pub max_queued_queries: usize,
+    /// How long a query waits for a slot before it is refused with 503.
+    pub query_queue_wait_ms: u64,
+    /// A query estimated (from the index) to read at most this many bytes
+    /// is cheap: it does not queue behind expensive ones.
+    pub cheap_query_bytes: u64,
+    /// Bytes of entries a live tail's queue holds (lines and metadata)
+    /// before entries are dropped and reported as `dropped_entries`.
+    pub tail_queue_bytes: usize,
+    /// A live tail whose client reads nothing for this long is ended, with
+    /// the reason in the websocket close frame or the gRPC status.
+    pub tail_max_stall_secs: u64,
+    /// Decompressed bytes all pushes in flight may hold together; a push
+    /// that finds them spent waits `push_budget_wait_ms`, then gets 503.
+    pub max_inflight_decompressed_bytes: usize,
+    pub push_budget_wait_ms: u64,
 }
 
 impl Default for ServerConfig {
@@ -68,6 +92,15 @@ impl Default for ServerConfig {
             max_query_length_hours: 30 * 24 + 1,
             max_query_series: 500,
             max_query_bytes_read: 0,
+            query_timeout_secs: 120,
+            max_concurrent_queries: 4,
+            max_queued_queries: 64,
+            query_queue_wait_ms: 10_000,
+            cheap_query_bytes: 16 * 1024 * 1024,
+            tail_queue_bytes: 4 * 1024 * 1024,
+            tail_max_stall_secs: 30,
+            max_inflight_decompressed_bytes: 512 * 1024 * 1024,
+            push_budget_wait_ms: 2_000,
         }
     }
 }
@@ -81,6 +114,8 @@ pub struct AppState {
     pub deletes: Arc<Deletes>,
     /// Background export jobs.
     pub exports: Exports,
+    /// Query slots and queue (see `admission`).
+    pub admission: admission::Admission,
 }
 
 /// The HTTP API.
