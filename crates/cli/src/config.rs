@@ -36,6 +36,15 @@
 //! max_query_limit = 5000
 //! max_query_series = 500
 //! max_query_bytes_read = 0      # bytes a query may read (index estimate); 0: no limit
+//! query_timeout_secs = 120      # limits of docs/reliability.md, with their defaults
+//! max_concurrent_queries = 4
+//! max_queued_queries = 64
+//! query_queue_wait_ms = 10000
+//! cheap_query_bytes = 16777216
+//! tail_queue_bytes = 4194304
+//! tail_max_stall_secs = 30
+//! max_inflight_decompressed_bytes = 536870912
+//! push_budget_wait_ms = 2000
 //!
 //! [tls]                         # all unset: plain TCP
 //! cert_file = "server.pem"      # certificate chain, both listeners

@@ -135,6 +135,7 @@ pub fn app_state(
         exports: Default::default(),
         ingest,
         analysis,
+        admission: Default::default(),
     }))
 }
 

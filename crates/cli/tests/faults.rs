@@ -176,15 +176,22 @@ fn data_on(fs: &Tmpfs) -> PathBuf {
     fs.path.join("data")
 }
 
+/// A server on `fs` that went through a full disk: filled, refused,
+/// freed, acknowledged again.
+fn full_disk_episode(fs: &Tmpfs) -> (Server, Outcome) {
+    let data = data_on(fs);
+    let server = Server::start_on(&data, &[]);
+    let base = now_ns() - 600_000_000_000;
+    let outcome = fill_fail_free_push(&server, &data, base);
+    (server, outcome)
+}
+
 #[test]
 fn disk_full_then_kill_9_keeps_exactly_what_was_acknowledged() {
     let Some(fs) = Tmpfs::mount("64m") else {
         return;
     };
-    let data = data_on(&fs);
-    let mut server = Server::start_on(&data, &[]);
-    let base = now_ns() - 600_000_000_000;
-    let outcome = fill_fail_free_push(&server, &data, base);
+    let (mut server, outcome) = full_disk_episode(&fs);
     assert_exactly(&counts(&server), &outcome, &server.log());
     server.kill9();
     server.start_again();
@@ -201,10 +208,7 @@ fn sigterm_on_a_full_disk_finishes_promptly_and_loses_nothing() {
     let Some(fs) = Tmpfs::mount("64m") else {
         return;
     };
-    let data = data_on(&fs);
-    let mut server = Server::start_on(&data, &[]);
-    let base = now_ns() - 600_000_000_000;
-    let outcome = fill_fail_free_push(&server, &data, base);
+    let (mut server, outcome) = full_disk_episode(&fs);
     // Full again: the final flush cannot write its segment.
     let filler = fill(&fs.path);
     let asked = Instant::now();

@@ -908,3 +908,32 @@ fn rt() -> tokio::runtime::Runtime {
         .build()
         .unwrap()
 }
+
+#[test]
+fn a_message_over_the_size_limit_is_resource_exhausted_naming_the_limit() {
+    let s = Server::start();
+    rt().block_on(async {
+        let mut c = client(&s).await;
+        // One line over 64 MiB: the message is refused before any handler.
+        let big = "x".repeat(64 * 1024 * 1024 + 1);
+        let err = c
+            .push_log_batch(proto::PushLogBatchRequest {
+                streams: vec![stream(&[("app", "big")], &[(now_ns(), &big)])],
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), tonic::Code::ResourceExhausted, "{err:?}");
+        assert!(
+            err.message().contains(&(64 * 1024 * 1024).to_string()),
+            "names the limit: {}",
+            err.message()
+        );
+        // The server is fine afterwards.
+        let r = push(
+            &mut c,
+            vec![stream(&[("app", "small")], &[(now_ns(), "ok")])],
+        )
+        .await;
+        assert_eq!(r.accepted, 1);
+    });
+}

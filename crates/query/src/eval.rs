@@ -92,7 +92,32 @@ fn sum_pushes_down(agg: &RangeAggregation) -> bool {
         )
 }
 
+/// The series limit hit below an aggregation or a binary operation is the
+/// bound on what the query holds while it computes (`max_inner_series`),
+/// not the result's `max_query_series`: the message says which, so it
+/// never names a number the configuration does not show for that limit.
+fn inner_limit(e: QueryError, limit: usize) -> QueryError {
+    match e {
+        QueryError::Limit(m)
+            if m.starts_with(&format!(
+                "maximum of series ({limit}) reached for a single query"
+            )) =>
+        {
+            QueryError::Limit(format!(
+                "maximum of series ({limit}) inside the query reached: an aggregation or binary operation may work on at most {limit} series before it reduces them (its result is limited by max_query_series); narrow the stream selector or filter, or group the inner aggregation by fewer labels"
+            ))
+        }
+        other => other,
+    }
+}
+
 impl Evaluator<'_, '_> {
+    /// Evaluates an operand of an aggregation or binary operation.
+    fn eval_inner(&mut self, expr: &Expr) -> Result<Value, QueryError> {
+        let limit = self.max_inner_series;
+        self.eval(expr, limit).map_err(|e| inner_limit(e, limit))
+    }
+
     pub(crate) fn eval(&mut self, expr: &Expr, max_series: usize) -> Result<Value, QueryError> {
         let n = self.grid.n;
         match expr {
@@ -128,8 +153,8 @@ impl Evaluator<'_, '_> {
             Expr::RangeAggregation(agg) => Ok(Value::Vector((self.range)(agg, None, max_series)?)),
             Expr::VectorAggregation(va) => self.vector_aggregation(va),
             Expr::Binary(b) => {
-                let lhs = self.eval(&b.lhs, self.max_inner_series)?;
-                let rhs = self.eval(&b.rhs, self.max_inner_series)?;
+                let lhs = self.eval_inner(&b.lhs)?;
+                let rhs = self.eval_inner(&b.rhs)?;
                 binary(b.op, &b.modifier, lhs, rhs, n)
             }
             Expr::LabelReplace(lr) => {
@@ -158,7 +183,8 @@ impl Evaluator<'_, '_> {
                     without: false,
                     labels: Vec::new(),
                 });
-                let inner = (self.range)(agg, Some(&group), self.max_inner_series)?;
+                let inner = (self.range)(agg, Some(&group), self.max_inner_series)
+                    .map_err(|e| inner_limit(e, self.max_inner_series))?;
                 // The range aggregation already summed by these labels:
                 // unless a series kept an error label, nothing is left to add.
                 let kept = |l: &Label| group.labels.contains(&l.name) != group.without;
@@ -167,7 +193,7 @@ impl Evaluator<'_, '_> {
                 }
                 inner
             }
-            _ => match self.eval(&va.inner, self.max_inner_series)? {
+            _ => match self.eval_inner(&va.inner)? {
                 Value::Vector(v) => v,
                 Value::Scalar(_) => {
                     return Err(QueryError::Eval(format!(

@@ -19,12 +19,14 @@
 //! Not here: parsing (`skald-logql`), per-line stages (`skald-pipeline`),
 //! response encoding (`skald-server`).
 
+mod cancel;
 mod cost;
 mod eval;
 mod log;
 mod metric;
 mod range;
 
+pub use cancel::{CancelOnDrop, CancelToken};
 pub use cost::{bytes_to_read, check_bytes_to_read, log_bytes_to_read};
 pub use eval::{Grid, SeriesVals};
 pub use log::{
@@ -50,6 +52,12 @@ pub enum QueryError {
     /// series, many-to-many matching, ...).
     #[error("{0}")]
     Eval(String),
+    /// The query's [`CancelToken`] was cancelled (its client went away).
+    #[error("the query was cancelled")]
+    Cancelled,
+    /// The query ran past its deadline (`query_timeout`).
+    #[error("{0}")]
+    Timeout(String),
 }
 
 #[cfg(test)]

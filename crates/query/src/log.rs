@@ -319,8 +319,10 @@ fn run_limited(store: &Store, q: &LogQuery<'_>) -> Result<LogResult, QueryError>
     let mut label_ids: HashMap<Vec<Label>, u32> = HashMap::new();
     let mut label_sets: Vec<Vec<Label>> = Vec::new();
     let mut read_errors = Vec::new();
+    let cancel = crate::CancelToken::current();
     let mut i = 0;
     while i < sources.len() {
+        cancel.check()?;
         if heap.len() >= q.limit {
             let worst = heap.peek().map(|h| h.key.0).unwrap_or_default();
             let next = sources[i].1;

@@ -914,12 +914,21 @@ pub(crate) fn read_range(
         }
     }
     let held = AtomicUsize::new(0);
+    // Checked before each group of sources, on every worker: a cancelled
+    // query stops within one group's reading.
+    let cancel = crate::CancelToken::current();
+    cancel.check()?;
     units
         .par_iter()
         .fold(
             || Worker::new(plan, &held),
             |mut w, (stream, unit)| {
-                w.read_unit(stream, unit);
+                match cancel.check() {
+                    Ok(()) => w.read_unit(stream, unit),
+                    Err(e) => {
+                        w.error.get_or_insert(e);
+                    }
+                }
                 w
             },
         )

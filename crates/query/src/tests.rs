@@ -365,6 +365,42 @@ fn series_limit() {
 }
 
 #[test]
+fn the_series_limit_inside_an_aggregation_is_named_as_such() {
+    let d: Streams = (0..5)
+        .map(|i| stream(&[("app", "x"), ("i", &i.to_string())], &[(1, "l")]))
+        .collect();
+    // The result would be one series; what `max` aggregates is five, over
+    // an inner bound of three. The message must not pass that bound off
+    // as the result limit (500).
+    let q = r#"max(count_over_time({app="x"}[10s]))"#;
+    let err = run_with_limits(q, &d, (10, 10, 1), 500, 3)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("maximum of series (3) inside the query"),
+        "{err}"
+    );
+    assert!(err.contains("max_query_series"), "{err}");
+    assert!(!err.contains("for a single query"), "{err}");
+    let q = r#"count_over_time({app="x"}[10s]) * 2"#;
+    let err = run_with_limits(q, &d, (10, 10, 1), 500, 3)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("maximum of series (3) inside the query"),
+        "{err}"
+    );
+    // The result limit keeps Loki's wording and names its own number.
+    let err = run_with_limits(r#"count_over_time({app="x"}[10s])"#, &d, (10, 10, 1), 2, 10)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("maximum of series (2) reached for a single query"),
+        "{err}"
+    );
+}
+
+#[test]
 fn series_limit_is_per_step() {
     // Five series inside the aggregation over the range, but only one at
     // any step (as paths with request ids come and go): the limit on what

@@ -65,7 +65,18 @@ impl From<skald_store::StoreError> for ApiError {
 
 impl From<skald_query::QueryError> for ApiError {
     fn from(e: skald_query::QueryError) -> Self {
-        ApiError::bad_request(e.to_string())
+        match e {
+            skald_query::QueryError::Timeout(m) => ApiError {
+                status: StatusCode::GATEWAY_TIMEOUT,
+                message: m,
+            },
+            // Nobody reads the answer: the client went away.
+            skald_query::QueryError::Cancelled => ApiError {
+                status: StatusCode::from_u16(499).unwrap_or(StatusCode::BAD_REQUEST),
+                message: e.to_string(),
+            },
+            other => ApiError::bad_request(other.to_string()),
+        }
     }
 }
 

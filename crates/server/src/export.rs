@@ -66,6 +66,7 @@ pub async fn next_chunk(
         end,
         limit,
         Direction::Forward,
+        None,
     )
     .await?;
     let mut all: Vec<(Arc<LabelSet>, Entry)> = Vec::new();

@@ -11,6 +11,7 @@
 //! Not here: storage, query evaluation, configuration files (the `skald`
 //! binary loads those and hands over a [`ServerConfig`]).
 
+pub mod admission;
 pub mod analysis;
 mod delete;
 pub mod discovery;
@@ -64,6 +65,29 @@ pub struct ServerConfig {
     pub max_query_bytes_read: u64,
     /// Pattern mining at ingest (`[http.analysis]`).
     pub analysis: skald_analysis::index::IndexConfig,
+    /// How long a query may run before it is stopped (504 / gRPC
+    /// DEADLINE_EXCEEDED; 0: no limit). See `admission`.
+    pub query_timeout_secs: u64,
+    /// Expensive queries (more than `cheap_query_bytes` to read) running
+    /// at once; more wait for a slot.
+    pub max_concurrent_queries: usize,
+    /// Queries waiting for a slot at once; more are refused with 429.
+    pub max_queued_queries: usize,
+    /// How long a query waits for a slot before it is refused with 503.
+    pub query_queue_wait_ms: u64,
+    /// A query estimated (from the index) to read at most this many bytes
+    /// is cheap: it does not queue behind expensive ones.
+    pub cheap_query_bytes: u64,
+    /// Bytes of entries a live tail's queue holds (lines and metadata)
+    /// before entries are dropped and reported as `dropped_entries`.
+    pub tail_queue_bytes: usize,
+    /// A live tail whose client reads nothing for this long is ended, with
+    /// the reason in the websocket close frame or the gRPC status.
+    pub tail_max_stall_secs: u64,
+    /// Decompressed bytes all pushes in flight may hold together; a push
+    /// that finds them spent waits `push_budget_wait_ms`, then gets 503.
+    pub max_inflight_decompressed_bytes: usize,
+    pub push_budget_wait_ms: u64,
 }
 
 impl Default for ServerConfig {
@@ -76,6 +100,15 @@ impl Default for ServerConfig {
             max_query_series: 500,
             max_query_bytes_read: 0,
             analysis: Default::default(),
+            query_timeout_secs: 120,
+            max_concurrent_queries: 4,
+            max_queued_queries: 64,
+            query_queue_wait_ms: 10_000,
+            cheap_query_bytes: 16 * 1024 * 1024,
+            tail_queue_bytes: 4 * 1024 * 1024,
+            tail_max_stall_secs: 30,
+            max_inflight_decompressed_bytes: 512 * 1024 * 1024,
+            push_budget_wait_ms: 2_000,
         }
     }
 }
@@ -93,6 +126,8 @@ pub struct AppState {
     pub ingest: IngestConfig,
     /// The pattern index, when mining is on.
     pub analysis: Option<Arc<skald_analysis::index::PatternIndex>>,
+    /// Query slots and queue (see `admission`).
+    pub admission: admission::Admission,
 }
 
 /// The HTTP API.

@@ -40,16 +40,22 @@ pub async fn push(
     };
     let store = app.store.clone();
     let ingest = app.ingest.for_tenant(&tenant);
+    let budget = app.admission.push_budget(&app.config);
     let outcome = blocking(move || {
-        let request = skald_wire::decode_push(
+        // Held until the push is stored: what it inflated stays counted
+        // against the budget all pushes share.
+        let mut held = budget.start();
+        let request = skald_wire::decode_push_within(
             content_type.as_deref(),
             content_encoding.as_deref(),
             &body,
             &limits,
+            &mut held,
         )
         .map_err(|e| match e.kind() {
             skald_wire::WireErrorKind::TooLarge => ApiError::too_large(e.to_string()),
             skald_wire::WireErrorKind::Unsupported => ApiError::unsupported(e.to_string()),
+            skald_wire::WireErrorKind::Busy => ApiError::unavailable(e.to_string()),
             _ => ApiError::bad_request(e.to_string()),
         })?;
         let mut rejected = Vec::new();

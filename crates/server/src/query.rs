@@ -4,7 +4,7 @@
 //! shapes with its `stats`.
 
 use crate::params::{HOUR_NS, Params};
-use crate::{ApiError, AppState, blocking, tenant};
+use crate::{ApiError, AppState, tenant};
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
@@ -187,7 +187,12 @@ async fn run_log(
         .is_some_and(|v| v.split(',').any(|f| f.trim() == "categorize-labels"));
     let store = app.store.clone();
     let max_bytes = app.config.max_query_bytes_read;
-    let body = blocking(move || {
+    let estimate = {
+        let (store, tenant, log) = (store.clone(), tenant.clone(), log.clone());
+        move || skald_query::log_bytes_to_read(&store, &tenant, &log, start, end)
+    };
+    let admitted_tenant = tenant.clone();
+    let body = crate::admission::run_query(&app, &admitted_tenant, estimate, move || {
         if max_bytes > 0 {
             let bytes = skald_query::log_bytes_to_read(&store, &tenant, &log, start, end);
             skald_query::check_bytes_to_read(bytes, max_bytes)?;
@@ -224,7 +229,12 @@ async fn run_metric(
 ) -> Result<Response, ApiError> {
     let tenant: TenantId = tenant(headers)?;
     let store = app.store.clone();
-    let body = blocking(move || {
+    let estimate = {
+        let (store, tenant, expr) = (store.clone(), tenant.clone(), m.expr.clone());
+        move || skald_query::bytes_to_read(&store, &tenant, &expr, m.start, m.end)
+    };
+    let admitted = (app.clone(), tenant.clone());
+    let body = crate::admission::run_query(&admitted.0, &admitted.1, estimate, move || {
         let max_bytes = app.config.max_query_bytes_read;
         if max_bytes > 0 {
             let bytes = skald_query::bytes_to_read(&store, &tenant, &m.expr, m.start, m.end);

@@ -139,6 +139,12 @@ pub async fn metrics(State(app): State<Arc<AppState>>) -> impl IntoResponse {
         metric(name, "counter", help, value);
     }
     metric(
+        "skald_tails_dropped_total",
+        "counter",
+        "Live tails ended because their client did not read (tail_max_stall_secs).",
+        crate::tail::TAILS_DROPPED.load(std::sync::atomic::Ordering::Relaxed),
+    );
+    metric(
         "skald_uptime_seconds",
         "gauge",
         "Seconds since the server started.",

@@ -33,8 +33,11 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{Notify, mpsc};
 
-/// Entries a tail's store queue holds before counting drops.
+/// Entries a tail's store queue holds before counting drops (bytes are
+/// bounded too: `tail_queue_bytes`).
 pub const QUEUE_ENTRIES: usize = 10_000;
+/// Live tails ended because their client stopped reading.
+pub static TAILS_DROPPED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 /// Messages between the tail task and its connection.
 const CHANNEL_MESSAGES: usize = 4;
 /// Loki's limit on `delay_for`.
@@ -63,21 +66,57 @@ pub struct TailMessage {
     pub dropped: Vec<DroppedOut>,
 }
 
+/// A running tail: its messages, and why it ended if the server ended it.
+pub struct Tail {
+    pub messages: mpsc::Receiver<Result<TailMessage, String>>,
+    /// Set before `messages` closes when the tail was dropped for a client
+    /// that did not read.
+    pub ended: Arc<std::sync::OnceLock<String>>,
+    /// How long a send to the client may wait.
+    pub max_stall: Duration,
+}
+
+impl Tail {
+    /// Records that the client stopped reading; returns the reason.
+    pub fn drop_slow(ended: &std::sync::OnceLock<String>, max_stall: Duration) -> String {
+        let reason = format!(
+            "slow reader: nothing read for {}s (tail_max_stall_secs)",
+            max_stall.as_secs()
+        );
+        // Both ends may notice; the tail is counted once.
+        let mut first = false;
+        let reason = ended
+            .get_or_init(|| {
+                first = true;
+                reason
+            })
+            .clone();
+        if first {
+            TAILS_DROPPED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            tracing::info!(%reason, "tail dropped");
+        }
+        reason
+    }
+}
+
 /// Starts a tail; messages arrive on the receiver until it is dropped.
 /// Errors in the query come back before anything starts.
-pub async fn start(
-    app: Arc<AppState>,
-    req: TailRequest,
-) -> Result<mpsc::Receiver<Result<TailMessage, String>>, tonic::Status> {
+pub async fn start(app: Arc<AppState>, req: TailRequest) -> Result<Tail, tonic::Status> {
     let pipeline = Arc::new(req.query.pipeline("query")?);
     let notify = Arc::new(Notify::new());
     let waker = {
         let notify = notify.clone();
         Box::new(move || notify.notify_one())
     };
-    let sub = app
-        .store
-        .subscribe(&req.tenant, &req.query.selector, QUEUE_ENTRIES, waker);
+    let sub = app.store.subscribe(
+        &req.tenant,
+        &req.query.selector,
+        QUEUE_ENTRIES,
+        app.config.tail_queue_bytes,
+        waker,
+    );
+    let max_stall = Duration::from_secs(app.config.tail_max_stall_secs.max(1));
+    let ended: Arc<std::sync::OnceLock<String>> = Arc::default();
     let history = if req.limit > 0 {
         let end = Timestamp::now().saturating_add(1);
         let start = req.start.min(end);
@@ -90,6 +129,7 @@ pub async fn start(
             end,
             req.limit,
             Direction::Backward,
+            None,
         )
         .await?;
         for (_, entries) in &mut r.streams {
@@ -100,6 +140,11 @@ pub async fn start(
         Vec::new()
     };
     let (tx, rx) = mpsc::channel(CHANNEL_MESSAGES);
+    let tail = Tail {
+        messages: rx,
+        ended: ended.clone(),
+        max_stall,
+    };
     tokio::spawn(async move {
         let seen: HashSet<(LabelSet, i64, String)> = history
             .iter()
@@ -171,12 +216,19 @@ pub async fn start(
             if msg.streams.is_empty() && msg.dropped.is_empty() {
                 continue;
             }
-            if tx.send(Ok(msg)).await.is_err() {
-                return;
+            // A client that reads nothing fills the channel; its queue in
+            // the store is bounded, but the tail itself is ended too.
+            match tokio::time::timeout(max_stall, tx.send(Ok(msg))).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_gone)) => return,
+                Err(_stalled) => {
+                    Tail::drop_slow(&ended, max_stall);
+                    return;
+                }
             }
         }
     });
-    Ok(rx)
+    Ok(tail)
 }
 
 fn labels_json(ls: &LabelSet) -> BTreeMap<&str, &str> {
@@ -265,25 +317,42 @@ pub async fn tail(
         start,
         delay: Duration::from_secs(delay),
     };
-    let rx = start_or_error(app, req).await?;
-    Ok(ws.on_upgrade(move |socket| forward(socket, rx)))
+    let tail = start_or_error(app, req).await?;
+    Ok(ws.on_upgrade(move |socket| forward(socket, tail)))
 }
 
-async fn start_or_error(
-    app: Arc<AppState>,
-    req: TailRequest,
-) -> Result<mpsc::Receiver<Result<TailMessage, String>>, ApiError> {
+async fn start_or_error(app: Arc<AppState>, req: TailRequest) -> Result<Tail, ApiError> {
     start(app, req).await.map_err(|s| match s.code() {
         tonic::Code::Unavailable => ApiError::unavailable(s.message()),
         _ => ApiError::bad_request(s.message()),
     })
 }
 
-async fn forward(mut socket: WebSocket, mut rx: mpsc::Receiver<Result<TailMessage, String>>) {
+async fn forward(mut socket: WebSocket, tail: Tail) {
+    let Tail {
+        messages: mut rx,
+        ended,
+        max_stall,
+    } = tail;
+    // Sends under the stall bound: a client that does not read is not
+    // waited for.
+    let close = |reason: String| {
+        Message::Close(Some(axum::extract::ws::CloseFrame {
+            // 1008: policy violation.
+            code: 1008,
+            reason: reason.into(),
+        }))
+    };
     loop {
         tokio::select! {
             msg = rx.recv() => {
-                let Some(msg) = msg else { return };
+                let Some(msg) = msg else {
+                    if let Some(reason) = ended.get() {
+                        let bye = socket.send(close(reason.clone()));
+                        let _ = tokio::time::timeout(Duration::from_secs(1), bye).await;
+                    }
+                    return;
+                };
                 let text = match msg {
                     Ok(m) => message_json(&m).to_string(),
                     Err(e) => {
@@ -292,8 +361,15 @@ async fn forward(mut socket: WebSocket, mut rx: mpsc::Receiver<Result<TailMessag
                         return;
                     }
                 };
-                if socket.send(Message::Text(text.into())).await.is_err() {
-                    return;
+                match tokio::time::timeout(max_stall, socket.send(Message::Text(text.into()))).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(_)) => return,
+                    Err(_stalled) => {
+                        let reason = Tail::drop_slow(&ended, max_stall);
+                        let bye = socket.send(close(reason));
+                        let _ = tokio::time::timeout(Duration::from_secs(1), bye).await;
+                        return;
+                    }
                 }
             }
             incoming = socket.recv() => {

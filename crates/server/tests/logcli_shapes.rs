@@ -35,6 +35,7 @@ fn router(dir: &std::path::Path) -> axum::Router {
         exports: Default::default(),
         ingest: Default::default(),
         analysis: None,
+        admission: Default::default(),
     }))
 }
 

@@ -40,6 +40,7 @@ fn router(dir: &std::path::Path) -> (axum::Router, Arc<Store>) {
         exports: Default::default(),
         ingest: IngestConfig::loki_defaults(),
         analysis: None,
+        admission: Default::default(),
     });
     (app(state), store)
 }

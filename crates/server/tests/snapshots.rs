@@ -145,6 +145,7 @@ async fn http_api_snapshots() {
         exports: Default::default(),
         ingest: Default::default(),
         analysis: None,
+        admission: Default::default(),
     });
     let router = app(state);
     let update = std::env::var_os("SNAPSHOT_UPDATE").is_some();
@@ -233,6 +234,7 @@ async fn queries_reading_too_many_bytes_are_refused() {
         exports: Default::default(),
         ingest: Default::default(),
         analysis: None,
+        admission: Default::default(),
     });
     let router = app(state);
     let get = |path: &str, query: &str, step: Option<&str>| {

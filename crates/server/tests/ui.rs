@@ -52,6 +52,7 @@ async fn ui_is_served_beside_the_api_without_shadowing_it() {
         exports: Default::default(),
         ingest: Default::default(),
         analysis: None,
+        admission: Default::default(),
     }));
 
     let (status, ty, body) = call(&router, Method::GET, "/").await;

@@ -727,18 +727,24 @@ impl Store {
 
     /// Subscribes to entries of `tenant`'s streams matching `matchers`
     /// as they become durable (see [`tail`]). At most `capacity` entries
-    /// wait in the subscription; more are counted as dropped. `waker` runs
-    /// on the commit thread after entries were queued; it must not block.
+    /// and `capacity_bytes` bytes wait in the subscription; more are
+    /// counted as dropped. `waker` runs on the commit thread after entries
+    /// were queued; it must not block.
     pub fn subscribe(
         &self,
         tenant: &TenantId,
         matchers: &[Matcher],
         capacity: usize,
+        capacity_bytes: usize,
         waker: tail::Waker,
     ) -> Subscription {
-        self.shared
-            .tail
-            .subscribe(tenant.clone(), matchers.to_vec(), capacity, waker)
+        self.shared.tail.subscribe(
+            tenant.clone(),
+            matchers.to_vec(),
+            capacity,
+            capacity_bytes,
+            waker,
+        )
     }
 
     /// Hides the entries a tombstone covers from every read from now on

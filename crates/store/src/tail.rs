@@ -5,7 +5,9 @@
 //! owns a bounded queue; publishing never waits: when a queue is full, the
 //! entries that do not fit are counted as dropped, per stream, and the
 //! subscriber reports them (Loki's `dropped_entries`). Memory per
-//! subscriber is bounded by its capacity; ingest never waits for a reader.
+//! subscriber is bounded by its capacity in entries *and* in bytes (lines
+//! and metadata: a queue of 10,000 lines of 256 KiB would otherwise hold
+//! 2.5 GB); ingest never waits for a reader.
 //!
 //! Subscribers filter on tenant and stream selector here, so entries of
 //! other streams are never copied; line filters and pipelines are the
@@ -58,6 +60,7 @@ struct Queue {
     tenant: TenantId,
     matchers: Vec<Matcher>,
     capacity: usize,
+    capacity_bytes: usize,
     inner: Mutex<Inner>,
     waker: Waker,
 }
@@ -65,7 +68,20 @@ struct Queue {
 #[derive(Default)]
 struct Inner {
     entries: VecDeque<TailEntry>,
+    /// Bytes of the queued entries (see [`entry_bytes`]).
+    bytes: usize,
     dropped: Vec<Dropped>,
+}
+
+/// What a queued entry costs, roughly: its line, its metadata and the
+/// fixed part of the entry.
+fn entry_bytes(e: &Entry) -> usize {
+    e.line.len()
+        + e.metadata
+            .iter()
+            .map(|l| l.name.len() + l.value.len())
+            .sum::<usize>()
+        + std::mem::size_of::<TailEntry>()
 }
 
 /// A live subscription; dropping it unsubscribes.
@@ -77,6 +93,7 @@ impl Subscription {
     /// Everything queued since the last call (possibly nothing).
     pub fn drain(&self) -> TailBatch {
         let mut inner = self.queue.inner.lock();
+        inner.bytes = 0;
         TailBatch {
             entries: inner.entries.drain(..).collect(),
             dropped: std::mem::take(&mut inner.dropped),
@@ -102,12 +119,14 @@ impl Broadcaster {
         tenant: TenantId,
         matchers: Vec<Matcher>,
         capacity: usize,
+        capacity_bytes: usize,
         waker: Waker,
     ) -> Subscription {
         let queue = Arc::new(Queue {
             tenant,
             matchers,
             capacity: capacity.max(1),
+            capacity_bytes: capacity_bytes.max(1),
             inner: Mutex::new(Inner::default()),
             waker,
         });
@@ -136,7 +155,19 @@ impl Broadcaster {
                 let labels = Arc::new(s.labels.clone());
                 let mut inner = q.inner.lock();
                 let room = q.capacity.saturating_sub(inner.entries.len());
-                let (fit, over) = s.entries.split_at(room.min(s.entries.len()));
+                // Entries that fit both bounds, in order; the rest drop.
+                let mut fit = 0;
+                let mut bytes = inner.bytes;
+                for e in s.entries.iter().take(room) {
+                    let b = entry_bytes(e);
+                    if bytes + b > q.capacity_bytes {
+                        break;
+                    }
+                    bytes += b;
+                    fit += 1;
+                }
+                inner.bytes = bytes;
+                let (fit, over) = s.entries.split_at(fit);
                 inner.entries.extend(fit.iter().map(|e| TailEntry {
                     labels: labels.clone(),
                     entry: e.clone(),

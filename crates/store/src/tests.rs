@@ -789,3 +789,38 @@ fn a_crash_mid_rewrite_leaves_a_consistent_store() {
         assert_eq!(lines(&store, r#"{app="a"}"#), vec!["new"], "{state}");
     }
 }
+
+#[test]
+fn a_tail_queue_is_bounded_in_bytes_as_well_as_entries() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(config(dir.path())).unwrap();
+    let t0 = now() - 1_000_000;
+    let m = Matcher::new("app", MatchOp::Eq, "a").unwrap();
+    // Room for 10,000 entries but only about 3 KB.
+    let sub = store.subscribe(&tenant(), &[m], 10_000, 3_000, Box::new(|| {}));
+    let line = "x".repeat(900);
+    let entries: Vec<(i64, &str)> = (0..10).map(|i| (t0 + i, line.as_str())).collect();
+    store
+        .push(&tenant(), vec![batch(r#"{app="a"}"#, &entries)])
+        .unwrap();
+    let got = sub.drain();
+    assert!(
+        (2..=3).contains(&got.entries.len()),
+        "{} entries queued",
+        got.entries.len()
+    );
+    let dropped: u64 = got.dropped.iter().map(|d| d.count).sum();
+    assert_eq!(
+        got.entries.len() as u64 + dropped,
+        10,
+        "every entry queued or counted"
+    );
+    // Draining frees the room again.
+    store
+        .push(
+            &tenant(),
+            vec![batch(r#"{app="a"}"#, &[(t0 + 20, "small")])],
+        )
+        .unwrap();
+    assert_eq!(sub.drain().entries.len(), 1);
+}

@@ -25,6 +25,13 @@ pub enum WireError {
     #[error("push body is larger than the limit of {limit} bytes once decompressed")]
     TooLarge { limit: usize },
 
+    /// Decompressing the body would pass the budget shared by all pushes in
+    /// flight, and no room came free in time.
+    #[error(
+        "the server is decompressing {limit} bytes of other pushes (max_inflight_decompressed_bytes); retry shortly"
+    )]
+    Busy { limit: usize },
+
     /// The body holds more streams, entries and metadata pairs together than
     /// `DecodeLimits::max_items`.
     #[error("push body holds more than the limit of {limit} streams, entries and metadata pairs")]
@@ -85,12 +92,15 @@ pub enum WireErrorKind {
     Unsupported,
     /// The request is malformed (HTTP 400).
     Malformed,
+    /// The server is busy decompressing other pushes: retry (HTTP 503).
+    Busy,
 }
 
 impl WireError {
     pub fn kind(&self) -> WireErrorKind {
         match self {
             WireError::TooLarge { .. } | WireError::TooManyItems { .. } => WireErrorKind::TooLarge,
+            WireError::Busy { .. } => WireErrorKind::Busy,
             WireError::UnsupportedContentType(_) | WireError::UnsupportedContentEncoding(_) => {
                 WireErrorKind::Unsupported
             }

@@ -16,14 +16,16 @@
 //! the server), and LogQL (`skald-logql`). This crate only turns bytes into
 //! typed values and back.
 
+pub mod budget;
 mod error;
 pub mod params;
 pub mod push;
 pub mod response;
 
+pub use budget::{DecompressBudget, Reservation};
 pub use error::{WireError, WireErrorKind};
 pub use params::{parse_duration, parse_step, parse_time};
 pub use push::{
     DecodeLimits, PushFormat, PushRequest, PushStream, StreamLabels, decode_content_encoding,
-    decode_push,
+    decode_push, decode_push_within,
 };

@@ -380,10 +380,14 @@ fn json_syntax_errors_give_the_position() {
 }
 
 #[test]
-fn json_invalid_utf8_is_malformed() {
-    let body = b"{\"streams\":[{\"stream\":{\"a\":\"1\"},\"values\":[[\"1\",\"\xff\"]]}]}";
-    let err = decode_push(JSON, None, body, &limits()).unwrap_err();
-    assert_eq!(err.kind(), WireErrorKind::Malformed);
+fn json_invalid_utf8_is_replaced_as_in_protobuf() {
+    // Loki's rule, the same on both paths: the bad bytes become U+FFFD
+    // and the push is accepted.
+    let body = b"{\"streams\":[{\"stream\":{\"a\":\"1\xfe\"},\"values\":[[\"1\",\"\xff\"]]}]}";
+    let req = decode_push(JSON, None, body, &limits()).unwrap();
+    assert_eq!(req.streams[0].entries[0].line, "\u{fffd}");
+    let labels = req.streams[0].labels.to_label_set().unwrap();
+    assert_eq!(labels.get("a"), Some("1\u{fffd}"));
 }
 
 #[test]

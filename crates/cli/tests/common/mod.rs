@@ -51,18 +51,7 @@ impl Server {
     }
 
     fn start_as(scheme: &'static str, client: reqwest::blocking::Client, args: &[&str]) -> Server {
-        let mut s = Server {
-            dir: tempfile::tempdir().unwrap(),
-            http: free_port(),
-            grpc: free_port(),
-            child: None,
-            client,
-            extra_args: args.iter().map(|s| s.to_string()).collect(),
-            scheme,
-            data: None,
-        };
-        s.spawn();
-        s
+        Server::start_full(scheme, client, args, None)
     }
 
     /// A server keeping its data in `data` (logs still go to a temporary
@@ -72,6 +61,15 @@ impl Server {
             .timeout(Duration::from_secs(60))
             .build()
             .unwrap();
+        Server::start_full("http", client, args, Some(data.to_path_buf()))
+    }
+
+    fn start_full(
+        scheme: &'static str,
+        client: reqwest::blocking::Client,
+        args: &[&str],
+        data: Option<PathBuf>,
+    ) -> Server {
         let mut s = Server {
             dir: tempfile::tempdir().unwrap(),
             http: free_port(),
@@ -79,8 +77,8 @@ impl Server {
             child: None,
             client,
             extra_args: args.iter().map(|s| s.to_string()).collect(),
-            scheme: "http",
-            data: Some(data.to_path_buf()),
+            scheme,
+            data,
         };
         s.spawn();
         s

@@ -36,11 +36,77 @@ pub mod proto {
 pub use otlp::otlp_logs_service;
 use proto::log_service_server::{LogService, LogServiceServer};
 
+/// Largest gRPC message received or sent.
+pub const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
+
 /// The service, ready to add to a tonic server.
-pub fn service(app: Arc<AppState>) -> LogServiceServer<Grpc> {
-    LogServiceServer::new(Grpc { app })
-        .max_decoding_message_size(64 * 1024 * 1024)
-        .max_encoding_message_size(64 * 1024 * 1024)
+pub fn service(app: Arc<AppState>) -> SizeLimitStatus<LogServiceServer<Grpc>> {
+    SizeLimitStatus(
+        LogServiceServer::new(Grpc { app })
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES),
+    )
+}
+
+/// Answers a message over the size limit with RESOURCE_EXHAUSTED, as the
+/// proto promises for every limit, where tonic's decoder says OUT_OF_RANGE
+/// (the check happens before any handler runs, so the status is mended on
+/// the way out). Its message already names the size and the limit.
+#[derive(Clone)]
+pub struct SizeLimitStatus<S>(S);
+
+impl<S: tonic::server::NamedService> tonic::server::NamedService for SizeLimitStatus<S> {
+    const NAME: &'static str = S::NAME;
+}
+
+type GrpcBody = tonic::body::Body;
+
+impl<S> tower::Service<axum::http::Request<GrpcBody>> for SizeLimitStatus<S>
+where
+    S: tower::Service<
+            axum::http::Request<GrpcBody>,
+            Response = axum::http::Response<GrpcBody>,
+            Error = std::convert::Infallible,
+        >,
+    S::Future: Send + 'static,
+{
+    type Response = axum::http::Response<GrpcBody>;
+    type Error = std::convert::Infallible;
+    type Future = std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<Self::Response, Self::Error>> + Send>,
+    >;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: axum::http::Request<GrpcBody>) -> Self::Future {
+        let answer = self.0.call(req);
+        Box::pin(async move {
+            let mut res = answer.await?;
+            let headers = res.headers_mut();
+            let out_of_range = headers
+                .get("grpc-status")
+                .is_some_and(|v| v == (tonic::Code::OutOfRange as i32).to_string().as_str());
+            let too_large = headers
+                .get("grpc-message")
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|m| {
+                    m.contains("message%20length%20too%20large")
+                        || m.contains("message length too large")
+                });
+            if out_of_range && too_large {
+                headers.insert(
+                    "grpc-status",
+                    axum::http::HeaderValue::from(tonic::Code::ResourceExhausted as i32),
+                );
+            }
+            Ok(res)
+        })
+    }
 }
 
 /// What reflection describes: `skald.v1` and the standard health service.
@@ -85,6 +151,7 @@ pub(crate) fn status_of(e: ApiError) -> Status {
         H::NOT_FOUND => Status::not_found(e.message),
         H::PAYLOAD_TOO_LARGE | H::TOO_MANY_REQUESTS => Status::resource_exhausted(e.message),
         H::SERVICE_UNAVAILABLE => Status::unavailable(e.message),
+        H::GATEWAY_TIMEOUT => Status::deadline_exceeded(e.message),
         H::NOT_IMPLEMENTED => Status::unimplemented(e.message),
         H::CONFLICT | H::PRECONDITION_FAILED => Status::failed_precondition(e.message),
         _ => Status::internal(e.message),

@@ -65,10 +65,17 @@ pub(crate) async fn run_logs(
     end: Timestamp,
     limit: usize,
     direction: Direction,
+    admitted: Option<crate::admission::Admitted>,
 ) -> Result<Logs, Status> {
     let pipeline = parsed.pipeline(field)?;
     let selector = parsed.selector.clone();
     blocking(move || {
+        let run = |q: &LogQuery<'_>| skald_query::run_log_query(&store, q).map_err(query_status);
+        // Admitted queries run under their permit and cancel token.
+        let run = |q: &LogQuery<'_>| match admitted {
+            Some(a) => a.run(|| run(q)),
+            None => run(q),
+        };
         let q = LogQuery {
             tenant: &tenant,
             selector: &selector,
@@ -79,8 +86,7 @@ pub(crate) async fn run_logs(
             direction,
             interval: 0,
         };
-        let r = skald_query::run_log_query(&store, &q)
-            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let r = run(&q)?;
         let streams = r
             .streams
             .into_iter()
@@ -104,6 +110,15 @@ pub(crate) async fn run_logs(
         })
     })
     .await
+}
+
+/// The status of a failed log query.
+fn query_status(e: skald_query::QueryError) -> Status {
+    match e {
+        skald_query::QueryError::Timeout(m) => Status::deadline_exceeded(m),
+        skald_query::QueryError::Cancelled => Status::cancelled(e.to_string()),
+        other => Status::invalid_argument(other.to_string()),
+    }
 }
 
 pub(crate) fn check_limit(app: &AppState, field: &str, limit: u32) -> Result<usize, Status> {
@@ -195,7 +210,14 @@ pub(super) async fn query_logs(
         selector: parsed.selector.clone(),
         pipeline: parsed.stages.clone(),
     };
-    check_bytes(app, &tenant, Expr::Log(log), start, end).await?;
+    let expr = check_bytes(app, &tenant, Expr::Log(log), start, end).await?;
+    let estimate = {
+        let (store, tenant) = (app.store.clone(), tenant.clone());
+        move || skald_query::bytes_to_read(&store, &tenant, &expr, start, end)
+    };
+    let (admitted, guard) = crate::admission::admit(app, &tenant, estimate)
+        .await
+        .map_err(super::status_of)?;
     let result = run_logs(
         app.store.clone(),
         tenant,
@@ -205,8 +227,10 @@ pub(super) async fn query_logs(
         end,
         limit,
         direction,
+        Some(admitted),
     )
     .await?;
+    guard.disarm();
     Ok(Response::new(proto::QueryLogsResponse {
         streams: streams_out(&result),
         stats: Some(stats_out(&result.stats)),
@@ -245,24 +269,37 @@ pub(super) async fn query_range(
     let expr = check_bytes(app, &tenant, expr, start, end).await?;
     let store = app.store.clone();
     let max_series = app.config.max_query_series;
+    let estimate = {
+        let (store, tenant, expr) = (store.clone(), tenant.clone(), expr.clone());
+        move || skald_query::bytes_to_read(&store, &tenant, &expr, start, end)
+    };
+    let (admitted, guard) = crate::admission::admit(app, &tenant, estimate)
+        .await
+        .map_err(super::status_of)?;
     let result = blocking(move || {
-        let q = skald_query::MetricQuery {
-            tenant: &tenant,
-            expr: &expr,
-            start,
-            end,
-            step,
-            limits: skald_query::MetricLimits {
-                max_series,
-                ..Default::default()
-            },
-        };
-        skald_query::run_metric_query(&store, &q).map_err(|e| match e {
-            skald_query::QueryError::Limit(m) => Status::resource_exhausted(m),
-            other => Status::invalid_argument(format!("query: {other}")),
+        admitted.run(|| {
+            let q = skald_query::MetricQuery {
+                tenant: &tenant,
+                expr: &expr,
+                start,
+                end,
+                step,
+                limits: skald_query::MetricLimits {
+                    max_series,
+                    ..Default::default()
+                },
+            };
+            skald_query::run_metric_query(&store, &q).map_err(|e| match e {
+                skald_query::QueryError::Limit(m) => Status::resource_exhausted(m),
+                e @ (skald_query::QueryError::Timeout(_) | skald_query::QueryError::Cancelled) => {
+                    query_status(e)
+                }
+                other => Status::invalid_argument(format!("query: {other}")),
+            })
         })
     })
     .await?;
+    guard.disarm();
     let samples = |points: Vec<(i64, f64)>| {
         points
             .into_iter()
@@ -346,6 +383,7 @@ pub(super) async fn query_stats(
             end,
             limit,
             Direction::Backward,
+            None,
         )
         .await?;
         out.run = Some(stats_out(&result.stats));

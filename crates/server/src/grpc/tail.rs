@@ -28,7 +28,7 @@ pub(super) async fn tail_logs(
     } else {
         Timestamp(req.start_ns)
     };
-    let rx = crate::tail::start(
+    let tail = crate::tail::start(
         app.clone(),
         TailRequest {
             tenant,
@@ -39,7 +39,8 @@ pub(super) async fn tail_logs(
         },
     )
     .await?;
-    let stream = tokio_stream::wrappers::ReceiverStream::new(rx).map(|m| match m {
+    let ended = tail.ended.clone();
+    let stream = tokio_stream::wrappers::ReceiverStream::new(tail.messages).map(|m| match m {
         Ok(m) => Ok(proto::TailLogsResponse {
             streams: m
                 .streams
@@ -61,5 +62,20 @@ pub(super) async fn tail_logs(
         }),
         Err(e) => Err(Status::internal(e)),
     });
-    Ok(Response::new(Box::pin(stream)))
+    // A tail the server dropped ends with the reason, not silently.
+    let reason = after_end(move || {
+        ended
+            .get()
+            .map(|r| Err(Status::resource_exhausted(r.clone())))
+    });
+    Ok(Response::new(Box::pin(stream.chain(reason))))
+}
+
+/// A stream of at most one item, computed when it is first polled (after
+/// the stream it is chained to has ended).
+fn after_end<T>(
+    f: impl FnOnce() -> Option<T> + Unpin,
+) -> impl tokio_stream::Stream<Item = T> + Unpin {
+    let mut f = Some(f);
+    tokio_stream::iter(std::iter::from_fn(move || f.take().and_then(|f| f())))
 }

@@ -14,6 +14,7 @@
 //! Not here: choosing which layers a body has (see the parent module).
 
 use crate::WireError;
+use crate::budget::{Reservation, STEP};
 use std::borrow::Cow;
 use std::io::Read;
 
@@ -62,7 +63,12 @@ impl ContentEncoding {
 
     /// Decompresses `body`, failing with [`WireError::TooLarge`] as soon as
     /// the output would exceed `max` bytes.
-    pub(crate) fn decode(self, body: &[u8], max: usize) -> Result<Cow<'_, [u8]>, WireError> {
+    pub(crate) fn decode<'b>(
+        self,
+        body: &'b [u8],
+        max: usize,
+        held: &mut Reservation,
+    ) -> Result<Cow<'b, [u8]>, WireError> {
         match self {
             ContentEncoding::Identity => {
                 if body.len() > max {
@@ -78,6 +84,7 @@ impl ContentEncoding {
                     flate2::read::MultiGzDecoder::new(body),
                     body.len(),
                     max,
+                    held,
                 )
             }
             ContentEncoding::Deflate => {
@@ -85,19 +92,30 @@ impl ContentEncoding {
                 // deflate; a zlib header is recognisable (RFC 1950: method 8,
                 // header checksum divisible by 31).
                 if is_zlib_header(body) {
-                    read_bounded(self, flate2::read::ZlibDecoder::new(body), body.len(), max)
+                    read_bounded(
+                        self,
+                        flate2::read::ZlibDecoder::new(body),
+                        body.len(),
+                        max,
+                        held,
+                    )
                 } else {
                     read_bounded(
                         self,
                         flate2::read::DeflateDecoder::new(body),
                         body.len(),
                         max,
+                        held,
                     )
                 }
             }
-            ContentEncoding::Snappy if body.starts_with(SNAPPY_FRAME_MAGIC) => {
-                read_bounded(self, snap::read::FrameDecoder::new(body), body.len(), max)
-            }
+            ContentEncoding::Snappy if body.starts_with(SNAPPY_FRAME_MAGIC) => read_bounded(
+                self,
+                snap::read::FrameDecoder::new(body),
+                body.len(),
+                max,
+                held,
+            ),
             ContentEncoding::Snappy => {
                 let declared = match snap::raw::decompress_len(body) {
                     Ok(len) => len,
@@ -108,6 +126,7 @@ impl ContentEncoding {
                 if declared > max {
                     return Err(WireError::TooLarge { limit: max });
                 }
+                held.cover(held.held().saturating_add(declared))?;
                 let plain = snap::raw::Decoder::new()
                     .decompress_vec(body)
                     .map_err(|e| self.corrupt(e))?;
@@ -131,21 +150,36 @@ fn is_zlib_header(body: &[u8]) -> bool {
     }
 }
 
-/// Reads `reader` to the end, refusing more than `max` bytes.
+/// Reads `reader` to the end, refusing more than `max` bytes, reserving
+/// what it inflates in `held` step by step (see [`crate::budget`]).
 fn read_bounded(
     encoding: ContentEncoding,
     reader: impl Read,
     compressed_len: usize,
     max: usize,
+    held: &mut Reservation,
 ) -> Result<Cow<'static, [u8]>, WireError> {
     // Text compresses about 4-10x; start there and let the vector grow,
     // rather than trusting anything the body says about itself.
-    let mut plain = Vec::with_capacity(compressed_len.saturating_mul(4).min(max));
+    let start = compressed_len.saturating_mul(4).min(max);
+    // Outer layers of the same push keep what they hold.
+    let base = held.held();
+    held.cover(base + start.max(STEP))?;
+    let mut plain = Vec::with_capacity(start);
     let limit = u64::try_from(max).unwrap_or(u64::MAX).saturating_add(1);
-    reader
-        .take(limit)
-        .read_to_end(&mut plain)
-        .map_err(|e| encoding.corrupt(e))?;
+    let mut reader = reader.take(limit);
+    loop {
+        // Room for the next step before it is inflated.
+        held.cover(base + plain.len() + STEP)?;
+        let before = plain.len();
+        (&mut reader)
+            .take(STEP as u64)
+            .read_to_end(&mut plain)
+            .map_err(|e| encoding.corrupt(e))?;
+        if plain.len() == before {
+            break;
+        }
+    }
     if plain.len() > max {
         return Err(WireError::TooLarge { limit: max });
     }

@@ -35,7 +35,14 @@ use std::cell::RefCell;
 use std::fmt;
 
 /// Decodes an uncompressed JSON push body.
+///
+/// Bytes that are not UTF-8 are replaced by U+FFFD first, as in protobuf
+/// pushes and as Loki does with both (Go's JSON decoder replaces them):
+/// one stray byte must not refuse a whole batch on one path and be stored
+/// on the other. A valid body is not copied.
 pub(crate) fn decode(body: &[u8], limits: &DecodeLimits) -> Result<PushRequest, WireError> {
+    let body = String::from_utf8_lossy(body);
+    let body = body.as_bytes();
     let ctx = Ctx {
         failure: RefCell::new(None),
         budget: RefCell::new(ItemBudget::new(limits)),
@@ -628,6 +635,20 @@ impl Visitor<'_> for KeyVisitor {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn invalid_utf8_is_replaced_as_in_protobuf() {
+        let mut body =
+            br#"{"streams":[{"stream":{"app":"aXb"},"values":[["1","beforeX-after"]]}]}"#.to_vec();
+        for at in [31, 58] {
+            assert_eq!(body[at], b'X');
+            body[at] = 0xff;
+        }
+        let r = decode(&body, &DecodeLimits::default()).unwrap();
+        let labels = r.streams[0].labels.to_label_set().unwrap();
+        assert_eq!(labels.get("app"), Some("a\u{fffd}b"));
+        assert_eq!(r.streams[0].entries[0].line, "before\u{fffd}-after");
+    }
 
     #[test]
     fn legacy_format_is_accepted() {

@@ -27,6 +27,7 @@ mod json;
 pub mod proto;
 
 use crate::WireError;
+use crate::budget::Reservation;
 use skald_model::{Entry, Label, LabelSet, ModelError};
 use std::fmt;
 
@@ -205,12 +206,31 @@ pub fn decode_push(
     body: &[u8],
     limits: &DecodeLimits,
 ) -> Result<PushRequest, WireError> {
+    decode_push_within(
+        content_type,
+        content_encoding,
+        body,
+        limits,
+        &mut Reservation::default(),
+    )
+}
+
+/// [`decode_push`], reserving the decompressed bytes in `held` (a
+/// reservation of the server's [`crate::DecompressBudget`]) as they are
+/// inflated; the caller drops it once the push is done with.
+pub fn decode_push_within(
+    content_type: Option<&str>,
+    content_encoding: Option<&str>,
+    body: &[u8],
+    limits: &DecodeLimits,
+    held: &mut Reservation,
+) -> Result<PushRequest, WireError> {
     let format = PushFormat::from_content_type(content_type)?;
     let encoding = encoding::ContentEncoding::from_header(content_encoding)?;
     let max = limits.max_decompressed_bytes;
     match format {
         PushFormat::Json => {
-            let plain = encoding.decode(body, max)?;
+            let plain = encoding.decode(body, max, held)?;
             json::decode(&plain, limits)
         }
         PushFormat::Protobuf => {
@@ -220,8 +240,8 @@ pub fn decode_push(
                 encoding::ContentEncoding::Snappy => encoding::ContentEncoding::Identity,
                 other => other,
             };
-            let snappy = outer.decode(body, max)?;
-            let message = encoding::ContentEncoding::Snappy.decode(&snappy, max)?;
+            let snappy = outer.decode(body, max, held)?;
+            let message = encoding::ContentEncoding::Snappy.decode(&snappy, max, held)?;
             proto::decode(&message, limits)
         }
     }

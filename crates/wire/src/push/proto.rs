@@ -29,9 +29,9 @@
 //! too).
 //!
 //! Strings that are not UTF-8 have the bad bytes replaced by U+FFFD rather
-//! than failing the push: Loki (Go) stores such bytes as they are, so
-//! clients do send them, and refusing the whole batch would lose the good
-//! lines with it.
+//! than failing the push, in labels and lines alike: Loki does the same
+//! (clients do send such bytes), refusing the whole batch would lose the
+//! good lines with it, and the JSON path follows the same rule.
 //!
 //! Not here: snappy (see `encoding`), label validation.
 
