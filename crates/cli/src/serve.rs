@@ -116,16 +116,7 @@ pub fn app_state(
     store: Arc<Store>,
     config: skald_server::ServerConfig,
 ) -> anyhow::Result<Arc<AppState>> {
-    Ok(Arc::new(AppState {
-        store: store.clone(),
-        config,
-        started: Instant::now(),
-        deletes: Arc::new(
-            skald_server::Deletes::open(store)
-                .map_err(|e| anyhow::anyhow!("loading delete requests: {e}"))?,
-        ),
-        exports: Default::default(),
-    }))
+    AppState::open(store, config).map_err(|e| anyhow::anyhow!(e))
 }
 
 async fn serve(

@@ -57,6 +57,12 @@ pub struct ServerConfig {
     /// applied to log queries without filters or parsers, which stop at
     /// their limit.
     pub max_query_bytes_read: u64,
+    /// Export jobs a tenant may run at once (Loki-style `max_export_jobs`;
+    /// per-tenant limits override it).
+    pub max_export_jobs: usize,
+    /// How long a finished export job (its status and its file) is kept,
+    /// in hours.
+    pub export_retention_hours: u64,
 }
 
 impl Default for ServerConfig {
@@ -68,6 +74,8 @@ impl Default for ServerConfig {
             max_query_length_hours: 30 * 24 + 1,
             max_query_series: 500,
             max_query_bytes_read: 0,
+            max_export_jobs: 4,
+            export_retention_hours: 7 * 24,
         }
     }
 }
@@ -81,6 +89,26 @@ pub struct AppState {
     pub deletes: Arc<Deletes>,
     /// Background export jobs.
     pub exports: Exports,
+}
+
+impl AppState {
+    /// The state over an open store: loads its delete requests and export
+    /// jobs from the data directory.
+    pub fn open(store: Arc<Store>, config: ServerConfig) -> Result<Arc<AppState>, String> {
+        let data_dir = store.config().data_dir.clone();
+        let retention = std::time::Duration::from_secs(config.export_retention_hours * 3600);
+        Ok(Arc::new(AppState {
+            deletes: Arc::new(
+                Deletes::open(store.clone())
+                    .map_err(|e| format!("loading delete requests: {e}"))?,
+            ),
+            exports: Exports::open(&data_dir, retention)
+                .map_err(|e| format!("loading export jobs: {e}"))?,
+            store,
+            config,
+            started: Instant::now(),
+        }))
+    }
 }
 
 /// The HTTP API.
