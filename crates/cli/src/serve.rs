@@ -124,18 +124,11 @@ pub fn app_state(
 ) -> anyhow::Result<Arc<AppState>> {
     let analysis = skald_server::analysis::attach(&store, &config.analysis)
         .context("opening the pattern index")?;
+    let state = AppState::build(store, config).map_err(anyhow::Error::msg)?;
     Ok(Arc::new(AppState {
-        store: store.clone(),
-        config,
-        started: Instant::now(),
-        deletes: Arc::new(
-            skald_server::Deletes::open(store)
-                .map_err(|e| anyhow::anyhow!("loading delete requests: {e}"))?,
-        ),
-        exports: Default::default(),
         ingest,
         analysis,
-        admission: Default::default(),
+        ..state
     }))
 }
 

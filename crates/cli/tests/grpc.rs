@@ -744,7 +744,7 @@ fn export_job_reports_progress_and_writes_every_line() {
                 "{name}: seen running: {seen_running}, {} bytes",
                 status.bytes
             );
-            let path = s.data_dir().join("exports").join(name);
+            let path = s.data_dir().join("exports").join("fake").join(name);
             assert_eq!(status.path, path.display().to_string());
             let raw = std::fs::read(&path).unwrap();
             assert_eq!(raw.len() as u64, status.bytes);
@@ -935,5 +935,206 @@ fn a_message_over_the_size_limit_is_resource_exhausted_naming_the_limit() {
         )
         .await;
         assert_eq!(r.accepted, 1);
+    });
+}
+
+fn export_request(tenant: &str, path: &str) -> tonic::Request<proto::ExportLogsRequest> {
+    let mut r = tonic::Request::new(proto::ExportLogsRequest {
+        query: r#"{app="exp"}"#.into(),
+        start_ns: day_ago().parse().unwrap(),
+        destination: Some(proto::ExportDestination {
+            path: path.into(),
+            format: proto::ExportFormat::Ndjson as i32,
+            gzip: false,
+        }),
+        ..Default::default()
+    });
+    r.metadata_mut()
+        .insert("x-scope-orgid", tenant.parse().unwrap());
+    r
+}
+
+async fn start_export(c: &mut Client, tenant: &str, path: &str) -> Result<String, tonic::Status> {
+    let mut rx = c
+        .export_logs(export_request(tenant, path))
+        .await?
+        .into_inner();
+    Ok(rx.message().await?.expect("a job id").job_id)
+}
+
+async fn export_status(
+    c: &mut Client,
+    tenant: &str,
+    job: &str,
+) -> Result<proto::ExportStatus, tonic::Status> {
+    let mut r = tonic::Request::new(proto::GetExportStatusRequest { job_id: job.into() });
+    r.metadata_mut()
+        .insert("x-scope-orgid", tenant.parse().unwrap());
+    Ok(c.get_export_status(r).await?.into_inner())
+}
+
+async fn wait_export(c: &mut Client, tenant: &str, job: &str) -> proto::ExportStatus {
+    loop {
+        let st = export_status(c, tenant, job).await.unwrap();
+        if st.state == proto::export_status::State::Completed as i32
+            || st.state == proto::export_status::State::Failed as i32
+        {
+            return st;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
+/// `ExportLogs` with a destination once wrote wherever `destination.path`
+/// pointed (an absolute path created or truncated any file the server could
+/// write). Export files now go only to `<data_dir>/exports/<tenant>/`,
+/// under a plain file name, created new without following links.
+#[test]
+fn export_files_stay_in_their_tenant_directory() {
+    let mut s = Server::start();
+    let outside = s.dir.path().join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    let victim = outside.join("victim.txt");
+    std::fs::write(&victim, "precious\n").unwrap();
+    rt().block_on(async {
+        let mut c = client(&s).await;
+        let now = now_ns();
+        let mut r = tonic::Request::new(proto::PushLogBatchRequest {
+            streams: vec![stream(
+                &[("app", "exp")],
+                &[(now - 2, "one"), (now - 1, "two")],
+            )],
+        });
+        r.metadata_mut()
+            .insert("x-scope-orgid", "t1".parse().unwrap());
+        c.push_log_batch(r).await.unwrap();
+
+        // Every escape is refused, naming the rule, and touches nothing.
+        let absolute = victim.display().to_string();
+        for (path, rule) in [
+            (absolute.as_str(), "absolute path"),
+            ("../victim.txt", "without '/'"),
+            ("..", "'..'"),
+            ("sub/x.ndjson", "without '/'"),
+            (".hidden", "start with '.'"),
+        ] {
+            let err = start_export(&mut c, "t1", path).await.unwrap_err();
+            assert_eq!(err.code(), tonic::Code::InvalidArgument, "{path}: {err:?}");
+            assert!(
+                err.message().contains("destination.path"),
+                "{path}: {err:?}"
+            );
+            assert!(err.message().contains(rule), "{path}: {err:?}");
+        }
+
+        // A symbolic link planted in the tenant's export directory is not
+        // followed, and an existing file is not overwritten.
+        let dir = s.data_dir().join("exports").join("t1");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::os::unix::fs::symlink(&victim, dir.join("planted.ndjson")).unwrap();
+        let err = start_export(&mut c, "t1", "planted.ndjson")
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), tonic::Code::InvalidArgument, "{err:?}");
+        assert!(err.message().contains("symbolic link"), "{err:?}");
+        std::fs::write(dir.join("existing.ndjson"), "old\n").unwrap();
+        let err = start_export(&mut c, "t1", "existing.ndjson")
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), tonic::Code::InvalidArgument, "{err:?}");
+        assert!(err.message().contains("already exists"), "{err:?}");
+        assert_eq!(
+            std::fs::read_to_string(dir.join("existing.ndjson")).unwrap(),
+            "old\n"
+        );
+
+        // A tenant directory replaced by a link to elsewhere is refused too.
+        std::os::unix::fs::symlink(&outside, s.data_dir().join("exports").join("t2")).unwrap();
+        let err = start_export(&mut c, "t2", "x.ndjson").await.unwrap_err();
+        assert_eq!(err.code(), tonic::Code::InvalidArgument, "{err:?}");
+        assert!(!outside.join("x.ndjson").exists());
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious\n");
+
+        // A good name lands in the tenant's directory; the job is the
+        // tenant's alone.
+        let job = start_export(&mut c, "t1", "good.ndjson").await.unwrap();
+        let st = wait_export(&mut c, "t1", &job).await;
+        assert_eq!(
+            st.state,
+            proto::export_status::State::Completed as i32,
+            "{st:?}"
+        );
+        assert_eq!(st.entries, 2);
+        assert_eq!(
+            std::fs::read_to_string(dir.join("good.ndjson"))
+                .unwrap()
+                .lines()
+                .count(),
+            2
+        );
+        let err = export_status(&mut c, "t3", &job).await.unwrap_err();
+        assert_eq!(err.code(), tonic::Code::NotFound);
+        assert!(!err.message().contains("t1"), "{err:?}");
+    });
+
+    // The status survives a restart.
+    s.restart();
+    rt().block_on(async {
+        let mut c = client(&s).await;
+        let jobs: Vec<_> = std::fs::read_dir(s.data_dir().join("export_jobs").join("t1"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        assert_eq!(jobs.len(), 1, "{jobs:?}");
+        let job = jobs[0].file_stem().unwrap().to_string_lossy().to_string();
+        let st = export_status(&mut c, "t1", &job).await.unwrap();
+        assert_eq!(
+            st.state,
+            proto::export_status::State::Completed as i32,
+            "{st:?}"
+        );
+        assert_eq!((st.entries, st.percent), (2, 100.0));
+    });
+}
+
+/// Finished jobs are dropped after `export_retention_hours` (here 0: at
+/// the next start), with their files; `max_export_jobs` caps a tenant's
+/// running jobs (here 0: exports off).
+#[test]
+fn export_jobs_expire_and_are_capped() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("skald.toml");
+    std::fs::write(&config, "[http]\nexport_retention_hours = 0\n").unwrap();
+    let mut s = Server::start_with(&["--config", config.to_str().unwrap()]);
+    let file = s.data_dir().join("exports").join("t1").join("gone.ndjson");
+    let job = rt().block_on(async {
+        let mut c = client(&s).await;
+        let job = start_export(&mut c, "t1", "gone.ndjson").await.unwrap();
+        let st = wait_export(&mut c, "t1", &job).await;
+        assert_eq!(
+            st.state,
+            proto::export_status::State::Completed as i32,
+            "{st:?}"
+        );
+        assert!(file.exists());
+        job
+    });
+    s.restart();
+    rt().block_on(async {
+        let mut c = client(&s).await;
+        let err = export_status(&mut c, "t1", &job).await.unwrap_err();
+        assert_eq!(err.code(), tonic::Code::NotFound);
+    });
+    assert!(!file.exists());
+
+    std::fs::write(&config, "[http]\nmax_export_jobs = 0\n").unwrap();
+    s.restart();
+    rt().block_on(async {
+        let mut c = client(&s).await;
+        let err = start_export(&mut c, "t1", "capped.ndjson")
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), tonic::Code::ResourceExhausted, "{err:?}");
+        assert!(err.message().contains("max_export_jobs"), "{err:?}");
     });
 }

@@ -6,10 +6,17 @@
 //! sent>`, so a resumed export neither repeats nor skips entries that
 //! share a timestamp (entries are ordered by time, stream, line).
 //!
+//! Export files are written only to `<data_dir>/exports/<tenant>/`, under
+//! a plain file name the client may choose ([`check_file_name`]: no `/`,
+//! no `..`, not absolute), created new with `O_NOFOLLOW` so neither an
+//! existing file nor a planted symbolic link is ever opened. Job status is
+//! persisted beside them ([`Exports`]) and survives a restart.
+//!
 //! Not here: the query engine (`skald_query`), gRPC types (`grpc`).
 
 use crate::AppState;
 use crate::grpc::query::{ParsedLogQuery, run_logs};
+use serde::{Deserialize, Serialize};
 use skald_model::{Entry, LabelSet, TenantId, Timestamp};
 use skald_query::Direction;
 use std::collections::HashMap;
@@ -17,6 +24,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use tonic::Status;
 
 /// Where an export resumes.
@@ -120,7 +128,8 @@ impl Format {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum JobState {
     Pending,
     Running,
@@ -128,9 +137,16 @@ pub enum JobState {
     Failed,
 }
 
+impl JobState {
+    fn finished(self) -> bool {
+        matches!(self, JobState::Completed | JobState::Failed)
+    }
+}
+
 /// A background export and its progress.
 pub struct Job {
     pub id: String,
+    pub tenant: TenantId,
     pub path: PathBuf,
     pub started: Timestamp,
     pub entries: AtomicU64,
@@ -140,10 +156,142 @@ pub struct Job {
     pub state: Mutex<(JobState, String, Timestamp)>,
 }
 
-/// Background export jobs of this process.
-#[derive(Default)]
+/// A job as persisted in `<data_dir>/export_jobs/<tenant>/<id>.json`
+/// (JSON, replaced atomically: temporary file, fsync, rename). Written
+/// when a job starts and when it ends; a job found `pending` or `running`
+/// when the server opens was cut short by a restart and becomes `failed`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct JobRecord {
+    id: String,
+    tenant: String,
+    path: PathBuf,
+    started_ns: i64,
+    state: JobState,
+    error: String,
+    finished_ns: i64,
+    entries: u64,
+    bytes: u64,
+    /// Percent times 100.
+    progress: u64,
+}
+
+impl Job {
+    fn record(&self) -> JobRecord {
+        let (state, error, finished) = self.state.lock().unwrap().clone();
+        JobRecord {
+            id: self.id.clone(),
+            tenant: self.tenant.to_string(),
+            path: self.path.clone(),
+            started_ns: self.started.0,
+            state,
+            error,
+            finished_ns: finished.0,
+            entries: self.entries.load(Ordering::Relaxed),
+            bytes: self.bytes.load(Ordering::Relaxed),
+            progress: self.progress.load(Ordering::Relaxed),
+        }
+    }
+
+    fn from_record(r: JobRecord) -> Option<Job> {
+        Some(Job {
+            tenant: TenantId::new(&r.tenant).ok()?,
+            id: r.id,
+            path: r.path,
+            started: Timestamp(r.started_ns),
+            entries: AtomicU64::new(r.entries),
+            bytes: Arc::new(AtomicU64::new(r.bytes)),
+            progress: AtomicU64::new(r.progress),
+            state: Mutex::new((r.state, r.error, Timestamp(r.finished_ns))),
+        })
+    }
+}
+
+/// Why an export job could not start.
+#[derive(Debug)]
+pub enum ExportError {
+    /// `destination.path` breaks a rule (the message names it).
+    InvalidPath(String),
+    /// The tenant already runs its most jobs at once.
+    TooManyJobs(String),
+    /// The file system refused; the message is for the server's log.
+    Io(String),
+}
+
+/// The background export jobs of a data directory.
+///
+/// Files go only to `<data_dir>/exports/<tenant>/`, under a plain file
+/// name ([`check_file_name`]), created new and never through a symbolic
+/// link; a tenant's jobs are found only with that tenant. Finished jobs
+/// are kept for `retention`, then their record and file are removed.
 pub struct Exports {
-    jobs: Mutex<HashMap<String, Arc<Job>>>,
+    /// `<data_dir>/exports`: one directory per tenant holds its files.
+    files: PathBuf,
+    /// `<data_dir>/export_jobs`: one directory per tenant holds its records.
+    records: PathBuf,
+    retention_ns: i64,
+    jobs: Mutex<HashMap<(TenantId, String), Arc<Job>>>,
+}
+
+/// The rules a client-chosen export file name must follow, so that a job
+/// can only ever create a new file in its tenant's export directory.
+pub fn check_file_name(name: &str) -> Result<(), String> {
+    let rule = if name.starts_with('/') || name.starts_with('\\') {
+        "must be a file name, not an absolute path"
+    } else if name.contains('/') || name.contains('\\') {
+        "must be a file name without '/' (files are written to the tenant's export directory)"
+    } else if name.contains("..") {
+        "must not contain '..'"
+    } else if name.starts_with('.') {
+        "must not start with '.'"
+    } else if name.len() > 200 {
+        "must be at most 200 bytes long"
+    } else if name.chars().any(char::is_control) {
+        "must not contain control characters"
+    } else {
+        return Ok(());
+    };
+    Err(format!("destination.path {name:?} {rule}"))
+}
+
+/// Creates `path` as a new file, never following a symbolic link: an
+/// existing file or link of that name is refused, not truncated.
+fn create_new(path: &std::path::Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .mode(0o640)
+        .open(path)
+}
+
+/// Makes `dir` (and its parents) a real directory, refusing one that is a
+/// symbolic link.
+fn real_dir(dir: &std::path::Path) -> Result<(), ExportError> {
+    std::fs::create_dir_all(dir).map_err(|e| ExportError::Io(format!("{}: {e}", dir.display())))?;
+    let meta = std::fs::symlink_metadata(dir)
+        .map_err(|e| ExportError::Io(format!("{}: {e}", dir.display())))?;
+    if !meta.is_dir() {
+        return Err(ExportError::InvalidPath(
+            "the tenant's export directory is a symbolic link; the server does not follow it"
+                .into(),
+        ));
+    }
+    Ok(())
+}
+
+fn write_atomically(path: &std::path::Path, body: &[u8]) -> std::io::Result<()> {
+    let tmp = path.with_extension("json.tmp");
+    {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(body)?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, path)?;
+    if let Some(dir) = path.parent() {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
 }
 
 /// Counts bytes on their way to the file.
@@ -249,51 +397,176 @@ pub(crate) struct JobSpec {
     pub start: Timestamp,
     pub end: Timestamp,
     pub chunk: usize,
-    /// Relative to `<data_dir>/exports`; empty: generated.
+    /// A file name in `<data_dir>/exports/<tenant>/` ([`check_file_name`]);
+    /// empty: generated from the job id.
     pub path: String,
     pub format: Format,
     pub gzip: bool,
 }
 
 impl Exports {
-    pub fn get(&self, id: &str) -> Option<Arc<Job>> {
-        self.jobs.lock().unwrap().get(id).cloned()
+    /// Loads the jobs recorded under `data_dir`: those cut short by a
+    /// restart are marked failed, those finished longer than `retention`
+    /// ago are removed with their files.
+    pub fn open(data_dir: &std::path::Path, retention: Duration) -> Result<Exports, String> {
+        let exports = Exports {
+            files: data_dir.join("exports"),
+            records: data_dir.join("export_jobs"),
+            retention_ns: retention.as_nanos().min(i64::MAX as u128) as i64,
+            jobs: Mutex::new(HashMap::new()),
+        };
+        let tenants = match std::fs::read_dir(&exports.records) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(exports),
+            Err(e) => return Err(format!("{}: {e}", exports.records.display())),
+        };
+        let mut loaded = HashMap::new();
+        for dir in tenants {
+            let dir = dir.map_err(|e| e.to_string())?.path();
+            let files = std::fs::read_dir(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+            for f in files {
+                let f = f.map_err(|e| e.to_string())?.path();
+                if f.extension().is_none_or(|x| x != "json") {
+                    continue;
+                }
+                let record: Option<JobRecord> = std::fs::read(&f)
+                    .ok()
+                    .and_then(|b| serde_json::from_slice(&b).ok());
+                let Some(job) = record.and_then(Job::from_record) else {
+                    tracing::warn!(file = %f.display(), "ignoring an unreadable export job record");
+                    continue;
+                };
+                let job = Arc::new(job);
+                let interrupted = !job.state.lock().unwrap().0.finished();
+                if interrupted {
+                    *job.state.lock().unwrap() = (
+                        JobState::Failed,
+                        "interrupted by a server restart".into(),
+                        Timestamp::now(),
+                    );
+                    exports.persist(&job);
+                }
+                loaded.insert((job.tenant.clone(), job.id.clone()), job);
+            }
+        }
+        *exports.jobs.lock().unwrap() = loaded;
+        exports.expire(Timestamp::now());
+        Ok(exports)
     }
 
-    /// Creates the file and starts the job.
-    pub(crate) fn start(&self, app: Arc<AppState>, spec: JobSpec) -> Result<Arc<Job>, Status> {
+    /// The tenant's job `id`; another tenant's job is not found either.
+    pub fn get(&self, tenant: &TenantId, id: &str) -> Option<Arc<Job>> {
+        self.jobs
+            .lock()
+            .unwrap()
+            .get(&(tenant.clone(), id.to_string()))
+            .cloned()
+    }
+
+    fn record_path(&self, tenant: &TenantId, id: &str) -> PathBuf {
+        self.records
+            .join(tenant.as_str())
+            .join(format!("{id}.json"))
+    }
+
+    /// Writes the job's record; a failure is logged (the job itself goes
+    /// on, its status is only lost across a restart).
+    fn persist(&self, job: &Job) {
+        let path = self.record_path(&job.tenant, &job.id);
+        let result = path
+            .parent()
+            .map_or(Ok(()), std::fs::create_dir_all)
+            .and_then(|()| {
+                let body =
+                    serde_json::to_vec_pretty(&job.record()).map_err(std::io::Error::other)?;
+                write_atomically(&path, &body)
+            });
+        if let Err(e) = result {
+            tracing::error!(job = %job.id, file = %path.display(), error = %e, "writing the export job record");
+        }
+    }
+
+    /// Removes jobs finished more than the retention ago, with their files.
+    fn expire(&self, now: Timestamp) {
+        let mut jobs = self.jobs.lock().unwrap();
+        let expired: Vec<(TenantId, String)> = jobs
+            .iter()
+            .filter(|(_, j)| {
+                let (state, _, finished) = &*j.state.lock().unwrap();
+                state.finished() && finished.0.saturating_add(self.retention_ns) < now.0
+            })
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in expired {
+            let Some(job) = jobs.remove(&key) else {
+                continue;
+            };
+            for file in [job.path.clone(), self.record_path(&job.tenant, &job.id)] {
+                match std::fs::remove_file(&file) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => {
+                        tracing::warn!(file = %file.display(), error = %e, "removing an expired export")
+                    }
+                }
+            }
+            tracing::info!(job = %job.id, tenant = %job.tenant, "export job expired");
+        }
+    }
+
+    /// Creates the file and starts the job, unless the tenant already runs
+    /// `max_running` jobs.
+    pub(crate) fn start(
+        &self,
+        app: Arc<AppState>,
+        spec: JobSpec,
+        max_running: usize,
+    ) -> Result<Arc<Job>, ExportError> {
         let started = Timestamp::now();
+        self.expire(started);
+        let running = self
+            .jobs
+            .lock()
+            .unwrap()
+            .values()
+            .filter(|j| j.tenant == spec.tenant && !j.state.lock().unwrap().0.finished())
+            .count();
+        if running >= max_running {
+            return Err(ExportError::TooManyJobs(format!(
+                "tenant {} already has {running} export jobs running (max_export_jobs: {max_running}); wait for one to finish",
+                spec.tenant
+            )));
+        }
         let id = format!(
             "{:016x}",
-            xxhash_rust::xxh3::xxh3_64(format!("{}\u{0}{}", spec.tenant, started.0).as_bytes())
+            xxhash_rust::xxh3::xxh3_64(
+                format!("{}\u{0}{}\u{0}{}", spec.tenant, started.0, spec.path).as_bytes()
+            )
         );
-        let dir = app.store.config().data_dir.join("exports");
-        let path = if spec.path.is_empty() {
+        let name = if spec.path.is_empty() {
             let gz = if spec.gzip { ".gz" } else { "" };
-            dir.join(format!("{id}.{}{gz}", spec.format.ext()))
+            format!("{id}.{}{gz}", spec.format.ext())
         } else {
-            let p = PathBuf::from(&spec.path);
-            if p.is_absolute() {
-                p
-            } else if p
-                .components()
-                .any(|c| !matches!(c, std::path::Component::Normal(_)))
-            {
-                return Err(crate::grpc::invalid(
-                    "destination.path",
-                    "a relative path may not leave the exports directory",
-                ));
-            } else {
-                dir.join(p)
-            }
+            check_file_name(&spec.path).map_err(ExportError::InvalidPath)?;
+            spec.path.clone()
         };
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| {
-                crate::grpc::invalid("destination.path", format!("{}: {e}", parent.display()))
-            })?;
-        }
-        let file = std::fs::File::create(&path).map_err(|e| {
-            crate::grpc::invalid("destination.path", format!("{}: {e}", path.display()))
+        let dir = self.files.join(spec.tenant.as_str());
+        real_dir(&dir)?;
+        let path = dir.join(&name);
+        let file = create_new(&path).map_err(|e| {
+            let is_link =
+                std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink());
+            if is_link || e.raw_os_error() == Some(libc::ELOOP) {
+                ExportError::InvalidPath(format!(
+                    "destination.path {name:?} is a symbolic link; the server does not follow it"
+                ))
+            } else if e.kind() == std::io::ErrorKind::AlreadyExists {
+                ExportError::InvalidPath(format!(
+                    "destination.path {name:?} already exists; export files are never overwritten"
+                ))
+            } else {
+                ExportError::Io(format!("{}: {e}", path.display()))
+            }
         })?;
         let bytes = Arc::new(AtomicU64::new(0));
         let counted = Counting {
@@ -310,6 +583,7 @@ impl Exports {
         };
         let job = Arc::new(Job {
             id: id.clone(),
+            tenant: spec.tenant.clone(),
             path,
             started,
             entries: AtomicU64::new(0),
@@ -317,21 +591,28 @@ impl Exports {
             progress: AtomicU64::new(0),
             state: Mutex::new((JobState::Pending, String::new(), Timestamp(0))),
         });
-        self.jobs.lock().unwrap().insert(id, job.clone());
+        self.persist(&job);
+        self.jobs
+            .lock()
+            .unwrap()
+            .insert((spec.tenant.clone(), id), job.clone());
         let j = job.clone();
         tokio::spawn(async move {
             let result = run_job(&app, &spec, &j, sink).await;
-            let mut st = j.state.lock().unwrap();
-            match result {
-                Ok(()) => {
-                    j.progress.store(10_000, Ordering::Relaxed);
-                    *st = (JobState::Completed, String::new(), Timestamp::now());
-                }
-                Err(e) => {
-                    tracing::warn!(job = %j.id, error = %e, "export failed");
-                    *st = (JobState::Failed, e, Timestamp::now());
+            {
+                let mut st = j.state.lock().unwrap();
+                match result {
+                    Ok(()) => {
+                        j.progress.store(10_000, Ordering::Relaxed);
+                        *st = (JobState::Completed, String::new(), Timestamp::now());
+                    }
+                    Err(e) => {
+                        tracing::warn!(job = %j.id, error = %e, "export failed");
+                        *st = (JobState::Failed, e, Timestamp::now());
+                    }
                 }
             }
+            app.exports.persist(&j);
         });
         Ok(job)
     }
@@ -339,6 +620,7 @@ impl Exports {
 
 async fn run_job(app: &Arc<AppState>, spec: &JobSpec, job: &Job, sink: Sink) -> Result<(), String> {
     job.state.lock().unwrap().0 = JobState::Running;
+    app.exports.persist(job);
     let mut cursor = Cursor {
         ts: spec.start.0,
         skip: 0,

@@ -88,6 +88,12 @@ pub struct ServerConfig {
     /// that finds them spent waits `push_budget_wait_ms`, then gets 503.
     pub max_inflight_decompressed_bytes: usize,
     pub push_budget_wait_ms: u64,
+    /// Export jobs a tenant may run at once (Loki-style `max_export_jobs`;
+    /// per-tenant limits override it).
+    pub max_export_jobs: usize,
+    /// How long a finished export job (its status and its file) is kept,
+    /// in hours.
+    pub export_retention_hours: u64,
 }
 
 impl Default for ServerConfig {
@@ -109,6 +115,8 @@ impl Default for ServerConfig {
             tail_max_stall_secs: 30,
             max_inflight_decompressed_bytes: 512 * 1024 * 1024,
             push_budget_wait_ms: 2_000,
+            max_export_jobs: 4,
+            export_retention_hours: 7 * 24,
         }
     }
 }
@@ -128,6 +136,35 @@ pub struct AppState {
     pub analysis: Option<Arc<skald_analysis::index::PatternIndex>>,
     /// Query slots and queue (see `admission`).
     pub admission: admission::Admission,
+}
+
+impl AppState {
+    /// The state over an open store: loads its delete requests and export
+    /// jobs from the data directory.
+    pub fn open(store: Arc<Store>, config: ServerConfig) -> Result<Arc<AppState>, String> {
+        Ok(Arc::new(AppState::build(store, config)?))
+    }
+
+    /// As [`AppState::open`], unwrapped, for a caller that sets more
+    /// fields (ingest settings, the pattern index) by struct update.
+    pub fn build(store: Arc<Store>, config: ServerConfig) -> Result<AppState, String> {
+        let data_dir = store.config().data_dir.clone();
+        let retention = std::time::Duration::from_secs(config.export_retention_hours * 3600);
+        Ok(AppState {
+            deletes: Arc::new(
+                Deletes::open(store.clone())
+                    .map_err(|e| format!("loading delete requests: {e}"))?,
+            ),
+            exports: Exports::open(&data_dir, retention)
+                .map_err(|e| format!("loading export jobs: {e}"))?,
+            store,
+            config,
+            started: Instant::now(),
+            ingest: Default::default(),
+            analysis: None,
+            admission: Default::default(),
+        })
+    }
 }
 
 /// The HTTP API.

@@ -12,7 +12,7 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use serde_json::Value;
-use skald_server::{AppState, Deletes, ServerConfig, app};
+use skald_server::{AppState, ServerConfig, app};
 use skald_store::{FsyncMode, Store, StoreConfig};
 use std::sync::Arc;
 use std::time::Instant;
@@ -28,14 +28,8 @@ fn router(dir: &std::path::Path) -> axum::Router {
         .expect("open store"),
     );
     app(Arc::new(AppState {
-        store: store.clone(),
-        config: ServerConfig::default(),
-        started: Instant::now(),
-        deletes: Arc::new(Deletes::open(store).expect("deletes")),
-        exports: Default::default(),
         ingest: Default::default(),
-        analysis: None,
-        admission: Default::default(),
+        ..AppState::build(store, ServerConfig::default()).expect("state")
     }))
 }
 

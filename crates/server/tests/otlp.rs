@@ -15,7 +15,7 @@ use opentelemetry_proto::tonic::resource::v1::Resource;
 use prost::Message;
 use serde_json::Value;
 use skald_model::Timestamp;
-use skald_server::{AppState, Deletes, IngestConfig, ServerConfig, app};
+use skald_server::{AppState, IngestConfig, ServerConfig, app};
 use skald_store::{FsyncMode, Store, StoreConfig};
 use std::io::Write;
 use std::sync::Arc;
@@ -33,14 +33,8 @@ fn router(dir: &std::path::Path) -> (axum::Router, Arc<Store>) {
         .expect("open store"),
     );
     let state = Arc::new(AppState {
-        store: store.clone(),
-        config: ServerConfig::default(),
-        started: Instant::now(),
-        deletes: Arc::new(Deletes::open(store.clone()).expect("deletes")),
-        exports: Default::default(),
         ingest: IngestConfig::loki_defaults(),
-        analysis: None,
-        admission: Default::default(),
+        ..AppState::build(store.clone(), ServerConfig::default()).expect("state")
     });
     (app(state), store)
 }

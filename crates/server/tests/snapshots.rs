@@ -14,11 +14,10 @@ use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use serde_json::Value;
 use skald_model::{Entry, Label, LabelSet, TenantId, Timestamp};
-use skald_server::{AppState, Deletes, ServerConfig, app};
+use skald_server::{AppState, ServerConfig, app};
 use skald_store::{FsyncMode, Store, StoreConfig, StreamBatch};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Instant;
 use tower::ServiceExt;
 
 /// 2024-01-01T00:00:00Z; the data is at T0 + 1s ... T0 + 6s.
@@ -137,16 +136,7 @@ fn snapshot_files() -> Vec<PathBuf> {
 async fn http_api_snapshots() {
     let dir = tempfile::tempdir().expect("temp dir");
     let store = store(dir.path());
-    let state = Arc::new(AppState {
-        store: store.clone(),
-        config: ServerConfig::default(),
-        started: Instant::now(),
-        deletes: Arc::new(Deletes::open(store.clone()).expect("deletes")),
-        exports: Default::default(),
-        ingest: Default::default(),
-        analysis: None,
-        admission: Default::default(),
-    });
+    let state = AppState::open(store.clone(), ServerConfig::default()).expect("state");
     let router = app(state);
     let update = std::env::var_os("SNAPSHOT_UPDATE").is_some();
     let mut failures = Vec::new();
@@ -223,19 +213,11 @@ async fn http_api_snapshots() {
 async fn queries_reading_too_many_bytes_are_refused() {
     let dir = tempfile::tempdir().expect("temp dir");
     let store = store(dir.path());
-    let state = Arc::new(AppState {
-        store: store.clone(),
-        config: ServerConfig {
-            max_query_bytes_read: 80,
-            ..ServerConfig::default()
-        },
-        started: Instant::now(),
-        deletes: Arc::new(Deletes::open(store.clone()).expect("deletes")),
-        exports: Default::default(),
-        ingest: Default::default(),
-        analysis: None,
-        admission: Default::default(),
-    });
+    let config = ServerConfig {
+        max_query_bytes_read: 80,
+        ..ServerConfig::default()
+    };
+    let state = AppState::open(store.clone(), config).expect("state");
     let router = app(state);
     let get = |path: &str, query: &str, step: Option<&str>| {
         let mut params = form_urlencoded::Serializer::new(String::new());

@@ -5,7 +5,7 @@
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};
 use http_body_util::BodyExt;
-use skald_server::{AppState, Deletes, ServerConfig, app};
+use skald_server::{AppState, ServerConfig, app};
 use skald_store::{FsyncMode, Store, StoreConfig};
 use std::sync::Arc;
 use std::time::Instant;
@@ -45,14 +45,8 @@ async fn ui_is_served_beside_the_api_without_shadowing_it() {
         .unwrap(),
     );
     let router = app(Arc::new(AppState {
-        store: store.clone(),
-        config: ServerConfig::default(),
-        started: Instant::now(),
-        deletes: Arc::new(Deletes::open(store).unwrap()),
-        exports: Default::default(),
         ingest: Default::default(),
-        analysis: None,
-        admission: Default::default(),
+        ..AppState::build(store, ServerConfig::default()).expect("state")
     }));
 
     let (status, ty, body) = call(&router, Method::GET, "/").await;

@@ -3,7 +3,7 @@
 
 use super::{Stream, entry_out, invalid, labels_out, proto, tenant};
 use crate::AppState;
-use crate::export::{Cursor, Format, JobSpec, JobState};
+use crate::export::{Cursor, ExportError, Format, JobSpec, JobState};
 use skald_model::{LabelSet, Timestamp};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -72,19 +72,30 @@ pub(super) async fn export_logs(
             Ok(proto::ExportFormat::Csv) => Format::Csv,
             Err(_) => return Err(invalid("destination.format", "unknown format")),
         };
-        let job = app.exports.start(
-            app.clone(),
-            JobSpec {
-                tenant,
-                query,
-                start: Timestamp(cursor.ts),
-                end,
-                chunk,
-                path: dest.path,
-                format,
-                gzip: dest.gzip,
-            },
-        )?;
+        let job = app
+            .exports
+            .start(
+                app.clone(),
+                JobSpec {
+                    tenant,
+                    query,
+                    start: Timestamp(cursor.ts),
+                    end,
+                    chunk,
+                    path: dest.path,
+                    format,
+                    gzip: dest.gzip,
+                },
+                app.config.max_export_jobs,
+            )
+            .map_err(|e| match e {
+                ExportError::InvalidPath(m) => Status::invalid_argument(m),
+                ExportError::TooManyJobs(m) => Status::resource_exhausted(m),
+                ExportError::Io(m) => {
+                    tracing::error!(error = %m, "starting an export job");
+                    Status::internal("the server could not create the export file; see its log")
+                }
+            })?;
         let msg = proto::ExportLogsResponse {
             job_id: job.id.clone(),
             done: true,
@@ -138,13 +149,14 @@ pub(super) async fn get_export_status(
     req: Request<proto::GetExportStatusRequest>,
 ) -> Result<Response<proto::ExportStatus>, Status> {
     use proto::export_status::State;
+    let tenant = tenant(&req)?;
     let req = req.into_inner();
     if req.job_id.is_empty() {
         return Err(invalid("job_id", "required"));
     }
     let job = app
         .exports
-        .get(&req.job_id)
+        .get(&tenant, &req.job_id)
         .ok_or_else(|| Status::not_found(format!("no export job {:?}", req.job_id)))?;
     let (state, error, finished) = job.state.lock().unwrap().clone();
     Ok(Response::new(proto::ExportStatus {
