@@ -26,6 +26,10 @@
 //! max_query_series = 500
 //! max_query_bytes_read = 0      # bytes a query may read (index estimate); 0: no limit
 //!
+//! [auth]
+//! enabled = true                # requests need a token (`skald token create`)
+//! open_metrics = true           # /metrics without a token (default)
+//!
 //! [tls]                         # all unset: plain TCP
 //! cert_file = "server.pem"      # certificate chain, both listeners
 //! key_file = "server.key"
@@ -44,6 +48,7 @@ use std::path::Path;
 pub struct FileConfig {
     pub store: StoreConfig,
     pub http: ServerConfig,
+    pub auth: skald_server::service::auth::AuthConfig,
     pub tls: TlsConfig,
 }
 

@@ -12,6 +12,7 @@ mod debug;
 mod remote;
 mod run;
 mod serve;
+mod token;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -73,6 +74,9 @@ enum Command {
     Run(run::RunArgs),
     /// Show (and follow) the stored output of a pipeline run.
     Logs(run::logs::LogsArgs),
+    /// Manage API tokens: create (prints the token), list, revoke.
+    #[command(subcommand)]
+    Token(token::TokenCommand),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions { shell: clap_complete::Shell },
 }
@@ -93,6 +97,7 @@ fn main() -> ExitCode {
         Command::Export(args) => remote::export::run(args),
         Command::Run(args) => run::run(args),
         Command::Logs(args) => run::logs::run(args),
+        Command::Token(cmd) => token::run(cmd),
         Command::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(shell, &mut cmd, "skald", &mut std::io::stdout());

@@ -136,7 +136,8 @@ fn snapshot_files() -> Vec<PathBuf> {
 async fn http_api_snapshots() {
     let dir = tempfile::tempdir().expect("temp dir");
     let store = store(dir.path());
-    let state = AppState::open(store.clone(), ServerConfig::default()).expect("state");
+    let state =
+        AppState::open(store.clone(), ServerConfig::default(), Default::default()).expect("state");
     let router = app(state);
     let update = std::env::var_os("SNAPSHOT_UPDATE").is_some();
     let mut failures = Vec::new();
@@ -217,7 +218,7 @@ async fn queries_reading_too_many_bytes_are_refused() {
         max_query_bytes_read: 80,
         ..ServerConfig::default()
     };
-    let state = AppState::open(store.clone(), config).expect("state");
+    let state = AppState::open(store.clone(), config, Default::default()).expect("state");
     let router = app(state);
     let get = |path: &str, query: &str, step: Option<&str>| {
         let mut params = form_urlencoded::Serializer::new(String::new());

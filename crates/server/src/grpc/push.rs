@@ -5,15 +5,14 @@
 //! Streams whose labels do not parse are rejected and counted, like the
 //! HTTP push's refused streams.
 
-use super::{blocking, invalid, proto, store_status, tenant};
+use super::{context, invalid, proto};
 use crate::AppState;
-use skald_model::{Entry, Label, LabelSet, TenantId, Timestamp};
-use skald_store::{PushOutcome, Rejection, StreamBatch};
+use crate::service::Context;
+use crate::service::push::{MAX_REPORTED, PushStream, RefusedLabels};
+use skald_model::{Entry, Label, LabelSet, Timestamp};
+use skald_store::PushOutcome;
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
-
-/// Rejections listed in one response.
-const MAX_REPORTED: usize = 100;
 
 fn entry_in(e: proto::Entry, now: Timestamp) -> Entry {
     Entry {
@@ -31,54 +30,44 @@ fn entry_in(e: proto::Entry, now: Timestamp) -> Entry {
     }
 }
 
-/// Turns proto streams into store batches; streams with bad labels become
-/// rejections.
-fn batches(streams: Vec<proto::Stream>, rejected: &mut Vec<Rejection>) -> Vec<StreamBatch> {
+/// Turns proto streams into the service's; labels that do not parse are
+/// refused there, named by their index.
+fn streams_in(streams: Vec<proto::Stream>) -> Vec<PushStream> {
     let now = Timestamp::now();
-    let mut out = Vec::with_capacity(streams.len());
-    for (i, s) in streams.into_iter().enumerate() {
-        let shown = s
-            .labels
-            .iter()
-            .map(|l| format!("{}={:?}", l.name, l.value))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let labels = LabelSet::new(
-            s.labels
-                .into_iter()
-                .map(|l| Label::new(l.name, l.value))
-                .collect(),
-        );
-        match labels {
-            Ok(labels) => out.push(StreamBatch {
+    streams
+        .into_iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let shown = s
+                .labels
+                .iter()
+                .map(|l| format!("{}={:?}", l.name, l.value))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let labels = LabelSet::new(
+                s.labels
+                    .into_iter()
+                    .map(|l| Label::new(l.name, l.value))
+                    .collect(),
+            )
+            .map_err(|e| RefusedLabels {
+                shown: format!("{{{shown}}}"),
+                reason: format!("streams[{i}].labels: {e}"),
+            });
+            PushStream {
                 labels,
                 entries: s.entries.into_iter().map(|e| entry_in(e, now)).collect(),
-            }),
-            Err(e) => rejected.push(Rejection {
-                stream: format!("#{i} {{{shown}}}"),
-                reason: format!("streams[{i}].labels: {e}"),
-                entries: s.entries.len() as u64,
-            }),
-        }
-    }
-    out
+            }
+        })
+        .collect()
 }
 
 async fn store(
     app: &Arc<AppState>,
-    tenant: TenantId,
+    ctx: &Context,
     streams: Vec<proto::Stream>,
 ) -> Result<PushOutcome, Status> {
-    let store = app.store.clone();
-    blocking(move || {
-        let mut rejected = Vec::new();
-        let batches = batches(streams, &mut rejected);
-        let mut outcome = store.push(&tenant, batches).map_err(store_status)?;
-        rejected.append(&mut outcome.rejected);
-        outcome.rejected = rejected;
-        Ok(outcome)
-    })
-    .await
+    Ok(crate::service::push::push(app, ctx, streams_in(streams)).await?)
 }
 
 fn add(total: &mut proto::PushResponse, o: PushOutcome) {
@@ -101,7 +90,7 @@ pub(super) async fn push_log(
     app: &Arc<AppState>,
     req: Request<proto::PushLogRequest>,
 ) -> Result<Response<proto::PushResponse>, Status> {
-    let tenant = tenant(&req)?;
+    let ctx = context(app, &req)?;
     let req = req.into_inner();
     if req.labels.is_empty() {
         return Err(invalid("labels", "at least one label is required"));
@@ -114,7 +103,7 @@ pub(super) async fn push_log(
         entries: vec![entry],
     };
     let mut out = proto::PushResponse::default();
-    add(&mut out, store(app, tenant, vec![stream]).await?);
+    add(&mut out, store(app, &ctx, vec![stream]).await?);
     Ok(Response::new(out))
 }
 
@@ -122,10 +111,10 @@ pub(super) async fn push_log_batch(
     app: &Arc<AppState>,
     req: Request<proto::PushLogBatchRequest>,
 ) -> Result<Response<proto::PushResponse>, Status> {
-    let tenant = tenant(&req)?;
+    let ctx = context(app, &req)?;
     let req = req.into_inner();
     let mut out = proto::PushResponse::default();
-    add(&mut out, store(app, tenant, req.streams).await?);
+    add(&mut out, store(app, &ctx, req.streams).await?);
     Ok(Response::new(out))
 }
 
@@ -136,7 +125,8 @@ pub(super) async fn push_log_stream(
     app: &Arc<AppState>,
     req: Request<tonic::Streaming<proto::PushLogBatchRequest>>,
 ) -> Result<Response<proto::PushResponse>, Status> {
-    let tenant = tenant(&req)?;
+    let ctx = context(app, &req)?;
+    ctx.authorize(crate::service::Role::Push)?;
     let mut incoming = req.into_inner();
     let mut out = proto::PushResponse::default();
     loop {
@@ -154,7 +144,7 @@ pub(super) async fn push_log_stream(
             }
         };
         out.messages += 1;
-        add(&mut out, store(app, tenant.clone(), msg.streams).await?);
+        add(&mut out, store(app, &ctx, msg.streams).await?);
     }
     Ok(Response::new(out))
 }
@@ -163,7 +153,7 @@ pub(super) async fn push_simple_log(
     app: &Arc<AppState>,
     req: Request<proto::PushSimpleLogRequest>,
 ) -> Result<Response<proto::PushResponse>, Status> {
-    let tenant = tenant(&req)?;
+    let ctx = context(app, &req)?;
     let req = req.into_inner();
     if req.message.is_empty() {
         return Err(invalid("message", "required"));
@@ -206,6 +196,6 @@ pub(super) async fn push_simple_log(
         }],
     };
     let mut out = proto::PushResponse::default();
-    add(&mut out, store(app, tenant, vec![stream]).await?);
+    add(&mut out, store(app, &ctx, vec![stream]).await?);
     Ok(Response::new(out))
 }
