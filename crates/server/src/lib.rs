@@ -95,6 +95,9 @@ pub struct AppState {
     pub exports: Exports,
     /// Tokens and whether they are required.
     pub auth: service::auth::Auth,
+    /// Entries refused before they reach the store (labels that do not
+    /// parse), counted with the store's refusals in /metrics.
+    pub refused_entries: std::sync::atomic::AtomicU64,
 }
 
 impl AppState {
@@ -116,6 +119,7 @@ impl AppState {
                 .map_err(|e| format!("loading export jobs: {e}"))?,
             auth: service::auth::Auth::new(&data_dir, auth)
                 .map_err(|e| format!("loading tokens: {e}"))?,
+            refused_entries: Default::default(),
             store,
             config,
             started: Instant::now(),

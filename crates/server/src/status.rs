@@ -57,8 +57,11 @@ pub async fn metrics(
     metric(
         "skald_rejected_entries_total",
         "counter",
-        "Entries refused by validation.",
-        c.entries_rejected,
+        "Entries refused by validation (labels, line size, age), at the edge or by the store.",
+        c.entries_rejected
+            + app
+                .refused_entries
+                .load(std::sync::atomic::Ordering::Relaxed),
     );
     metric(
         "skald_duplicate_entries_total",

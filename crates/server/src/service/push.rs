@@ -35,6 +35,7 @@ pub async fn push(
 ) -> Result<PushOutcome, ServiceError> {
     let tenant = ctx.tenant_for(Role::Push)?;
     let store = app.store.clone();
+    let app = app.clone();
     blocking(move || {
         let mut rejected = Vec::new();
         let mut batches = Vec::with_capacity(streams.len());
@@ -51,6 +52,9 @@ pub async fn push(
                 }),
             }
         }
+        let refused: u64 = rejected.iter().map(|r: &Rejection| r.entries).sum();
+        app.refused_entries
+            .fetch_add(refused, std::sync::atomic::Ordering::Relaxed);
         let mut outcome = store.push(&tenant, batches)?;
         rejected.append(&mut outcome.rejected);
         outcome.rejected = rejected;
