@@ -16,8 +16,10 @@ from .errors import (
     FailedPrecondition,
     InvalidArgument,
     NotFound,
+    PermissionDenied,
     ResourceExhausted,
     SkaldError,
+    Unauthenticated,
     Unavailable,
     Unimplemented,
 )
@@ -58,7 +60,7 @@ __version__ = "0.1.0"
 __all__ = [
     "AsyncClient", "Client", "StreamCall", "DEFAULT_TARGET", "TENANT_HEADER",
     "SkaldError", "InvalidArgument", "NotFound", "ResourceExhausted", "FailedPrecondition",
-    "Unavailable", "DeadlineExceeded", "Unimplemented",
+    "Unavailable", "DeadlineExceeded", "Unimplemented", "Unauthenticated", "PermissionDenied",
     "DeleteResult", "Direction", "DroppedEntries", "Entry", "ExportChunk", "ExportFormat",
     "ExportState", "ExportStatus", "Health", "LabelProblem", "LabelValidation", "PushResult",
     "QueryResult", "QueryStatistics", "QueryStatsResult", "RangeResult", "Rejection", "Sample",

@@ -26,7 +26,7 @@ from . import _convert as cv
 from ._convert import StreamLike, Time
 from ._proto import log_service_pb2 as pb
 from ._proto import log_service_pb2_grpc as pb_grpc
-from .client import DEFAULT_TARGET, DEFAULT_TIMEOUT, _metadata
+from .client import DEFAULT_TARGET, DEFAULT_TIMEOUT, _metadata, _token
 from .errors import SkaldError, from_rpc_error
 from .types import (
     DeleteResult,
@@ -97,16 +97,18 @@ class AsyncClient:
         *,
         channel: Optional[grpc.aio.Channel] = None,
         options: Sequence[Tuple[str, Any]] = (),
+        token: Optional[str] = None,
     ):
         self.target = target
         self.tenant = tenant
         self.timeout = timeout
+        self.token = _token(token)
         self._own_channel = channel is None
         self._channel = channel if channel is not None else grpc.aio.insecure_channel(target, options=list(options))
         self._stub = pb_grpc.LogServiceStub(self._channel)
 
     def with_tenant(self, tenant: Optional[str]) -> "AsyncClient":
-        return AsyncClient(self.target, tenant, self.timeout, channel=self._channel)
+        return AsyncClient(self.target, tenant, self.timeout, channel=self._channel, token=self.token)
 
     async def close(self) -> None:
         if self._own_channel:
@@ -120,13 +122,13 @@ class AsyncClient:
 
     async def _unary(self, method: str, request: Any, convert: Callable[[Any], R]) -> R:
         try:
-            reply = await getattr(self._stub, method)(request, timeout=self.timeout, metadata=_metadata(self.tenant))
+            reply = await getattr(self._stub, method)(request, timeout=self.timeout, metadata=_metadata(self.tenant, self.token))
         except grpc.RpcError as e:
             raise from_rpc_error(e) from None
         return convert(reply)
 
     def _stream(self, method: str, request: Any, convert: Callable[[Any], T], timeout: Optional[float]) -> AsyncStreamCall[T]:
-        return AsyncStreamCall(getattr(self._stub, method)(request, timeout=timeout, metadata=_metadata(self.tenant)), convert)
+        return AsyncStreamCall(getattr(self._stub, method)(request, timeout=timeout, metadata=_metadata(self.tenant, self.token)), convert)
 
     # pushing
 
@@ -158,7 +160,7 @@ class AsyncClient:
                     yield cv.req_push_batch(b)
 
         try:
-            reply = await self._stub.PushLogStream(requests(), timeout=timeout, metadata=_metadata(self.tenant))
+            reply = await self._stub.PushLogStream(requests(), timeout=timeout, metadata=_metadata(self.tenant, self.token))
         except grpc.RpcError as e:
             raise from_rpc_error(e) from None
         return cv.push_out(reply)

@@ -1,6 +1,7 @@
 """The blocking client of skald.v1.LogService."""
 from __future__ import annotations
 
+import os
 import threading
 import time
 from typing import (
@@ -52,8 +53,18 @@ DEFAULT_TIMEOUT = 30.0
 TENANT_HEADER = "x-scope-orgid"
 
 
-def _metadata(tenant: Optional[str]) -> Optional[Tuple[Tuple[str, str], ...]]:
-    return ((TENANT_HEADER, tenant),) if tenant else None
+def _metadata(tenant: Optional[str], token: Optional[str] = None) -> Optional[Tuple[Tuple[str, str], ...]]:
+    md = []
+    if tenant:
+        md.append((TENANT_HEADER, tenant))
+    if token:
+        md.append(("authorization", f"Bearer {token}"))
+    return tuple(md) if md else None
+
+
+def _token(token: Optional[str]) -> Optional[str]:
+    """The token given, or ``SKALD_TOKEN`` from the environment."""
+    return token if token is not None else (os.environ.get("SKALD_TOKEN") or None)
 
 
 class StreamCall(Iterator[T]):
@@ -95,7 +106,10 @@ class Client:
     ``target`` is ``host:port`` of the gRPC listener; ``tenant`` is sent as
     the ``x-scope-orgid`` metadata (the server's default tenant when None);
     ``timeout`` (seconds) bounds every unary call; streaming calls take their
-    own. Pass ``channel`` to reuse an existing ``grpc.Channel`` (TLS, options).
+    own. ``token`` (default: the ``SKALD_TOKEN`` environment variable) is
+    sent as ``authorization: Bearer <token>`` on every call, for servers
+    started with ``--auth``. Pass ``channel`` to reuse an existing
+    ``grpc.Channel`` (TLS, options).
     Use as a context manager, or call ``close()``.
     """
 
@@ -107,10 +121,12 @@ class Client:
         *,
         channel: Optional[grpc.Channel] = None,
         options: Sequence[Tuple[str, Any]] = (),
+        token: Optional[str] = None,
     ):
         self.target = target
         self.tenant = tenant
         self.timeout = timeout
+        self.token = _token(token)
         self._own_channel = channel is None
         self._channel = channel if channel is not None else grpc.insecure_channel(target, options=list(options))
         self._stub = pb_grpc.LogServiceStub(self._channel)
@@ -120,7 +136,7 @@ class Client:
 
     def with_tenant(self, tenant: Optional[str]) -> "Client":
         """A client for another tenant sharing this one's connection."""
-        return Client(self.target, tenant, self.timeout, channel=self._channel)
+        return Client(self.target, tenant, self.timeout, channel=self._channel, token=self.token)
 
     def close(self) -> None:
         if self._own_channel and not self._closed.is_set():
@@ -136,14 +152,14 @@ class Client:
     def _unary(self, method: str, request: Any, convert: Callable[[Any], R], timeout: Optional[float] = None) -> R:
         try:
             reply = getattr(self._stub, method)(
-                request, timeout=timeout if timeout is not None else self.timeout, metadata=_metadata(self.tenant)
+                request, timeout=timeout if timeout is not None else self.timeout, metadata=_metadata(self.tenant, self.token)
             )
         except grpc.RpcError as e:
             raise from_rpc_error(e) from None
         return convert(reply)
 
     def _stream(self, method: str, request: Any, convert: Callable[[Any], T], timeout: Optional[float]) -> StreamCall[T]:
-        call = getattr(self._stub, method)(request, timeout=timeout, metadata=_metadata(self.tenant))
+        call = getattr(self._stub, method)(request, timeout=timeout, metadata=_metadata(self.tenant, self.token))
         return StreamCall(call, convert)
 
     # ------------------------------------------------------------ pushing
@@ -167,7 +183,7 @@ class Client:
         list of streams). Returns the server's totals once all are sent."""
         requests = (cv.req_push_batch(b) for b in batches)
         try:
-            reply = self._stub.PushLogStream(requests, timeout=timeout, metadata=_metadata(self.tenant))
+            reply = self._stub.PushLogStream(requests, timeout=timeout, metadata=_metadata(self.tenant, self.token))
         except grpc.RpcError as e:
             raise from_rpc_error(e) from None
         return cv.push_out(reply)

@@ -43,6 +43,14 @@ class DeadlineExceeded(Unavailable):
     """The call's timeout passed before the server answered."""
 
 
+class Unauthenticated(SkaldError):
+    """No token, or an invalid or expired one (the server requires auth)."""
+
+
+class PermissionDenied(SkaldError):
+    """The token is valid but not for this tenant or operation."""
+
+
 class Unimplemented(SkaldError):
     """The server cannot evaluate this kind of request."""
 
@@ -56,6 +64,8 @@ _BY_CODE: Dict[grpc.StatusCode, Type[SkaldError]] = {
     grpc.StatusCode.UNAVAILABLE: Unavailable,
     grpc.StatusCode.DEADLINE_EXCEEDED: DeadlineExceeded,
     grpc.StatusCode.UNIMPLEMENTED: Unimplemented,
+    grpc.StatusCode.UNAUTHENTICATED: Unauthenticated,
+    grpc.StatusCode.PERMISSION_DENIED: PermissionDenied,
 }
 
 

@@ -761,3 +761,63 @@ def main() -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+class AuthTest(unittest.TestCase):
+    """A server started with --auth: the client sends its token (argument
+    or SKALD_TOKEN) and is held to the token's tenant and role."""
+
+    def setUp(self) -> None:
+        self.binary = os.environ.get("SKALD_BIN") or shutil.which("skald") or ""
+        self.tmp = tempfile.mkdtemp(prefix="skald-py-auth-")
+        self.data = os.path.join(self.tmp, "data")
+        http, grpc_port = free_port(), free_port()
+        self.grpc = f"127.0.0.1:{grpc_port}"
+        self.server = subprocess.Popen(
+            [self.binary, "serve", "--auth", "--data-dir", self.data,
+             "--http-addr", f"127.0.0.1:{http}", "--grpc-addr", self.grpc],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if urllib.request.urlopen(f"http://127.0.0.1:{http}/ready", timeout=2).status == 200:
+                    break
+            except OSError:
+                pass
+            self.assertLess(time.monotonic(), deadline, "server not ready")
+            time.sleep(0.1)
+
+    def tearDown(self) -> None:
+        self.server.terminate()
+        self.server.wait(30)
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def token(self, tenant: str, role: str) -> str:
+        out = subprocess.run(
+            [self.binary, "token", "create", "--data-dir", self.data, "--tenant", tenant, "--role", role],
+            check=True, capture_output=True, text=True,
+        ).stdout
+        self.assertEqual(len(out.splitlines()), 1)
+        return out.strip()
+
+    def test_token_is_sent_and_bound_to_its_tenant_and_role(self) -> None:
+        admin = self.token("py-auth", "admin")
+        read = self.token("py-auth", "read")
+        time.sleep(1.5)  # the server re-reads tokens.json within a second
+        with skald.Client(self.grpc, timeout=10) as anonymous:
+            with self.assertRaises(skald.Unauthenticated):
+                anonymous.get_labels()
+        with skald.Client(self.grpc, timeout=10, token=admin) as c:
+            c.push_log({"app": "py"}, "hello")
+            self.assertEqual(c.query_logs('{app="py"}').lines(), ["hello"])
+            with self.assertRaises(skald.PermissionDenied):
+                c.with_tenant("someone-else").get_labels()
+        os.environ["SKALD_TOKEN"] = read
+        try:
+            with skald.Client(self.grpc, timeout=10) as c:
+                self.assertEqual(c.query_logs('{app="py"}').lines(), ["hello"])
+                with self.assertRaises(skald.PermissionDenied):
+                    c.push_log({"app": "py"}, "refused")
+        finally:
+            del os.environ["SKALD_TOKEN"]

@@ -46,6 +46,10 @@
 //! max_inflight_decompressed_bytes = 536870912
 //! push_budget_wait_ms = 2000
 //!
+//! [auth]
+//! enabled = true                # requests need a token (`skald token create`)
+//! open_metrics = true           # /metrics without a token (default)
+//!
 //! [tls]                         # all unset: plain TCP
 //! cert_file = "server.pem"      # certificate chain, both listeners
 //! key_file = "server.key"
@@ -76,6 +80,7 @@ use std::path::Path;
 pub struct FileConfig {
     pub store: StoreConfig,
     pub http: ServerConfig,
+    pub auth: skald_server::service::auth::AuthConfig,
     pub tls: TlsConfig,
     /// Limits of every tenant (Loki's `limits_config`), checked by
     /// [`FileConfig::tenant_limits`].

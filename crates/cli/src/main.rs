@@ -14,6 +14,7 @@ mod reload;
 mod remote;
 mod run;
 mod serve;
+mod token;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -78,6 +79,9 @@ enum Command {
     /// Mine log patterns from a file.
     #[command(subcommand)]
     Patterns(patterns::PatternsCommand),
+    /// Manage API tokens: create (prints the token), list, revoke.
+    #[command(subcommand)]
+    Token(token::TokenCommand),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions { shell: clap_complete::Shell },
 }
@@ -99,6 +103,7 @@ fn main() -> ExitCode {
         Command::Run(args) => run::run(args),
         Command::Logs(args) => run::logs::run(args),
         Command::Patterns(cmd) => patterns::run(cmd),
+        Command::Token(cmd) => token::run(cmd),
         Command::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(shell, &mut cmd, "skald", &mut std::io::stdout());

@@ -44,6 +44,15 @@ pub struct ServeArgs {
     /// signed by one of them are refused. Overrides `tls.client_ca_file`.
     #[arg(long, env = "SKALD_TLS_CLIENT_CA")]
     pub tls_client_ca: Option<PathBuf>,
+    /// Require an API token on every request but /ready, health and
+    /// (unless `[auth] open_metrics = false`) /metrics. Overrides
+    /// `[auth] enabled` of the file.
+    #[arg(long, env = "SKALD_AUTH", value_parser = clap::builder::BoolishValueParser::new(), action = clap::ArgAction::SetTrue)]
+    pub auth: bool,
+    /// Serve without authentication on a non-loopback address (behind a
+    /// proxy that authenticates).
+    #[arg(long)]
+    pub insecure_no_auth: bool,
     /// Log filter, e.g. `info` or `skald_store=debug,info`.
     #[arg(long, env = "SKALD_LOG", default_value = "info")]
     pub log: String,
@@ -80,7 +89,21 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(p) = &args.tls_client_ca {
         cfg.tls.client_ca_file = Some(p.clone());
     }
+    if args.auth {
+        cfg.auth.enabled = true;
+    }
     cfg.validate()?;
+    let exposed = [args.http_addr, args.grpc_addr]
+        .into_iter()
+        .find(|a| !a.ip().is_loopback());
+    if let Some(addr) = exposed
+        && !cfg.auth.enabled
+        && !args.insecure_no_auth
+    {
+        anyhow::bail!(
+            "refusing to listen on {addr} without authentication: anyone who can reach it could read and delete every tenant's logs; pass --auth (tokens: `skald token create`), or --insecure-no-auth if a proxy in front authenticates"
+        );
+    }
     // Before the store opens: bad certificate files fail fast.
     let tls = cfg.tls.server_config()?;
     if tls.is_some() {
@@ -102,7 +125,13 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             .with_context(|| format!("opening the store in {}", args.data_dir.display()))?,
     );
     tracing::info!(data_dir = %args.data_dir.display(), took_ms = opened.elapsed().as_millis() as u64, "store open");
-    let state = app_state(store.clone(), cfg.http.clone(), cfg.ingest.clone())?;
+    let state = app_state(
+        store.clone(),
+        cfg.http.clone(),
+        cfg.ingest.clone(),
+        cfg.auth.clone(),
+    )?;
+    tracing::info!(auth = cfg.auth.enabled, "authentication");
     if let Some(path) = &args.config {
         let _guard = runtime.enter();
         crate::reload::spawn(path.clone(), store.clone(), cfg.reloadable()?)
@@ -121,10 +150,11 @@ pub fn app_state(
     store: Arc<Store>,
     config: skald_server::ServerConfig,
     ingest: skald_server::IngestConfig,
+    auth: skald_server::service::auth::AuthConfig,
 ) -> anyhow::Result<Arc<AppState>> {
     let analysis = skald_server::analysis::attach(&store, &config.analysis)
         .context("opening the pattern index")?;
-    let state = AppState::build(store, config).map_err(anyhow::Error::msg)?;
+    let state = AppState::build(store, config, auth).map_err(anyhow::Error::msg)?;
     Ok(Arc::new(AppState {
         ingest,
         analysis,

@@ -114,13 +114,13 @@ impl Admission {
         // future is dropped mid-wait).
         let _waiting = Waiting::enter(&self.waiting);
         if self.waiting.load(Ordering::SeqCst) > limits.max_queued {
-            return Err(ApiError {
-                status: axum::http::StatusCode::TOO_MANY_REQUESTS,
-                message: format!(
+            return Err(ApiError::new(
+                crate::service::ErrorCode::RateLimited,
+                format!(
                     "too many queries: {} expensive ones run (max_concurrent_queries) and {} wait (max_queued_queries); retry later",
                     limits.max_concurrent, limits.max_queued
                 ),
-            });
+            ));
         }
         let waited = tokio::time::timeout(limits.queue_wait, lane.clone().acquire_owned()).await;
         match waited {
@@ -186,22 +186,6 @@ pub(crate) async fn admit(
     Ok((Admitted { permit, token }, guard))
 }
 
-/// [`admit`], then `work` on the blocking pool: the whole life of a query
-/// for handlers that need nothing in between.
-pub(crate) async fn run_query<T: Send + 'static>(
-    app: &Arc<AppState>,
-    tenant: &TenantId,
-    estimate: impl FnOnce() -> u64 + Send + 'static,
-    work: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
-) -> Result<T, ApiError> {
-    let (admitted, guard) = admit(app, tenant, estimate).await?;
-    let out = tokio::task::spawn_blocking(move || admitted.run(work))
-        .await
-        .map_err(|e| ApiError::internal(format!("internal error: {e}")))?;
-    guard.disarm();
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -235,7 +219,10 @@ mod tests {
             "the first one waits"
         );
         let err = admission.admit(&l, false).await.unwrap_err();
-        assert_eq!(err.status, axum::http::StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(
+            err.code.http_status(),
+            axum::http::StatusCode::TOO_MANY_REQUESTS
+        );
         assert!(
             err.message.contains("max_queued_queries"),
             "{}",
@@ -260,7 +247,10 @@ mod tests {
         };
         let _heavy = admission.admit(&l, false).await.unwrap();
         let err = admission.admit(&l, false).await.unwrap_err();
-        assert_eq!(err.status, axum::http::StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            err.code.http_status(),
+            axum::http::StatusCode::SERVICE_UNAVAILABLE
+        );
         assert!(
             err.message.contains("query_queue_wait_ms"),
             "{}",

@@ -8,9 +8,12 @@
 //! Not here: the mining itself (`skald-analysis`), detected fields and
 //! labels (`/loki/api/v1/detected_*`).
 
-use crate::params::{HOUR_NS, Params};
-use crate::query::{check_length, step};
-use crate::{ApiError, AppState, blocking, tenant};
+use crate::params::Params;
+use crate::query::step;
+use crate::service::query::HOUR_NS;
+use crate::service::query::check_length;
+use crate::service::{Context, Role};
+use crate::{ApiError, AppState, blocking};
 use axum::Json;
 use axum::extract::{RawQuery, State};
 use axum::http::HeaderMap;
@@ -51,10 +54,10 @@ pub async fn patterns(
     RawQuery(raw): RawQuery,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    let tenant = tenant(&headers)?;
+    let tenant = Context::from_http(&app, &headers)?.tenant_for(Role::Read)?;
     let params = Params::from_request(raw.as_deref(), &body);
     let (start, end) = params.range(HOUR_NS)?;
-    check_length(&app, start, end)?;
+    check_length(&app, &tenant, start, end)?;
     let matchers = params.query_selector()?;
     let step_ns = step(&params, start, end)?;
     let index = index(&app)?;

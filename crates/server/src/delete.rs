@@ -13,7 +13,8 @@
 //! Not here: the tombstone mechanics (`skald_store::delete`).
 
 use crate::params::Params;
-use crate::{ApiError, AppState, tenant};
+use crate::service::Context;
+use crate::{ApiError, AppState};
 use axum::Json;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -212,10 +213,9 @@ impl Deletes {
             .iter()
             .position(|r| r.tenant == tenant.as_str() && r.request_id == id)
         else {
-            return Err(ApiError {
-                status: StatusCode::NOT_FOUND,
-                message: format!("request_id: no delete request {id:?}"),
-            });
+            return Err(ApiError::not_found(format!(
+                "request_id: no delete request {id:?}"
+            )));
         };
         if Timestamp::now().0 >= list[pos].created_ns.saturating_add(CANCEL_PERIOD_NS) {
             return Err(ApiError::bad_request(format!(
@@ -253,7 +253,7 @@ pub async fn create(
     RawQuery(raw): RawQuery,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let tenant = tenant(&headers)?;
+    let ctx = Context::from_http(&app, &headers)?;
     let params = Params::from_request(raw.as_deref(), &body);
     let query = params
         .get("query")
@@ -261,8 +261,7 @@ pub async fn create(
         .to_string();
     let start = params.time("start")?.unwrap_or(Timestamp(0));
     let end = params.time("end")?.unwrap_or_else(Timestamp::now);
-    let deletes = app.deletes.clone();
-    crate::blocking(move || deletes.create(&tenant, &query, start, end)).await?;
+    crate::service::delete::create(&app, &ctx, query, start, end).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -271,10 +270,8 @@ pub async fn list(
     State(app): State<Arc<AppState>>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
-    let tenant = tenant(&headers)?;
-    let out: Vec<Value> = app
-        .deletes
-        .list(&tenant)
+    let ctx = Context::from_http(&app, &headers)?;
+    let out: Vec<Value> = crate::service::delete::list(&app, &ctx)?
         .into_iter()
         .map(|(r, status)| {
             json!({
@@ -296,13 +293,12 @@ pub async fn cancel(
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
-    let tenant = tenant(&headers)?;
+    let ctx = Context::from_http(&app, &headers)?;
     let params = Params::from_request(raw.as_deref(), &Bytes::new());
     let id = params
         .get("request_id")
         .ok_or_else(|| ApiError::bad_request("missing parameter \"request_id\""))?
         .to_string();
-    let deletes = app.deletes.clone();
-    crate::blocking(move || deletes.cancel(&tenant, &id)).await?;
+    crate::service::delete::cancel(&app, &ctx, id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -17,9 +17,11 @@
 //! the parsers' rules (field names come from LogQL's own `logfmt` stage
 //! and the same name sanitising as its `json` stage).
 
-use crate::params::{HOUR_NS, Params, stream_selector};
-use crate::query::check_length;
-use crate::{ApiError, AppState, blocking, tenant};
+use crate::params::{Params, stream_selector};
+use crate::service::query::HOUR_NS;
+use crate::service::query::check_length;
+use crate::service::{Context, Role};
+use crate::{ApiError, AppState, blocking};
 use axum::Json;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::HeaderMap;
@@ -50,10 +52,10 @@ pub async fn detected_labels(
     RawQuery(raw): RawQuery,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    let tenant = tenant(&headers)?;
+    let tenant = Context::from_http(&app, &headers)?.tenant_for(Role::Read)?;
     let params = Params::from_request(raw.as_deref(), &body);
     let (start, end) = params.range(HOUR_NS)?;
-    check_length(&app, start, end)?;
+    check_length(&app, &tenant, start, end)?;
     let matchers = match params.get("query") {
         Some(q) => Some(stream_selector(q, true)?),
         None => None,
@@ -351,9 +353,9 @@ fn fields_request(
     headers: &HeaderMap,
     params: &Params,
 ) -> Result<FieldsRequest, ApiError> {
-    let tenant = tenant(headers)?;
+    let tenant = Context::from_http(app, headers)?.tenant_for(Role::Read)?;
     let (start, end) = params.range(HOUR_NS)?;
-    check_length(app, start, end)?;
+    check_length(app, &tenant, start, end)?;
     let text = params
         .get("query")
         .ok_or_else(|| ApiError::bad_request("missing parameter \"query\""))?;

@@ -12,10 +12,12 @@
 //! existing file nor a planted symbolic link is ever opened. Job status is
 //! persisted beside them ([`Exports`]) and survives a restart.
 //!
-//! Not here: the query engine (`skald_query`), gRPC types (`grpc`).
+//! Not here: who may export (`service::export`), the query engine
+//! (`skald_query`), gRPC types (`grpc`).
 
 use crate::AppState;
-use crate::grpc::query::{ParsedLogQuery, run_logs};
+use crate::service::ServiceError;
+use crate::service::query::{ParsedLogQuery, plain_streams, run_logs};
 use serde::{Deserialize, Serialize};
 use skald_model::{Entry, LabelSet, TenantId, Timestamp};
 use skald_query::Direction;
@@ -25,7 +27,6 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tonic::Status;
 
 /// Where an export resumes.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -63,22 +64,23 @@ pub async fn next_chunk(
     from: Cursor,
     end: Timestamp,
     size: usize,
-) -> Result<Chunk, Status> {
+) -> Result<Chunk, ServiceError> {
     let limit = size.saturating_add(from.skip as usize);
     let result = run_logs(
-        app.store.clone(),
+        app,
         tenant.clone(),
-        "query",
         query,
         Timestamp(from.ts),
         end,
         limit,
         Direction::Forward,
+        0,
+        false,
         None,
     )
     .await?;
     let mut all: Vec<(Arc<LabelSet>, Entry)> = Vec::new();
-    for (labels, entries) in result.streams {
+    for (labels, entries) in plain_streams(result) {
         let labels = Arc::new(labels);
         all.extend(entries.into_iter().map(|e| (labels.clone(), e)));
     }
@@ -631,7 +633,7 @@ async fn run_job(app: &Arc<AppState>, spec: &JobSpec, job: &Job, sink: Sink) -> 
     loop {
         let chunk = next_chunk(app, &spec.tenant, &spec.query, cursor, spec.end, spec.chunk)
             .await
-            .map_err(|s| s.message().to_string())?;
+            .map_err(|e| e.message)?;
         let n = chunk.entries.len() as u64;
         let mut out = sink.take().expect("sink");
         let format = spec.format;
@@ -659,4 +661,46 @@ async fn run_job(app: &Arc<AppState>, spec: &JobSpec, job: &Job, sink: Sink) -> 
         .await
         .map_err(|e| e.to_string())?
         .map_err(|e| format!("writing the export: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn export_file_names_are_plain_names() {
+        for ok in ["out.ndjson", "a-b_c.csv.gz", "x"] {
+            assert!(check_file_name(ok).is_ok(), "{ok}");
+        }
+        for (bad, rule) in [
+            ("/etc/passwd", "absolute"),
+            ("../x", "'/'"),
+            ("a/b", "'/'"),
+            ("a\\b", "'/'"),
+            ("..", "'..'"),
+            ("x..y", "'..'"),
+            (".hidden", "'.'"),
+            ("a\u{0}b", "control"),
+        ] {
+            let e = check_file_name(bad).unwrap_err();
+            assert!(
+                e.contains("destination.path") && e.contains(rule),
+                "{bad}: {e}"
+            );
+        }
+        assert!(check_file_name(&"x".repeat(201)).is_err());
+    }
+
+    #[test]
+    fn create_new_refuses_existing_files_and_links() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("target");
+        std::fs::write(&target, "keep").unwrap();
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        assert!(create_new(&link).is_err());
+        assert!(create_new(&target).is_err());
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "keep");
+        assert!(create_new(&dir.path().join("new")).is_ok());
+    }
 }

@@ -1,8 +1,10 @@
 //! The label APIs: names, values of one name, and series, over a time
 //! range (Loki's default for these: the last six hours).
 
-use crate::params::{HOUR_NS, Params, stream_selector};
-use crate::{ApiError, AppState, tenant};
+use crate::params::{Params, stream_selector};
+use crate::service::query::LABELS_SINCE_NS;
+use crate::service::{Context, labels};
+use crate::{ApiError, AppState};
 use axum::Json;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::HeaderMap;
@@ -11,32 +13,20 @@ use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-const DEFAULT_SINCE: i64 = 6 * HOUR_NS;
-
 pub async fn names(
     State(app): State<Arc<AppState>>,
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    let tenant = tenant(&headers)?;
+    let ctx = Context::from_http(&app, &headers)?;
     let params = Params::from_request(raw.as_deref(), &body);
-    let (start, end) = params.range(DEFAULT_SINCE)?;
-    let names = match params.get("query") {
-        None => app.store.label_names(&tenant, start, end),
-        Some(q) => {
-            let m = stream_selector(q, false)?;
-            let mut names: Vec<String> = app
-                .store
-                .series(&tenant, &[m], start, end)
-                .iter()
-                .flat_map(|ls| ls.labels().iter().map(|l| l.name.clone()))
-                .collect();
-            names.sort();
-            names.dedup();
-            names
-        }
-    };
+    let (start, end) = params.range(LABELS_SINCE_NS)?;
+    let selector = params
+        .get("query")
+        .map(|q| stream_selector(q, false))
+        .transpose()?;
+    let names = labels::names(&app, &ctx, selector, start, end).await?;
     Ok(Json(json!({"status": "success", "data": names})))
 }
 
@@ -47,16 +37,14 @@ pub async fn values(
     RawQuery(raw): RawQuery,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    let tenant = tenant(&headers)?;
+    let ctx = Context::from_http(&app, &headers)?;
     let params = Params::from_request(raw.as_deref(), &body);
-    let (start, end) = params.range(DEFAULT_SINCE)?;
+    let (start, end) = params.range(LABELS_SINCE_NS)?;
     let matchers = match params.get("query") {
         Some(q) => stream_selector(q, false)?,
         None => Vec::new(),
     };
-    let values = app
-        .store
-        .label_values(&tenant, &name, &matchers, start, end);
+    let values = labels::values(&app, &ctx, name, matchers, start, end).await?;
     Ok(Json(json!({"status": "success", "data": values})))
 }
 
@@ -66,23 +54,17 @@ pub async fn series(
     RawQuery(raw): RawQuery,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    let tenant = tenant(&headers)?;
+    let ctx = Context::from_http(&app, &headers)?;
     let params = Params::from_request(raw.as_deref(), &body);
-    let (start, end) = params.range(DEFAULT_SINCE)?;
+    let (start, end) = params.range(LABELS_SINCE_NS)?;
     let selectors = params
         .all("match[]")
         .chain(params.all("match"))
         .filter(|s| !s.is_empty())
         .map(|s| stream_selector(s, false))
         .collect::<Result<Vec<_>, _>>()?;
-    if selectors.is_empty() {
-        return Err(ApiError::bad_request(
-            "at least one match[] parameter with a stream selector is required",
-        ));
-    }
-    let data: Vec<BTreeMap<String, String>> = app
-        .store
-        .series(&tenant, &selectors, start, end)
+    let data: Vec<BTreeMap<String, String>> = labels::series(&app, &ctx, selectors, start, end)
+        .await?
         .into_iter()
         .map(|ls| {
             ls.into_labels()

@@ -1,10 +1,15 @@
 //! Skald's network interfaces over the store and the query engine.
 //!
-//! Today: Grafana Loki's HTTP API — push, log queries, labels, series,
-//! readiness, build info — built as an axum [`Router`] by [`app`], so tests
-//! can drive it without a socket. Handlers parse requests into model types
-//! at the edge, run blocking store and query work on the blocking pool, and
-//! turn every error into a status in one place (`error.rs`).
+//! [`service`] holds every operation once, protocol-neutral: typed
+//! requests in, typed results or one `ServiceError` out, with
+//! authentication and authorisation. Two thin adapters sit on it: Grafana
+//! Loki's HTTP API (push, queries, labels, series, tail, delete, index
+//! statistics, readiness, metrics), built as an axum [`Router`] by [`app`]
+//! so tests can drive it without a socket, and the gRPC API ([`grpc`]).
+//! Adapters parse the wire format into the typed request, build the
+//! request's [`service::Context`], call the operation and encode the
+//! answer; errors become statuses in one place
+//! ([`service::ErrorCode::statuses`]).
 //!
 //! The listeners themselves are the binary's; [`tls`] gives them TLS.
 //!
@@ -24,6 +29,7 @@ pub mod otlp;
 mod params;
 mod push;
 mod query;
+pub mod service;
 mod status;
 mod tail;
 pub mod tls;
@@ -35,10 +41,8 @@ pub use error::ApiError;
 pub use export::Exports;
 
 use axum::Router;
-use axum::http::HeaderMap;
 use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
-use skald_model::TenantId;
 use skald_store::Store;
 use std::sync::Arc;
 use std::time::Instant;
@@ -136,18 +140,31 @@ pub struct AppState {
     pub analysis: Option<Arc<skald_analysis::index::PatternIndex>>,
     /// Query slots and queue (see `admission`).
     pub admission: admission::Admission,
+    /// Tokens and whether they are required.
+    pub auth: service::auth::Auth,
+    /// Entries refused before they reach the store (labels that do not
+    /// parse), counted with the store's refusals in /metrics.
+    pub refused_entries: std::sync::atomic::AtomicU64,
 }
 
 impl AppState {
     /// The state over an open store: loads its delete requests and export
     /// jobs from the data directory.
-    pub fn open(store: Arc<Store>, config: ServerConfig) -> Result<Arc<AppState>, String> {
-        Ok(Arc::new(AppState::build(store, config)?))
+    pub fn open(
+        store: Arc<Store>,
+        config: ServerConfig,
+        auth: service::auth::AuthConfig,
+    ) -> Result<Arc<AppState>, String> {
+        Ok(Arc::new(AppState::build(store, config, auth)?))
     }
 
     /// As [`AppState::open`], unwrapped, for a caller that sets more
     /// fields (ingest settings, the pattern index) by struct update.
-    pub fn build(store: Arc<Store>, config: ServerConfig) -> Result<AppState, String> {
+    pub fn build(
+        store: Arc<Store>,
+        config: ServerConfig,
+        auth: service::auth::AuthConfig,
+    ) -> Result<AppState, String> {
         let data_dir = store.config().data_dir.clone();
         let retention = std::time::Duration::from_secs(config.export_retention_hours * 3600);
         Ok(AppState {
@@ -157,6 +174,9 @@ impl AppState {
             ),
             exports: Exports::open(&data_dir, retention)
                 .map_err(|e| format!("loading export jobs: {e}"))?,
+            auth: service::auth::Auth::new(&data_dir, auth)
+                .map_err(|e| format!("loading tokens: {e}"))?,
+            refused_entries: Default::default(),
             store,
             config,
             started: Instant::now(),
@@ -249,26 +269,4 @@ pub fn app(state: Arc<AppState>) -> Router {
         .with_state(state)
 }
 
-/// The tenant of a request: `X-Scope-OrgID`, or the default tenant when
-/// absent (authentication is off).
-pub(crate) fn tenant(headers: &HeaderMap) -> Result<TenantId, ApiError> {
-    match headers.get("x-scope-orgid") {
-        None => Ok(TenantId::default_tenant()),
-        Some(v) => {
-            let s = v
-                .to_str()
-                .map_err(|_| ApiError::bad_request("X-Scope-OrgID is not valid text"))?
-                .trim();
-            TenantId::new(s).map_err(|e| ApiError::bad_request(format!("X-Scope-OrgID: {e}")))
-        }
-    }
-}
-
-/// Runs blocking work (store, query) off the async runtime.
-pub(crate) async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
-) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| ApiError::internal(format!("internal error: {e}")))?
-}
+pub(crate) use service::blocking;

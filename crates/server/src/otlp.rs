@@ -25,8 +25,9 @@
 //! Not here: the stores' limits (line size, label count, sample age are
 //! applied by the store after mapping), the gRPC transport.
 
-use crate::discovery::{SERVICE_NAME, TenantIngest, UNKNOWN_SERVICE};
-use crate::{ApiError, AppState, blocking, tenant};
+use crate::discovery::{SERVICE_NAME, UNKNOWN_SERVICE};
+use crate::service::{Context, Role};
+use crate::{ApiError, AppState, blocking};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -38,7 +39,7 @@ use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use prost::Message;
 use serde::{Deserialize, Serialize};
 use skald_model::{Entry, Label, LabelSet, Timestamp};
-use skald_store::{PushOutcome, StreamBatch};
+use skald_store::StreamBatch;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -719,31 +720,15 @@ pub fn check_items(encoding: Encoding, body: &[u8], max_items: usize) -> Result<
     }
 }
 
-/// Maps and stores a request for a tenant: the shared core of the HTTP and
-/// gRPC endpoints. Blocking.
-pub(crate) fn store_request(
-    store: &skald_store::Store,
-    tenant: &skald_model::TenantId,
-    ingest: &TenantIngest,
-    req: ExportLogsServiceRequest,
-) -> Result<PushOutcome, ApiError> {
-    let rules = ingest
-        .otlp_config
-        .rules()
-        .map_err(|e| ApiError::internal(format!("otlp_config: {e}")))?;
-    let (mut batches, _) =
-        map_request(req, &rules, Timestamp::now()).map_err(|e| ApiError::bad_request(e.0))?;
-    crate::discovery::apply(ingest, &mut batches);
-    Ok(store.push(tenant, batches)?)
-}
-
 /// `POST /otlp/v1/logs`.
 pub async fn push(
     State(app): State<Arc<AppState>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let tenant = tenant(&headers)?;
+    let ctx = Context::from_http(&app, &headers)?;
+    // Before decoding: a refused caller costs no decompression.
+    ctx.authorize(Role::Push)?;
     let header_str = |name: header::HeaderName| {
         headers
             .get(name)
@@ -753,26 +738,28 @@ pub async fn push(
     let encoding = Encoding::from_content_type(header_str(header::CONTENT_TYPE).as_deref())?;
     let content_encoding = header_str(header::CONTENT_ENCODING);
     let max = app.config.max_push_decompressed_bytes;
-    let ingest = app.ingest.for_tenant(&tenant);
-    let store = app.store.clone();
-    let outcome = blocking(move || {
-        let plain = skald_wire::decode_content_encoding(content_encoding.as_deref(), &body, max)
-            .map_err(|e| match e.kind() {
-                skald_wire::WireErrorKind::TooLarge => ApiError::too_large(e.to_string()),
-                skald_wire::WireErrorKind::Unsupported => ApiError::unsupported(e.to_string()),
-                _ => ApiError::bad_request(e.to_string()),
-            })?;
+    // Held until the push is stored, as for Loki's push.
+    let mut held = crate::service::push::reservation(&app);
+    let (req, held) = blocking(move || {
+        let plain =
+            skald_wire::decode_content_encoding(content_encoding.as_deref(), &body, max, &mut held)
+                .map_err(|e| match e.kind() {
+                    skald_wire::WireErrorKind::TooLarge => ApiError::too_large(e.to_string()),
+                    skald_wire::WireErrorKind::Unsupported => ApiError::unsupported(e.to_string()),
+                    skald_wire::WireErrorKind::Busy => ApiError::unavailable(e.to_string()),
+                    _ => ApiError::bad_request(e.to_string()),
+                })?;
         check_items(
             encoding,
             &plain,
             skald_wire::DecodeLimits::default().max_items,
         )?;
-        let req = decode(encoding, &plain)?;
-        store_request(&store, &tenant, &ingest, req)
+        Ok((decode(encoding, &plain)?, held))
     })
     .await?;
-    if !outcome.rejected.is_empty() {
-        return Err(crate::push::rejection_error(&outcome));
+    let outcome = crate::service::push::push_otlp(&app, &ctx, req, Some(held)).await?;
+    if let Some(e) = crate::service::push::refusal(&outcome) {
+        return Err(e);
     }
     let answer = ExportLogsServiceResponse::default();
     let body = match encoding {
@@ -1045,7 +1032,8 @@ mod tests {
         assert_eq!(
             decode(Encoding::Protobuf, b"\xff\xff\xff")
                 .unwrap_err()
-                .status,
+                .code
+                .http_status(),
             StatusCode::BAD_REQUEST
         );
         let err = decode(Encoding::Json, br#"{"resourceLogs": 3}"#).unwrap_err();
@@ -1057,7 +1045,8 @@ mod tests {
         assert_eq!(
             Encoding::from_content_type(Some("text/plain"))
                 .unwrap_err()
-                .status,
+                .code
+                .http_status(),
             StatusCode::UNSUPPORTED_MEDIA_TYPE
         );
     }
@@ -1091,7 +1080,7 @@ mod tests {
         // 1 scope + 1 attribute + value, 50 records.
         assert!(check_items(Encoding::Protobuf, &body, 58).is_ok());
         let err = check_items(Encoding::Protobuf, &body, 57).unwrap_err();
-        assert_eq!(err.status, StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(err.code.http_status(), StatusCode::PAYLOAD_TOO_LARGE);
         // Garbage is left for the decoder to describe.
         assert!(check_items(Encoding::Protobuf, b"\xff\xff", 1).is_ok());
         let json = br#"{"resourceLogs":[{"scopeLogs":[{"logRecords":[{},{},{"body":{"stringValue":"{[{["}}]}]}]}"#;

@@ -73,8 +73,6 @@ impl Params {
     }
 }
 
-pub const HOUR_NS: i64 = 3_600_000_000_000;
-
 impl Params {
     /// The streams of the `query` parameter, a selector or a log query
     /// (its pipeline ignored), for the index endpoints.

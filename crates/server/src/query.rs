@@ -3,8 +3,10 @@
 //! queries `matrix` (range), `vector` or `scalar` (instant), in Loki's JSON
 //! shapes with its `stats`.
 
-use crate::params::{HOUR_NS, Params};
-use crate::{ApiError, AppState, tenant};
+use crate::params::Params;
+use crate::service::query::{DEFAULT_SINCE_NS, LogRequest, MetricRequest, SECOND_NS, check_length};
+use crate::service::{Context, Role};
+use crate::{ApiError, AppState};
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
@@ -12,22 +14,14 @@ use bytes::Bytes;
 use serde::Serialize;
 use serde_json::json;
 use skald_logql::{Expr, LogExpr};
-use skald_model::{Label, TenantId, Timestamp};
-use skald_pipeline::Pipeline;
-use skald_query::{
-    Direction, LogQuery, LogResult, MetricLimits, MetricOutput, MetricQuery, MetricResult,
-    QueryStats,
-};
+use skald_model::{Label, Timestamp};
+use skald_query::{Direction, LogResult, MetricOutput, MetricResult, QueryStats};
 use skald_wire::response::{MatrixSeries, Sample, VectorSample};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-const DEFAULT_LIMIT: usize = 100;
-/// Loki's cap on the points of one series in a range query.
-const MAX_POINTS: i64 = 11_000;
 /// Points Loki aims for when `step` is not given.
 const DEFAULT_POINTS: i64 = 250;
-const SECOND_NS: i64 = 1_000_000_000;
 
 pub async fn query_range(
     State(app): State<Arc<AppState>>,
@@ -35,25 +29,26 @@ pub async fn query_range(
     RawQuery(raw): RawQuery,
     body: Bytes,
 ) -> Result<Response, ApiError> {
+    let ctx = Context::from_http(&app, &headers)?;
     let params = Params::from_request(raw.as_deref(), &body);
-    let (start, end) = params.range(HOUR_NS)?;
+    let (start, end) = params.range(DEFAULT_SINCE_NS)?;
     let expr = parse_query(&params)?;
-    check_length(&app, start, end)?;
+    let tenant = ctx.tenant_for(Role::Read)?;
+    check_length(&app, &tenant, start, end)?;
     match expr {
         Expr::Log(log) => {
             let interval = params.duration("interval")?.unwrap_or(0);
-            run_log(app, &headers, &params, log, start, end, interval).await
+            run_log(app, &ctx, &headers, &params, log, start, end, interval).await
         }
         metric => {
             let step = step(&params, start, end)?;
-            let q = Metric {
+            let q = MetricRequest {
                 expr: metric,
                 start,
                 end,
                 step,
-                instant: false,
             };
-            run_metric(app, &headers, q).await
+            run_metric(app, &ctx, q, false).await
         }
     }
 }
@@ -67,56 +62,55 @@ pub async fn query(
     RawQuery(raw): RawQuery,
     body: Bytes,
 ) -> Result<Response, ApiError> {
+    let ctx = Context::from_http(&app, &headers)?;
     let params = Params::from_request(raw.as_deref(), &body);
     let at = params.time("time")?.unwrap_or_else(Timestamp::now);
     let expr = parse_query(&params)?;
     match expr {
         Expr::Log(log) => {
-            let start = at.saturating_sub(HOUR_NS);
+            let start = at.saturating_sub(DEFAULT_SINCE_NS);
             // `time` is inclusive for an instant query.
-            run_log(app, &headers, &params, log, start, at.saturating_add(1), 0).await
+            run_log(
+                app,
+                &ctx,
+                &headers,
+                &params,
+                log,
+                start,
+                at.saturating_add(1),
+                0,
+            )
+            .await
         }
         metric => {
-            let q = Metric {
+            let q = MetricRequest {
                 expr: metric,
                 start: at,
                 end: at,
                 step: SECOND_NS,
-                instant: true,
             };
-            run_metric(app, &headers, q).await
+            run_metric(app, &ctx, q, true).await
         }
     }
 }
 
 /// `GET /loki/api/v1/format_query?query=...`: the query in canonical form.
-pub async fn format_query(RawQuery(raw): RawQuery, body: Bytes) -> Result<Response, ApiError> {
+pub async fn format_query(
+    State(app): State<Arc<AppState>>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let ctx = Context::from_http(&app, &headers)?;
     let params = Params::from_request(raw.as_deref(), &body);
-    let expr = parse_query(&params)?;
-    let body = json!({"status": "success", "data": expr.to_string()});
+    let text = params.get("query").unwrap_or_default();
+    let formatted = crate::service::query::format(&ctx, text)?;
+    let body = json!({"status": "success", "data": formatted});
     Ok(json_response(serde_json::to_vec(&body).unwrap_or_default()))
 }
 
 fn parse_query(params: &Params) -> Result<Expr, ApiError> {
-    let text = params
-        .get("query")
-        .ok_or_else(|| ApiError::bad_request("missing parameter \"query\""))?;
-    skald_logql::parse_expr(text).map_err(|e| ApiError::bad_request(e.to_string()))
-}
-
-pub(crate) fn check_length(
-    app: &AppState,
-    start: Timestamp,
-    end: Timestamp,
-) -> Result<(), ApiError> {
-    let max_hours = app.config.max_query_length_hours;
-    if max_hours > 0 && (end.0 - start.0) as i128 > max_hours as i128 * HOUR_NS as i128 {
-        return Err(ApiError::bad_request(format!(
-            "the query time range exceeds the limit (query length: {}h, limit: {max_hours}h)",
-            (end.0 - start.0) / HOUR_NS
-        )));
-    }
-    Ok(())
+    crate::service::query::parse("query", params.get("query").unwrap_or_default())
 }
 
 /// `step` as given (float seconds, `15s`, `15000ms`), or Loki's default:
@@ -133,16 +127,14 @@ pub(crate) fn step(params: &Params, start: Timestamp, end: Timestamp) -> Result<
             (secs.max(1) as i64).saturating_mul(SECOND_NS)
         }
     };
-    if range / step >= MAX_POINTS {
-        return Err(ApiError::bad_request(
-            "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)",
-        ));
-    }
+    crate::service::query::check_points(start, end, step)?;
     Ok(step)
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn run_log(
     app: Arc<AppState>,
+    ctx: &Context,
     headers: &HeaderMap,
     params: &Params,
     log: LogExpr,
@@ -150,21 +142,14 @@ async fn run_log(
     end: Timestamp,
     interval: i64,
 ) -> Result<Response, ApiError> {
-    let tenant = tenant(headers)?;
     let limit = match params.get("limit") {
-        None => DEFAULT_LIMIT,
-        Some(v) => v.parse::<usize>().map_err(|_| {
+        None => None,
+        Some(v) => Some(v.parse::<usize>().map_err(|_| {
             ApiError::bad_request(format!(
                 "invalid parameter \"limit\": {v:?} is not a non-negative integer"
             ))
-        })?,
+        })?),
     };
-    if limit > app.config.max_query_limit {
-        return Err(ApiError::bad_request(format!(
-            "max entries limit per query exceeded, limit > max_entries_limit ({limit} > {})",
-            app.config.max_query_limit
-        )));
-    }
     let direction = match params
         .get("direction")
         .map(str::to_ascii_lowercase)
@@ -178,84 +163,33 @@ async fn run_log(
             )));
         }
     };
-    check_length(&app, start, end)?;
-    let pipeline =
-        Pipeline::new(&log.pipeline).map_err(|e| ApiError::bad_request(e.to_string()))?;
     let categorize = headers
         .get("x-loki-response-encoding-flags")
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.split(',').any(|f| f.trim() == "categorize-labels"));
-    let store = app.store.clone();
-    let max_bytes = app.config.max_query_bytes_read;
-    let estimate = {
-        let (store, tenant, log) = (store.clone(), tenant.clone(), log.clone());
-        move || skald_query::log_bytes_to_read(&store, &tenant, &log, start, end)
+    let req = LogRequest {
+        query: crate::service::query::ParsedLogQuery {
+            selector: log.selector,
+            stages: log.pipeline,
+        },
+        start,
+        end,
+        limit,
+        direction,
+        interval,
     };
-    let admitted_tenant = tenant.clone();
-    let body = crate::admission::run_query(&app, &admitted_tenant, estimate, move || {
-        if max_bytes > 0 {
-            let bytes = skald_query::log_bytes_to_read(&store, &tenant, &log, start, end);
-            skald_query::check_bytes_to_read(bytes, max_bytes)?;
-        }
-        let q = LogQuery {
-            tenant: &tenant,
-            selector: &log.selector,
-            pipeline: &pipeline,
-            start,
-            end,
-            limit,
-            direction,
-            interval,
-        };
-        let result = skald_query::run_log_query(&store, &q)?;
-        Ok(encode_streams(&result, categorize))
-    })
-    .await?;
-    Ok(json_response(body))
-}
-
-struct Metric {
-    expr: Expr,
-    start: Timestamp,
-    end: Timestamp,
-    step: i64,
-    instant: bool,
+    let result = crate::service::query::logs(&app, ctx, req).await?;
+    Ok(json_response(encode_streams(&result, categorize)))
 }
 
 async fn run_metric(
     app: Arc<AppState>,
-    headers: &HeaderMap,
-    m: Metric,
+    ctx: &Context,
+    m: MetricRequest,
+    instant: bool,
 ) -> Result<Response, ApiError> {
-    let tenant: TenantId = tenant(headers)?;
-    let store = app.store.clone();
-    let estimate = {
-        let (store, tenant, expr) = (store.clone(), tenant.clone(), m.expr.clone());
-        move || skald_query::bytes_to_read(&store, &tenant, &expr, m.start, m.end)
-    };
-    let admitted = (app.clone(), tenant.clone());
-    let body = crate::admission::run_query(&admitted.0, &admitted.1, estimate, move || {
-        let max_bytes = app.config.max_query_bytes_read;
-        if max_bytes > 0 {
-            let bytes = skald_query::bytes_to_read(&store, &tenant, &m.expr, m.start, m.end);
-            skald_query::check_bytes_to_read(bytes, max_bytes)?;
-        }
-        let q = MetricQuery {
-            tenant: &tenant,
-            expr: &m.expr,
-            start: m.start,
-            end: m.end,
-            step: m.step,
-            limits: MetricLimits {
-                max_series: app.config.max_query_series,
-                ..MetricLimits::default()
-            },
-        };
-        let result = skald_query::run_metric_query(&store, &q)?;
-        Ok(encode_metric(&result, m.instant))
-    })
-    .await?;
-    Ok(json_response(body))
+    let result = crate::service::query::metric(&app, ctx, m).await?;
+    Ok(json_response(encode_metric(&result, instant)))
 }
 
 fn json_response(body: Vec<u8>) -> Response {

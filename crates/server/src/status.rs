@@ -1,8 +1,9 @@
 //! Readiness, build information and Prometheus metrics.
 
-use crate::AppState;
+use crate::service::Context;
+use crate::{ApiError, AppState};
 use axum::extract::State;
-use axum::http::header;
+use axum::http::{HeaderMap, header};
 use axum::response::IntoResponse;
 use serde_json::json;
 use std::fmt::Write;
@@ -23,7 +24,16 @@ pub async fn buildinfo() -> impl IntoResponse {
     }))
 }
 
-pub async fn metrics(State(app): State<Arc<AppState>>) -> impl IntoResponse {
+/// Prometheus metrics; with authentication on and `[auth] open_metrics =
+/// false`, only for an admin of every tenant.
+pub async fn metrics(
+    State(app): State<Arc<AppState>>,
+    headers: HeaderMap,
+) -> Result<impl IntoResponse, ApiError> {
+    if !app.auth.config.metrics_open() {
+        let ctx = Context::from_http(&app, &headers)?;
+        crate::service::admin::authorize_metrics(&ctx)?;
+    }
     let c = app.store.counters();
     let mut out = String::new();
     let mut metric = |name: &str, kind: &str, help: &str, value: u64| {
@@ -47,8 +57,11 @@ pub async fn metrics(State(app): State<Arc<AppState>>) -> impl IntoResponse {
     metric(
         "skald_rejected_entries_total",
         "counter",
-        "Entries refused by validation.",
-        c.entries_rejected,
+        "Entries refused by validation (labels, line size, age), at the edge or by the store.",
+        c.entries_rejected
+            + app
+                .refused_entries
+                .load(std::sync::atomic::Ordering::Relaxed),
     );
     metric(
         "skald_duplicate_entries_total",
@@ -150,5 +163,11 @@ pub async fn metrics(State(app): State<Arc<AppState>>) -> impl IntoResponse {
         "Seconds since the server started.",
         app.started.elapsed().as_secs(),
     );
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
+    metric(
+        "skald_auth_failures_total",
+        "counter",
+        "Requests refused for missing, invalid or expired credentials.",
+        app.auth.failures.load(std::sync::atomic::Ordering::Relaxed),
+    );
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out))
 }

@@ -18,13 +18,16 @@
 //! The websocket message format is Loki's:
 //! `{"streams":[{"stream":{...},"values":[["<ns>","line"]]}],"dropped_entries":[{"labels":{...},"timestamp":"<ns>"}]}`.
 
-use crate::grpc::query::{ParsedLogQuery, parse_log_query, run_logs};
 use crate::params::Params;
-use crate::{ApiError, AppState, tenant};
+use crate::service::query::{ParsedLogQuery, plain_streams, run_logs};
+use crate::service::tail::TailParams;
+use crate::service::{Context, ServiceError};
+use crate::{ApiError, AppState};
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{RawQuery, State};
 use axum::http::HeaderMap;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use skald_model::{Entry, LabelSet, TenantId, Timestamp};
 use skald_query::Direction;
@@ -101,7 +104,7 @@ impl Tail {
 
 /// Starts a tail; messages arrive on the receiver until it is dropped.
 /// Errors in the query come back before anything starts.
-pub async fn start(app: Arc<AppState>, req: TailRequest) -> Result<Tail, tonic::Status> {
+pub async fn start(app: Arc<AppState>, req: TailRequest) -> Result<Tail, ServiceError> {
     let pipeline = Arc::new(req.query.pipeline("query")?);
     let notify = Arc::new(Notify::new());
     let waker = {
@@ -120,22 +123,24 @@ pub async fn start(app: Arc<AppState>, req: TailRequest) -> Result<Tail, tonic::
     let history = if req.limit > 0 {
         let end = Timestamp::now().saturating_add(1);
         let start = req.start.min(end);
-        let mut r = run_logs(
-            app.store.clone(),
+        let r = run_logs(
+            &app,
             req.tenant.clone(),
-            "query",
             &req.query,
             start,
             end,
             req.limit,
             Direction::Backward,
+            0,
+            false,
             None,
         )
         .await?;
-        for (_, entries) in &mut r.streams {
+        let mut streams = plain_streams(r);
+        for (_, entries) in &mut streams {
             entries.reverse();
         }
-        r.streams
+        streams
     } else {
         Vec::new()
     };
@@ -272,60 +277,45 @@ pub fn message_json(m: &TailMessage) -> Value {
 
 /// `GET /loki/api/v1/tail`: `query`, `delay_for` (seconds, at most 5),
 /// `limit` (history entries, default 100), `start` (default an hour ago).
+/// The websocket upgrade carries the same credentials as any request.
 pub async fn tail(
     State(app): State<Arc<AppState>>,
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
-    ws: WebSocketUpgrade,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
-    let tenant = tenant(&headers)?;
-    let params = Params::from_request(raw.as_deref(), &bytes::Bytes::new());
-    let text = params
-        .get("query")
-        .ok_or_else(|| ApiError::bad_request("missing parameter \"query\""))?;
-    let query = parse_log_query("query", text).map_err(|s| ApiError::bad_request(s.message()))?;
-    let limit = match params.get("limit") {
-        None => 100,
-        Some(v) => v
-            .parse::<usize>()
-            .map_err(|_| ApiError::bad_request(format!("invalid parameter \"limit\": {v:?}")))?,
+    // Credentials first: an unauthenticated caller learns nothing more.
+    let ctx = Context::from_http(&app, &headers)?;
+    let ws = match ws {
+        Ok(ws) => ws,
+        Err(rejection) => return Ok(rejection.into_response()),
     };
-    if limit > app.config.max_query_limit {
-        return Err(ApiError::bad_request(format!(
-            "max entries limit per query exceeded, limit > max_entries_limit ({limit} > {})",
-            app.config.max_query_limit
-        )));
-    }
-    let delay = match params.get("delay_for") {
+    let params = Params::from_request(raw.as_deref(), &bytes::Bytes::new());
+    let query = params
+        .get("query")
+        .ok_or_else(|| ApiError::bad_request("missing parameter \"query\""))?
+        .to_string();
+    let limit = params
+        .get("limit")
+        .map(|v| {
+            v.parse::<usize>()
+                .map_err(|_| ApiError::bad_request(format!("invalid parameter \"limit\": {v:?}")))
+        })
+        .transpose()?;
+    let delay_secs = match params.get("delay_for") {
         None => 0,
         Some(v) => v.parse::<u64>().map_err(|_| {
             ApiError::bad_request(format!("invalid parameter \"delay_for\": {v:?}"))
         })?,
     };
-    if delay > MAX_DELAY_SECS {
-        return Err(ApiError::bad_request(format!(
-            "delay_for can't be greater than {MAX_DELAY_SECS}"
-        )));
-    }
-    let start = params
-        .time("start")?
-        .unwrap_or_else(|| Timestamp::now().saturating_sub(3_600_000_000_000));
-    let req = TailRequest {
-        tenant,
+    let p = TailParams {
         query,
         limit,
-        start,
-        delay: Duration::from_secs(delay),
+        start: params.time("start")?,
+        delay_secs,
     };
-    let tail = start_or_error(app, req).await?;
+    let tail = crate::service::tail::start(&app, &ctx, p).await?;
     Ok(ws.on_upgrade(move |socket| forward(socket, tail)))
-}
-
-async fn start_or_error(app: Arc<AppState>, req: TailRequest) -> Result<Tail, ApiError> {
-    start(app, req).await.map_err(|s| match s.code() {
-        tonic::Code::Unavailable => ApiError::unavailable(s.message()),
-        _ => ApiError::bad_request(s.message()),
-    })
 }
 
 async fn forward(mut socket: WebSocket, tail: Tail) {

@@ -7,18 +7,17 @@
 //! counts whole when it overlaps the range, and in `volume_range` it is
 //! attributed to the step of its first entry.
 
-use crate::params::{HOUR_NS, Params};
-use crate::{ApiError, AppState, blocking, tenant};
+use crate::params::Params;
+use crate::service::Context;
+use crate::service::labels::VolumeRequest;
+use crate::service::query::{DEFAULT_SINCE_NS, coverage};
+use crate::{ApiError, AppState};
 use axum::Json;
 use axum::extract::{RawQuery, State};
 use axum::http::HeaderMap;
 use bytes::Bytes;
 use serde_json::{Value, json};
-use std::collections::BTreeMap;
 use std::sync::Arc;
-
-/// The labels a volume is grouped by.
-type Group = Vec<(String, String)>;
 
 pub async fn stats(
     State(app): State<Arc<AppState>>,
@@ -26,31 +25,17 @@ pub async fn stats(
     RawQuery(raw): RawQuery,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    let tenant = tenant(&headers)?;
+    let ctx = Context::from_http(&app, &headers)?;
     let params = Params::from_request(raw.as_deref(), &body);
-    let (start, end) = params.range(HOUR_NS)?;
+    let (start, end) = params.range(DEFAULT_SINCE_NS)?;
     let matchers = params.query_selector()?;
-    let store = app.store.clone();
-    let out = blocking(move || {
-        let snap = store.snapshot(&tenant, &matchers, start, end);
-        let (mut chunks, mut entries, mut bytes) = (0u64, 0u64, 0u64);
-        for s in &snap.streams {
-            for src in &s.sources {
-                let (e, b) = src.size();
-                chunks += 1;
-                entries += e;
-                bytes += b;
-            }
-        }
-        Ok(json!({
-            "streams": snap.streams.len(),
-            "chunks": chunks,
-            "entries": entries,
-            "bytes": bytes,
-        }))
-    })
-    .await?;
-    Ok(Json(out))
+    let c = coverage(&app, &ctx, matchers, start, end).await?;
+    Ok(Json(json!({
+        "streams": c.streams,
+        "chunks": c.chunks,
+        "entries": c.entries,
+        "bytes": c.bytes,
+    })))
 }
 
 pub async fn volume(
@@ -78,9 +63,9 @@ async fn run(
     body: Bytes,
     ranged: bool,
 ) -> Result<Json<Value>, ApiError> {
-    let tenant = tenant(&headers)?;
+    let ctx = Context::from_http(&app, &headers)?;
     let params = Params::from_request(raw.as_deref(), &body);
-    let (start, end) = params.range(HOUR_NS)?;
+    let (start, end) = params.range(DEFAULT_SINCE_NS)?;
     let matchers = params.query_selector()?;
     let limit = match params.get("limit") {
         None => 100,
@@ -109,75 +94,43 @@ async fn run(
         Some(s) if s > 0 => s,
         _ => ((end.0 - start.0) / 250).max(1_000_000_000),
     };
-    let store = app.store.clone();
-    let out = blocking(move || {
-        let snap = store.snapshot(&tenant, &matchers, start, end);
-        // group -> step index -> bytes
-        let mut groups: BTreeMap<Group, BTreeMap<i64, u64>> = BTreeMap::new();
-        for s in &snap.streams {
-            let keys: Vec<Group> = if by_labels {
-                s.labels
-                    .labels()
-                    .iter()
-                    .filter(|l| targets.is_empty() || targets.contains(&l.name))
-                    .map(|l| vec![(l.name.clone(), String::new())])
-                    .collect()
+    let req = VolumeRequest {
+        matchers,
+        start,
+        end,
+        step: ranged.then_some(step),
+        by_labels,
+        targets,
+        limit,
+    };
+    let ranked = crate::service::labels::volume(&app, &ctx, req).await?;
+    let secs = |ns: i64| ns as f64 / 1e9;
+    let result: Vec<Value> = ranked
+        .into_iter()
+        .map(|g| {
+            let metric: serde_json::Map<String, Value> = g
+                .labels
+                .into_iter()
+                .map(|(n, v)| (n, Value::String(v)))
+                .collect();
+            if ranged {
+                json!({
+                    "metric": metric,
+                    "values": g.points
+                        .into_iter()
+                        .map(|(t, b)| json!([secs(t), b.to_string()]))
+                        .collect::<Vec<_>>(),
+                })
             } else {
-                vec![
-                    s.labels
-                        .labels()
-                        .iter()
-                        .filter(|l| targets.is_empty() || targets.contains(&l.name))
-                        .map(|l| (l.name.clone(), l.value.clone()))
-                        .collect(),
-                ]
-            };
-            for src in &s.sources {
-                let (_, bytes) = src.size();
-                let at = if ranged {
-                    let t = src.min_ts().0.clamp(start.0, end.0);
-                    start.0 + (t - start.0) / step * step
-                } else {
-                    end.0
-                };
-                for k in &keys {
-                    *groups.entry(k.clone()).or_default().entry(at).or_default() += bytes;
-                }
+                json!({"metric": metric, "value": [secs(end.0), g.total.to_string()]})
             }
+        })
+        .collect();
+    Ok(Json(json!({
+        "status": "success",
+        "data": {
+            "resultType": if ranged { "matrix" } else { "vector" },
+            "result": result,
         }
-        let mut ranked: Vec<(u64, Group, BTreeMap<i64, u64>)> = groups
-            .into_iter()
-            .map(|(k, points)| (points.values().sum(), k, points))
-            .collect();
-        ranked.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
-        ranked.truncate(limit);
-        let secs = |ns: i64| ns as f64 / 1e9;
-        let result: Vec<Value> = ranked
-            .into_iter()
-            .map(|(total, k, points)| {
-                let metric: serde_json::Map<String, Value> =
-                    k.into_iter().map(|(n, v)| (n, Value::String(v))).collect();
-                if ranged {
-                    json!({
-                        "metric": metric,
-                        "values": points
-                            .into_iter()
-                            .map(|(t, b)| json!([secs(t), b.to_string()]))
-                            .collect::<Vec<_>>(),
-                    })
-                } else {
-                    json!({"metric": metric, "value": [secs(end.0), total.to_string()]})
-                }
-            })
-            .collect();
-        Ok(json!({
-            "status": "success",
-            "data": {
-                "resultType": if ranged { "matrix" } else { "vector" },
-                "result": result,
-            }
-        }))
-    })
-    .await?;
-    Ok(Json(out))
+    })))
 }

@@ -15,7 +15,6 @@ use serde_json::Value;
 use skald_server::{AppState, ServerConfig, app};
 use skald_store::{FsyncMode, Store, StoreConfig};
 use std::sync::Arc;
-use std::time::Instant;
 use tower::ServiceExt;
 
 fn router(dir: &std::path::Path) -> axum::Router {
@@ -29,7 +28,7 @@ fn router(dir: &std::path::Path) -> axum::Router {
     );
     app(Arc::new(AppState {
         ingest: Default::default(),
-        ..AppState::build(store, ServerConfig::default()).expect("state")
+        ..AppState::build(store, ServerConfig::default(), Default::default()).expect("state")
     }))
 }
 

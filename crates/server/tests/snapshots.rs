@@ -136,7 +136,8 @@ fn snapshot_files() -> Vec<PathBuf> {
 async fn http_api_snapshots() {
     let dir = tempfile::tempdir().expect("temp dir");
     let store = store(dir.path());
-    let state = AppState::open(store.clone(), ServerConfig::default()).expect("state");
+    let state =
+        AppState::open(store.clone(), ServerConfig::default(), Default::default()).expect("state");
     let router = app(state);
     let update = std::env::var_os("SNAPSHOT_UPDATE").is_some();
     let mut failures = Vec::new();
@@ -217,7 +218,7 @@ async fn queries_reading_too_many_bytes_are_refused() {
         max_query_bytes_read: 80,
         ..ServerConfig::default()
     };
-    let state = AppState::open(store.clone(), config).expect("state");
+    let state = AppState::open(store.clone(), config, Default::default()).expect("state");
     let router = app(state);
     let get = |path: &str, query: &str, step: Option<&str>| {
         let mut params = form_urlencoded::Serializer::new(String::new());
@@ -279,5 +280,40 @@ async fn queries_reading_too_many_bytes_are_refused() {
     )
     .await;
     assert_eq!(status, StatusCode::OK, "{body}");
+    store.close().expect("close");
+}
+
+/// Every refused entry is counted: a stream whose labels do not parse is
+/// refused before the store sees it, and still shows in
+/// `skald_rejected_entries_total`.
+#[tokio::test]
+async fn entries_refused_for_their_labels_are_counted() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = store(dir.path());
+    let state =
+        AppState::open(store.clone(), ServerConfig::default(), Default::default()).expect("state");
+    let router = app(state);
+    let body = r#"{"streams":[{"stream":{},"values":[["1","a"],["2","b"]]}]}"#;
+    let push = Request::post("/loki/api/v1/push")
+        .header("content-type", "application/json")
+        .body(Body::from(body))
+        .expect("request");
+    let response = router.clone().oneshot(push).await.expect("response");
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let metrics = Request::get("/metrics")
+        .body(Body::empty())
+        .expect("request");
+    let response = router.oneshot(metrics).await.expect("response");
+    let text = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    let text = String::from_utf8_lossy(&text);
+    assert!(
+        text.lines().any(|l| l == "skald_rejected_entries_total 2"),
+        "{text}"
+    );
     store.close().expect("close");
 }

@@ -175,7 +175,12 @@ pub fn serve_local(
         .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
         .context("binding the local API")?;
     let url = format!("http://{}", listener.local_addr()?);
-    let state = crate::serve::app_state(store, Default::default(), Default::default())?;
+    let state = crate::serve::app_state(
+        store,
+        Default::default(),
+        Default::default(),
+        Default::default(),
+    )?;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let thread = std::thread::Builder::new()
         .name("skald-local-api".into())

@@ -1,12 +1,15 @@
 //! The gRPC API: `skald.v1.LogService` (proto/skald/v1/log_service.proto,
 //! the contract) over the same [`AppState`] as the HTTP API.
 //!
-//! Each RPC parses its request into model types at the edge (naming the
-//! offending field in INVALID_ARGUMENT), runs store and query work on the
-//! blocking pool, and maps failures to a status in one place
-//! ([`status_of`]). Modules follow the service's sections: `push`,
-//! `query` (logs, metrics, stats), `tail`, `streams` (labels, streams,
-//! deletion), `export`, `monitor` (statistics, quota, health).
+//! A thin adapter over [`crate::service`]: each RPC builds the call's
+//! [`Context`] from its metadata (`authorization`, `x-scope-orgid`),
+//! parses the message into the operation's typed request (naming the
+//! offending field in INVALID_ARGUMENT), calls the operation and encodes
+//! its answer; a `ServiceError` becomes a status through the one mapping
+//! (`From<ServiceError> for Status`). Modules follow the service's
+//! sections: `push`, `query` (logs, metrics, stats), `tail`, `streams`
+//! (labels, streams, deletion), `export`, `monitor` (statistics, quota,
+//! health).
 //!
 //! Not here: the transport (the binary adds this service, the standard
 //! health service and reflection to one tonic server).
@@ -19,8 +22,9 @@ pub(crate) mod query;
 mod streams;
 mod tail;
 
-use crate::{ApiError, AppState};
-use skald_model::{Label, LabelSet, TenantId, Timestamp};
+use crate::AppState;
+use crate::service::{Context, ServiceError};
+use skald_model::{Label, LabelSet, Timestamp};
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
@@ -143,51 +147,14 @@ pub struct Grpc {
     app: Arc<AppState>,
 }
 
-/// The one mapping from the HTTP layer's errors to gRPC statuses.
-pub(crate) fn status_of(e: ApiError) -> Status {
-    use axum::http::StatusCode as H;
-    match e.status {
-        H::BAD_REQUEST => Status::invalid_argument(e.message),
-        H::NOT_FOUND => Status::not_found(e.message),
-        H::PAYLOAD_TOO_LARGE | H::TOO_MANY_REQUESTS => Status::resource_exhausted(e.message),
-        H::SERVICE_UNAVAILABLE => Status::unavailable(e.message),
-        H::GATEWAY_TIMEOUT => Status::deadline_exceeded(e.message),
-        H::NOT_IMPLEMENTED => Status::unimplemented(e.message),
-        H::CONFLICT | H::PRECONDITION_FAILED => Status::failed_precondition(e.message),
-        _ => Status::internal(e.message),
-    }
-}
-
-pub(crate) fn store_status(e: skald_store::StoreError) -> Status {
-    status_of(ApiError::from(e))
-}
-
 /// INVALID_ARGUMENT naming the field.
 pub(crate) fn invalid(field: &str, why: impl std::fmt::Display) -> Status {
-    Status::invalid_argument(format!("{field}: {why}"))
+    ServiceError::invalid(field, why).into()
 }
 
-/// The caller's tenant: `x-scope-orgid` metadata, or the default tenant.
-pub(crate) fn tenant<T>(req: &Request<T>) -> Result<TenantId, Status> {
-    match req.metadata().get("x-scope-orgid") {
-        None => Ok(TenantId::default_tenant()),
-        Some(v) => {
-            let s = v
-                .to_str()
-                .map_err(|_| invalid("x-scope-orgid", "not valid text"))?
-                .trim();
-            TenantId::new(s).map_err(|e| invalid("x-scope-orgid", e))
-        }
-    }
-}
-
-/// Runs blocking work off the runtime.
-pub(crate) async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, Status> + Send + 'static,
-) -> Result<T, Status> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| Status::internal(format!("internal error: {e}")))?
+/// The call's context: who is asking, for which tenant.
+pub(crate) fn context<T>(app: &AppState, req: &Request<T>) -> Result<Context, Status> {
+    Ok(Context::from_grpc(app, req.metadata())?)
 }
 
 /// A time range from request fields: zero means the default.

@@ -1,33 +1,26 @@
 //! Monitoring RPCs: statistics, the caller's quota, health.
 
-use super::{blocking, proto, tenant};
+use super::{context, proto};
 use crate::AppState;
-use skald_model::{TenantId, Timestamp};
+use crate::service::admin::TenantStatistics;
+use skald_model::TenantId;
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
-fn tenant_stats(app: &AppState, tenant: &TenantId) -> proto::TenantStatistics {
-    let st = app.store.tenant_stats(tenant);
-    let streams = app
-        .store
-        .streams(tenant, &[], Timestamp::MIN, Timestamp::MAX);
-    let oldest = streams.iter().map(|s| s.min_ts.0).min().unwrap_or(0);
-    let newest = streams.iter().map(|s| s.max_ts.0).max().unwrap_or(0);
+fn stats_out(app: &AppState, t: &TenantStatistics) -> proto::TenantStatistics {
     proto::TenantStatistics {
-        tenant: tenant.to_string(),
-        streams: st.streams,
-        entries: st.segment_entries + st.head_entries,
-        bytes_raw: st.segment_raw_bytes + st.head_bytes,
-        bytes_stored: st.segment_bytes + st.head_bytes,
-        compression_ratio: if st.segment_bytes > 0 {
-            st.segment_raw_bytes as f64 / st.segment_bytes as f64
-        } else {
-            0.0
-        },
-        segments: st.segments,
-        oldest_entry_ns: oldest,
-        newest_entry_ns: newest,
-        limits: limit_rows(app, tenant, st.segment_bytes),
+        tenant: t.tenant.clone(),
+        streams: t.streams,
+        entries: t.entries,
+        bytes_raw: t.bytes_raw,
+        bytes_stored: t.bytes_stored,
+        compression_ratio: t.compression_ratio,
+        segments: t.segments,
+        oldest_entry_ns: t.oldest_entry_ns,
+        newest_entry_ns: t.newest_entry_ns,
+        limits: TenantId::new(&t.tenant)
+            .map(|id| limit_rows(app, &id, t.segment_bytes))
+            .unwrap_or_default(),
     }
 }
 
@@ -70,94 +63,93 @@ pub(super) async fn get_statistics(
     app: &Arc<AppState>,
     req: Request<proto::GetStatisticsRequest>,
 ) -> Result<Response<proto::GetStatisticsResponse>, Status> {
+    let ctx = context(app, &req)?;
     let req = req.into_inner();
     let only = if req.tenant.is_empty() {
         None
     } else {
         Some(TenantId::new(&req.tenant).map_err(|e| super::invalid("tenant", e))?)
     };
-    let app = app.clone();
-    let out = blocking(move || {
-        let tenants = match only {
-            Some(t) => vec![t],
-            None => app.store.tenants(),
-        };
-        let per: Vec<proto::TenantStatistics> =
-            tenants.iter().map(|t| tenant_stats(&app, t)).collect();
-        let mut total = proto::TenantStatistics {
-            tenant: String::new(),
-            ..Default::default()
-        };
-        let mut raw_segments = 0f64;
-        let mut disk_segments = 0f64;
-        for t in &per {
-            total.streams += t.streams;
-            total.entries += t.entries;
-            total.bytes_raw += t.bytes_raw;
-            total.bytes_stored += t.bytes_stored;
-            total.segments += t.segments;
-            if t.compression_ratio > 0.0 {
-                let disk = t.bytes_stored as f64;
-                disk_segments += disk;
-                raw_segments += t.compression_ratio * disk;
-            }
-            if t.oldest_entry_ns != 0
-                && (total.oldest_entry_ns == 0 || t.oldest_entry_ns < total.oldest_entry_ns)
-            {
-                total.oldest_entry_ns = t.oldest_entry_ns;
-            }
-            total.newest_entry_ns = total.newest_entry_ns.max(t.newest_entry_ns);
+    let per: Vec<proto::TenantStatistics> = crate::service::admin::statistics(app, &ctx, only)
+        .await?
+        .iter()
+        .map(|t| stats_out(app, t))
+        .collect();
+    let mut total = proto::TenantStatistics::default();
+    let mut raw_segments = 0f64;
+    let mut disk_segments = 0f64;
+    for t in &per {
+        total.streams += t.streams;
+        total.entries += t.entries;
+        total.bytes_raw += t.bytes_raw;
+        total.bytes_stored += t.bytes_stored;
+        total.segments += t.segments;
+        if t.compression_ratio > 0.0 {
+            let disk = t.bytes_stored as f64;
+            disk_segments += disk;
+            raw_segments += t.compression_ratio * disk;
         }
-        if disk_segments > 0.0 {
-            total.compression_ratio = raw_segments / disk_segments;
+        if t.oldest_entry_ns != 0
+            && (total.oldest_entry_ns == 0 || t.oldest_entry_ns < total.oldest_entry_ns)
+        {
+            total.oldest_entry_ns = t.oldest_entry_ns;
         }
-        let c = app.store.counters();
-        let uptime = app.started.elapsed().as_secs_f64().max(1e-3);
-        Ok(proto::GetStatisticsResponse {
-            tenants: per,
-            total: Some(total),
-            ingestion_entries_per_second: c.entries_accepted as f64 / uptime,
-            ingestion_bytes_per_second: c.bytes_accepted as f64 / uptime,
-            entries_rejected: c.entries_rejected,
-            uptime_seconds: uptime as u64,
-        })
-    })
-    .await?;
-    Ok(Response::new(out))
+        total.newest_entry_ns = total.newest_entry_ns.max(t.newest_entry_ns);
+    }
+    if disk_segments > 0.0 {
+        total.compression_ratio = raw_segments / disk_segments;
+    }
+    // Server-wide rates reveal no tenant's data, but only a global admin
+    // sees them beside the totals of every tenant.
+    let c = app.store.counters();
+    let uptime = app.started.elapsed().as_secs_f64().max(1e-3);
+    let global = ctx.principal.is_global_admin();
+    Ok(Response::new(proto::GetStatisticsResponse {
+        tenants: per,
+        total: Some(total),
+        ingestion_entries_per_second: if global {
+            c.entries_accepted as f64 / uptime
+        } else {
+            0.0
+        },
+        ingestion_bytes_per_second: if global {
+            c.bytes_accepted as f64 / uptime
+        } else {
+            0.0
+        },
+        entries_rejected: if global { c.entries_rejected } else { 0 },
+        uptime_seconds: uptime as u64,
+    }))
 }
 
 pub(super) async fn get_user_quota(
     app: &Arc<AppState>,
     req: Request<proto::GetUserQuotaRequest>,
 ) -> Result<Response<proto::GetUserQuotaResponse>, Status> {
-    let tenant = tenant(&req)?;
-    let app = app.clone();
-    let out = blocking(move || {
-        let limits = app.store.limits(&tenant);
-        let usage = tenant_stats(&app, &tenant);
-        Ok(proto::GetUserQuotaResponse {
-            tenant: tenant.to_string(),
-            max_line_bytes: limits.max_line_size,
-            max_label_names_per_series: limits.max_label_names_per_series as u64,
-            max_label_name_length: limits.max_label_name_length as u64,
-            max_label_value_length: limits.max_label_value_length as u64,
-            max_push_body_bytes: app.config.max_push_body_bytes as u64,
-            max_query_limit: (app.config.max_query_limit as u64)
-                .min(limits.max_entries_limit_per_query as u64),
-            max_query_length_hours: app.config.max_query_length_hours,
-            reject_old_samples_max_age_secs: if limits.reject_old_samples {
-                limits.reject_old_samples_max_age.as_secs()
-            } else {
-                0
-            },
-            streams: usage.streams,
-            entries: usage.entries,
-            bytes_stored: usage.bytes_stored,
-            limits: usage.limits,
-        })
-    })
-    .await?;
-    Ok(Response::new(out))
+    let ctx = context(app, &req)?;
+    let q = crate::service::admin::quota(app, &ctx).await?;
+    let limits = app.store.limits(&q.tenant);
+    Ok(Response::new(proto::GetUserQuotaResponse {
+        tenant: q.tenant.to_string(),
+        max_line_bytes: limits.max_line_size,
+        max_label_names_per_series: limits.max_label_names_per_series as u64,
+        max_label_name_length: limits.max_label_name_length as u64,
+        max_label_value_length: limits.max_label_value_length as u64,
+        max_push_body_bytes: q.max_push_body_bytes,
+        max_query_limit: q
+            .max_query_limit
+            .min(limits.max_entries_limit_per_query as u64),
+        max_query_length_hours: q.max_query_length_hours,
+        reject_old_samples_max_age_secs: if limits.reject_old_samples {
+            limits.reject_old_samples_max_age.as_secs()
+        } else {
+            0
+        },
+        streams: q.usage.streams,
+        entries: q.usage.entries,
+        bytes_stored: q.usage.bytes_stored,
+        limits: limit_rows(app, &q.tenant, q.usage.segment_bytes),
+    }))
 }
 
 pub(super) async fn health_check(

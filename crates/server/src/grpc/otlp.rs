@@ -6,7 +6,7 @@
 //! fails with INVALID_ARGUMENT and the reason (how many entries were
 //! stored is in the message, as for the HTTP push).
 
-use super::{blocking, status_of, tenant};
+use super::context;
 use crate::AppState;
 use opentelemetry_proto::tonic::collector::logs::v1::logs_service_server::{
     LogsService, LogsServiceServer,
@@ -36,16 +36,11 @@ impl LogsService for OtlpLogs {
         &self,
         req: Request<ExportLogsServiceRequest>,
     ) -> Result<Response<ExportLogsServiceResponse>, Status> {
-        let tenant = tenant(&req)?;
-        let ingest = self.app.ingest.for_tenant(&tenant);
-        let store = self.app.store.clone();
-        let req = req.into_inner();
-        let outcome = blocking(move || {
-            crate::otlp::store_request(&store, &tenant, &ingest, req).map_err(status_of)
-        })
-        .await?;
-        if !outcome.rejected.is_empty() {
-            return Err(status_of(crate::push::rejection_error(&outcome)));
+        let ctx = context(&self.app, &req)?;
+        let outcome =
+            crate::service::push::push_otlp(&self.app, &ctx, req.into_inner(), None).await?;
+        if let Some(e) = crate::service::push::refusal(&outcome) {
+            return Err(e.into());
         }
         Ok(Response::new(ExportLogsServiceResponse::default()))
     }

@@ -5,15 +5,14 @@
 //! Streams whose labels do not parse are rejected and counted, like the
 //! HTTP push's refused streams.
 
-use super::{blocking, invalid, proto, store_status, tenant};
+use super::{context, invalid, proto};
 use crate::AppState;
-use skald_model::{Entry, Label, LabelSet, TenantId, Timestamp};
-use skald_store::{PushOutcome, Rejection, StreamBatch};
+use crate::service::push::{MAX_REPORTED, PushStream, RefusedLabels};
+use crate::service::{Context, ErrorCode, ServiceError};
+use skald_model::{Entry, Label, LabelSet, Timestamp};
+use skald_store::PushOutcome;
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
-
-/// Rejections listed in one response.
-const MAX_REPORTED: usize = 100;
 
 fn entry_in(e: proto::Entry, now: Timestamp) -> Entry {
     Entry {
@@ -31,64 +30,57 @@ fn entry_in(e: proto::Entry, now: Timestamp) -> Entry {
     }
 }
 
-/// Turns proto streams into store batches; streams with bad labels become
-/// rejections.
-fn batches(streams: Vec<proto::Stream>, rejected: &mut Vec<Rejection>) -> Vec<StreamBatch> {
+/// Turns proto streams into the service's; labels that do not parse are
+/// refused there, named by their index.
+fn streams_in(streams: Vec<proto::Stream>) -> Vec<PushStream> {
     let now = Timestamp::now();
-    let mut out = Vec::with_capacity(streams.len());
-    for (i, s) in streams.into_iter().enumerate() {
-        let shown = s
-            .labels
-            .iter()
-            .map(|l| format!("{}={:?}", l.name, l.value))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let labels = LabelSet::new(
-            s.labels
-                .into_iter()
-                .map(|l| Label::new(l.name, l.value))
-                .collect(),
-        );
-        match labels {
-            Ok(labels) => out.push(StreamBatch {
+    streams
+        .into_iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let shown = s
+                .labels
+                .iter()
+                .map(|l| format!("{}={:?}", l.name, l.value))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let labels = LabelSet::new(
+                s.labels
+                    .into_iter()
+                    .map(|l| Label::new(l.name, l.value))
+                    .collect(),
+            )
+            .map_err(|e| RefusedLabels {
+                shown: format!("{{{shown}}}"),
+                reason: format!("streams[{i}].labels: {e}"),
+            });
+            PushStream {
                 labels,
                 entries: s.entries.into_iter().map(|e| entry_in(e, now)).collect(),
-            }),
-            Err(e) => rejected.push(Rejection {
-                stream: format!("#{i} {{{shown}}}"),
-                reason: format!("streams[{i}].labels: {e}"),
-                entries: s.entries.len() as u64,
-            }),
-        }
-    }
-    out
+            }
+        })
+        .collect()
 }
 
 async fn store(
     app: &Arc<AppState>,
-    tenant: TenantId,
+    ctx: &Context,
     streams: Vec<proto::Stream>,
 ) -> Result<PushOutcome, Status> {
-    let store = app.store.clone();
-    let ingest = app.ingest.for_tenant(&tenant);
-    blocking(move || {
-        let mut rejected = Vec::new();
-        let mut batches = batches(streams, &mut rejected);
-        crate::discovery::apply(&ingest, &mut batches);
-        let mut outcome = store.push(&tenant, batches).map_err(store_status)?;
-        if let Some(reason) = outcome.rate_limit_reason.take() {
-            // As the HTTP push's 429: the client backs off and retries.
-            return Err(Status::resource_exhausted(format!(
+    let mut outcome = crate::service::push::push(app, ctx, streams_in(streams), None).await?;
+    if let Some(reason) = outcome.rate_limit_reason.take() {
+        // As the HTTP push's 429: the client backs off and retries.
+        return Err(ServiceError::new(
+            ErrorCode::RateLimited,
+            format!(
                 "{reason} ({} entries refused by rate or stream limits, {} stored)",
                 outcome.rate_limited,
                 outcome.accepted + outcome.duplicates
-            )));
-        }
-        rejected.append(&mut outcome.rejected);
-        outcome.rejected = rejected;
-        Ok(outcome)
-    })
-    .await
+            ),
+        )
+        .into());
+    }
+    Ok(outcome)
 }
 
 fn add(total: &mut proto::PushResponse, o: PushOutcome) {
@@ -111,7 +103,7 @@ pub(super) async fn push_log(
     app: &Arc<AppState>,
     req: Request<proto::PushLogRequest>,
 ) -> Result<Response<proto::PushResponse>, Status> {
-    let tenant = tenant(&req)?;
+    let ctx = context(app, &req)?;
     let req = req.into_inner();
     if req.labels.is_empty() {
         return Err(invalid("labels", "at least one label is required"));
@@ -124,7 +116,7 @@ pub(super) async fn push_log(
         entries: vec![entry],
     };
     let mut out = proto::PushResponse::default();
-    add(&mut out, store(app, tenant, vec![stream]).await?);
+    add(&mut out, store(app, &ctx, vec![stream]).await?);
     Ok(Response::new(out))
 }
 
@@ -132,10 +124,10 @@ pub(super) async fn push_log_batch(
     app: &Arc<AppState>,
     req: Request<proto::PushLogBatchRequest>,
 ) -> Result<Response<proto::PushResponse>, Status> {
-    let tenant = tenant(&req)?;
+    let ctx = context(app, &req)?;
     let req = req.into_inner();
     let mut out = proto::PushResponse::default();
-    add(&mut out, store(app, tenant, req.streams).await?);
+    add(&mut out, store(app, &ctx, req.streams).await?);
     Ok(Response::new(out))
 }
 
@@ -146,7 +138,8 @@ pub(super) async fn push_log_stream(
     app: &Arc<AppState>,
     req: Request<tonic::Streaming<proto::PushLogBatchRequest>>,
 ) -> Result<Response<proto::PushResponse>, Status> {
-    let tenant = tenant(&req)?;
+    let ctx = context(app, &req)?;
+    ctx.authorize(crate::service::Role::Push)?;
     let mut incoming = req.into_inner();
     let mut out = proto::PushResponse::default();
     loop {
@@ -164,7 +157,7 @@ pub(super) async fn push_log_stream(
             }
         };
         out.messages += 1;
-        add(&mut out, store(app, tenant.clone(), msg.streams).await?);
+        add(&mut out, store(app, &ctx, msg.streams).await?);
     }
     Ok(Response::new(out))
 }
@@ -173,7 +166,7 @@ pub(super) async fn push_simple_log(
     app: &Arc<AppState>,
     req: Request<proto::PushSimpleLogRequest>,
 ) -> Result<Response<proto::PushResponse>, Status> {
-    let tenant = tenant(&req)?;
+    let ctx = context(app, &req)?;
     let req = req.into_inner();
     if req.message.is_empty() {
         return Err(invalid("message", "required"));
@@ -216,6 +209,6 @@ pub(super) async fn push_simple_log(
         }],
     };
     let mut out = proto::PushResponse::default();
-    add(&mut out, store(app, tenant, vec![stream]).await?);
+    add(&mut out, store(app, &ctx, vec![stream]).await?);
     Ok(Response::new(out))
 }

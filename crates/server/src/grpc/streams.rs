@@ -1,21 +1,19 @@
 //! Label and stream RPCs: label names and values, label validation,
 //! stream listing and details, deletion.
 
-use super::{blocking, invalid, labels_out, proto, range, tenant};
+use super::{context, invalid, labels_out, proto, range};
 use crate::AppState;
-use skald_model::{Matcher, StreamId, Timestamp, is_valid_label_name};
-use skald_store::Source;
+use crate::service::query::{LABELS_SINCE_NS, parse_log_query};
+use crate::service::streams::id_text;
+use skald_model::{Matcher, StreamId, TenantId, Timestamp, is_valid_label_name};
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
-
-/// Loki's default window for label queries.
-const LABELS_SINCE_NS: i64 = 6 * 3_600_000_000_000;
 
 fn selector(field: &str, text: &str) -> Result<Vec<Matcher>, Status> {
     if text.trim().is_empty() {
         return Ok(Vec::new());
     }
-    let q = super::query::parse_log_query(field, text)?;
+    let q = parse_log_query(field, text)?;
     if !q.stages.is_empty() {
         return Err(invalid(
             field,
@@ -29,25 +27,11 @@ pub(super) async fn get_labels(
     app: &Arc<AppState>,
     req: Request<proto::GetLabelsRequest>,
 ) -> Result<Response<proto::GetLabelsResponse>, Status> {
-    let tenant = tenant(&req)?;
+    let ctx = context(app, &req)?;
     let req = req.into_inner();
     let (start, end) = range(req.start_ns, req.end_ns, Some(LABELS_SINCE_NS))?;
     let matchers = selector("query", &req.query)?;
-    let store = app.store.clone();
-    let names = blocking(move || {
-        if matchers.is_empty() {
-            return Ok(store.label_names(&tenant, start, end));
-        }
-        let mut names: Vec<String> = store
-            .streams(&tenant, &matchers, start, end)
-            .iter()
-            .flat_map(|s| s.labels.labels().iter().map(|l| l.name.clone()))
-            .collect();
-        names.sort();
-        names.dedup();
-        Ok(names)
-    })
-    .await?;
+    let names = crate::service::labels::names(app, &ctx, Some(matchers), start, end).await?;
     Ok(Response::new(proto::GetLabelsResponse { names }))
 }
 
@@ -55,16 +39,11 @@ pub(super) async fn get_label_values(
     app: &Arc<AppState>,
     req: Request<proto::GetLabelValuesRequest>,
 ) -> Result<Response<proto::GetLabelValuesResponse>, Status> {
-    let tenant = tenant(&req)?;
+    let ctx = context(app, &req)?;
     let req = req.into_inner();
-    if req.name.is_empty() {
-        return Err(invalid("name", "required"));
-    }
     let (start, end) = range(req.start_ns, req.end_ns, Some(LABELS_SINCE_NS))?;
     let matchers = selector("query", &req.query)?;
-    let store = app.store.clone();
-    let values =
-        blocking(move || Ok(store.label_values(&tenant, &req.name, &matchers, start, end))).await?;
+    let values = crate::service::labels::values(app, &ctx, req.name, matchers, start, end).await?;
     Ok(Response::new(proto::GetLabelValuesResponse { values }))
 }
 
@@ -104,7 +83,15 @@ pub(super) async fn validate_labels(
     req: Request<proto::ValidateLabelsRequest>,
 ) -> Result<Response<proto::ValidateLabelsResponse>, Status> {
     use proto::label_problem::Severity;
-    let limits = app.store.limits(&super::tenant(&req)?);
+    // Any valid credentials: validation reads no tenant's data, only the
+    // limits of the request's tenant.
+    let ctx = context(app, &req)?;
+    let limits = app.store.limits(
+        &ctx.tenants
+            .first()
+            .cloned()
+            .unwrap_or_else(TenantId::default_tenant),
+    );
     let req = req.into_inner();
     let mut problems = Vec::new();
     let mut problem = |name: &str, severity: Severity, code: &str, message: String| {
@@ -220,15 +207,11 @@ pub(super) async fn validate_labels(
     }))
 }
 
-fn stream_id_text(id: StreamId) -> String {
-    format!("{:016x}", id.0)
-}
-
 pub(super) async fn list_streams(
     app: &Arc<AppState>,
     req: Request<proto::ListStreamsRequest>,
 ) -> Result<Response<proto::ListStreamsResponse>, Status> {
-    let tenant = tenant(&req)?;
+    let ctx = context(app, &req)?;
     let req = req.into_inner();
     let matchers = selector("selector", &req.selector)?;
     let start = if req.start_ns == 0 {
@@ -253,9 +236,7 @@ pub(super) async fn list_streams(
             .parse::<usize>()
             .map_err(|_| invalid("page_token", "not a token this server issued"))?
     };
-    let store = app.store.clone();
-    let mut streams = blocking(move || Ok(store.streams(&tenant, &matchers, start, end))).await?;
-    streams.sort_by(|a, b| a.labels.cmp(&b.labels));
+    let streams = crate::service::streams::list(app, &ctx, matchers, start, end).await?;
     let total = streams.len();
     let next = offset.saturating_add(page);
     let out = streams
@@ -264,9 +245,9 @@ pub(super) async fn list_streams(
         .take(page)
         .map(|s| proto::StreamSummary {
             labels: labels_out(&s.labels),
-            stream_id: stream_id_text(s.id),
-            first_entry_ns: s.min_ts.0,
-            last_entry_ns: s.max_ts.0,
+            stream_id: id_text(s.id),
+            first_entry_ns: s.first.0,
+            last_entry_ns: s.last.0,
         })
         .collect();
     Ok(Response::new(proto::ListStreamsResponse {
@@ -284,75 +265,34 @@ pub(super) async fn get_stream_info(
     app: &Arc<AppState>,
     req: Request<proto::GetStreamInfoRequest>,
 ) -> Result<Response<proto::StreamInfo>, Status> {
-    let tenant = tenant(&req)?;
+    let ctx = context(app, &req)?;
     let req = req.into_inner();
-    let wanted: Result<StreamId, Status> = if !req.labels.is_empty() {
-        Ok(super::labels_in("labels", req.labels)?.stream_id())
+    let wanted: StreamId = if !req.labels.is_empty() {
+        super::labels_in("labels", req.labels)?.stream_id()
     } else if !req.stream_id.is_empty() {
         u64::from_str_radix(&req.stream_id, 16)
             .map(StreamId)
-            .map_err(|_| invalid("stream_id", "16 hex digits expected"))
+            .map_err(|_| invalid("stream_id", "16 hex digits expected"))?
     } else {
-        Err(invalid("labels", "labels or stream_id is required"))
+        return Err(invalid("labels", "labels or stream_id is required"));
     };
-    let wanted = wanted?;
-    let store = app.store.clone();
-    let info = blocking(move || {
-        let Some(s) = store
-            .streams(&tenant, &[], Timestamp::MIN, Timestamp::MAX)
-            .into_iter()
-            .find(|s| s.id == wanted)
-        else {
-            return Err(Status::not_found(format!(
-                "no stream {} for this tenant",
-                stream_id_text(wanted)
-            )));
-        };
-        let matchers: Vec<Matcher> = s
-            .labels
-            .labels()
-            .iter()
-            .map(|l| Matcher::new(l.name.clone(), skald_model::MatchOp::Eq, l.value.clone()))
-            .collect::<Result<_, _>>()
-            .map_err(|e| Status::internal(e.to_string()))?;
-        let snap = store.snapshot(&tenant, &matchers, Timestamp::MIN, Timestamp::MAX);
-        let mut out = proto::StreamInfo {
-            labels: labels_out(&s.labels),
-            stream_id: stream_id_text(s.id),
-            first_entry_ns: s.min_ts.0,
-            last_entry_ns: s.max_ts.0,
-            ..Default::default()
-        };
-        for src in snap
-            .streams
-            .iter()
-            .filter(|x| x.id == wanted)
-            .flat_map(|x| &x.sources)
-        {
-            out.chunks += 1;
-            match src {
-                Source::Head(b) => {
-                    out.entries += b.len() as u64;
-                    out.bytes += b.raw_bytes() as u64;
-                }
-                Source::Chunk(c) => {
-                    let m = c.segment.chunk(c.at);
-                    out.entries += m.entries as u64;
-                    out.bytes += m.raw_bytes;
-                }
-            }
-        }
-        Ok(out)
-    })
-    .await?;
-    Ok(Response::new(info))
+    let d = crate::service::streams::details(app, &ctx, wanted).await?;
+    Ok(Response::new(proto::StreamInfo {
+        labels: labels_out(&d.summary.labels),
+        stream_id: id_text(d.summary.id),
+        first_entry_ns: d.summary.first.0,
+        last_entry_ns: d.summary.last.0,
+        chunks: d.chunks,
+        entries: d.entries,
+        bytes: d.bytes,
+    }))
 }
 
 pub(super) async fn delete_stream(
     app: &Arc<AppState>,
     req: Request<proto::DeleteStreamRequest>,
 ) -> Result<Response<proto::DeleteStreamResponse>, Status> {
-    let tenant = tenant(&req)?;
+    let ctx = context(app, &req)?;
     let req = req.into_inner();
     if req.query.trim().is_empty() {
         return Err(invalid("query", "required"));
@@ -363,13 +303,7 @@ pub(super) async fn delete_stream(
     } else {
         Timestamp(req.end_ns)
     };
-    let deletes = app.deletes.clone();
-    let r = blocking(move || {
-        deletes
-            .create(&tenant, &req.query, start, end)
-            .map_err(super::status_of)
-    })
-    .await?;
+    let r = crate::service::delete::create(app, &ctx, req.query, start, end).await?;
     Ok(Response::new(proto::DeleteStreamResponse {
         request_id: r.request_id,
         status: "received".into(),

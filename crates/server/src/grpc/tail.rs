@@ -1,11 +1,10 @@
-//! `TailLogs`: the live tail of `crate::tail` as a server stream.
+//! `TailLogs`: the live tail of `crate::service::tail` as a server stream.
 
-use super::{Stream, entry_out, labels_out, proto, tenant};
+use super::{Stream, context, entry_out, labels_out, proto};
 use crate::AppState;
-use crate::tail::{MAX_DELAY_SECS, TailRequest};
+use crate::service::tail::TailParams;
 use skald_model::Timestamp;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio_stream::StreamExt;
 use tonic::{Request, Response, Status};
 
@@ -13,32 +12,15 @@ pub(super) async fn tail_logs(
     app: &Arc<AppState>,
     req: Request<proto::TailLogsRequest>,
 ) -> Result<Response<Stream<proto::TailLogsResponse>>, Status> {
-    let tenant = tenant(&req)?;
+    let ctx = context(app, &req)?;
     let req = req.into_inner();
-    let query = super::query::parse_log_query("query", &req.query)?;
-    let limit = super::query::check_limit(app, "limit", req.limit)?;
-    if req.delay_for_seconds as u64 > MAX_DELAY_SECS {
-        return Err(super::invalid(
-            "delay_for_seconds",
-            format!("at most {MAX_DELAY_SECS}"),
-        ));
-    }
-    let start = if req.start_ns == 0 {
-        Timestamp::now().saturating_sub(3_600_000_000_000)
-    } else {
-        Timestamp(req.start_ns)
+    let params = TailParams {
+        query: req.query,
+        limit: (req.limit != 0).then_some(req.limit as usize),
+        start: (req.start_ns != 0).then_some(Timestamp(req.start_ns)),
+        delay_secs: req.delay_for_seconds as u64,
     };
-    let tail = crate::tail::start(
-        app.clone(),
-        TailRequest {
-            tenant,
-            query,
-            limit,
-            start,
-            delay: Duration::from_secs(req.delay_for_seconds as u64),
-        },
-    )
-    .await?;
+    let tail = crate::service::tail::start(app, &ctx, params).await?;
     let ended = tail.ended.clone();
     let stream = tokio_stream::wrappers::ReceiverStream::new(tail.messages).map(|m| match m {
         Ok(m) => Ok(proto::TailLogsResponse {

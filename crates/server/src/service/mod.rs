@@ -1,0 +1,303 @@
+//! The protocol-neutral service layer: every operation of Skald's APIs,
+//! once, for both the HTTP (axum) and the gRPC (tonic) adapters.
+//!
+//! An operation takes a [`Context`] (who is asking, for which tenant) and
+//! a typed request, and answers a typed result or one [`ServiceError`]
+//! `{ code, message }`. [`ErrorCode::statuses`] is the single `match` that
+//! turns a code into an HTTP status and a gRPC code; adapters never choose
+//! a status themselves. Authentication, authorisation, limits and (later)
+//! audit happen here, so no endpoint can forget them.
+//!
+//! Modules follow the operations: [`push`], [`query`] (log and metric
+//! queries, the limits and defaults they share), [`labels`] (names,
+//! values, series, index statistics), [`streams`] (listing, details),
+//! [`tail`], [`export`], [`delete`], [`admin`] (statistics, quota).
+//!
+//! # Adding an endpoint
+//!
+//! 1. Write the operation here, in the module of its noun (or a new one):
+//!    `pub async fn op(app: &Arc<AppState>, ctx: &Context, req: OpRequest)
+//!    -> Result<OpResult, ServiceError>`. Its first line is
+//!    `ctx.authorize(Role::…)?` (or [`Context::tenant_for`], which
+//!    authorises and hands back the one tenant the call is for); run store
+//!    and query work through [`blocking`]; refuse with
+//!    `ServiceError::new(ErrorCode::…, "field: why")`.
+//! 2. Per-tenant limit values come from [`limits_for`] (the seam where the
+//!    tenant's own limits are looked up).
+//! 3. In the adapter, build the context from the request
+//!    (`Context::from_http(&app, &headers)` or
+//!    `Context::from_grpc(&app, request.metadata())`), parse the wire
+//!    format into the typed request, call the operation, encode the result.
+//!    Errors convert with `?` (`ServiceError` is the HTTP `ApiError`, and
+//!    `From<ServiceError> for tonic::Status` exists).
+//!
+//! Not here: wire formats (JSON shapes, protobuf messages) — those stay in
+//! the adapters (`crate::grpc`, the HTTP handler modules).
+
+pub mod admin;
+pub mod auth;
+pub mod delete;
+pub mod export;
+pub mod labels;
+pub mod push;
+pub mod query;
+pub mod streams;
+pub mod tail;
+
+pub use auth::{Credentials, Principal, Role};
+
+use crate::AppState;
+use axum::http::StatusCode;
+use skald_model::TenantId;
+
+/// What went wrong, in terms a client can act on. One code, one HTTP
+/// status, one gRPC code ([`ErrorCode::statuses`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    /// The request is malformed or names something impossible.
+    InvalidArgument,
+    /// A query asks for more than the tenant's limits allow (Loki answers
+    /// these 400; gRPC clients retry with a smaller request).
+    LimitExceeded,
+    /// The body is larger than the server accepts.
+    TooLarge,
+    /// The content type or encoding is not one we decode.
+    Unsupported,
+    /// The tenant is over a rate or count limit; retry later.
+    RateLimited,
+    /// No or unknown credentials.
+    Unauthenticated,
+    /// Credentials valid, but not for this tenant or operation.
+    PermissionDenied,
+    /// The thing asked for does not exist (for this tenant).
+    NotFound,
+    /// The request cannot be done in the current state.
+    FailedPrecondition,
+    /// The server is shutting down or not ready.
+    Unavailable,
+    /// The operation ran out of its time (a query's `query_timeout_secs`).
+    DeadlineExceeded,
+    /// The client went away before the answer (nginx's 499).
+    Cancelled,
+    /// A fault of the server; the message says where to look.
+    Internal,
+}
+
+impl ErrorCode {
+    /// The one mapping from an error code to an HTTP status and a gRPC code.
+    pub fn statuses(self) -> (StatusCode, tonic::Code) {
+        use tonic::Code as G;
+        match self {
+            ErrorCode::InvalidArgument => (StatusCode::BAD_REQUEST, G::InvalidArgument),
+            ErrorCode::LimitExceeded => (StatusCode::BAD_REQUEST, G::ResourceExhausted),
+            ErrorCode::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, G::ResourceExhausted),
+            ErrorCode::Unsupported => (StatusCode::UNSUPPORTED_MEDIA_TYPE, G::InvalidArgument),
+            ErrorCode::RateLimited => (StatusCode::TOO_MANY_REQUESTS, G::ResourceExhausted),
+            ErrorCode::Unauthenticated => (StatusCode::UNAUTHORIZED, G::Unauthenticated),
+            ErrorCode::PermissionDenied => (StatusCode::FORBIDDEN, G::PermissionDenied),
+            ErrorCode::NotFound => (StatusCode::NOT_FOUND, G::NotFound),
+            ErrorCode::FailedPrecondition => (StatusCode::BAD_REQUEST, G::FailedPrecondition),
+            ErrorCode::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, G::Unavailable),
+            ErrorCode::DeadlineExceeded => (StatusCode::GATEWAY_TIMEOUT, G::DeadlineExceeded),
+            ErrorCode::Cancelled => (
+                StatusCode::from_u16(499).unwrap_or(StatusCode::BAD_REQUEST),
+                G::Cancelled,
+            ),
+            ErrorCode::Internal => (StatusCode::INTERNAL_SERVER_ERROR, G::Internal),
+        }
+    }
+
+    pub fn http_status(self) -> StatusCode {
+        self.statuses().0
+    }
+
+    pub fn grpc_code(self) -> tonic::Code {
+        self.statuses().1
+    }
+}
+
+/// The one error every operation answers.
+#[derive(Debug, Clone)]
+pub struct ServiceError {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl std::fmt::Display for ServiceError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for ServiceError {}
+
+impl ServiceError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        ServiceError {
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::InvalidArgument, message)
+    }
+
+    /// INVALID_ARGUMENT naming the field.
+    pub fn invalid(field: &str, why: impl std::fmt::Display) -> Self {
+        Self::new(ErrorCode::InvalidArgument, format!("{field}: {why}"))
+    }
+
+    pub fn limit(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::LimitExceeded, message)
+    }
+
+    pub fn too_large(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::TooLarge, message)
+    }
+
+    pub fn unsupported(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::Unsupported, message)
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::NotFound, message)
+    }
+
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::Unavailable, message)
+    }
+
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::Internal, message)
+    }
+}
+
+impl From<skald_store::StoreError> for ServiceError {
+    fn from(e: skald_store::StoreError) -> Self {
+        match e {
+            skald_store::StoreError::ShuttingDown => {
+                ServiceError::unavailable("the server is shutting down")
+            }
+            other => {
+                tracing::error!(error = %other, "store error");
+                ServiceError::internal("the server could not store the push; see its log")
+            }
+        }
+    }
+}
+
+impl From<skald_query::QueryError> for ServiceError {
+    fn from(e: skald_query::QueryError) -> Self {
+        match e {
+            skald_query::QueryError::Limit(m) => ServiceError::limit(m),
+            skald_query::QueryError::Timeout(m) => {
+                ServiceError::new(ErrorCode::DeadlineExceeded, m)
+            }
+            // Nobody reads the answer: the client went away.
+            skald_query::QueryError::Cancelled => {
+                ServiceError::new(ErrorCode::Cancelled, e.to_string())
+            }
+            other => ServiceError::bad_request(other.to_string()),
+        }
+    }
+}
+
+impl From<ServiceError> for tonic::Status {
+    fn from(e: ServiceError) -> Self {
+        tonic::Status::new(e.code.grpc_code(), e.message)
+    }
+}
+
+/// Who is asking, and for which tenant(s): built once per request by the
+/// adapter from its credentials and `X-Scope-OrgID`, then passed to every
+/// operation.
+#[derive(Debug, Clone)]
+pub struct Context {
+    pub principal: Principal,
+    /// The tenants the request names (`X-Scope-OrgID: a|b`), or the
+    /// token's tenant when it names none.
+    pub tenants: Vec<TenantId>,
+}
+
+impl Context {
+    /// The context of an HTTP request.
+    pub fn from_http(
+        app: &AppState,
+        headers: &axum::http::HeaderMap,
+    ) -> Result<Self, ServiceError> {
+        let text = |name: &str| -> Result<Option<String>, ServiceError> {
+            headers
+                .get(name)
+                .map(|v| {
+                    v.to_str()
+                        .map(|s| s.trim().to_string())
+                        .map_err(|_| ServiceError::bad_request(format!("{name} is not valid text")))
+                })
+                .transpose()
+        };
+        let creds = Credentials {
+            authorization: text("authorization")?,
+            org_id: text("x-scope-orgid")?,
+        };
+        auth::context(app, creds, "X-Scope-OrgID")
+    }
+
+    /// The context of a gRPC call (the same headers as metadata).
+    pub fn from_grpc(
+        app: &AppState,
+        meta: &tonic::metadata::MetadataMap,
+    ) -> Result<Self, ServiceError> {
+        let text = |name: &str| -> Result<Option<String>, ServiceError> {
+            meta.get(name)
+                .map(|v| {
+                    v.to_str()
+                        .map(|s| s.trim().to_string())
+                        .map_err(|_| ServiceError::invalid(name, "not valid text"))
+                })
+                .transpose()
+        };
+        let creds = Credentials {
+            authorization: text("authorization")?,
+            org_id: text("x-scope-orgid")?,
+        };
+        auth::context(app, creds, "x-scope-orgid")
+    }
+
+    /// Refuses the request unless the principal holds `role` for every
+    /// tenant the request names.
+    pub fn authorize(&self, role: Role) -> Result<(), ServiceError> {
+        for t in &self.tenants {
+            self.principal.authorize(t, role)?;
+        }
+        Ok(())
+    }
+
+    /// Authorises `role` and answers the one tenant of the request;
+    /// refuses a multi-tenant request (operations that read several
+    /// tenants at once take [`Context::tenants`] instead).
+    pub fn tenant_for(&self, role: Role) -> Result<TenantId, ServiceError> {
+        self.authorize(role)?;
+        match self.tenants.as_slice() {
+            [one] => Ok(one.clone()),
+            _ => Err(ServiceError::bad_request(
+                "this operation takes a single tenant; multi-tenant requests (a|b) are not supported here",
+            )),
+        }
+    }
+}
+
+/// The limits that apply to a tenant. Today the server's configuration
+/// for everyone; the per-tenant overrides (`[tenants.<id>]`) plug in here.
+pub fn limits_for<'a>(app: &'a AppState, _tenant: &TenantId) -> &'a crate::ServerConfig {
+    &app.config
+}
+
+/// Runs blocking work (store, query, files) off the async runtime.
+pub async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ServiceError> + Send + 'static,
+) -> Result<T, ServiceError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ServiceError::internal(format!("internal error: {e}")))?
+}
