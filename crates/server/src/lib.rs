@@ -19,6 +19,7 @@ mod labels;
 mod params;
 mod push;
 mod query;
+pub mod ruler;
 mod status;
 mod tail;
 pub mod tls;
@@ -81,6 +82,8 @@ pub struct AppState {
     pub deletes: Arc<Deletes>,
     /// Background export jobs.
     pub exports: Exports,
+    /// Alerting and recording rules (`None`: not running here).
+    pub ruler: Option<skald_ruler::Ruler>,
 }
 
 /// The HTTP API.
@@ -137,6 +140,30 @@ pub fn app(state: Arc<AppState>) -> Router {
             "/loki/api/v1/index/volume_range",
             get(volume::volume_range).post(volume::volume_range),
         )
+        .route("/loki/api/v1/rules", get(ruler::list))
+        .route(
+            "/loki/api/v1/rules/{namespace}",
+            get(ruler::get_namespace)
+                .post(ruler::set_group)
+                .delete(ruler::delete_namespace),
+        )
+        .route(
+            "/loki/api/v1/rules/{namespace}/{group}",
+            get(ruler::get_group).delete(ruler::delete_group),
+        )
+        .route("/api/prom/rules", get(ruler::list))
+        .route(
+            "/api/prom/rules/{namespace}",
+            get(ruler::get_namespace)
+                .post(ruler::set_group)
+                .delete(ruler::delete_namespace),
+        )
+        .route(
+            "/api/prom/rules/{namespace}/{group}",
+            get(ruler::get_group).delete(ruler::delete_group),
+        )
+        .route("/prometheus/api/v1/rules", get(ruler::prometheus_rules))
+        .route("/prometheus/api/v1/alerts", get(ruler::prometheus_alerts))
         .route("/ready", get(status::ready))
         .route("/loki/api/v1/status/buildinfo", get(status::buildinfo))
         .route("/metrics", get(status::metrics))

@@ -143,6 +143,7 @@ async fn http_api_snapshots() {
         started: Instant::now(),
         deletes: Arc::new(Deletes::open(store.clone()).expect("deletes")),
         exports: Default::default(),
+        ruler: None,
     });
     let router = app(state);
     let update = std::env::var_os("SNAPSHOT_UPDATE").is_some();
@@ -229,6 +230,7 @@ async fn queries_reading_too_many_bytes_are_refused() {
         started: Instant::now(),
         deletes: Arc::new(Deletes::open(store.clone()).expect("deletes")),
         exports: Default::default(),
+        ruler: None,
     });
     let router = app(state);
     let get = |path: &str, query: &str, step: Option<&str>| {
