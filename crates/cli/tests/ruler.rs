@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::{Server, now_ns};
+use common::{Server, free_port, now_ns};
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
@@ -16,14 +16,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn binary(name: &str) -> PathBuf {
     for dir in ["/usr/bin", "/usr/local/bin", "/bin"] {
@@ -408,48 +400,12 @@ fn notified(n: &Arc<Mutex<Vec<Value>>>, alertname: &str, status: &str) -> bool {
 }
 
 fn common_rfc3339(ns: i64) -> String {
-    let secs = ns / 1_000_000_000;
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    let (y, m, d) = civil(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60
-    )
-}
-
-fn civil(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
+    skald_model::format_rfc3339_nanos(skald_model::Timestamp(ns))
 }
 
 /// RFC 3339 (as skald prints it) to nanoseconds.
 fn parse_rfc3339(s: &str) -> i64 {
-    let (date, time) = s.split_once('T').unwrap();
-    let mut d = date.split('-').map(|x| x.parse::<i64>().unwrap());
-    let (y, m, day) = (d.next().unwrap(), d.next().unwrap(), d.next().unwrap());
-    let time = time.trim_end_matches('Z');
-    let (hms, frac) = time.split_once('.').unwrap_or((time, "0"));
-    let mut t = hms.split(':').map(|x| x.parse::<i64>().unwrap());
-    let secs = t.next().unwrap() * 3600 + t.next().unwrap() * 60 + t.next().unwrap();
-    let frac_ns: i64 = format!("{frac:0<9}")[..9].parse().unwrap();
-    // Days from the civil date (inverse of `civil`).
-    let (yy, mm) = if m <= 2 { (y - 1, m + 9) } else { (y, m - 3) };
-    let era = yy.div_euclid(400);
-    let yoe = yy - era * 400;
-    let doy = (153 * mm + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    (days * 86_400 + secs) * 1_000_000_000 + frac_ns
+    skald_wire::parse_time(s).unwrap().0
 }
 
 /// A recording rule's series reaches Prometheus with the right value,
