@@ -24,6 +24,7 @@ pub mod otlp;
 mod params;
 mod push;
 mod query;
+pub mod ruler;
 mod status;
 mod tail;
 pub mod tls;
@@ -136,6 +137,8 @@ pub struct AppState {
     pub analysis: Option<Arc<skald_analysis::index::PatternIndex>>,
     /// Query slots and queue (see `admission`).
     pub admission: admission::Admission,
+    /// Alerting and recording rules (`None`: not running here).
+    pub ruler: Option<skald_ruler::Ruler>,
 }
 
 impl AppState {
@@ -163,6 +166,7 @@ impl AppState {
             ingest: Default::default(),
             analysis: None,
             admission: Default::default(),
+            ruler: None,
         })
     }
 }
@@ -241,6 +245,30 @@ pub fn app(state: Arc<AppState>) -> Router {
             "/loki/api/v1/patterns",
             get(analysis::patterns).post(analysis::patterns),
         )
+        .route("/loki/api/v1/rules", get(ruler::list))
+        .route(
+            "/loki/api/v1/rules/{namespace}",
+            get(ruler::get_namespace)
+                .post(ruler::set_group)
+                .delete(ruler::delete_namespace),
+        )
+        .route(
+            "/loki/api/v1/rules/{namespace}/{group}",
+            get(ruler::get_group).delete(ruler::delete_group),
+        )
+        .route("/api/prom/rules", get(ruler::list))
+        .route(
+            "/api/prom/rules/{namespace}",
+            get(ruler::get_namespace)
+                .post(ruler::set_group)
+                .delete(ruler::delete_namespace),
+        )
+        .route(
+            "/api/prom/rules/{namespace}/{group}",
+            get(ruler::get_group).delete(ruler::delete_group),
+        )
+        .route("/prometheus/api/v1/rules", get(ruler::prometheus_rules))
+        .route("/prometheus/api/v1/alerts", get(ruler::prometheus_alerts))
         .route("/ready", get(status::ready))
         .route("/loki/api/v1/status/buildinfo", get(status::buildinfo))
         .route("/metrics", get(status::metrics))

@@ -150,5 +150,8 @@ pub async fn metrics(State(app): State<Arc<AppState>>) -> impl IntoResponse {
         "Seconds since the server started.",
         app.started.elapsed().as_secs(),
     );
+    if let Some(ruler) = &app.ruler {
+        ruler.render_metrics(&mut out);
+    }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
 }
