@@ -755,13 +755,18 @@ pub async fn push(
     let max = app.config.max_push_decompressed_bytes;
     let ingest = app.ingest.for_tenant(&tenant);
     let store = app.store.clone();
+    let budget = app.admission.push_budget(&app.config);
     let outcome = blocking(move || {
-        let plain = skald_wire::decode_content_encoding(content_encoding.as_deref(), &body, max)
-            .map_err(|e| match e.kind() {
-                skald_wire::WireErrorKind::TooLarge => ApiError::too_large(e.to_string()),
-                skald_wire::WireErrorKind::Unsupported => ApiError::unsupported(e.to_string()),
-                _ => ApiError::bad_request(e.to_string()),
-            })?;
+        // Held until the records are stored, as for a Loki push.
+        let mut held = budget.start();
+        let plain =
+            skald_wire::decode_content_encoding(content_encoding.as_deref(), &body, max, &mut held)
+                .map_err(|e| match e.kind() {
+                    skald_wire::WireErrorKind::TooLarge => ApiError::too_large(e.to_string()),
+                    skald_wire::WireErrorKind::Unsupported => ApiError::unsupported(e.to_string()),
+                    skald_wire::WireErrorKind::Busy => ApiError::unavailable(e.to_string()),
+                    _ => ApiError::bad_request(e.to_string()),
+                })?;
         check_items(
             encoding,
             &plain,

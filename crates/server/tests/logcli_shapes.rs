@@ -15,7 +15,6 @@ use serde_json::Value;
 use skald_server::{AppState, ServerConfig, app};
 use skald_store::{FsyncMode, Store, StoreConfig};
 use std::sync::Arc;
-use std::time::Instant;
 use tower::ServiceExt;
 
 fn router(dir: &std::path::Path) -> axum::Router {

@@ -19,7 +19,6 @@ use skald_server::{AppState, IngestConfig, ServerConfig, app};
 use skald_store::{FsyncMode, Store, StoreConfig};
 use std::io::Write;
 use std::sync::Arc;
-use std::time::Instant;
 use tower::ServiceExt;
 
 fn router(dir: &std::path::Path) -> (axum::Router, Arc<Store>) {

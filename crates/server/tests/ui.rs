@@ -8,7 +8,6 @@ use http_body_util::BodyExt;
 use skald_server::{AppState, ServerConfig, app};
 use skald_store::{FsyncMode, Store, StoreConfig};
 use std::sync::Arc;
-use std::time::Instant;
 use tower::ServiceExt;
 
 async fn call(router: &axum::Router, method: Method, uri: &str) -> (StatusCode, String, Vec<u8>) {

@@ -248,13 +248,19 @@ pub fn decode_push_within(
 }
 
 /// Undoes an HTTP `Content-Encoding` (none, gzip, deflate, snappy) within
-/// `max_decompressed_bytes`, for bodies other than Loki's push (OTLP).
+/// `max_decompressed_bytes`, for bodies other than Loki's push (OTLP),
+/// holding what it inflates in `held` (the budget all pushes share).
 pub fn decode_content_encoding<'a>(
     content_encoding: Option<&str>,
     body: &'a [u8],
     max_decompressed_bytes: usize,
+    held: &mut Reservation,
 ) -> Result<std::borrow::Cow<'a, [u8]>, WireError> {
-    encoding::ContentEncoding::from_header(content_encoding)?.decode(body, max_decompressed_bytes)
+    encoding::ContentEncoding::from_header(content_encoding)?.decode(
+        body,
+        max_decompressed_bytes,
+        held,
+    )
 }
 
 /// Counts decoded items against [`DecodeLimits::max_items`].
