@@ -502,7 +502,7 @@ class MonitoringTest(Base):
         q = self.client.get_user_quota()
         self.assertEqual(q.tenant, self.tenant)
         self.assertEqual(q.max_query_limit, 5000)
-        self.assertEqual(q.max_line_bytes, 256 * 1024)
+        self.assertEqual(q.max_line_bytes, 256_000)
         self.assertEqual((q.streams, q.entries), (1, 1))
 
     def test_health(self) -> None:

@@ -49,6 +49,13 @@
 //! [auth]
 //! enabled = true                # requests need a token (`skald token create`)
 //! open_metrics = true           # /metrics without a token (default)
+//! [ruler]                       # alerting and recording rules (docs/ruler.md)
+//! rules_dir = "rules"           # default: <data-dir>/rules
+//! evaluation_interval = "1m"
+//! alertmanager_url = ["http://127.0.0.1:9093"]
+//! remote_write_url = "http://127.0.0.1:9090/api/v1/write"
+//! resend_delay = "1m"
+//! for_grace_period = "10m"
 //!
 //! [tls]                         # all unset: plain TCP
 //! cert_file = "server.pem"      # certificate chain, both listeners
@@ -92,6 +99,7 @@ pub struct FileConfig {
     /// Discovery of service names and levels, and the OTLP mapping, with
     /// per-tenant overrides (docs/otlp.md).
     pub ingest: skald_server::IngestConfig,
+    pub ruler: skald_ruler::RulerConfig,
 }
 
 /// `[scrub]`: masking secrets at ingest.
@@ -165,6 +173,7 @@ impl FileConfig {
         self.tenant_limits()?;
         self.scrubber()?;
         self.ingest.validate().map_err(anyhow::Error::msg)?;
+        self.ruler.validate().map_err(anyhow::Error::msg)?;
         Ok(())
     }
 
@@ -261,6 +270,17 @@ mod tests {
             toml::from_str("[tls]\ncert_file = \"a.pem\"\nkey_file = \"a.key\"\n").unwrap();
         assert_eq!(tls.tls.cert_file.as_deref(), Some(Path::new("a.pem")));
         assert!(toml::from_str::<FileConfig>("[tls]\ncert = \"a.pem\"\n").is_err());
+        let ruler: FileConfig = toml::from_str(
+            "[ruler]\nevaluation_interval = \"15s\"\nalertmanager_url = [\"http://a:9093\"]\n",
+        )
+        .unwrap();
+        assert_eq!(ruler.ruler.evaluation_interval.as_secs(), 15);
+        assert!(ruler.validate().is_ok());
+        assert!(toml::from_str::<FileConfig>("[ruler]\nevaluation_interval = \"15\"\n").is_err());
+        assert!(toml::from_str::<FileConfig>("[ruler]\nalertmanager = []\n").is_err());
+        let bad: FileConfig =
+            toml::from_str("[ruler]\nalertmanager_url = [\"ftp://a\"]\n").unwrap();
+        assert!(bad.validate().is_err());
     }
 
     fn limits_of(text: &str) -> anyhow::Result<TenantLimits> {

@@ -12,6 +12,7 @@ mod debug;
 mod patterns;
 mod reload;
 mod remote;
+mod rules;
 mod run;
 mod serve;
 mod token;
@@ -27,7 +28,7 @@ use std::process::ExitCode;
     after_help = "Exit codes: 0 success, 1 failure (including unusable `serve` TLS files), \
 2 bad command line (including unusable --ca-cert, --cert or --key files), \
 3 server unreachable (including failed TLS handshakes), \
-4 request refused by the server (4xx), 5 server error (5xx), 6 invalid pipeline file, \
+4 request refused by the server (4xx), 5 server error (5xx), 6 invalid pipeline or rule file, \
 7 a pipeline component could not be started."
 )]
 struct Cli {
@@ -82,6 +83,10 @@ enum Command {
     /// Manage API tokens: create (prints the token), list, revoke.
     #[command(subcommand)]
     Token(token::TokenCommand),
+    /// Alerting and recording rules: check files offline, list a
+    /// server's rules, upload a directory.
+    #[command(subcommand)]
+    Rules(rules::RulesCommand),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions { shell: clap_complete::Shell },
 }
@@ -104,6 +109,7 @@ fn main() -> ExitCode {
         Command::Logs(args) => run::logs::run(args),
         Command::Patterns(cmd) => patterns::run(cmd),
         Command::Token(cmd) => token::run(cmd),
+        Command::Rules(cmd) => rules::run(cmd),
         Command::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(shell, &mut cmd, "skald", &mut std::io::stdout());

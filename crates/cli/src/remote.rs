@@ -201,6 +201,31 @@ impl Remote {
         check_status(status, &body)
     }
 
+    /// Sends a request with an optional body (content type, bytes) and
+    /// returns the status and body; 404 is returned, other non-2xx
+    /// statuses are failures with their exit codes.
+    pub fn request_text(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<(&str, Vec<u8>)>,
+    ) -> Result<(u16, String), Failure> {
+        let mut req = self.http.request(method, self.url(path));
+        if let Some((content_type, bytes)) = body {
+            req = req.header("Content-Type", content_type).body(bytes);
+        }
+        let resp = self
+            .authorize(req)
+            .send()
+            .map_err(|e| self.unreachable(e))?;
+        let status = resp.status();
+        let text = resp.text().map_err(|e| self.unreachable(e))?;
+        if status.as_u16() != 404 {
+            check_status(status, &text)?;
+        }
+        Ok((status.as_u16(), text))
+    }
+
     fn unreachable(&self, e: reqwest::Error) -> Failure {
         let mut message = format!("cannot reach {}: {e}", self.args.addr);
         let mut source = std::error::Error::source(&e);

@@ -125,19 +125,24 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             .with_context(|| format!("opening the store in {}", args.data_dir.display()))?,
     );
     tracing::info!(data_dir = %args.data_dir.display(), took_ms = opened.elapsed().as_millis() as u64, "store open");
-    let state = app_state(
+    let mut state = app_state(
         store.clone(),
         cfg.http.clone(),
         cfg.ingest.clone(),
         cfg.auth.clone(),
     )?;
     tracing::info!(auth = cfg.auth.enabled, "authentication");
+    let ruler = crate::rules::start_ruler(&runtime, &cfg, &args, store.clone())?;
+    if let Some(state) = Arc::get_mut(&mut state) {
+        state.ruler = Some(ruler.clone());
+    }
     if let Some(path) = &args.config {
         let _guard = runtime.enter();
         crate::reload::spawn(path.clone(), store.clone(), cfg.reloadable()?)
             .context("installing the configuration reload (SIGHUP)")?;
     }
     let result = runtime.block_on(serve(state, &args, tls));
+    ruler.stop();
     tracing::info!("flushing and closing the store");
     store.close().context("closing the store")?;
     tracing::info!("stopped");

@@ -103,7 +103,7 @@ fn bad_pushes_are_refused_and_change_nothing() {
                 .into_bytes(),
             "application/json",
             400,
-            "max_line_size",
+            "max entry size",
         ),
         (
             "label value too long",

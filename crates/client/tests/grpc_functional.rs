@@ -1038,6 +1038,7 @@ async fn statistics_quota_and_health_per_tenant() {
     let quota = client.get_user_quota().await.unwrap();
     assert_eq!(quota.tenant, "tenant-a");
     assert_eq!(quota.max_query_limit, 5000);
+    // Loki's default max_line_size, 256KB written as Loki reads it.
     assert_eq!(quota.max_line_bytes, 256_000);
     assert_eq!((quota.streams, quota.entries), (2, 3));
 

@@ -53,6 +53,11 @@ pub struct RuleGroup {
     pub rules: Vec<Rule>,
 }
 
+/// YAML of anything serialisable here (a namespace map, a group).
+pub fn to_yaml<T: Serialize>(value: &T) -> String {
+    serde_saphyr::to_string(value).unwrap_or_default()
+}
+
 fn is_zero(n: &u64) -> bool {
     *n == 0
 }

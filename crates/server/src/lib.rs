@@ -29,6 +29,7 @@ pub mod otlp;
 mod params;
 mod push;
 mod query;
+pub mod ruler;
 pub mod service;
 mod status;
 mod tail;
@@ -145,6 +146,8 @@ pub struct AppState {
     /// Entries refused before they reach the store (labels that do not
     /// parse), counted with the store's refusals in /metrics.
     pub refused_entries: std::sync::atomic::AtomicU64,
+    /// Alerting and recording rules (`None`: not running here).
+    pub ruler: Option<skald_ruler::Ruler>,
 }
 
 impl AppState {
@@ -183,6 +186,7 @@ impl AppState {
             ingest: Default::default(),
             analysis: None,
             admission: Default::default(),
+            ruler: None,
         })
     }
 }
@@ -261,6 +265,30 @@ pub fn app(state: Arc<AppState>) -> Router {
             "/loki/api/v1/patterns",
             get(analysis::patterns).post(analysis::patterns),
         )
+        .route("/loki/api/v1/rules", get(ruler::list))
+        .route(
+            "/loki/api/v1/rules/{namespace}",
+            get(ruler::get_namespace)
+                .post(ruler::set_group)
+                .delete(ruler::delete_namespace),
+        )
+        .route(
+            "/loki/api/v1/rules/{namespace}/{group}",
+            get(ruler::get_group).delete(ruler::delete_group),
+        )
+        .route("/api/prom/rules", get(ruler::list))
+        .route(
+            "/api/prom/rules/{namespace}",
+            get(ruler::get_namespace)
+                .post(ruler::set_group)
+                .delete(ruler::delete_namespace),
+        )
+        .route(
+            "/api/prom/rules/{namespace}/{group}",
+            get(ruler::get_group).delete(ruler::delete_group),
+        )
+        .route("/prometheus/api/v1/rules", get(ruler::prometheus_rules))
+        .route("/prometheus/api/v1/alerts", get(ruler::prometheus_alerts))
         .route("/ready", get(status::ready))
         .route("/loki/api/v1/status/buildinfo", get(status::buildinfo))
         .route("/metrics", get(status::metrics))

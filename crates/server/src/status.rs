@@ -169,5 +169,8 @@ pub async fn metrics(
         "Requests refused for missing, invalid or expired credentials.",
         app.auth.failures.load(std::sync::atomic::Ordering::Relaxed),
     );
+    if let Some(ruler) = &app.ruler {
+        ruler.render_metrics(&mut out);
+    }
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out))
 }
