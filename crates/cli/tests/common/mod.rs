@@ -91,45 +91,86 @@ impl Server {
         }
     }
 
+    /// Starts the binary and waits until it serves. The ports were free
+    /// when picked, but another process (a parallel test restarting its
+    /// own server) may take one before the child binds it: the child then
+    /// exits, and it is started again on new ports. `/ready` is only asked
+    /// once the child has logged that it holds both ports, so the answer
+    /// never comes from somebody else's server.
     fn spawn(&mut self) {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.dir.path().join("server.log"))
-            .unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_skald"))
-            .arg("serve")
-            .arg("--data-dir")
-            .arg(self.data_dir())
-            .arg("--http-addr")
-            .arg(format!("127.0.0.1:{}", self.http))
-            .arg("--grpc-addr")
-            .arg(format!("127.0.0.1:{}", self.grpc))
-            .args(&self.extra_args)
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("starting skald");
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Ok(r) = self.client.get(self.url("/ready")).send()
-                && r.status().is_success()
-            {
-                return;
-            }
-            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
-                panic!(
-                    "skald exited with {status} before ready; log:\n{}",
+        for attempt in 0.. {
+            let log_path = self.dir.path().join("server.log");
+            let log = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&log_path)
+                .unwrap();
+            let log_start = log.metadata().unwrap().len() as usize;
+            let child = Command::new(env!("CARGO_BIN_EXE_skald"))
+                .arg("serve")
+                .arg("--data-dir")
+                .arg(self.data_dir())
+                .arg("--http-addr")
+                .arg(format!("127.0.0.1:{}", self.http))
+                .arg("--grpc-addr")
+                .arg(format!("127.0.0.1:{}", self.grpc))
+                .args(&self.extra_args)
+                .stdout(Stdio::null())
+                .stderr(log)
+                .spawn()
+                .expect("starting skald");
+            self.child = Some(child);
+            let deadline = Instant::now() + Duration::from_secs(30);
+            let this_start = || {
+                let log = std::fs::read(&log_path).unwrap_or_default();
+                String::from_utf8_lossy(&log[log_start.min(log.len())..]).into_owned()
+            };
+            loop {
+                if this_start().contains("listening") {
+                    break;
+                }
+                if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                    let said = this_start();
+                    if said.contains("Address already in use") && attempt < 5 {
+                        self.child = None;
+                        self.http = free_port();
+                        self.grpc = free_port();
+                        break;
+                    }
+                    panic!(
+                        "skald exited with {status} before ready; log:\n{}",
+                        self.log()
+                    );
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "skald not listening in 30 s; log:\n{}",
                     self.log()
                 );
+                std::thread::sleep(Duration::from_millis(20));
             }
-            assert!(
-                Instant::now() < deadline,
-                "skald not ready in 30 s; log:\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
+            if self.child.is_none() {
+                continue;
+            }
+            loop {
+                if let Ok(r) = self.client.get(self.url("/ready")).send()
+                    && r.status().is_success()
+                {
+                    return;
+                }
+                if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                    panic!(
+                        "skald exited with {status} before ready; log:\n{}",
+                        self.log()
+                    );
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "skald not ready in 30 s; log:\n{}",
+                    self.log()
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
         }
     }
 
