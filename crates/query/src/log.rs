@@ -12,7 +12,7 @@ use crate::QueryError;
 use rayon::prelude::*;
 use skald_model::{Entry, Label, LabelSet, Matcher, TenantId, Timestamp};
 use skald_pipeline::Pipeline;
-use skald_store::{Source, Store};
+use skald_store::{RequiredLiterals, Source, Store};
 use std::cmp::{Ordering, Reverse};
 use std::collections::{BinaryHeap, HashMap};
 use std::time::Instant;
@@ -298,14 +298,15 @@ fn run_limited(store: &Store, q: &LogQuery<'_>) -> Result<LogResult, QueryError>
     }
 
     // Skip chunks whose filters rule out a required literal.
-    let required = q.pipeline.required();
-    sources.retain(|(_, src)| {
-        let Source::Chunk(c) = src else { return true };
-        let keep = required.iter().all(|alternatives| {
-            alternatives
-                .iter()
-                .any(|lit| c.segment.may_contain(c.at, lit.as_bytes()))
+    let required = RequiredLiterals::new(q.pipeline.required());
+    if !required.is_empty() {
+        // Head blocks build their filters on first use: in parallel.
+        sources.par_iter().for_each(|(_, src)| {
+            src.may_hold(&required);
         });
+    }
+    sources.retain(|(_, src)| {
+        let keep = src.may_hold(&required);
         if !keep {
             stats.chunks_skipped += 1;
         }
@@ -460,60 +461,99 @@ struct SourceOutput {
     compressed_bytes: u64,
 }
 
-/// Reads one source and runs the pipeline over the entries in range.
+/// Reads one source and runs the pipeline over the entries in range,
+/// borrowing each line from the decoded block or the head block: only
+/// the entries the pipeline keeps are copied out.
 fn read_filtered(src: &Source, q: &LogQuery<'_>, stream: &[Label]) -> Result<SourceOutput, String> {
-    let (kind, compressed_bytes) = match src {
-        Source::Head(_) => (Kind::Head, 0),
-        Source::Chunk(c) => (Kind::Chunk, c.segment.chunk(c.at).len as u64),
-    };
-    let all = Store::read_source(src).map_err(|e| match src {
-        Source::Chunk(c) => format!("unreadable chunk in {}: {e}", c.segment.path.display()),
-        Source::Head(_) => e.to_string(),
-    })?;
-    let lines = all.len() as u64;
-    let bytes = all.iter().map(|e| e.line.len() as u64).sum();
-    let mut processor = q.pipeline.processor();
-    let mut ids: HashMap<Vec<Label>, u32> = HashMap::new();
-    let mut label_sets: Vec<Vec<Label>> = Vec::new();
-    let mut entries = Vec::new();
-    for e in all {
-        if e.ts < q.start || e.ts >= q.end {
-            continue;
+    let mut kept = Kept::new(q, stream);
+    match src {
+        Source::Chunk(c) => {
+            let block = c
+                .segment
+                .read_decoded(c.at)
+                .map_err(|e| format!("unreadable chunk in {}: {e}", c.segment.path.display()))?;
+            let mut metadata: Vec<Label> = Vec::new();
+            for e in block.iter() {
+                metadata.clear();
+                metadata.extend(e.metadata().map(|(n, v)| Label::new(n, v)));
+                kept.offer(e.ts, e.line, &metadata);
+            }
+            Ok(kept.finish(Kind::Chunk, c.segment.chunk(c.at).len as u64))
         }
-        let Some(out) = processor.process(e.ts.0, &e.line, stream, &e.metadata) else {
-            continue;
+        Source::Head(b) => {
+            for i in 0..b.len() {
+                kept.offer(b.ts(i), b.line(i), b.metadata(i));
+            }
+            Ok(kept.finish(Kind::Head, 0))
+        }
+    }
+}
+
+/// What one source's entries leave after the pipeline.
+struct Kept<'q> {
+    q: &'q LogQuery<'q>,
+    stream: &'q [Label],
+    processor: skald_pipeline::LineProcessor<'q>,
+    ids: HashMap<Vec<Label>, u32>,
+    label_sets: Vec<Vec<Label>>,
+    entries: Vec<(u32, Entry)>,
+    lines: u64,
+    bytes: u64,
+}
+
+impl<'q> Kept<'q> {
+    fn new(q: &'q LogQuery<'q>, stream: &'q [Label]) -> Self {
+        Kept {
+            q,
+            stream,
+            processor: q.pipeline.processor(),
+            ids: HashMap::new(),
+            label_sets: Vec::new(),
+            entries: Vec::new(),
+            lines: 0,
+            bytes: 0,
+        }
+    }
+
+    fn offer(&mut self, ts: Timestamp, line: &str, metadata: &[Label]) {
+        self.lines += 1;
+        self.bytes += line.len() as u64;
+        if ts < self.q.start || ts >= self.q.end {
+            return;
+        }
+        let Some(out) = self.processor.process(ts.0, line, self.stream, metadata) else {
+            return;
         };
-        let id = match ids.get(out.labels) {
+        let id = match self.ids.get(out.labels) {
             Some(&id) => id,
             None => {
-                let id = label_sets.len() as u32;
-                label_sets.push(out.labels.to_vec());
-                ids.insert(out.labels.to_vec(), id);
+                let id = self.label_sets.len() as u32;
+                self.label_sets.push(out.labels.to_vec());
+                self.ids.insert(out.labels.to_vec(), id);
                 id
             }
         };
-        let line = if out.line_changed {
-            out.line.to_string()
-        } else {
-            e.line
-        };
-        entries.push((
+        let line = if out.line_changed { out.line } else { line };
+        self.entries.push((
             id,
             Entry {
-                ts: e.ts,
-                line,
-                metadata: e.metadata,
+                ts,
+                line: line.to_string(),
+                metadata: metadata.to_vec(),
             },
         ));
     }
-    Ok(SourceOutput {
-        kind,
-        entries,
-        label_sets,
-        lines,
-        bytes,
-        compressed_bytes,
-    })
+
+    fn finish(self, kind: Kind, compressed_bytes: u64) -> SourceOutput {
+        SourceOutput {
+            kind,
+            entries: self.entries,
+            label_sets: self.label_sets,
+            lines: self.lines,
+            bytes: self.bytes,
+            compressed_bytes,
+        }
+    }
 }
 
 /// Sorts an entry's output labels into Loki 3's categories: a label is a

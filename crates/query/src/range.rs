@@ -24,7 +24,7 @@ use skald_logql::{Grouping, RangeAggregation, RangeOp};
 use skald_model::{Entry, Label, Matcher, TenantId, Timestamp};
 use skald_pipeline::labels::{ERROR_DETAILS_LABEL, ERROR_LABEL};
 use skald_pipeline::{LineProcessor, Pipeline, Unwrapper};
-use skald_store::{Source, Store};
+use skald_store::{RequiredLiterals, Source, Store};
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -875,21 +875,22 @@ pub(crate) fn read_range(
         warnings.push(format!("unreadable file {}: {}", c.path.display(), c.error));
     }
     stats.streams += snap.streams.len() as u64;
-    let required = plan.pipeline.required();
+    let required = RequiredLiterals::new(plan.pipeline.required());
+    if !required.is_empty() {
+        // Head blocks build their filters on first use: in parallel.
+        snap.streams
+            .par_iter()
+            .flat_map(|s| s.sources.par_iter())
+            .for_each(|src| {
+                src.may_hold(&required);
+            });
+    }
     let mut units: Vec<(&[Label], Vec<&Source>)> = Vec::new();
     for s in &snap.streams {
         let mut sources: Vec<&Source> = Vec::new();
         for src in &s.sources {
             stats.chunks_ref += 1;
-            let skip = match src {
-                Source::Chunk(c) => !required.iter().all(|alternatives| {
-                    alternatives
-                        .iter()
-                        .any(|lit| c.segment.may_contain(c.at, lit.as_bytes()))
-                }),
-                Source::Head(_) => false,
-            };
-            if skip {
+            if !src.may_hold(&required) {
                 stats.chunks_skipped += 1;
             } else {
                 sources.push(src);

@@ -8,9 +8,11 @@
 //!
 //! Not here: durability (the WAL), compression (segments).
 
+use skald_chunk::filter::{FilterBuilder, FilterParams, FilterProbe, TrigramFilter};
 use skald_model::{Entry, Label, LabelSet, StreamId, TenantId, Timestamp};
+use std::cell::RefCell;
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 /// Raw bytes after which an open block is frozen. Small enough that copying
 /// the open block for a query is cheap; large enough that the per-block
@@ -32,6 +34,19 @@ pub struct HeadBlock {
     /// Indexes of the entries whose timestamp is `max_ts`.
     newest: Vec<u32>,
     sorted: bool,
+    /// Set once the block can no longer change (frozen, or taken for a
+    /// flush): only then is a filter worth building and keeping.
+    immutable: bool,
+    /// The block's trigram filter, in the segment format
+    /// ([`skald_chunk::filter`]), built by the first query that asks: a
+    /// needle search in the head skips blocks as it does in segments,
+    /// at no cost to ingest.
+    filter: OnceLock<Vec<u8>>,
+}
+
+thread_local! {
+    /// Builders keep a 2 MiB table between blocks: one per query thread.
+    static FILTER_BUILDER: RefCell<Option<FilterBuilder>> = const { RefCell::new(None) };
 }
 
 impl HeadBlock {
@@ -141,6 +156,41 @@ impl HeadBlock {
         out
     }
 
+    /// This block, sorted and marked as never changing again (so it keeps
+    /// a filter once one is built).
+    pub fn freeze(&self) -> HeadBlock {
+        let mut out = self.sorted();
+        out.immutable = true;
+        out
+    }
+
+    /// Whether a line of this block may contain `probe`'s needle (ASCII
+    /// case-insensitively, as segment filters answer); `false` is certain.
+    /// Blocks that may still change always answer `true`.
+    pub fn may_match(&self, probe: &FilterProbe) -> bool {
+        if !self.immutable || !probe.is_selective() {
+            return true;
+        }
+        let bytes = self.filter.get_or_init(|| self.build_filter());
+        TrigramFilter::from_bytes(bytes).map_or(true, |f| f.may_match(probe))
+    }
+
+    fn build_filter(&self) -> Vec<u8> {
+        FILTER_BUILDER.with(|cell| {
+            let mut cell = cell.borrow_mut();
+            let builder = cell.get_or_insert_with(|| {
+                FilterBuilder::new(FilterParams::default())
+                    .expect("the default parameters are valid")
+            });
+            for i in 0..self.len() {
+                builder.add_line(self.line(i).as_bytes());
+            }
+            let mut out = Vec::new();
+            builder.finish(&mut out);
+            out
+        })
+    }
+
     /// Entries of a time range `[start, end)`, as a sorted copy.
     pub fn slice(&self, start: Timestamp, end: Timestamp) -> HeadBlock {
         let mut out = HeadBlock::new();
@@ -189,7 +239,7 @@ impl StreamHead {
         self.open.push(e);
         if self.open.raw_bytes() >= HEAD_BLOCK_BYTES {
             let full = std::mem::replace(&mut self.open, HeadBlock::new());
-            self.frozen.push(Arc::new(full.sorted()));
+            self.frozen.push(Arc::new(full.freeze()));
         }
         Some(size)
     }
@@ -213,7 +263,7 @@ impl StreamHead {
         let mut out = std::mem::take(&mut self.frozen);
         let open = std::mem::replace(&mut self.open, HeadBlock::new());
         if !open.is_empty() {
-            out.push(Arc::new(open.sorted()));
+            out.push(Arc::new(open.freeze()));
         }
         out
     }

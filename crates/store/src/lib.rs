@@ -106,6 +106,34 @@ pub enum Source {
     Chunk(ChunkRef),
 }
 
+/// The literals every line a query wants must contain (a pipeline's
+/// `required()`: for each group, one of its alternatives), hashed once
+/// for the block filters of every source the query considers.
+#[derive(Debug, Clone, Default)]
+pub struct RequiredLiterals(Vec<Vec<skald_chunk::FilterProbe>>);
+
+impl RequiredLiterals {
+    pub fn new(required: &[Vec<String>]) -> Self {
+        RequiredLiterals(
+            required
+                .iter()
+                .map(|alts| {
+                    alts.iter()
+                        .map(|lit| skald_chunk::FilterProbe::new(lit.as_bytes()))
+                        .collect()
+                })
+                .collect(),
+        )
+    }
+
+    /// Whether no block can be ruled out by these literals.
+    pub fn is_empty(&self) -> bool {
+        self.0
+            .iter()
+            .all(|alts| alts.iter().any(|p| !p.is_selective()))
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct ChunkRef {
     pub segment: Arc<Segment>,
@@ -125,6 +153,18 @@ impl Source {
             Source::Head(b) => b.max_ts(),
             Source::Chunk(c) => c.segment.chunk(c.at).max_ts,
         }
+    }
+
+    /// Whether this source may hold a line with every required literal
+    /// (one of each group's alternatives), by its block filter; `false`
+    /// is certain. Head blocks that may still grow always answer `true`.
+    pub fn may_hold(&self, required: &RequiredLiterals) -> bool {
+        required.0.iter().all(|alternatives| {
+            alternatives.iter().any(|probe| match self {
+                Source::Head(b) => b.may_match(probe),
+                Source::Chunk(c) => c.segment.may_match(c.at, probe),
+            })
+        })
     }
 
     /// (entries, uncompressed bytes of lines and metadata), from metadata

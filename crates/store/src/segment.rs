@@ -108,4 +108,9 @@ impl Segment {
     pub fn may_contain(&self, at: (usize, usize), needle: &[u8]) -> bool {
         self.reader.may_contain(self.chunk(at), needle)
     }
+
+    /// [`Segment::may_contain`] with a probe prepared once per query.
+    pub fn may_match(&self, at: (usize, usize), probe: &skald_chunk::FilterProbe) -> bool {
+        self.reader.may_match(self.chunk(at), probe)
+    }
 }
