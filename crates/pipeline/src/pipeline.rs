@@ -58,7 +58,84 @@ pub struct Pipeline {
     /// The remaining stages, in order.
     steps: Vec<Step>,
     required: Vec<Vec<String>>,
+    /// Values that label filters right after a parser require of the raw
+    /// line (see [`implied_values`]).
+    implied: Vec<Implied>,
     touches_labels: bool,
+}
+
+/// `name="value"` right after a parser: a line whose `name` label does not
+/// exist before the parser (neither a stream label nor structured
+/// metadata) passes only if the parser took `value` from it.
+#[derive(Debug)]
+struct Implied {
+    name: String,
+    value: memchr::memmem::Finder<'static>,
+}
+
+impl Implied {
+    /// Whether a line may still pass the filter: `false` is certain.
+    fn may_pass(&self, line: &[u8], stream: &[Label], metadata: &[Label]) -> bool {
+        self.value.find(line).is_some()
+            // Parsers unescape `\"`, `\u0065`...: such a line may hold the
+            // value written differently.
+            || memchr::memchr(b'\\', line).is_some()
+            || stream.iter().chain(metadata).any(|l| {
+                // Metadata clashing with a stream label gets the suffix too.
+                l.name == self.name
+                    || self
+                        .name
+                        .strip_suffix("_extracted")
+                        .is_some_and(|base| base == l.name)
+            })
+    }
+}
+
+/// The string equalities that label filters directly after the first
+/// parser require of the raw line. Sound because, with only line filters
+/// before it, a label the stream and the entry's metadata lack can only
+/// come from that parser, and every parser (json, logfmt, regexp,
+/// pattern) takes a label's value from the line as written, except for
+/// backslash escapes, which [`Implied::may_pass`] lets through. Nothing is
+/// implied through a stage that may set labels otherwise (`label_format`,
+/// `unpack`, `line_format`, `drop`, `keep`), by `!=`, regex or numeric
+/// filters, by `or`, or for the labels parsers make up themselves
+/// (`__error__`, `__error_details__`).
+fn implied_values(steps: &[Step]) -> Vec<Implied> {
+    let Some(parser) = steps.iter().position(|s| {
+        matches!(
+            s,
+            Step::Json(_) | Step::Logfmt(_) | Step::Regexp(_) | Step::Pattern(_)
+        )
+    }) else {
+        return Vec::new();
+    };
+    if !steps[..parser].iter().all(|s| matches!(s, Step::Filter(_))) {
+        return Vec::new();
+    }
+    fn collect(f: &CompiledLabelFilter, out: &mut Vec<Implied>) {
+        match f {
+            // `__error__` and its details come from the parser itself.
+            CompiledLabelFilter::Matcher(m)
+                if m.op == skald_model::MatchOp::Eq
+                    && !m.value.is_empty()
+                    && !m.name.starts_with("__") =>
+            {
+                out.push(Implied {
+                    name: m.name.clone(),
+                    value: memchr::memmem::Finder::new(m.value.as_bytes()).into_owned(),
+                });
+            }
+            CompiledLabelFilter::And(parts) => parts.iter().for_each(|p| collect(p, out)),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    for step in &steps[parser + 1..] {
+        let Step::LabelFilter(f) = step else { break };
+        collect(f, &mut out);
+    }
+    out
 }
 
 fn invalid(stage: &str, reason: String) -> PipelineError {
@@ -128,6 +205,7 @@ impl Pipeline {
         let touches_labels = steps.iter().any(Step::touches_labels);
         Ok(Pipeline {
             leading,
+            implied: implied_values(&steps),
             steps,
             required,
             touches_labels,
@@ -345,6 +423,14 @@ impl<'p> LineProcessor<'p> {
         if !pipeline.leading.is_empty() && !pipeline.leading.matches(input.as_bytes()) {
             return None;
         }
+        // Before any parsing: most lines of `| logfmt | level="error"` end here.
+        if !pipeline
+            .implied
+            .iter()
+            .all(|i| i.may_pass(input.as_bytes(), stream, metadata))
+        {
+            return None;
+        }
         if pipeline.steps.is_empty() && metadata.is_empty() {
             return Some((false, false));
         }
@@ -436,6 +522,67 @@ mod tests {
                 .cloned()
                 .collect(),
         )
+    }
+
+    /// Every answer is the same with the implied-value prefilter as
+    /// without it, including the cases where the value is not in the line
+    /// as written (escapes, stream labels, metadata, label_format).
+    #[test]
+    fn implied_values_never_change_an_answer() {
+        let queries = [
+            r#"{a="b"} | logfmt | level="error""#,
+            r#"{a="b"} | json | level="error""#,
+            r#"{a="b"} |= "x" | json | level="error", status="500""#,
+            r#"{a="b"} | json | req_status="500""#,
+            r#"{a="b"} | logfmt | level="error" | duration > 1s"#,
+            r#"{a="b"} | regexp `level=(?P<level>\w+)` | level="error""#,
+            r#"{a="b"} | pattern "<_> level=<level> <_>" | level="error""#,
+            r#"{a="b"} | label_format level="error" | logfmt | level="error""#,
+            r#"{a="b"} | logfmt | label_format level="error" | level="error""#,
+            r#"{a="b"} | logfmt | level_extracted="error""#,
+            r#"{a="b"} | logfmt | level="error" or level="warn""#,
+            r#"{a="b"} | json | __error__="JSONParserErr""#,
+            r#"{a="b"} | logfmt | __error__="LogfmtParserErr""#,
+        ];
+        let streams = [
+            vec![Label::new("a", "b")],
+            vec![Label::new("a", "b"), Label::new("level", "error")],
+        ];
+        let metadata = [vec![], vec![Label::new("level", "error")]];
+        let lines = [
+            "ts=1 level=error msg=\"disk full\" duration=2s",
+            "ts=1 level=info msg=ok duration=2s",
+            "ts=1 level=\"err\\u006fr\" msg=escaped",
+            "ts=1 msg=nolevel",
+            r#"{"level":"error","status":"500","req":{"status":500}}"#,
+            r#"{"level":"\u0065rror","status":"500"}"#,
+            r#"{"level":"info","status":"200","req":{"status":200}}"#,
+            r#"{"msg":"no level"}"#,
+        ];
+        let mut implied_somewhere = 0;
+        for q in queries {
+            let with = compile(q);
+            let mut without = compile(q);
+            implied_somewhere += usize::from(!with.implied.is_empty());
+            without.implied.clear();
+            for stream in &streams {
+                for meta in &metadata {
+                    for line in lines {
+                        let mut a = with.processor();
+                        let mut b = without.processor();
+                        let got = a.process(0, line, stream, meta).map(|o| o.labels.to_vec());
+                        let want = b.process(0, line, stream, meta).map(|o| o.labels.to_vec());
+                        assert_eq!(
+                            got, want,
+                            "{q} over {line:?}, stream {stream:?}, metadata {meta:?}"
+                        );
+                    }
+                }
+            }
+        }
+        // The first seven queries and `level_extracted` imply a value;
+        // label_format or `or` stop it.
+        assert_eq!(implied_somewhere, 8);
     }
 
     #[test]
