@@ -185,6 +185,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             tenant,
             spec,
             "after ingest",
+            server.as_ref().and_then(|s| s.pid()),
         )?);
     }
 
@@ -198,7 +199,12 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     let mut shutdown = None;
     let mut restart_ready = None;
     if let Some(child) = server.as_mut() {
-        memory_before_stop = child.pid().and_then(MemorySample::read);
+        // Each query reset the peak: the overall one is the largest seen.
+        memory_before_stop = queries
+            .iter()
+            .filter_map(|q| q.memory_before)
+            .chain(child.pid().and_then(MemorySample::read))
+            .reduce(MemorySample::max);
         eprintln!("bench: stopping the server (it flushes)");
         let (took, memory) = child.stop()?;
         shutdown = Some(took);
@@ -216,11 +222,17 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
                 tenant,
                 spec,
                 "after restart",
+                child.pid(),
             )?);
         }
         eprintln!("bench: measuring live tail latency");
         tail_latency = Some(tail::measure(&child.grpc_url(), tenant, 200)?);
-        memory_after_restart = child.pid().and_then(MemorySample::read);
+        memory_after_restart = queries
+            .iter()
+            .filter(|q| q.phase == "after restart")
+            .filter_map(|q| q.memory_before)
+            .chain(child.pid().and_then(MemorySample::read))
+            .reduce(MemorySample::max);
         child.stop()?;
     }
 

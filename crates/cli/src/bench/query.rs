@@ -1,6 +1,7 @@
 //! The queries a user runs, timed from the client: request sent to the
 //! whole answer received (JSON parsing excluded), and checked.
 
+use super::target::MemorySample;
 use anyhow::Context;
 use serde_json::Value;
 use std::time::{Duration, Instant};
@@ -56,6 +57,12 @@ pub struct QueryRun {
     pub chunks_ref: Option<u64>,
     /// Server-side execution time of the last run (`stats.summary.execTime`).
     pub exec_time: Option<f64>,
+    /// The server's peak RSS during this query's runs, when the server is
+    /// a child whose peak can be reset.
+    pub peak_rss: Option<u64>,
+    /// The server's memory just before this query's peak was reset: what
+    /// an overall peak must still count.
+    pub memory_before: Option<MemorySample>,
     /// Why the answer was wrong, if it was.
     pub problem: Option<String>,
 }
@@ -75,14 +82,17 @@ pub fn percentile(sorted: &[Duration], p: f64) -> Option<Duration> {
     Some(sorted[rank.clamp(1, sorted.len()) - 1])
 }
 
-/// Runs `spec` once, then `spec.warm_runs` more times.
+/// Runs `spec` once, then `spec.warm_runs` more times; with the server's
+/// `pid`, measures its peak RSS over these runs.
 pub fn run(
     client: &reqwest::blocking::Client,
     base_url: &str,
     tenant: Option<&str>,
     spec: &QuerySpec,
     phase: &'static str,
+    pid: Option<u32>,
 ) -> anyhow::Result<QueryRun> {
+    let memory_before = pid.and_then(MemorySample::reset_peak);
     let (cold, first) = once(client, base_url, tenant, spec)?;
     let mut timings = Vec::with_capacity(spec.warm_runs);
     let mut last = first;
@@ -111,6 +121,11 @@ pub fn run(
             .as_u64()
             .or_else(|| stats["store"]["totalChunksRef"].as_u64()),
         exec_time: data["stats"]["summary"]["execTime"].as_f64(),
+        peak_rss: memory_before
+            .and(pid)
+            .and_then(MemorySample::read)
+            .map(|m| m.peak_rss),
+        memory_before,
         problem,
     })
 }

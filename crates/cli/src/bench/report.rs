@@ -414,9 +414,9 @@ impl Results {
 
     fn queries_table(&self, out: &mut String) {
         out.push_str(
-            "| Query | Data | Cold | Warm min | Warm median | Warm p90 | Server execTime | Lines | Chunks skipped / referenced | Check |\n",
+            "| Query | Data | Cold | Warm min | Warm median | Warm p90 | Server execTime | Server peak RSS | Lines | Chunks skipped / referenced | Check |\n",
         );
-        out.push_str("|---|---|---:|---:|---:|---:|---:|---:|---:|---|\n");
+        out.push_str("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|\n");
         for q in &self.queries {
             let chunks = match (q.chunks_skipped, q.chunks_ref) {
                 (None, None) => "n/a".to_string(),
@@ -428,7 +428,7 @@ impl Results {
             };
             writeln!(
                 out,
-                "| {}: `{}` | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                "| {}: `{}` | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                 q.name,
                 q.query.replace('|', "\\|"),
                 q.phase,
@@ -437,6 +437,7 @@ impl Results {
                 opt_ms(q.warm_percentile(50.0)),
                 opt_ms(q.warm_percentile(90.0)),
                 opt_ms(q.exec_time.map(Duration::from_secs_f64)),
+                q.peak_rss.map_or("n/a".to_string(), mb),
                 q.lines,
                 chunks,
                 q.problem.as_deref().unwrap_or("ok")

@@ -198,6 +198,15 @@ impl MemorySample {
         })
     }
 
+    /// Starts a new peak: `VmHWM` becomes the current RSS (Linux's
+    /// `clear_refs` 5). Returns the sample from just before, whose peak
+    /// the new one no longer covers.
+    pub fn reset_peak(pid: u32) -> Option<MemorySample> {
+        let before = MemorySample::read(pid)?;
+        std::fs::write(format!("/proc/{pid}/clear_refs"), "5").ok()?;
+        Some(before)
+    }
+
     pub fn max(self, other: MemorySample) -> MemorySample {
         MemorySample {
             peak_rss: self.peak_rss.max(other.peak_rss),
