@@ -1,7 +1,10 @@
 """Runs every logcli command against a real `skald serve` and checks each
 answer is the one Loki gives for the same data.
 
-Usage: check.py LOGCLI_BINARY SKALD_BINARY
+Usage: [LOKITOOL=path/to/lokitool] check.py LOGCLI_BINARY SKALD_BINARY
+
+With LOKITOOL, Loki's lokitool also manages rules through Skald's ruler
+API (load, list, get, print, diff, sync, delete) in a tenant of its own.
 
 logcli is Loki's own command-line client, built from Loki's source (see
 README.md beside this file); Skald's CI has no Go toolchain nor Loki's
@@ -23,10 +26,13 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 
 LOGCLI, SKALD = sys.argv[1], sys.argv[2]
+# Loki's lokitool (rules commands against the ruler API), when given.
+LOKITOOL = os.environ.get("LOKITOOL", "")
 NOW_S = int(time.time())
 BASE_NS = (NOW_S - 600) * 10**9
 
@@ -60,14 +66,20 @@ def push(labels, entries):
         assert r.status == 204, r.status
 
 
-def logcli(*args, check=True):
-    env = dict(os.environ, LOKI_ADDR=URL)
-    for k in ("LOKI_USERNAME", "LOKI_PASSWORD", "LOKI_ORG_ID", "LOKI_BEARER_TOKEN"):
+def run_tool(binary, args, env, drop, check):
+    """Runs a Loki tool with `env` set and `drop`ped from the environment."""
+    env = dict(os.environ, **env)
+    for k in drop:
         env.pop(k, None)
-    p = subprocess.run([LOGCLI, *args], env=env, capture_output=True, text=True, timeout=60)
+    p = subprocess.run([binary, *args], env=env, capture_output=True, text=True, timeout=60)
     if check and p.returncode != 0:
-        raise Failed(f"exit {p.returncode}: {p.stderr.strip()[-800:]}")
+        raise Failed(f"{os.path.basename(binary)} {' '.join(args)}: exit {p.returncode}: {(p.stdout + p.stderr).strip()[-800:]}")
     return p
+
+
+def logcli(*args, check=True):
+    return run_tool(LOGCLI, args, {"LOKI_ADDR": URL},
+                    ("LOKI_USERNAME", "LOKI_PASSWORD", "LOKI_ORG_ID", "LOKI_BEARER_TOKEN"), check)
 
 
 class Failed(Exception):
@@ -116,6 +128,8 @@ def main():
         push({"app": "shop", "env": "prod"}, PROD)
         push({"app": "victim"}, VICTIM)
         run_checks()
+        if LOKITOOL:
+            run_lokitool_checks(work)
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -282,6 +296,112 @@ def run_checks():
         expect(raw_list() == [], "still listed after cancel")
         back = lines_of(logcli("query", '{app="victim"}', "--since", "1h", "-o", "raw", "-q").stdout)
         expect(len(back) == 3, f"after cancel: {back}")
+
+
+RULES = """namespace: team-a
+groups:
+  - name: errors
+    interval: 1m
+    rules:
+      - alert: ManyErrors
+        expr: sum(count_over_time({app="shop"} |= "error" [5m])) > THRESHOLD
+        for: 1m
+        labels:
+          severity: page
+        annotations:
+          summary: "{{ $value }} errors in five minutes"
+      - record: shop:lines:rate1m
+        expr: sum by (env) (rate({app="shop"}[1m]))
+"""
+
+LATENCY = """namespace: team-a
+groups:
+  - name: latency
+    rules:
+      - alert: SlowRequests
+        expr: quantile_over_time(0.99, {app="shop", env="prod"} | json | unwrap ms [5m]) > 25
+"""
+
+
+def lokitool(*args, check=True):
+    return run_tool(LOKITOOL, args, {"LOKI_ADDRESS": URL, "LOKI_TENANT_ID": "tools"},
+                    ("LOKI_AUTH_TOKEN", "LOKI_API_USER", "LOKI_API_KEY", "LOKI_USE_LEGACY_ROUTES"), check)
+
+
+def rules_of(tenant):
+    req = urllib.request.Request(URL + "/loki/api/v1/rules", headers={"X-Scope-OrgID": tenant})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.read().decode()
+    except urllib.error.HTTPError as e:
+        if e.code == 404:
+            return ""
+        raise
+
+
+def run_lokitool_checks(work):
+    files = os.path.join(work, "rules")
+    os.makedirs(files, exist_ok=True)
+    errors = os.path.join(files, "team-a.yaml")
+    latency = os.path.join(files, "latency.yaml")
+
+    def write(path, text):
+        with open(path, "w") as f:
+            f.write(text)
+
+    write(errors, RULES.replace("THRESHOLD", "3"))
+    write(latency, LATENCY)
+
+    @check("lokitool rules load, list, get (tenant from --id)")
+    def _():
+        lokitool("rules", "load", errors)
+        listed = lokitool("rules", "list").stdout
+        expect("team-a" in listed and "errors" in listed, f"list: {listed}")
+        got = lokitool("rules", "get", "team-a", "errors", "--disable-color").stdout
+        for want in ("ManyErrors", '|= "error"', "> 3", "shop:lines:rate1m", "severity: page", "{{ $value }}"):
+            expect(want in got, f"get lacks {want!r}: {got}")
+        expect("ManyErrors" in rules_of("tools"), "not stored in tenant tools")
+        expect("ManyErrors" not in rules_of("fake"), "visible to another tenant")
+
+    @check("lokitool rules print")
+    def _():
+        out = lokitool("rules", "print", "--disable-color").stdout
+        expect("team-a" in out and "ManyErrors" in out and "shop:lines:rate1m" in out, out)
+
+    @check("lokitool rules diff: none, then an update")
+    def _():
+        out = lokitool("rules", "diff", f"--rule-files={errors}", "--disable-color").stdout
+        expect("0 Groups Created, 0 Groups Updated, 0 Groups Deleted" in out, out)
+        write(errors, RULES.replace("THRESHOLD", "5"))
+        out = lokitool("rules", "diff", f"--rule-files={errors}", "--disable-color").stdout
+        expect("0 Groups Created, 1 Groups Updated, 0 Groups Deleted" in out, out)
+
+    @check("lokitool rules sync: update, create and delete groups")
+    def _():
+        lokitool("rules", "sync", f"--rule-files={errors}")
+        got = lokitool("rules", "get", "team-a", "errors", "--disable-color").stdout
+        expect("> 5" in got and "> 3" not in got, f"after sync: {got}")
+        # Only the latency group in the files: errors goes, latency comes.
+        lokitool("rules", "sync", f"--rule-files={latency}")
+        listed = lokitool("rules", "list").stdout
+        expect("latency" in listed and "errors" not in listed, f"list: {listed}")
+        out = lokitool("rules", "diff", f"--rule-files={latency}", "--disable-color").stdout
+        expect("0 Groups Created, 0 Groups Updated, 0 Groups Deleted" in out, out)
+
+    @check("lokitool rules delete")
+    def _():
+        lokitool("rules", "delete", "team-a", "latency")
+        expect("SlowRequests" not in rules_of("tools"), rules_of("tools"))
+        p = lokitool("rules", "get", "team-a", "latency", check=False)
+        expect("does not currently exist" in p.stdout + p.stderr, f"exit {p.returncode}: {p.stdout}{p.stderr}")
+
+    @check("lokitool rules load: a log query as an alert is refused")
+    def _():
+        bad = os.path.join(files, "bad.yaml")
+        write(bad, "namespace: team-b\ngroups:\n  - name: g\n    rules:\n      - alert: NotAMetric\n        expr: '{app=\"shop\"} |= \"error\"'\n")
+        p = lokitool("rules", "load", bad, check=False)
+        expect(p.returncode != 0, f"accepted: {p.stdout}{p.stderr}")
+        expect("NotAMetric" not in rules_of("tools"), "stored all the same")
 
 
 def raw_list():

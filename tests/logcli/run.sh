@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Runs Loki's own logcli (every command) against a fresh `skald serve` and
-# checks each answer is the one Loki gives (check.py says what is run and
-# checked). Skipped, successfully, when no logcli binary is given: CI has
-# neither Go nor Loki's source; see README.md here to build logcli.
+# Runs Loki's own logcli (every command), and lokitool's rules commands
+# when LOKITOOL names one, against a fresh `skald serve` and checks each
+# answer is the one Loki gives (check.py says what is run and checked).
+# Skipped, successfully, when no logcli binary is given; ci.sh builds both
+# tools from Loki's source (README.md here).
 #
-# Usage: tests/logcli/run.sh path/to/skald [path/to/logcli]
+# Usage: [LOKITOOL=path/to/lokitool] tests/logcli/run.sh path/to/skald [path/to/logcli]
 #        (or LOGCLI=path/to/logcli tests/logcli/run.sh path/to/skald)
 # Prints "N passed, M failed" as its last line.
 set -euo pipefail
@@ -22,4 +23,8 @@ fi
 [ -x "$SKALD_BIN" ] || { echo "not an executable: $SKALD_BIN" >&2; exit 2; }
 [ -x "$LOGCLI_BIN" ] || { echo "not an executable: $LOGCLI_BIN" >&2; exit 2; }
 echo "[logcli] $("$LOGCLI_BIN" --version 2>&1 | head -n 1)"
+if [ -n "${LOKITOOL:-}" ]; then
+  [ -x "$LOKITOOL" ] || { echo "not an executable: $LOKITOOL" >&2; exit 2; }
+  echo "[logcli] with $("$LOKITOOL" --version 2>&1 | head -n 1)"
+fi
 exec python3 "$HERE/check.py" "$LOGCLI_BIN" "$SKALD_BIN"

@@ -25,9 +25,11 @@ if [ $# -lt 1 ] || [ $# -gt 2 ]; then
 fi
 HERE="$(cd "$(dirname "$0")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
-SKALD_BIN="$(cd "$(dirname "$1")" && pwd)/$(basename "$1")"
 README="${2:-$ROOT/README.md}"
-[ -x "$SKALD_BIN" ] || { echo "not an executable: $SKALD_BIN" >&2; exit 2; }
+TAG=readme
+# shellcheck source=../lib/skald.sh
+. "$HERE/../lib/skald.sh"
+skald_setup "$1"
 
 PY="${README_PYTHON:-$ROOT/tests/clients/.venv/bin/python}"
 if ! "$PY" -c 'import logging_loki' 2>/dev/null; then
@@ -35,30 +37,9 @@ if ! "$PY" -c 'import logging_loki' 2>/dev/null; then
   exit 2
 fi
 
-WORK="$(mktemp -d "${TMPDIR:-/tmp}/skald-readme.XXXXXX")"
-SERVER_PID=""
-cleanup() {
-  local rc=$?
-  if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
-    kill -TERM "$SERVER_PID" 2>/dev/null || true
-    wait "$SERVER_PID" 2>/dev/null || true
-  fi
-  rm -rf "$WORK"
-  exit "$rc"
-}
-trap cleanup EXIT
-
-log() { echo "[readme] $*"; }
 PASSED=0
 FAILED=0
 SKIPPED=0
-
-free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
-}
-HTTP_PORT="$(free_port)"
-GRPC_PORT="$(free_port)"
-while [ "$GRPC_PORT" = "$HTTP_PORT" ]; do GRPC_PORT="$(free_port)"; done
 
 # What the opening block says of `skald serve` without flags.
 defaults_check() {
@@ -81,16 +62,7 @@ fi
 
 mkdir -p "$WORK/bin" "$WORK/play" "$WORK/blocks"
 ln -s "$SKALD_BIN" "$WORK/bin/skald"
-"$SKALD_BIN" serve --data-dir "$WORK/server-data" \
-  --http-addr "127.0.0.1:$HTTP_PORT" --grpc-addr "127.0.0.1:$GRPC_PORT" \
-  >"$WORK/server.log" 2>&1 &
-SERVER_PID=$!
-for _ in $(seq 1 150); do
-  curl -sf "http://127.0.0.1:$HTTP_PORT/ready" >/dev/null 2>&1 && break
-  kill -0 "$SERVER_PID" 2>/dev/null || { cat "$WORK/server.log" >&2; exit 1; }
-  sleep 0.2
-done
-log "skald serving on 127.0.0.1:$HTTP_PORT (gRPC $GRPC_PORT)"
+skald_start || exit 1
 
 declare -A USED=()
 # Checks the output of the block whose first line is $1 against expect.tsv.
@@ -146,9 +118,6 @@ if [ $((PASSED + FAILED)) -le 1 ]; then
   echo "no block of $README was run (see blocks.py's error above)" >&2
   FAILED=$((FAILED + 1))
 fi
-if [ "$FAILED" -gt 0 ]; then
-  echo "----- skald log -----" >&2
-  tail -n 50 "$WORK/server.log" >&2
-fi
+[ "$FAILED" -eq 0 ] || show_server_log
 echo "$PASSED passed, $FAILED failed, $SKIPPED skipped"
 [ "$FAILED" -eq 0 ]

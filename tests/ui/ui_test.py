@@ -346,6 +346,34 @@ def test_tenant_and_token_are_sent_and_refusals_explained(page):
     expect(page.locator("#tenant-name")).to_have_text("default")
 
 
+def test_live_tail_with_a_tenant_and_token_follows_the_websocket(page):
+    # Browsers cannot set websocket headers: the tenant and token go as
+    # subprotocols, so the tail is live (not polling) and in the right tenant.
+    page.goto(f"{URL}/explore")
+    page.evaluate("() => { localStorage.setItem('skald.tenant', 'blue'); localStorage.setItem('skald.token', 's3cret'); }")
+    sockets = []
+    page.on("websocket", lambda ws: sockets.append(ws.url))
+    page.reload()
+    expect(page.locator("#tenant-name")).to_contain_text("blue")
+    page.locator("#query-input").fill('{app="live-blue"}')
+    page.locator("#live-button").click()
+    expect(page.locator("#status")).to_contain_text("live", timeout=10000)
+    assert "polling" not in page.locator("#status").text_content()
+    assert any("/loki/api/v1/tail" in u for u in sockets), sockets
+    protocols = page.evaluate("async () => (await import('./assets/api.js')).tailProtocols()")
+    assert protocols == ["skald.tail", "skald.bearer.czNjcmV0", "skald.tenant.Ymx1ZQ"], protocols
+    time.sleep(0.5)
+    marker = f"blue live line {time.time_ns()}"
+    push([{"stream": {"app": "live-blue"}, "values": [[ns(), "default tenant: " + marker]]}])
+    push([{"stream": {"app": "live-blue"}, "values": [[ns(), marker]]}], tenant="blue")
+    expect(page.locator("#logs .log-row .msg", has_text=marker).first).to_be_visible(timeout=15000)
+    expect(page.locator("#logs .log-row .msg", has_text="default tenant:")).to_have_count(0)
+    assert "polling" not in page.locator("#status").text_content()
+    shot(page, "08-live-tail-tenant")
+    page.locator("#live-button").click()
+    page.evaluate("() => localStorage.clear()")
+
+
 # The page's pure helpers, run in the browser on the served modules: what
 # the editor completes at a cursor (marked |), and how time ranges parse.
 COMPLETION_CASES = [

@@ -18,6 +18,7 @@
 
 mod dataset;
 mod ingest;
+mod otlp;
 mod query;
 mod report;
 mod tail;
@@ -75,6 +76,11 @@ pub struct BenchArgs {
     /// (e.g. `--server-arg=--fsync=interval`).
     #[arg(long = "server-arg", allow_hyphen_values = true)]
     pub server_args: Vec<String>,
+    /// Lines of the dataset also pushed as OpenTelemetry log records to
+    /// `/otlp/v1/logs` (a tenant of their own, after everything else is
+    /// measured), for the OTLP ingest rate; 0 skips it.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub otlp_lines: u64,
     /// Append the results, with machine, date and method, to this Markdown
     /// file (created if missing).
     #[arg(long)]
@@ -151,14 +157,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         (push, memory)
     });
     let push = push?;
-    if push.failures > 0 {
-        bail!(
-            "{} of {} push requests failed; the first: {}",
-            push.failures,
-            push.requests,
-            push.first_failure.as_deref().unwrap_or("?")
-        );
-    }
+    push.fail_on_errors("push")?;
     eprintln!(
         "bench: pushed in {} ({} lines/s)",
         report::secs(push.wall),
@@ -233,6 +232,21 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             .filter_map(|q| q.memory_before)
             .chain(child.pid().and_then(MemorySample::read))
             .reduce(MemorySample::max);
+    }
+
+    let otlp = match args.otlp_lines {
+        0 => None,
+        n => Some(otlp_run(
+            &client,
+            &base_url,
+            tenant,
+            &ds,
+            n,
+            batch_lines,
+            clients,
+        )?),
+    };
+    if let Some(child) = server.as_mut() {
         child.stop()?;
     }
 
@@ -285,6 +299,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         shutdown,
         restart_ready,
         queries,
+        otlp,
     };
     println!("{}", results.tables());
     if let Some(path) = &args.write_md {
@@ -317,6 +332,46 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         w.succeeded = true;
     }
     Ok(())
+}
+
+/// Pushes the dataset's first `lines` lines as OTLP records to a tenant of
+/// their own and checks the server stored them all.
+fn otlp_run(
+    client: &reqwest::blocking::Client,
+    base_url: &str,
+    tenant: Option<&str>,
+    ds: &Dataset,
+    lines: u64,
+    batch_lines: usize,
+    clients: usize,
+) -> anyhow::Result<report::OtlpFigures> {
+    let prepared = otlp::prepare(ds, lines, batch_lines)?;
+    eprintln!(
+        "bench: {} lines as {} OTLP requests ({}), pushing with {clients} clients",
+        report::int(prepared.lines),
+        report::int(prepared.bodies.len() as u64),
+        report::mb(prepared.body_bytes)
+    );
+    let otlp_tenant = format!("{}-otlp", tenant.unwrap_or("skald-bench"));
+    let push = ingest::push_all(
+        &format!("{base_url}/otlp/v1/logs"),
+        Some(&otlp_tenant),
+        &prepared.bodies,
+        clients,
+    )?;
+    push.fail_on_errors("OTLP")?;
+    otlp::check_stored(client, base_url, &otlp_tenant, ds, prepared.lines)?;
+    eprintln!(
+        "bench: OTLP pushed in {} ({} lines/s)",
+        report::secs(push.wall),
+        report::int((prepared.lines as f64 / push.wall.as_secs_f64().max(1e-9)) as u64)
+    );
+    Ok(report::OtlpFigures {
+        lines: prepared.lines,
+        raw_bytes: prepared.raw_bytes,
+        body_bytes: prepared.body_bytes,
+        push,
+    })
 }
 
 /// The needle search over everything, an id search that reads everything,

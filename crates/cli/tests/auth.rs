@@ -596,6 +596,56 @@ fn websocket_tail_streams_only_the_callers_tenant() {
     });
 }
 
+#[test]
+fn websocket_tail_takes_a_browsers_credentials_as_subprotocols() {
+    use base64::Engine as _;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let (s, t) = setup();
+    let b64 = |v: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v);
+    rt().block_on(async {
+        let url = format!(
+            "ws://127.0.0.1:{}/loki/api/v1/tail?query={}&limit=100",
+            s.http, "%7Bapp%3D%22shared%22%7D"
+        );
+        let offer = |protocols: String| {
+            let mut request = url.clone().into_client_request().unwrap();
+            request
+                .headers_mut()
+                .insert("sec-websocket-protocol", protocols.parse().unwrap());
+            request
+        };
+        // A wrong token, and another tenant than the token's, are refused.
+        for protocols in [
+            format!("skald.tail, skald.bearer.{}", b64("not-a-token")),
+            format!(
+                "skald.tail, skald.bearer.{}, skald.tenant.{}",
+                b64(&t.alpha_read),
+                b64("beta")
+            ),
+        ] {
+            let refused = tokio_tungstenite::connect_async(offer(protocols)).await;
+            assert!(refused.is_err());
+        }
+        let (mut ws, response) = tokio_tungstenite::connect_async(offer(format!(
+            "skald.tail, skald.bearer.{}, skald.tenant.{}",
+            b64(&t.alpha_read),
+            b64("alpha")
+        )))
+        .await
+        .unwrap();
+        // The answer selects the protocol, or a browser would close the socket.
+        assert_eq!(response.headers()["sec-websocket-protocol"], "skald.tail");
+        let msg = tokio::time::timeout(Duration::from_secs(30), ws.next())
+            .await
+            .expect("tail history")
+            .unwrap()
+            .unwrap();
+        let text = msg.into_text().unwrap().as_str().to_string();
+        assert!(text.contains("alpha-line 0"), "{text}");
+        assert_clean("websocket tail", &text);
+    });
+}
+
 async fn grpc(s: &Server) -> LogServiceClient<Channel> {
     LogServiceClient::connect(s.grpc_url()).await.unwrap()
 }

@@ -33,13 +33,15 @@ fn binary(name: &str) -> PathBuf {
 struct Component {
     child: Child,
     port: u16,
+    /// `https` for an Alertmanager behind TLS.
+    scheme: &'static str,
     dir: tempfile::TempDir,
     name: &'static str,
 }
 
 impl Component {
     fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
+        format!("{}://127.0.0.1:{}{path}", self.scheme, self.port)
     }
 
     fn log(&self) -> String {
@@ -93,6 +95,7 @@ fn spawn(
     Component {
         child,
         port,
+        scheme: "http",
         dir,
         name,
     }
@@ -101,18 +104,32 @@ fn spawn(
 /// Alertmanager, notifying `webhook` (a URL) quickly: group_wait and
 /// group_interval of a second.
 fn alertmanager(port: u16, webhook: &str) -> Component {
+    alertmanager_with_web_config(port, webhook, None)
+}
+
+/// Alertmanager as [`alertmanager`], with a `--web.config.file` (TLS,
+/// basic auth) when given.
+fn alertmanager_with_web_config(port: u16, webhook: &str, web: Option<&str>) -> Component {
     let dir = tempfile::tempdir().unwrap();
     let config = format!(
         "route:\n  receiver: hook\n  group_by: [alertname]\n  group_wait: 1s\n  group_interval: 1s\n  repeat_interval: 1h\nreceivers:\n  - name: hook\n    webhook_configs:\n      - url: {webhook}\n        send_resolved: true\n"
     );
     std::fs::write(dir.path().join("am.yml"), config).unwrap();
-    let args = vec![
+    let mut args = vec![
         "--config.file=am.yml".to_string(),
         "--storage.path=data".to_string(),
         format!("--web.listen-address=127.0.0.1:{port}"),
         "--cluster.listen-address=".to_string(),
     ];
-    spawn("alertmanager", "prometheus-alertmanager", port, dir, args)
+    if let Some(web) = web {
+        std::fs::write(dir.path().join("web.yml"), web).unwrap();
+        args.push("--web.config.file=web.yml".to_string());
+    }
+    let mut am = spawn("alertmanager", "prometheus-alertmanager", port, dir, args);
+    if web.is_some_and(|w| w.contains("tls_server_config")) {
+        am.scheme = "https";
+    }
+    am
 }
 
 fn prometheus(port: u16) -> Component {
@@ -127,9 +144,12 @@ fn prometheus(port: u16) -> Component {
     spawn("prometheus", "prometheus", port, dir, args)
 }
 
-/// A webhook receiver for Alertmanager's notifications: every body, in
-/// order.
-fn webhook_sink() -> (String, Arc<Mutex<Vec<Value>>>) {
+/// What a webhook received: the `Authorization` header, if any, and the body.
+type Hooks = Arc<Mutex<Vec<(Option<String>, Value)>>>;
+
+/// A webhook receiver (for Alertmanager's notifications or the ruler's
+/// own): every request, in order.
+fn webhook_sink() -> (String, Hooks) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}/hook", listener.local_addr().unwrap());
     let got = Arc::new(Mutex::new(Vec::new()));
@@ -139,6 +159,7 @@ fn webhook_sink() -> (String, Arc<Mutex<Vec<Value>>>) {
             let Ok(mut conn) = conn else { continue };
             let mut reader = BufReader::new(conn.try_clone().unwrap());
             let mut len = 0usize;
+            let mut authorization = None;
             loop {
                 let mut line = String::new();
                 if reader.read_line(&mut line).unwrap_or(0) == 0 {
@@ -151,12 +172,16 @@ fn webhook_sink() -> (String, Arc<Mutex<Vec<Value>>>) {
                 if let Some(v) = l.strip_prefix("content-length:") {
                     len = v.trim().parse().unwrap_or(0);
                 }
+                if l.starts_with("authorization:") {
+                    authorization =
+                        Some(line.trim_end()["authorization:".len()..].trim().to_string());
+                }
             }
             let mut body = vec![0; len];
             if reader.read_exact(&mut body).is_ok()
                 && let Ok(v) = serde_json::from_slice::<Value>(&body)
             {
-                sink.lock().unwrap().push(v);
+                sink.lock().unwrap().push((authorization, v));
             }
             let _ = conn
                 .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
@@ -373,7 +398,8 @@ fn alert_goes_pending_firing_resolved_through_a_restart_and_a_silence() {
     });
     let all = notifications.lock().unwrap().clone();
     assert!(
-        !all.iter().any(|n| n.to_string().contains("SilencedErrors")),
+        !all.iter()
+            .any(|(_, n)| n.to_string().contains("SilencedErrors")),
         "the silence must hold SilencedErrors' notifications: {all:?}"
     );
     assert!(metric(&s, "skald_ruler_notifications_sent_total") >= 2.0);
@@ -390,8 +416,8 @@ fn alert_goes_pending_firing_resolved_through_a_restart_and_a_silence() {
     let _ = pushed_at;
 }
 
-fn notified(n: &Arc<Mutex<Vec<Value>>>, alertname: &str, status: &str) -> bool {
-    n.lock().unwrap().iter().any(|b| {
+fn notified(n: &Hooks, alertname: &str, status: &str) -> bool {
+    n.lock().unwrap().iter().any(|(_, b)| {
         b["alerts"].as_array().is_some_and(|a| {
             a.iter()
                 .any(|a| a["labels"]["alertname"] == alertname && a["status"] == status)
@@ -669,4 +695,129 @@ fn bad_rules_are_refused_and_the_cli_checks_syncs_and_lists() {
         .unwrap();
     assert_eq!(del.status().as_u16(), 202);
     assert_eq!(s.get("/loki/api/v1/rules", &[]).0, 404);
+}
+
+/// `ruler-secret`, bcrypt-hashed for Alertmanager's `basic_auth_users`
+/// (cost 4: a test fixture, not a stored secret).
+const AM_PASSWORD: &str = "ruler-secret";
+const AM_PASSWORD_BCRYPT: &str = "$2b$04$8cPpqNGesQpJ7o2VDCeeu.Z2KE6o.UYbrgzZypI.xz1UOA.KOW74q";
+
+/// Alertmanager behind TLS and basic auth (its `--web.config.file`): the
+/// ruler trusts the test CA from `tls_ca_file` and sends its credentials,
+/// and the alert arrives; a ruler with a wrong password is refused by
+/// Alertmanager, counts and logs the failures, and delivers nothing.
+#[test]
+fn alertmanager_over_tls_with_basic_auth() {
+    use base64::Engine as _;
+    let pki = common::pki::Pki::new();
+    let (hook, _n) = webhook_sink();
+    let web = format!(
+        "tls_server_config:\n  cert_file: {}\n  key_file: {}\nbasic_auth_users:\n  ruler: '{AM_PASSWORD_BCRYPT}'\n",
+        pki.arg("server.pem"),
+        pki.arg("server.key")
+    );
+    let mut am = alertmanager_with_web_config(free_port(), &hook, Some(&web));
+    // The test's own client: the CA, and the credentials on every request.
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("ruler:{AM_PASSWORD}"));
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        format!("Basic {basic}").parse().unwrap(),
+    );
+    let c = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .tls_certs_only([reqwest::Certificate::from_pem(&pki.pem("ca.pem")).unwrap()])
+        .default_headers(headers)
+        .build()
+        .unwrap();
+    am.wait_ready(&c);
+    // Alertmanager itself refuses a request without the credentials.
+    let anonymous = pki
+        .client(false)
+        .get(am.url("/api/v2/alerts"))
+        .send()
+        .unwrap();
+    assert_eq!(anonymous.status().as_u16(), 401);
+
+    let ruler = |password: &str| {
+        format!(
+            "evaluation_interval = \"1s\"\nresend_delay = \"1s\"\nalertmanager_url = [\"{}\"]\n\
+             [ruler.alertmanager_client]\ntls_ca_file = \"{}\"\nbasic_auth_username = \"ruler\"\nbasic_auth_password = \"{password}\"\n",
+            am.url(""),
+            pki.arg("ca.pem")
+        )
+    };
+    let (good, _cfg) = skald(&ruler(AM_PASSWORD));
+    let (bad, _bad_cfg) = skald(&ruler("not-the-password"));
+    let rule = |name: &str| {
+        format!(
+            "name: g\nrules:\n  - alert: {name}\n    expr: vector(1) > 0\n    labels: {{team: core}}\n"
+        )
+    };
+    assert_eq!(post_rules(&good, "ns", &rule("OverTls")).0, 202);
+    assert_eq!(post_rules(&bad, "ns", &rule("WrongPassword")).0, 202);
+
+    let got = wait_for(60, "the alert in Alertmanager over TLS", || {
+        am_alerts(&am, &c, "OverTls").first().cloned()
+    });
+    assert_eq!(got["labels"]["team"], "core");
+    assert!(metric(&good, "skald_ruler_notifications_sent_total") >= 1.0);
+    wait_for(60, "the refused sends counted", || {
+        (metric(&bad, "skald_ruler_notifications_errors_total") >= 2.0).then_some(())
+    });
+    assert!(bad.log().contains("401"), "{}", bad.log());
+    assert!(am_alerts(&am, &c, "WrongPassword").is_empty());
+    assert!(
+        !bad.log().contains("not-the-password"),
+        "the password is never logged"
+    );
+}
+
+/// The plain webhook notifier, for people without Alertmanager: a rule on
+/// log lines fires and resolves, and the webhook gets both, in
+/// Alertmanager's webhook shape, with the configured bearer token.
+#[test]
+fn webhook_notifier_gets_firing_then_resolved_with_its_token() {
+    let (hook, got) = webhook_sink();
+    let (s, _cfg) = skald(&format!(
+        "evaluation_interval = \"1s\"\nresend_delay = \"1s\"\nwebhook_url = \"{hook}\"\n\
+         [ruler.webhook_client]\nbearer_token = \"hook-token\"\n"
+    ));
+    push_errors(&s, "hooked", 3, now_ns() - 1_000_000_000);
+    let group = r#"
+name: hooks
+rules:
+  - alert: HookedErrors
+    expr: sum(count_over_time({app="hooked"} |= "error" [10s])) > 0
+    labels:
+      severity: ticket
+    annotations:
+      summary: "{{ $value }} errors on {{ $labels.severity }}"
+"#;
+    assert_eq!(post_rules(&s, "ns", group).0, 202);
+    let find = |status: &'static str| {
+        let got = got.clone();
+        move || {
+            got.lock().unwrap().iter().find_map(|(auth, body)| {
+                let alert = body["alerts"]
+                    .as_array()?
+                    .iter()
+                    .find(|a| a["labels"]["alertname"] == "HookedErrors" && a["status"] == status)?
+                    .clone();
+                Some((auth.clone(), body.clone(), alert))
+            })
+        }
+    };
+    let (auth, body, alert) = wait_for(60, "the firing alert at the webhook", find("firing"));
+    assert_eq!(auth.as_deref(), Some("Bearer hook-token"));
+    assert_eq!(body["version"], "4");
+    assert_eq!(body["status"], "firing");
+    assert_eq!(alert["labels"]["severity"], "ticket");
+    assert_eq!(alert["annotations"]["summary"], "3 errors on ticket");
+    assert!(alert["startsAt"].as_str().is_some_and(|t| t.contains('T')));
+    // The lines leave the ten-second window: the webhook hears it resolved.
+    let (auth, _, alert) = wait_for(60, "the resolution at the webhook", find("resolved"));
+    assert_eq!(auth.as_deref(), Some("Bearer hook-token"));
+    assert!(alert["endsAt"].as_str().is_some_and(|t| t.contains('T')));
+    assert!(metric(&s, "skald_ruler_notifications_sent_total") >= 2.0);
 }

@@ -275,9 +275,58 @@ pub fn message_json(m: &TailMessage) -> Value {
     out
 }
 
+/// The websocket subprotocol a browser offers to pass credentials (see
+/// [`subprotocol_credentials`]); the upgrade answers with it.
+pub const WS_PROTOCOL: &str = "skald.tail";
+const WS_BEARER_PREFIX: &str = "skald.bearer.";
+const WS_TENANT_PREFIX: &str = "skald.tenant.";
+
+/// A browser cannot set headers on a websocket, so a page offers its
+/// credentials as subprotocols (as Kubernetes' API server takes a bearer
+/// token): [`WS_PROTOCOL`], `skald.bearer.<token>` and
+/// `skald.tenant.<tenant>`, both values base64url without padding. They
+/// become the `Authorization` and `X-Scope-OrgID` headers the request does
+/// not already carry (headers win).
+pub fn subprotocol_credentials(headers: &HeaderMap) -> Result<HeaderMap, ApiError> {
+    use base64::Engine as _;
+    let mut out = headers.clone();
+    let offered = headers
+        .get_all(axum::http::header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim);
+    for protocol in offered {
+        let (name, value, encoded) = if let Some(v) = protocol.strip_prefix(WS_BEARER_PREFIX) {
+            ("authorization", "Bearer ", v)
+        } else if let Some(v) = protocol.strip_prefix(WS_TENANT_PREFIX) {
+            ("x-scope-orgid", "", v)
+        } else {
+            continue;
+        };
+        if headers.contains_key(name) {
+            continue;
+        }
+        let decoded = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(encoded)
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok())
+            .and_then(|text| format!("{value}{text}").parse().ok())
+            .ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "websocket subprotocol {}...: not base64url text",
+                    &protocol[..protocol.len() - encoded.len()]
+                ))
+            })?;
+        out.insert(name, decoded);
+    }
+    Ok(out)
+}
+
 /// `GET /loki/api/v1/tail`: `query`, `delay_for` (seconds, at most 5),
 /// `limit` (history entries, default 100), `start` (default an hour ago).
-/// The websocket upgrade carries the same credentials as any request.
+/// The websocket upgrade carries the same credentials as any request, as
+/// headers or, from a browser, as subprotocols ([`subprotocol_credentials`]).
 pub async fn tail(
     State(app): State<Arc<AppState>>,
     headers: HeaderMap,
@@ -285,9 +334,10 @@ pub async fn tail(
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
     // Credentials first: an unauthenticated caller learns nothing more.
+    let headers = subprotocol_credentials(&headers)?;
     let ctx = Context::from_http(&app, &headers)?;
     let ws = match ws {
-        Ok(ws) => ws,
+        Ok(ws) => ws.protocols([WS_PROTOCOL]),
         Err(rejection) => return Ok(rejection.into_response()),
     };
     let params = Params::from_request(raw.as_deref(), &bytes::Bytes::new());
@@ -369,5 +419,50 @@ async fn forward(mut socket: WebSocket, tail: Tail) {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod subprotocol_tests {
+    use super::*;
+
+    fn offered(protocols: &str, extra: &[(&'static str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert("sec-websocket-protocol", protocols.parse().unwrap());
+        for (k, v) in extra {
+            h.insert(*k, v.parse().unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn subprotocols_become_credentials_unless_headers_say_otherwise() {
+        // "s3cret/+=" and "blue|green" in base64url.
+        let h = offered(
+            "skald.tail, skald.bearer.czNjcmV0Lys9, skald.tenant.Ymx1ZXxncmVlbg",
+            &[],
+        );
+        let out = subprotocol_credentials(&h).unwrap();
+        assert_eq!(out["authorization"], "Bearer s3cret/+=");
+        assert_eq!(out["x-scope-orgid"], "blue|green");
+        let h = offered(
+            "skald.tail, skald.bearer.czNjcmV0Lys9, skald.tenant.Ymx1ZXxncmVlbg",
+            &[("authorization", "Bearer header"), ("x-scope-orgid", "red")],
+        );
+        let out = subprotocol_credentials(&h).unwrap();
+        assert_eq!(out["authorization"], "Bearer header");
+        assert_eq!(out["x-scope-orgid"], "red");
+        // Other subprotocols are none of ours.
+        let out = subprotocol_credentials(&offered("chat, skald.tail", &[])).unwrap();
+        assert!(!out.contains_key("authorization"));
+    }
+
+    #[test]
+    fn a_bad_encoding_is_refused_with_a_reason() {
+        let err =
+            subprotocol_credentials(&offered("skald.tail, skald.bearer.!!", &[])).unwrap_err();
+        let text = format!("{err:?}");
+        assert!(text.contains("skald.bearer."), "{text}");
+        assert!(!text.contains("!!"), "the value is not echoed: {text}");
     }
 }

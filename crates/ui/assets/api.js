@@ -6,7 +6,7 @@
 // URLs are relative to the page, so a UI served under a path prefix by a
 // reverse proxy talks to the API under the same prefix.
 
-import { authHeaders } from './settings.js';
+import { authHeaders, tenant as savedTenant, token as savedToken } from './settings.js';
 
 export class ApiError extends Error {
   constructor(status, message, path) {
@@ -130,10 +130,31 @@ export function queryInstant(query, { time, limit, direction, signal }) {
   });
 }
 
+/** base64url without padding, of a string's UTF-8 bytes. */
+export function base64url(text) {
+  let bin = '';
+  for (const b of new TextEncoder().encode(text)) bin += String.fromCharCode(b);
+  return btoa(bin).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+}
+
 /**
- * Live tail. A browser cannot set headers on a websocket, so with a tenant
- * or a token set (or when the websocket is refused) the tail polls
- * query_range every two seconds instead. Calls onEntries(resultStreams) with
+ * The websocket subprotocols of a tail: a browser cannot set headers on a
+ * websocket, so the tenant and token travel as `skald.tenant.<b64url>` and
+ * `skald.bearer.<b64url>` beside `skald.tail`, which the server answers.
+ */
+export function tailProtocols() {
+  const protocols = ['skald.tail'];
+  const { tenant, token } = credentials();
+  if (token) protocols.push(`skald.bearer.${base64url(token)}`);
+  if (tenant) protocols.push(`skald.tenant.${base64url(tenant)}`);
+  return protocols;
+}
+
+/**
+ * Live tail over the websocket, with the tenant and token as subprotocols.
+ * Only a browser without websockets, or a server that refuses the upgrade
+ * (a proxy in between), makes it poll query_range every two seconds
+ * instead, and the status says so. Calls onEntries(resultStreams) with
  * Loki's stream objects, onStatus(text) on changes; returns stop().
  */
 export function tail(query, { onEntries, onStatus, onError }) {
@@ -153,18 +174,17 @@ export function tail(query, { onEntries, onStatus, onError }) {
     }
     if (!stopped) timer = setTimeout(poll, 2000);
   };
-  const startPolling = () => {
-    onStatus('live (polling every 2 s)');
+  const startPolling = (why) => {
+    onStatus(`live (polling every 2 s: ${why})`);
     poll();
   };
-  const headers = authHeaders();
-  if (Object.keys(headers).length > 0 || typeof WebSocket === 'undefined') {
-    startPolling();
+  if (typeof WebSocket === 'undefined') {
+    startPolling('this browser has no websockets');
   } else {
     const u = url('loki/api/v1/tail', { query, start: ns(Date.now()), limit: 100 });
     u.protocol = u.protocol === 'https:' ? 'wss:' : 'ws:';
     let opened = false;
-    ws = new WebSocket(u);
+    ws = new WebSocket(u, tailProtocols());
     ws.onopen = () => {
       opened = true;
       onStatus('live');
@@ -181,8 +201,17 @@ export function tail(query, { onEntries, onStatus, onError }) {
     ws.onclose = (ev) => {
       if (stopped) return;
       if (!opened) {
-        since = Date.now();
-        startPolling();
+        // A refusal for the credentials is an error like any other request's;
+        // only a server (or proxy) without websockets makes it poll.
+        probeTail(query).then((err) => {
+          if (stopped) return;
+          if (err) {
+            onError(err);
+          } else {
+            since = Date.now();
+            startPolling('the websocket was refused');
+          }
+        });
       } else {
         onError(new ApiError(0, `live tail closed by the server${ev.reason ? `: ${ev.reason}` : ''}`, 'loki/api/v1/tail'));
       }
@@ -193,4 +222,23 @@ export function tail(query, { onEntries, onStatus, onError }) {
     clearTimeout(timer);
     if (ws) ws.close();
   };
+}
+
+function credentials() {
+  return { tenant: savedTenant(), token: savedToken() };
+}
+
+/**
+ * Whether a tail's websocket was refused for its credentials, asked over
+ * plain HTTP (a browser does not show the status of a refused upgrade):
+ * the server checks credentials before the upgrade, so a 401/403 comes
+ * back as an ApiError; anything else (the missing upgrade) is null.
+ */
+async function probeTail(query) {
+  try {
+    await getJSON('loki/api/v1/tail', { query, limit: 1 });
+    return null;
+  } catch (e) {
+    return e instanceof ApiError && e.unauthorized ? e : null;
+  }
 }

@@ -252,11 +252,27 @@ pub struct PushOutcome {
     pub latencies: Vec<Duration>,
 }
 
+impl PushOutcome {
+    /// Any failed request voids the figures: an error naming the first.
+    pub fn fail_on_errors(&self, what: &str) -> anyhow::Result<()> {
+        if self.failures > 0 {
+            anyhow::bail!(
+                "{} of {} {what} requests failed; the first: {}",
+                self.failures,
+                self.requests,
+                self.first_failure.as_deref().unwrap_or("?")
+            );
+        }
+        Ok(())
+    }
+}
+
 /// Stop pushing after this many failed requests: the figures are void.
 const MAX_FAILURES: usize = 20;
 
 /// Pushes every body with `clients` concurrent connections, each taking the
-/// next body in order; only a 204 counts as success.
+/// next body in order; only a 2xx counts as success (Loki's push answers
+/// 204, OTLP 200).
 pub fn push_all(
     url: &str,
     tenant: Option<&str>,
@@ -288,11 +304,7 @@ pub fn push_all(
                         }
                         let sent = Instant::now();
                         let failure = match request.send() {
-                            Ok(response)
-                                if response.status() == reqwest::StatusCode::NO_CONTENT =>
-                            {
-                                None
-                            }
+                            Ok(response) if response.status().is_success() => None,
                             Ok(response) => {
                                 let status = response.status();
                                 Some(format!(

@@ -41,6 +41,16 @@ pub struct Results {
     pub shutdown: Option<Duration>,
     pub restart_ready: Option<Duration>,
     pub queries: Vec<QueryRun>,
+    /// The OTLP push run, unless skipped.
+    pub otlp: Option<OtlpFigures>,
+}
+
+/// What pushing part of the dataset as OTLP log records took.
+pub struct OtlpFigures {
+    pub lines: u64,
+    pub raw_bytes: u64,
+    pub body_bytes: u64,
+    pub push: PushOutcome,
 }
 
 pub struct DatasetFigures {
@@ -142,7 +152,16 @@ lines of that format), the ten busiest Apache paths per minute (`topk` over a \
 (`quantile_over_time` over an `unwrap`). Latencies are client-side (request \
 sent to answer received); the first run after ingest or restart is reported \
 as `cold` (the page cache is warm all the same), then the warm runs. The \
-chunk figures are the server's own statistics (`data.stats.querier`).";
+chunk figures are the server's own statistics (`data.stats.querier`).
+
+The OTLP ingest rate comes last, when nothing else is measured: the \
+dataset's first lines (--otlp-lines) as OpenTelemetry log records, one \
+resource per stream (job as service.name, instance as service.instance.id, \
+namespace, region and env as Loki's default label attributes, the level \
+label as severity, a trace and span id on each record), in \
+ExportLogsServiceRequest protobuf bodies of the same batch size, pushed to \
+/otlp/v1/logs in a tenant of their own by the same number of clients; every \
+answer must be 200 and a count over the tenant must find every record.";
 
 impl Results {
     /// Results tables, for the terminal.
@@ -283,6 +302,22 @@ impl Results {
                 format!("{} of {}", p.failures, int(p.requests as u64)),
             ),
         ];
+        if let Some(o) = &self.otlp {
+            let wall = o.push.wall.as_secs_f64().max(1e-9);
+            rows.push((
+                "OTLP ingest (`/otlp/v1/logs`, protobuf)".to_string(),
+                format!(
+                    "**{} lines/s, {:.1} MB/s** of raw lines ({} lines, {} of requests, {}; push latency p50 {}, p99 {})",
+                    int((o.lines as f64 / wall) as u64),
+                    o.raw_bytes as f64 / wall / 1e6,
+                    int(o.lines),
+                    mb(o.body_bytes),
+                    secs(o.push.wall),
+                    opt_ms(percentile(&o.push.latencies, 50.0)),
+                    opt_ms(percentile(&o.push.latencies, 99.0)),
+                ),
+            ));
+        }
         if let Some(c) = self.counters {
             let figures: Vec<String> = [
                 ("entries ingested", c.ingested_entries),

@@ -9,7 +9,8 @@ use serde_json::Value;
 /// What a line says about itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Detected {
-    /// Normalised: trace, debug, info, warn, error, fatal; or `None`.
+    /// Normalised as Loki's `detected_level`: trace, debug, info, warn,
+    /// error, critical, fatal; or `None`.
     pub level: Option<&'static str>,
     /// Unix nanoseconds, when the line carries a parseable time.
     pub ts: Option<i64>,
@@ -34,7 +35,9 @@ pub fn normalise_level(word: &str) -> Option<&'static str> {
         "info" | "inf" | "information" | "notice" | "i" => "info",
         "warn" | "warning" | "wrn" | "w" => "warn",
         "error" | "err" | "e" => "error",
-        "fatal" | "critical" | "crit" | "panic" | "emerg" | "alert" | "f" => "fatal",
+        // Loki's detected_level keeps these two apart.
+        "fatal" | "panic" | "f" => "fatal",
+        "critical" | "crit" | "emerg" | "alert" => "critical",
         _ => return None,
     })
 }
@@ -317,6 +320,13 @@ mod tests {
         ] {
             assert_eq!(detect(line, None).level, Some("fatal"), "{line}");
         }
+        // As Loki's detected_level: critical is not fatal, nor either error.
+        assert_eq!(detect("CRITICAL: disk gone", None).level, Some("critical"));
+        assert_eq!(detect("level=crit msg=x", None).level, Some("critical"));
+        assert_eq!(
+            detect(r#"{"level":"FATAL","msg":"x"}"#, None).level,
+            Some("fatal")
+        );
         for line in [
             "no panic: all good",
             "caught an Exception while retrying",

@@ -238,7 +238,7 @@ pub fn render(
         return format!("[{component:<width$}] {clock} {level_up:<5} {text}");
     }
     let level_code = match level {
-        "fatal" => "1;31",
+        "fatal" | "critical" => "1;31",
         "error" => "31",
         "warn" => "33",
         "debug" | "trace" => "2",
