@@ -164,10 +164,42 @@ fn wave_size() -> usize {
 }
 
 pub fn run_log_query(store: &Store, q: &LogQuery<'_>) -> Result<LogResult, QueryError> {
+    run_log_query_within(store, q, usize::MAX)
+}
+
+/// As [`run_log_query`], failing with [`QueryError::Limit`] (naming
+/// `max_response_bytes`) once the entries it holds, as formatted by the
+/// pipeline, pass `max_bytes` — in the result, or in what one source
+/// yields of its best `limit` entries — so a `line_format` that makes
+/// every line large cannot grow memory past the bound.
+pub fn run_log_query_within(
+    store: &Store,
+    q: &LogQuery<'_>,
+    max_bytes: usize,
+) -> Result<LogResult, QueryError> {
     if q.interval > 0 {
-        return run_with_interval(store, q);
+        return run_with_interval(store, q, max_bytes);
     }
-    run_limited(store, q)
+    run_limited(store, q, max_bytes)
+}
+
+/// Bytes an entry holds in a result: its line and structured metadata.
+fn entry_bytes(e: &Entry) -> usize {
+    line_bytes(&e.line, &e.metadata)
+}
+
+fn line_bytes(line: &str, metadata: &[Label]) -> usize {
+    line.len()
+        + metadata
+            .iter()
+            .map(|l| l.name.len() + l.value.len())
+            .sum::<usize>()
+}
+
+fn too_large(max_bytes: usize) -> QueryError {
+    QueryError::Limit(format!(
+        "the query's entries, as its pipeline formats them, pass the response limit of {max_bytes} bytes (max_response_bytes); ask for fewer entries (limit) or shorter lines"
+    ))
 }
 
 /// Most entries one part of an `interval` query reads.
@@ -178,7 +210,11 @@ const INTERVAL_BATCH_MAX: usize = 100_000;
 /// one, until `limit` are kept. Read in parts: each starts where the next
 /// kept entry may be, and asks for as many entries as the parts so far
 /// needed per kept one.
-fn run_with_interval(store: &Store, q: &LogQuery<'_>) -> Result<LogResult, QueryError> {
+fn run_with_interval(
+    store: &Store,
+    q: &LogQuery<'_>,
+    max_bytes: usize,
+) -> Result<LogResult, QueryError> {
     let started = Instant::now();
     let backward = q.direction == Direction::Backward;
     let mut result = LogResult {
@@ -188,6 +224,7 @@ fn run_with_interval(store: &Store, q: &LogQuery<'_>) -> Result<LogResult, Query
     let (mut start, mut end) = (q.start, q.end);
     let mut last_kept: Option<i64> = None;
     let mut kept: Vec<(LabelSet, ResultEntry)> = Vec::new();
+    let mut kept_bytes = 0usize;
     let mut batch = q.limit;
     while kept.len() < q.limit && start < end {
         let part = run_limited(
@@ -199,6 +236,7 @@ fn run_with_interval(store: &Store, q: &LogQuery<'_>) -> Result<LogResult, Query
                 interval: 0,
                 ..*q
             },
+            max_bytes,
         )?;
         result.stats.add(&part.stats);
         result.warnings.extend(part.warnings);
@@ -227,6 +265,10 @@ fn run_with_interval(store: &Store, q: &LogQuery<'_>) -> Result<LogResult, Query
             });
             if far && kept.len() < q.limit {
                 last_kept = Some(e.ts.0);
+                kept_bytes += entry_bytes_of(&e);
+                if kept_bytes > max_bytes {
+                    return Err(too_large(max_bytes));
+                }
                 kept.push((labels.clone(), e));
             }
         }
@@ -264,8 +306,13 @@ fn run_with_interval(store: &Store, q: &LogQuery<'_>) -> Result<LogResult, Query
     Ok(result)
 }
 
+/// Bytes a result entry holds: its line and structured metadata.
+fn entry_bytes_of(e: &ResultEntry) -> usize {
+    line_bytes(&e.line, &e.metadata)
+}
+
 /// A log query without `interval`.
-fn run_limited(store: &Store, q: &LogQuery<'_>) -> Result<LogResult, QueryError> {
+fn run_limited(store: &Store, q: &LogQuery<'_>, max_bytes: usize) -> Result<LogResult, QueryError> {
     let started = Instant::now();
     let mut result = LogResult {
         direction: q.direction,
@@ -314,7 +361,8 @@ fn run_limited(store: &Store, q: &LogQuery<'_>) -> Result<LogResult, QueryError>
 
     // The heap keeps the `limit` best entries; its top is the worst of
     // them. Backward wants the newest, so the worst is the oldest.
-    let mut heap: BinaryHeap<Held> = BinaryHeap::with_capacity(q.limit + 1);
+    let mut heap: BinaryHeap<Held> = BinaryHeap::with_capacity(q.limit.min(1 << 16) + 1);
+    let mut heap_bytes = 0usize;
     let mut seq = 0u32;
     let mut label_ids: HashMap<Vec<Label>, u32> = HashMap::new();
     let mut label_sets: Vec<Vec<Label>> = Vec::new();
@@ -342,11 +390,11 @@ fn run_limited(store: &Store, q: &LogQuery<'_>) -> Result<LogResult, QueryError>
             .par_iter()
             .map(|(stream, src)| {
                 let labels = snap.streams[*stream as usize].labels.labels();
-                (*stream, read_filtered(src, q, labels))
+                (*stream, read_filtered(src, q, labels, max_bytes))
             })
             .collect();
         for (stream, out) in outputs {
-            let out = match out {
+            let out = match out? {
                 Ok(o) => o,
                 Err(e) => {
                     read_errors.push(e);
@@ -378,7 +426,13 @@ fn run_limited(store: &Store, q: &LogQuery<'_>) -> Result<LogResult, QueryError>
                     if heap.peek().is_some_and(|w| key >= w.key) {
                         continue;
                     }
-                    heap.pop();
+                    if let Some(out) = heap.pop() {
+                        heap_bytes -= entry_bytes(&out.entry);
+                    }
+                }
+                heap_bytes += entry_bytes(&entry);
+                if heap_bytes > max_bytes {
+                    return Err(too_large(max_bytes));
                 }
                 let set = &out.label_sets[local as usize];
                 let labels = match label_ids.get(set.as_slice()) {
@@ -460,22 +514,38 @@ struct SourceOutput {
     compressed_bytes: u64,
 }
 
-/// Reads one source and runs the pipeline over the entries in range.
-fn read_filtered(src: &Source, q: &LogQuery<'_>, stream: &[Label]) -> Result<SourceOutput, String> {
+/// Reads one source and runs the pipeline over the entries in range,
+/// keeping the best `limit` of what passes (the limit applies after the
+/// pipeline formatted the lines). The outer error is a limit that ends
+/// the query; the inner one a source that cannot be read (a warning).
+fn read_filtered(
+    src: &Source,
+    q: &LogQuery<'_>,
+    stream: &[Label],
+    max_bytes: usize,
+) -> Result<Result<SourceOutput, String>, QueryError> {
     let (kind, compressed_bytes) = match src {
         Source::Head(_) => (Kind::Head, 0),
         Source::Chunk(c) => (Kind::Chunk, c.segment.chunk(c.at).len as u64),
     };
-    let all = Store::read_source(src).map_err(|e| match src {
-        Source::Chunk(c) => format!("unreadable chunk in {}: {e}", c.segment.path.display()),
-        Source::Head(_) => e.to_string(),
-    })?;
+    let all = match Store::read_source(src) {
+        Ok(all) => all,
+        Err(e) => {
+            return Ok(Err(match src {
+                Source::Chunk(c) => {
+                    format!("unreadable chunk in {}: {e}", c.segment.path.display())
+                }
+                Source::Head(_) => e.to_string(),
+            }));
+        }
+    };
     let lines = all.len() as u64;
     let bytes = all.iter().map(|e| e.line.len() as u64).sum();
     let mut processor = q.pipeline.processor();
     let mut ids: HashMap<Vec<Label>, u32> = HashMap::new();
     let mut label_sets: Vec<Vec<Label>> = Vec::new();
     let mut entries = Vec::new();
+    let mut held_bytes = 0usize;
     for e in all {
         if e.ts < q.start || e.ts >= q.end {
             continue;
@@ -497,23 +567,51 @@ fn read_filtered(src: &Source, q: &LogQuery<'_>, stream: &[Label]) -> Result<Sou
         } else {
             e.line
         };
-        entries.push((
-            id,
-            Entry {
-                ts: e.ts,
-                line,
-                metadata: e.metadata,
-            },
-        ));
+        let entry = Entry {
+            ts: e.ts,
+            line,
+            metadata: e.metadata,
+        };
+        held_bytes += entry_bytes(&entry);
+        entries.push((id, entry));
+        if entries.len() >= q.limit.saturating_mul(2) || held_bytes > max_bytes {
+            held_bytes = keep_best(&mut entries, q.limit, q.direction);
+            if held_bytes > max_bytes {
+                return Err(too_large(max_bytes));
+            }
+        }
     }
-    Ok(SourceOutput {
+    Ok(Ok(SourceOutput {
         kind,
         entries,
         label_sets,
         lines,
         bytes,
         compressed_bytes,
-    })
+    }))
+}
+
+/// Keeps the best `limit` entries (the newest for backward, the oldest for
+/// forward; earlier-read ones win ties, as in the result heap) in read
+/// order; returns the bytes they hold.
+fn keep_best(entries: &mut Vec<(u32, Entry)>, limit: usize, direction: Direction) -> usize {
+    if entries.len() > limit {
+        let mut order: Vec<usize> = (0..entries.len()).collect();
+        match direction {
+            Direction::Backward => order.sort_by_key(|&i| (Reverse(entries[i].1.ts), i)),
+            Direction::Forward => order.sort_by_key(|&i| (entries[i].1.ts, i)),
+        }
+        let mut keep = vec![false; entries.len()];
+        for &i in &order[..limit] {
+            keep[i] = true;
+        }
+        let mut i = 0;
+        entries.retain(|_| {
+            i += 1;
+            keep[i - 1]
+        });
+    }
+    entries.iter().map(|(_, e)| entry_bytes(e)).sum()
 }
 
 /// Sorts an entry's output labels into Loki 3's categories: a label is a
