@@ -36,6 +36,7 @@
 //! max_query_limit = 5000
 //! max_query_series = 500
 //! max_query_bytes_read = 0      # bytes a query may read (index estimate); 0: no limit
+//! max_response_bytes = 33554432 # entries a log query holds, as formatted
 //! query_timeout_secs = 120      # limits of docs/reliability.md, with their defaults
 //! max_concurrent_queries = 4
 //! max_queued_queries = 64
@@ -45,6 +46,13 @@
 //! tail_max_stall_secs = 30
 //! max_inflight_decompressed_bytes = 536870912
 //! push_budget_wait_ms = 2000
+//!
+//! [listen]                    # both listeners (docs/reliability.md)
+//! header_timeout_secs = 30      # a request head (HTTP/1: also idle keep-alive)
+//! body_timeout_secs = 60        # a whole HTTP body; a pause inside a gRPC message
+//! idle_timeout_secs = 120       # no request and no traffic: closed
+//! max_connections = 1024        # per listener; more wait to be accepted
+//! max_streams_per_connection = 128  # HTTP/2
 //!
 //! [auth]
 //! enabled = true                # requests need a token (`skald token create`)
@@ -87,6 +95,8 @@ use std::path::Path;
 pub struct FileConfig {
     pub store: StoreConfig,
     pub http: ServerConfig,
+    /// Timeouts and caps of both listeners (docs/reliability.md).
+    pub listen: skald_server::listen::ListenConfig,
     pub auth: skald_server::service::auth::AuthConfig,
     pub tls: TlsConfig,
     /// Limits of every tenant (Loki's `limits_config`), checked by
@@ -170,6 +180,7 @@ impl FileConfig {
             self.http.max_query_limit > 0,
             "http.max_query_limit must be positive"
         );
+        self.listen.validate().map_err(anyhow::Error::msg)?;
         self.tenant_limits()?;
         self.scrubber()?;
         self.ingest.validate().map_err(anyhow::Error::msg)?;

@@ -2,8 +2,10 @@
 
 use crate::config::FileConfig;
 use anyhow::Context;
+use axum::serve::ListenerExt;
 use clap::{Args, ValueEnum};
 use skald_server::AppState;
+use skald_server::listen::{ListenConfig, Protocol, serve as serve_on};
 use skald_server::tls::TlsListener;
 use skald_store::{FsyncMode, Store};
 use std::net::SocketAddr;
@@ -141,7 +143,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         crate::reload::spawn(path.clone(), store.clone(), cfg.reloadable()?)
             .context("installing the configuration reload (SIGHUP)")?;
     }
-    let result = runtime.block_on(serve(state, &args, tls));
+    let result = runtime.block_on(serve(state, &args, tls, cfg.listen.clone()));
     ruler.stop();
     tracing::info!("flushing and closing the store");
     store.close().context("closing the store")?;
@@ -171,6 +173,7 @@ async fn serve(
     state: Arc<AppState>,
     args: &ServeArgs,
     tls: Option<Arc<rustls::ServerConfig>>,
+    listen: ListenConfig,
 ) -> anyhow::Result<()> {
     let http = tokio::net::TcpListener::bind(args.http_addr)
         .await
@@ -206,68 +209,63 @@ async fn serve(
     let reflection = skald_server::grpc::reflection().context("gRPC reflection")?;
     let reflection_v1alpha =
         skald_server::grpc::reflection_v1alpha().context("gRPC reflection v1alpha")?;
-    let grpc_router = tonic::transport::Server::builder()
-        .add_service(health_service)
+    let grpc_router = tonic::service::Routes::new(health_service)
         .add_service(reflection)
         .add_service(reflection_v1alpha)
         .add_service(skald_server::grpc::service(state.clone()))
-        .add_service(skald_server::grpc::otlp_logs_service(state.clone()));
-    let grpc_tls = tls.clone();
-    let grpc_server = async move {
-        match grpc_tls {
-            Some(config) => {
-                let incoming = TlsListener::new(grpc, config)?.into_stream();
-                grpc_router
-                    .serve_with_incoming_shutdown(incoming, grpc_stopped)
-                    .await
-            }
-            None => {
-                grpc_router
-                    .serve_with_incoming_shutdown(tokio_stream_listener(grpc), grpc_stopped)
-                    .await
-            }
-        }
-        .context("gRPC server")
-    };
+        .add_service(skald_server::grpc::otlp_logs_service(state.clone()))
+        .into_axum_router();
+    // Both listeners run the same loop with the [listen] limits, and
+    // count push bodies in the same budget (skald_server::listen).
+    let budget = Some(state.admission.push_budget(&state.config));
     let mut http_stop = stop_rx.clone();
     let http_stopped = async move {
         let _ = http_stop.wait_for(|s| *s).await;
     };
     let app = skald_server::app(state);
-    let http_server = async move {
-        match tls {
-            Some(config) => {
-                axum::serve(TlsListener::new(http, config)?, app)
-                    .with_graceful_shutdown(http_stopped)
-                    .await
-            }
-            None => {
-                axum::serve(http, app)
-                    .with_graceful_shutdown(http_stopped)
-                    .await
-            }
-        }
-        .context("HTTP server")
-    };
+    let grpc_server = listen_on(
+        grpc,
+        tls.clone(),
+        grpc_router,
+        Protocol::Grpc,
+        listen.clone(),
+        budget.clone(),
+        grpc_stopped,
+    );
+    let http_server = listen_on(http, tls, app, Protocol::Http, listen, budget, http_stopped);
     let (h, g) = tokio::join!(http_server, grpc_server);
-    h?;
-    g?;
+    h.context("HTTP server")?;
+    g.context("gRPC server")?;
     Ok(())
 }
 
-fn tokio_stream_listener(
+/// Serves `router` on `listener` (with TLS when configured) until
+/// `stopped`.
+async fn listen_on(
     listener: tokio::net::TcpListener,
-) -> impl tokio_stream::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
-    // Small replies (tail entries, acks) go out at once: without
-    // TCP_NODELAY, Nagle's algorithm and delayed ACKs hold them ~40 ms.
-    tokio_stream::StreamExt::map(
-        tokio_stream::wrappers::TcpListenerStream::new(listener),
-        |conn| {
-            let conn = conn?;
-            conn.set_nodelay(true)?;
-            Ok(conn)
-        },
-    )
+    tls: Option<Arc<rustls::ServerConfig>>,
+    router: axum::Router,
+    protocol: Protocol,
+    limits: ListenConfig,
+    budget: Option<Arc<skald_wire::DecompressBudget>>,
+    stopped: impl std::future::Future<Output = ()> + Send,
+) -> std::io::Result<()> {
+    match tls {
+        Some(config) => {
+            let listener = TlsListener::new(listener, config)?;
+            serve_on(listener, router, protocol, limits, budget, stopped).await
+        }
+        None => {
+            let listener = listener.tap_io(no_delay);
+            serve_on(listener, router, protocol, limits, budget, stopped).await
+        }
+    }
+}
+
+/// Small replies (tail entries, acks) go out at once: without
+/// TCP_NODELAY, Nagle's algorithm and delayed ACKs hold them ~40 ms.
+fn no_delay(conn: &mut tokio::net::TcpStream) {
+    let _ = conn.set_nodelay(true);
 }
 
 async fn shutdown_signal() {

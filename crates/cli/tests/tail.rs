@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{Server, now_ns};
+use common::{Server, now_ns, urlencode};
 use serde_json::json;
 use std::time::{Duration, Instant};
 use tokio_stream::StreamExt;
@@ -70,15 +70,6 @@ where
             return serde_json::from_str(&t).unwrap();
         }
     }
-}
-
-fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 #[test]

@@ -31,6 +31,7 @@ pub use cost::{bytes_to_read, check_bytes_to_read, log_bytes_to_read};
 pub use eval::{Grid, SeriesVals};
 pub use log::{
     Direction, LogQuery, LogResult, QueryStats, ResultEntry, ResultStream, run_log_query,
+    run_log_query_within,
 };
 pub use metric::{MetricLimits, MetricOutput, MetricQuery, MetricResult, Series, run_metric_query};
 

@@ -164,10 +164,42 @@ fn wave_size() -> usize {
 }
 
 pub fn run_log_query(store: &Store, q: &LogQuery<'_>) -> Result<LogResult, QueryError> {
+    run_log_query_within(store, q, usize::MAX)
+}
+
+/// As [`run_log_query`], failing with [`QueryError::Limit`] (naming
+/// `max_response_bytes`) once the entries it holds, as formatted by the
+/// pipeline, pass `max_bytes` — in the result, or in what one source
+/// yields of its best `limit` entries — so a `line_format` that makes
+/// every line large cannot grow memory past the bound.
+pub fn run_log_query_within(
+    store: &Store,
+    q: &LogQuery<'_>,
+    max_bytes: usize,
+) -> Result<LogResult, QueryError> {
     if q.interval > 0 {
-        return run_with_interval(store, q);
+        return run_with_interval(store, q, max_bytes);
     }
-    run_limited(store, q)
+    run_limited(store, q, max_bytes)
+}
+
+/// Bytes an entry holds in a result: its line and structured metadata.
+fn entry_bytes(e: &Entry) -> usize {
+    line_bytes(&e.line, &e.metadata)
+}
+
+fn line_bytes(line: &str, metadata: &[Label]) -> usize {
+    line.len()
+        + metadata
+            .iter()
+            .map(|l| l.name.len() + l.value.len())
+            .sum::<usize>()
+}
+
+fn too_large(max_bytes: usize) -> QueryError {
+    QueryError::Limit(format!(
+        "the query's entries, as its pipeline formats them, pass the response limit of {max_bytes} bytes (max_response_bytes); ask for fewer entries (limit) or shorter lines"
+    ))
 }
 
 /// Most entries one part of an `interval` query reads.
@@ -178,7 +210,11 @@ const INTERVAL_BATCH_MAX: usize = 100_000;
 /// one, until `limit` are kept. Read in parts: each starts where the next
 /// kept entry may be, and asks for as many entries as the parts so far
 /// needed per kept one.
-fn run_with_interval(store: &Store, q: &LogQuery<'_>) -> Result<LogResult, QueryError> {
+fn run_with_interval(
+    store: &Store,
+    q: &LogQuery<'_>,
+    max_bytes: usize,
+) -> Result<LogResult, QueryError> {
     let started = Instant::now();
     let backward = q.direction == Direction::Backward;
     let mut result = LogResult {
@@ -188,6 +224,7 @@ fn run_with_interval(store: &Store, q: &LogQuery<'_>) -> Result<LogResult, Query
     let (mut start, mut end) = (q.start, q.end);
     let mut last_kept: Option<i64> = None;
     let mut kept: Vec<(LabelSet, ResultEntry)> = Vec::new();
+    let mut kept_bytes = 0usize;
     let mut batch = q.limit;
     while kept.len() < q.limit && start < end {
         let part = run_limited(
@@ -199,6 +236,7 @@ fn run_with_interval(store: &Store, q: &LogQuery<'_>) -> Result<LogResult, Query
                 interval: 0,
                 ..*q
             },
+            max_bytes,
         )?;
         result.stats.add(&part.stats);
         result.warnings.extend(part.warnings);
@@ -227,6 +265,10 @@ fn run_with_interval(store: &Store, q: &LogQuery<'_>) -> Result<LogResult, Query
             });
             if far && kept.len() < q.limit {
                 last_kept = Some(e.ts.0);
+                kept_bytes += entry_bytes_of(&e);
+                if kept_bytes > max_bytes {
+                    return Err(too_large(max_bytes));
+                }
                 kept.push((labels.clone(), e));
             }
         }
@@ -264,8 +306,13 @@ fn run_with_interval(store: &Store, q: &LogQuery<'_>) -> Result<LogResult, Query
     Ok(result)
 }
 
+/// Bytes a result entry holds: its line and structured metadata.
+fn entry_bytes_of(e: &ResultEntry) -> usize {
+    line_bytes(&e.line, &e.metadata)
+}
+
 /// A log query without `interval`.
-fn run_limited(store: &Store, q: &LogQuery<'_>) -> Result<LogResult, QueryError> {
+fn run_limited(store: &Store, q: &LogQuery<'_>, max_bytes: usize) -> Result<LogResult, QueryError> {
     let started = Instant::now();
     let mut result = LogResult {
         direction: q.direction,
@@ -315,7 +362,8 @@ fn run_limited(store: &Store, q: &LogQuery<'_>) -> Result<LogResult, QueryError>
 
     // The heap keeps the `limit` best entries; its top is the worst of
     // them. Backward wants the newest, so the worst is the oldest.
-    let mut heap: BinaryHeap<Held> = BinaryHeap::with_capacity(q.limit + 1);
+    let mut heap: BinaryHeap<Held> = BinaryHeap::with_capacity(q.limit.min(1 << 16) + 1);
+    let mut heap_bytes = 0usize;
     let mut seq = 0u32;
     let mut label_ids: HashMap<Vec<Label>, u32> = HashMap::new();
     let mut label_sets: Vec<Vec<Label>> = Vec::new();
@@ -343,11 +391,11 @@ fn run_limited(store: &Store, q: &LogQuery<'_>) -> Result<LogResult, QueryError>
             .par_iter()
             .map(|(stream, src)| {
                 let labels = snap.streams[*stream as usize].labels.labels();
-                (*stream, read_filtered(src, q, labels))
+                (*stream, read_filtered(src, q, labels, max_bytes))
             })
             .collect();
         for (stream, out) in outputs {
-            let out = match out {
+            let out = match out? {
                 Ok(o) => o,
                 Err(e) => {
                     read_errors.push(e);
@@ -379,7 +427,13 @@ fn run_limited(store: &Store, q: &LogQuery<'_>) -> Result<LogResult, QueryError>
                     if heap.peek().is_some_and(|w| key >= w.key) {
                         continue;
                     }
-                    heap.pop();
+                    if let Some(out) = heap.pop() {
+                        heap_bytes -= entry_bytes(&out.entry);
+                    }
+                }
+                heap_bytes += entry_bytes(&entry);
+                if heap_bytes > max_bytes {
+                    return Err(too_large(max_bytes));
                 }
                 let set = &out.label_sets[local as usize];
                 let labels = match label_ids.get(set.as_slice()) {
@@ -462,29 +516,44 @@ struct SourceOutput {
 }
 
 /// Reads one source and runs the pipeline over the entries in range,
-/// borrowing each line from the decoded block or the head block: only
-/// the entries the pipeline keeps are copied out.
-fn read_filtered(src: &Source, q: &LogQuery<'_>, stream: &[Label]) -> Result<SourceOutput, String> {
-    let mut kept = Kept::new(q, stream);
+/// borrowing each line from the decoded block or the head block (only the
+/// entries the pipeline keeps are copied out), and keeping the best
+/// `limit` of what passes (the limit applies after the pipeline formatted
+/// the lines). The outer error is a limit that ends the query; the inner
+/// one a source that cannot be read (a warning).
+fn read_filtered(
+    src: &Source,
+    q: &LogQuery<'_>,
+    stream: &[Label],
+    max_bytes: usize,
+) -> Result<Result<SourceOutput, String>, QueryError> {
+    let mut kept = Kept::new(q, stream, max_bytes);
     match src {
         Source::Chunk(c) => {
-            let block = c
-                .segment
-                .read_decoded(c.at)
-                .map_err(|e| format!("unreadable chunk in {}: {e}", c.segment.path.display()))?;
+            let block = match c.segment.read_decoded(c.at) {
+                Ok(b) => b,
+                Err(e) => {
+                    return Ok(Err(format!(
+                        "unreadable chunk in {}: {e}",
+                        c.segment.path.display()
+                    )));
+                }
+            };
             let mut metadata: Vec<Label> = Vec::new();
             for e in block.iter() {
                 metadata.clear();
                 metadata.extend(e.metadata().map(|(n, v)| Label::new(n, v)));
-                kept.offer(e.ts, e.line, &metadata);
+                kept.offer(e.ts, e.line, &metadata)?;
             }
-            Ok(kept.finish(Kind::Chunk, c.segment.chunk(c.at).len as u64))
+            Ok(Ok(
+                kept.finish(Kind::Chunk, c.segment.chunk(c.at).len as u64)
+            ))
         }
         Source::Head(b) => {
             for i in 0..b.len() {
-                kept.offer(b.ts(i), b.line(i), b.metadata(i));
+                kept.offer(b.ts(i), b.line(i), b.metadata(i))?;
             }
-            Ok(kept.finish(Kind::Head, 0))
+            Ok(Ok(kept.finish(Kind::Head, 0)))
         }
     }
 }
@@ -499,10 +568,13 @@ struct Kept<'q> {
     entries: Vec<(u32, Entry)>,
     lines: u64,
     bytes: u64,
+    /// Bytes the kept entries hold, and the most they may.
+    held_bytes: usize,
+    max_bytes: usize,
 }
 
 impl<'q> Kept<'q> {
-    fn new(q: &'q LogQuery<'q>, stream: &'q [Label]) -> Self {
+    fn new(q: &'q LogQuery<'q>, stream: &'q [Label], max_bytes: usize) -> Self {
         Kept {
             q,
             stream,
@@ -512,17 +584,19 @@ impl<'q> Kept<'q> {
             entries: Vec::new(),
             lines: 0,
             bytes: 0,
+            held_bytes: 0,
+            max_bytes,
         }
     }
 
-    fn offer(&mut self, ts: Timestamp, line: &str, metadata: &[Label]) {
+    fn offer(&mut self, ts: Timestamp, line: &str, metadata: &[Label]) -> Result<(), QueryError> {
         self.lines += 1;
         self.bytes += line.len() as u64;
         if ts < self.q.start || ts >= self.q.end {
-            return;
+            return Ok(());
         }
         let Some(out) = self.processor.process(ts.0, line, self.stream, metadata) else {
-            return;
+            return Ok(());
         };
         let id = match self.ids.get(out.labels) {
             Some(&id) => id,
@@ -534,14 +608,21 @@ impl<'q> Kept<'q> {
             }
         };
         let line = if out.line_changed { out.line } else { line };
-        self.entries.push((
-            id,
-            Entry {
-                ts,
-                line: line.to_string(),
-                metadata: metadata.to_vec(),
-            },
-        ));
+        let entry = Entry {
+            ts,
+            line: line.to_string(),
+            metadata: metadata.to_vec(),
+        };
+        self.held_bytes += entry_bytes(&entry);
+        self.entries.push((id, entry));
+        if self.entries.len() >= self.q.limit.saturating_mul(2) || self.held_bytes > self.max_bytes
+        {
+            self.held_bytes = keep_best(&mut self.entries, self.q.limit, self.q.direction);
+            if self.held_bytes > self.max_bytes {
+                return Err(too_large(self.max_bytes));
+            }
+        }
+        Ok(())
     }
 
     fn finish(self, kind: Kind, compressed_bytes: u64) -> SourceOutput {
@@ -554,6 +635,29 @@ impl<'q> Kept<'q> {
             compressed_bytes,
         }
     }
+}
+
+/// Keeps the best `limit` entries (the newest for backward, the oldest for
+/// forward; earlier-read ones win ties, as in the result heap) in read
+/// order; returns the bytes they hold.
+fn keep_best(entries: &mut Vec<(u32, Entry)>, limit: usize, direction: Direction) -> usize {
+    if entries.len() > limit {
+        let mut order: Vec<usize> = (0..entries.len()).collect();
+        match direction {
+            Direction::Backward => order.sort_by_key(|&i| (Reverse(entries[i].1.ts), i)),
+            Direction::Forward => order.sort_by_key(|&i| (entries[i].1.ts, i)),
+        }
+        let mut keep = vec![false; entries.len()];
+        for &i in &order[..limit] {
+            keep[i] = true;
+        }
+        let mut i = 0;
+        entries.retain(|_| {
+            i += 1;
+            keep[i - 1]
+        });
+    }
+    entries.iter().map(|(_, e)| entry_bytes(e)).sum()
 }
 
 /// Sorts an entry's output labels into Loki 3's categories: a label is a

@@ -229,7 +229,7 @@ pub(crate) fn to_output(
         .collect();
     if out.len() > max_series {
         return Err(QueryError::Limit(format!(
-            "maximum of series ({max_series}) reached for a single query; narrow the stream selector, filter, or aggregate with `sum by (...)`"
+            "maximum of series ({max_series}) reached for a single query (max_query_series); narrow the stream selector, filter, or aggregate with `sum by (...)`"
         )));
     }
     match result_order(expr) {

@@ -397,7 +397,7 @@ fn check_series_per_step(series: &[SeriesVals], n: usize, limit: usize) -> Resul
 
 fn series_limit_error(limit: usize) -> QueryError {
     QueryError::Limit(format!(
-        "maximum of series ({limit}) reached for a single query; narrow the stream selector, filter, or aggregate with `sum by (...)`"
+        "maximum of series ({limit}) reached for a single query (max_query_series); narrow the stream selector, filter, or aggregate with `sum by (...)`"
     ))
 }
 

@@ -382,7 +382,7 @@ fn fields_request(
     let line_limit = number("line_limit", DEFAULT_LINE_LIMIT)?;
     if line_limit > app.config.max_query_limit {
         return Err(ApiError::bad_request(format!(
-            "max entries limit per query exceeded, limit > max_entries_limit ({line_limit} > {})",
+            "max entries limit per query exceeded, limit > max_entries_limit ({line_limit} > {}; set by max_query_limit)",
             app.config.max_query_limit
         )));
     }

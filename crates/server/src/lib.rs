@@ -25,6 +25,7 @@ mod error;
 mod export;
 pub mod grpc;
 mod labels;
+pub mod listen;
 pub mod otlp;
 mod params;
 mod push;
@@ -68,6 +69,10 @@ pub struct ServerConfig {
     /// applied to log queries without filters or parsers, which stop at
     /// their limit.
     pub max_query_bytes_read: u64,
+    /// Most bytes of entries (lines and structured metadata, as the
+    /// pipeline formats them) a log query may hold for its answer; more
+    /// fails the query naming this limit.
+    pub max_response_bytes: usize,
     /// Pattern mining at ingest (`[http.analysis]`).
     pub analysis: skald_analysis::index::IndexConfig,
     /// How long a query may run before it is stopped (504 / gRPC
@@ -110,6 +115,7 @@ impl Default for ServerConfig {
             max_query_length_hours: 30 * 24 + 1,
             max_query_series: 500,
             max_query_bytes_read: 0,
+            max_response_bytes: 32 * 1024 * 1024,
             analysis: Default::default(),
             query_timeout_secs: 120,
             max_concurrent_queries: 4,

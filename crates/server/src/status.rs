@@ -158,6 +158,12 @@ pub async fn metrics(
         crate::tail::TAILS_DROPPED.load(std::sync::atomic::Ordering::Relaxed),
     );
     metric(
+        "skald_tails_live",
+        "gauge",
+        "Live tails subscribed now (websocket and gRPC).",
+        app.store.live_tails() as u64,
+    );
+    metric(
         "skald_uptime_seconds",
         "gauge",
         "Seconds since the server started.",

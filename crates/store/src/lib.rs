@@ -787,6 +787,11 @@ impl Store {
         )
     }
 
+    /// Live tail subscriptions now (a dropped one no longer counts).
+    pub fn live_tails(&self) -> usize {
+        self.shared.tail.live()
+    }
+
     /// Hides the entries a tombstone covers from every read from now on
     /// (see [`delete`]); replaces one of the same tenant and id.
     pub fn add_tombstone(&self, tombstone: delete::Tombstone) {

@@ -110,6 +110,12 @@ pub(crate) struct Broadcaster {
 }
 
 impl Broadcaster {
+    /// Subscriptions still held by someone.
+    pub fn live(&self) -> usize {
+        let queues = self.queues.lock();
+        queues.iter().filter(|q| q.strong_count() > 0).count()
+    }
+
     pub fn has_subscribers(&self) -> bool {
         self.live.load(Ordering::Relaxed) > 0
     }

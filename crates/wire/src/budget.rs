@@ -77,6 +77,27 @@ impl DecompressBudget {
         Ok(())
     }
 
+    /// As `take`, without waiting: whether the bytes were reserved.
+    fn try_take(&self, bytes: usize) -> bool {
+        let bytes = bytes.min(self.limit);
+        let mut used = self.used.lock().unwrap_or_else(|p| p.into_inner());
+        if *used + bytes > self.limit {
+            return false;
+        }
+        *used += bytes;
+        true
+    }
+
+    /// How long a push waits for room.
+    pub fn wait(&self) -> Duration {
+        self.wait
+    }
+
+    /// The error of a push that found no room in time.
+    pub fn busy(&self) -> WireError {
+        WireError::Busy { limit: self.limit }
+    }
+
     fn give_back(&self, bytes: usize) {
         let mut used = self.used.lock().unwrap_or_else(|p| p.into_inner());
         *used = used.saturating_sub(bytes.min(self.limit));
@@ -114,6 +135,34 @@ impl Reservation {
     }
 }
 
+impl Reservation {
+    /// As [`Reservation::cover`] without waiting, for callers that cannot
+    /// block (an async body): whether `total` bytes are reserved now.
+    pub fn try_cover(&mut self, total: usize) -> bool {
+        let Some(budget) = &self.budget else {
+            return true;
+        };
+        if total <= self.held {
+            return true;
+        }
+        let more = total - self.held;
+        if !budget.try_take(more) {
+            return false;
+        }
+        self.held += more;
+        true
+    }
+
+    /// Gives back everything held (the bytes it covered are gone); the
+    /// reservation can grow again.
+    pub fn release(&mut self) {
+        if let Some(b) = &self.budget {
+            b.give_back(self.held);
+        }
+        self.held = 0;
+    }
+}
+
 impl Drop for Reservation {
     fn drop(&mut self) {
         if let Some(b) = &self.budget {
@@ -139,6 +188,12 @@ mod tests {
         assert_eq!(budget.used(), 10 * STEP);
         drop(a);
         b.cover(8 * STEP).unwrap();
+        let mut c = budget.start();
+        assert!(!c.try_cover(3 * STEP), "only 2 steps are free");
+        assert!(c.try_cover(2 * STEP));
+        c.release();
+        assert_eq!(c.held(), 0);
+        assert_eq!(budget.used(), 8 * STEP);
         drop(b);
         assert_eq!(budget.used(), 0);
     }

@@ -22,7 +22,9 @@ pub enum WireError {
     UnsupportedContentEncoding(String),
 
     /// The body inflates beyond `DecodeLimits::max_decompressed_bytes`.
-    #[error("push body is larger than the limit of {limit} bytes once decompressed")]
+    #[error(
+        "push body is larger than the limit of {limit} bytes once decompressed (max_push_decompressed_bytes)"
+    )]
     TooLarge { limit: usize },
 
     /// Decompressing the body would pass the budget shared by all pushes in

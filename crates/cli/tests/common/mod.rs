@@ -22,6 +22,8 @@ pub struct Server {
     scheme: &'static str,
     /// A data directory elsewhere than `dir/data` (a small file system).
     data: Option<PathBuf>,
+    /// Where the configuration file of [`Server::start_with_config`] is.
+    config_dir: Option<tempfile::TempDir>,
 }
 
 pub fn free_port() -> u16 {
@@ -56,6 +58,18 @@ impl Server {
         Server::start_full(scheme, client, args, None)
     }
 
+    /// A server started with a configuration file of `toml` text.
+    pub fn start_with_config(toml: &str, args: &[&str]) -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("skald.toml");
+        std::fs::write(&path, toml).unwrap();
+        let mut all = vec!["--config", path.to_str().unwrap()];
+        all.extend_from_slice(args);
+        let mut s = Server::start_with(&all);
+        s.config_dir = Some(dir);
+        s
+    }
+
     /// A server keeping its data in `data` (logs still go to a temporary
     /// directory).
     pub fn start_on(data: &Path, args: &[&str]) -> Server {
@@ -81,6 +95,7 @@ impl Server {
             extra_args: args.iter().map(|s| s.to_string()).collect(),
             scheme,
             data,
+            config_dir: None,
         };
         s.spawn();
         s
@@ -174,6 +189,30 @@ impl Server {
                 std::thread::sleep(Duration::from_millis(50));
             }
         }
+    }
+
+    /// The server process's id (while it runs).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    /// The server's resident memory now, in bytes (Linux).
+    pub fn rss_bytes(&self) -> u64 {
+        proc_status_bytes(self.pid(), "VmRSS:")
+    }
+
+    /// The server's peak resident memory so far, in bytes (Linux).
+    pub fn peak_rss_bytes(&self) -> u64 {
+        proc_status_bytes(self.pid(), "VmHWM:")
+    }
+
+    /// A counter or gauge of /metrics (0 when absent).
+    pub fn metric(&self, name: &str) -> u64 {
+        let (_, text) = self.get("/metrics", &[]);
+        text.lines()
+            .filter(|l| !l.starts_with('#'))
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+            .unwrap_or(0)
     }
 
     pub fn log(&self) -> String {
@@ -317,6 +356,27 @@ fn unsafe_sigterm(pid: u32) {
         .status()
         .unwrap();
     assert!(status.success());
+}
+
+/// A byte figure of `/proc/<pid>/status` (`VmRSS:`, `VmHWM:`; Linux),
+/// 0 when unreadable.
+pub fn proc_status_bytes(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
+}
+
+/// Percent-encodes a query parameter (unreserved characters kept).
+pub fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 /// A query start a day back, as nanoseconds: within the default query

@@ -140,6 +140,9 @@ pub(super) async fn push_log_stream(
 ) -> Result<Response<proto::PushResponse>, Status> {
     let ctx = context(app, &req)?;
     ctx.authorize(crate::service::Role::Push)?;
+    // What the body reserved of the push budget as it arrived: given back
+    // after each stored message, so a long stream does not pile it up.
+    let hold = req.extensions().get::<crate::listen::BodyHold>().cloned();
     let mut incoming = req.into_inner();
     let mut out = proto::PushResponse::default();
     loop {
@@ -158,6 +161,9 @@ pub(super) async fn push_log_stream(
         };
         out.messages += 1;
         add(&mut out, store(app, &ctx, msg.streams).await?);
+        if let Some(h) = &hold {
+            h.release();
+        }
     }
     Ok(Response::new(out))
 }

@@ -83,7 +83,7 @@ pub fn entry_limit(
     let max = limits_for(app, tenant).max_query_limit;
     if limit > max {
         return Err(ServiceError::limit(format!(
-            "max entries limit per query exceeded, limit > max_entries_limit ({limit} > {max})"
+            "max entries limit per query exceeded, limit > max_entries_limit ({limit} > {max}; set by max_query_limit)"
         )));
     }
     Ok(limit)
@@ -100,7 +100,7 @@ pub fn check_length(
     let span = end.0 as i128 - start.0 as i128;
     if max_hours > 0 && span > max_hours as i128 * HOUR_NS as i128 {
         return Err(ServiceError::limit(format!(
-            "the query time range exceeds the limit (query length: {}h, limit: {max_hours}h)",
+            "the query time range exceeds the limit (query length: {}h, limit: {max_hours}h, max_query_length_hours)",
             span / HOUR_NS as i128
         )));
     }
@@ -224,7 +224,10 @@ pub(crate) async fn run_logs(
                 direction,
                 interval,
             };
-            Ok(skald_query::run_log_query(&app.store, &q)?)
+            let max_bytes = app.config.max_response_bytes;
+            Ok(skald_query::run_log_query_within(
+                &app.store, &q, max_bytes,
+            )?)
         };
         match admitted {
             Some(a) => a.run(run),
