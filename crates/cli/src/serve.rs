@@ -53,6 +53,11 @@ pub struct ServeArgs {
     /// proxy that authenticates).
     #[arg(long)]
     pub insecure_no_auth: bool,
+    /// Append one JSON line per query, tail, export, delete, token or
+    /// limit change and refused request to this file. Overrides
+    /// `[audit] file`.
+    #[arg(long, env = "SKALD_AUDIT_LOG")]
+    pub audit_log: Option<PathBuf>,
     /// Log filter, e.g. `info` or `skald_store=debug,info`.
     #[arg(long, env = "SKALD_LOG", default_value = "info")]
     pub log: String,
@@ -91,6 +96,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
     if args.auth {
         cfg.auth.enabled = true;
+    }
+    if let Some(p) = &args.audit_log {
+        cfg.audit.file = Some(p.clone());
     }
     cfg.validate()?;
     let exposed = [args.http_addr, args.grpc_addr]
@@ -133,12 +141,18 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     )?;
     tracing::info!(auth = cfg.auth.enabled, "authentication");
     let ruler = crate::rules::start_ruler(&runtime, &cfg, &args, store.clone())?;
+    let audit = Arc::new(
+        skald_server::service::audit::Audit::open(&cfg.audit, &store)
+            .map_err(anyhow::Error::msg)
+            .context("opening the audit log")?,
+    );
     if let Some(state) = Arc::get_mut(&mut state) {
         state.ruler = Some(ruler.clone());
+        state.audit = audit.clone();
     }
     if let Some(path) = &args.config {
         let _guard = runtime.enter();
-        crate::reload::spawn(path.clone(), store.clone(), cfg.reloadable()?)
+        crate::reload::spawn(path.clone(), store.clone(), cfg.reloadable()?, audit)
             .context("installing the configuration reload (SIGHUP)")?;
     }
     let result = runtime.block_on(serve(state, &args, tls));
@@ -207,6 +221,7 @@ async fn serve(
     let reflection_v1alpha =
         skald_server::grpc::reflection_v1alpha().context("gRPC reflection v1alpha")?;
     let grpc_router = tonic::transport::Server::builder()
+        .layer(skald_server::observe::GrpcLayer(state.clone()))
         .add_service(health_service)
         .add_service(reflection)
         .add_service(reflection_v1alpha)
@@ -233,7 +248,9 @@ async fn serve(
     let http_stopped = async move {
         let _ = http_stop.wait_for(|s| *s).await;
     };
-    let app = skald_server::app(state);
+    // The peer's address reaches the audit log through ConnectInfo.
+    let app = skald_server::app(state)
+        .into_make_service_with_connect_info::<skald_server::observe::Peer>();
     let http_server = async move {
         match tls {
             Some(config) => {
