@@ -57,6 +57,9 @@
 //! [auth]
 //! enabled = true                # requests need a token (`skald token create`)
 //! open_metrics = true           # /metrics without a token (default)
+//! [audit]                       # docs/security.md
+//! file = "/var/log/skald/audit.log"   # or --audit-log; rotated past max_file_bytes
+//! tenant = "audit"              # also stored in this tenant, queryable with LogQL
 //! [ruler]                       # alerting and recording rules (docs/ruler.md)
 //! rules_dir = "rules"           # default: <data-dir>/rules
 //! evaluation_interval = "1m"
@@ -110,6 +113,7 @@ pub struct FileConfig {
     /// per-tenant overrides (docs/otlp.md).
     pub ingest: skald_server::IngestConfig,
     pub ruler: skald_ruler::RulerConfig,
+    pub audit: skald_server::service::audit::AuditConfig,
 }
 
 /// `[scrub]`: masking secrets at ingest.

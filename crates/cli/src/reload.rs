@@ -8,6 +8,7 @@
 //! key by key.
 
 use crate::config::{FileConfig, Reloadable};
+use skald_server::service::audit::Audit;
 use skald_store::{Store, TenantLimits};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -19,7 +20,12 @@ pub const EVERY: Duration = Duration::from_secs(10);
 /// Starts the reload task on the current runtime. The SIGHUP handler is
 /// installed before this returns, so a signal sent after it cannot kill
 /// the process.
-pub fn spawn(path: PathBuf, store: Arc<Store>, current: Reloadable) -> anyhow::Result<()> {
+pub fn spawn(
+    path: PathBuf,
+    store: Arc<Store>,
+    current: Reloadable,
+    audit: Arc<Audit>,
+) -> anyhow::Result<()> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut hup = signal(SignalKind::hangup())?;
     tokio::spawn(async move {
@@ -31,9 +37,11 @@ pub fn spawn(path: PathBuf, store: Arc<Store>, current: Reloadable) -> anyhow::R
                 _ = hup.recv() => "SIGHUP",
                 _ = tick.tick() => "interval",
             };
-            let (path2, store2, old) = (path.clone(), store.clone(), current.clone());
+            let (path2, store2, old, audit2) =
+                (path.clone(), store.clone(), current.clone(), audit.clone());
             let next =
-                tokio::task::spawn_blocking(move || reload(&path2, &store2, &old, why)).await;
+                tokio::task::spawn_blocking(move || reload(&path2, &store2, &old, why, &audit2))
+                    .await;
             if let Ok(Some(next)) = next {
                 current = next;
             }
@@ -49,6 +57,7 @@ fn reload(
     store: &Store,
     old: &Reloadable,
     why: &str,
+    audit: &Audit,
 ) -> Option<Reloadable> {
     let loaded = FileConfig::load(path).and_then(|cfg| cfg.reloadable());
     let new = match loaded {
@@ -67,6 +76,8 @@ fn reload(
     if new.limits != old.limits {
         for change in limit_changes(&old.limits, &new.limits) {
             tracing::info!(file = %path.display(), trigger = why, change = %change, "limit changed");
+            let params = serde_json::json!({ "file": path.display().to_string(), "trigger": why });
+            skald_server::service::audit::system(audit, "config", "limits.change", change, params);
         }
         store.set_limits(new.limits.clone());
     }

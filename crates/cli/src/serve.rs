@@ -55,6 +55,11 @@ pub struct ServeArgs {
     /// proxy that authenticates).
     #[arg(long)]
     pub insecure_no_auth: bool,
+    /// Append one JSON line per query, tail, export, delete, token or
+    /// limit change and refused request to this file. Overrides
+    /// `[audit] file`.
+    #[arg(long, env = "SKALD_AUDIT_LOG")]
+    pub audit_log: Option<PathBuf>,
     /// Log filter, e.g. `info` or `skald_store=debug,info`.
     #[arg(long, env = "SKALD_LOG", default_value = "info")]
     pub log: String,
@@ -93,6 +98,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
     if args.auth {
         cfg.auth.enabled = true;
+    }
+    if let Some(p) = &args.audit_log {
+        cfg.audit.file = Some(p.clone());
     }
     cfg.validate()?;
     let exposed = [args.http_addr, args.grpc_addr]
@@ -135,12 +143,18 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     )?;
     tracing::info!(auth = cfg.auth.enabled, "authentication");
     let ruler = crate::rules::start_ruler(&runtime, &cfg, &args, store.clone())?;
+    let audit = Arc::new(
+        skald_server::service::audit::Audit::open(&cfg.audit, &store)
+            .map_err(anyhow::Error::msg)
+            .context("opening the audit log")?,
+    );
     if let Some(state) = Arc::get_mut(&mut state) {
         state.ruler = Some(ruler.clone());
+        state.audit = audit.clone();
     }
     if let Some(path) = &args.config {
         let _guard = runtime.enter();
-        crate::reload::spawn(path.clone(), store.clone(), cfg.reloadable()?)
+        crate::reload::spawn(path.clone(), store.clone(), cfg.reloadable()?, audit)
             .context("installing the configuration reload (SIGHUP)")?;
     }
     let result = runtime.block_on(serve(state, &args, tls, cfg.listen.clone()));
@@ -214,7 +228,8 @@ async fn serve(
         .add_service(reflection_v1alpha)
         .add_service(skald_server::grpc::service(state.clone()))
         .add_service(skald_server::grpc::otlp_logs_service(state.clone()))
-        .into_axum_router();
+        .into_axum_router()
+        .layer(skald_server::observe::GrpcLayer(state.clone()));
     // Both listeners run the same loop with the [listen] limits, and
     // count push bodies in the same budget (skald_server::listen).
     let budget = Some(state.admission.push_budget(&state.config));

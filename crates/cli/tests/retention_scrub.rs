@@ -61,6 +61,7 @@ retention_interval_secs = 1
 [http]
 max_query_length_hours = 0
 [limits]
+max_query_length = "0s"
 reject_old_samples = false
 retention_period = "720h"
 retention_stream = [{ selector = '{env="dev"}', priority = 1, period = "24h" }]

@@ -20,14 +20,17 @@
 //! Pushes are admitted by bytes instead: what they inflate is reserved in
 //! one [`skald_wire::DecompressBudget`] for all of them.
 //!
-//! The limits come from [`limits_for`], given the tenant: the seam for
-//! per-tenant overrides; today every tenant gets the server's defaults.
+//! A tenant's own `max_concurrent_queries` (its limits) is a third
+//! semaphore per tenant, taken first: one tenant's burst of queries waits
+//! for its own slots instead of filling the lanes. Its `query_timeout`
+//! (under the server's `query_timeout_secs`) is the deadline.
 
 use crate::{ApiError, AppState, ServerConfig};
 use skald_model::TenantId;
 use skald_query::{CancelOnDrop, CancelToken};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -46,12 +49,15 @@ pub struct QueryLimits {
     pub cheap_bytes: u64,
 }
 
-/// The limits for `tenant`. Today the server's defaults for everyone; a
-/// per-tenant limits table plugs in here.
-pub fn limits_for(config: &ServerConfig, _tenant: &TenantId) -> QueryLimits {
+/// The admission limits for a query of a tenant: its timeout (the
+/// tenant's `query_timeout` under the server's `query_timeout_secs`), the
+/// server's lanes and queue.
+pub fn limits_for(
+    config: &ServerConfig,
+    tenant: &crate::service::TenantQueryLimits,
+) -> QueryLimits {
     QueryLimits {
-        timeout: (config.query_timeout_secs > 0)
-            .then(|| Duration::from_secs(config.query_timeout_secs)),
+        timeout: tenant.timeout,
         max_concurrent: config.max_concurrent_queries.max(1),
         max_queued: config.max_queued_queries,
         queue_wait: Duration::from_millis(config.query_queue_wait_ms),
@@ -70,6 +76,10 @@ pub struct Admission {
     lanes: OnceLock<Lanes>,
     waiting: AtomicUsize,
     push_budget: OnceLock<Arc<skald_wire::DecompressBudget>>,
+    /// Each tenant's slots, with the limit they were made for (a reload
+    /// that changes it replaces them; running queries keep their old
+    /// permits until they end).
+    tenants: Mutex<HashMap<TenantId, (usize, Arc<Semaphore>)>>,
 }
 
 struct Lanes {
@@ -97,6 +107,49 @@ impl Admission {
             heavy: Arc::new(Semaphore::new(limits.max_concurrent)),
             light: Arc::new(Semaphore::new(LIGHT_PERMITS)),
         })
+    }
+
+    /// Waits (as for a lane) for one of the tenant's `max` slots; `None`
+    /// when the tenant has no limit of its own.
+    async fn admit_tenant(
+        &self,
+        tenant: &TenantId,
+        max: usize,
+        limits: &QueryLimits,
+    ) -> Result<Option<OwnedSemaphorePermit>, ApiError> {
+        if max == 0 {
+            return Ok(None);
+        }
+        let slots = {
+            let mut map = self.tenants.lock().unwrap_or_else(|e| e.into_inner());
+            let entry = map
+                .entry(tenant.clone())
+                .or_insert_with(|| (max, Arc::new(Semaphore::new(max))));
+            if entry.0 != max {
+                *entry = (max, Arc::new(Semaphore::new(max)));
+            }
+            entry.1.clone()
+        };
+        if let Ok(permit) = slots.clone().try_acquire_owned() {
+            return Ok(Some(permit));
+        }
+        let _waiting = Waiting::enter(&self.waiting);
+        let refused = || {
+            ApiError::new(
+                crate::service::ErrorCode::RateLimited,
+                format!(
+                    "too many queries of tenant {tenant} at once (max_concurrent_queries: {max}); retry later"
+                ),
+            )
+        };
+        if self.waiting.load(Ordering::SeqCst) > limits.max_queued {
+            return Err(refused());
+        }
+        match tokio::time::timeout(limits.queue_wait, slots.acquire_owned()).await {
+            Ok(Ok(permit)) => Ok(Some(permit)),
+            Ok(Err(_closed)) => Err(ApiError::unavailable("the server is shutting down")),
+            Err(_elapsed) => Err(refused()),
+        }
     }
 
     /// Waits for a permit of the query's lane, within the limits.
@@ -154,6 +207,8 @@ impl Drop for Waiting<'_> {
 /// cancel token. Run it with [`Admitted::run`] on the blocking pool.
 pub(crate) struct Admitted {
     permit: OwnedSemaphorePermit,
+    /// The tenant's slot (`max_concurrent_queries` of its limits).
+    _tenant: Option<OwnedSemaphorePermit>,
     token: CancelToken,
 }
 
@@ -161,7 +216,7 @@ impl Admitted {
     /// Runs `work` under the query's token; the permit is released when
     /// it returns, however the query ended.
     pub(crate) fn run<T>(self, work: impl FnOnce() -> T) -> T {
-        let _held_until_the_query_stops = self.permit;
+        let _held_until_the_query_stops = (self.permit, self._tenant);
         self.token.scope(work)
     }
 }
@@ -175,7 +230,12 @@ pub(crate) async fn admit(
     tenant: &TenantId,
     estimate: impl FnOnce() -> u64 + Send + 'static,
 ) -> Result<(Admitted, CancelOnDrop), ApiError> {
-    let limits = limits_for(&app.config, tenant);
+    let tenant_limits = crate::service::limits_for(app, tenant);
+    let limits = limits_for(&app.config, &tenant_limits);
+    let own = app
+        .admission
+        .admit_tenant(tenant, tenant_limits.max_concurrent, &limits)
+        .await?;
     let bytes = crate::blocking(move || Ok(estimate())).await?;
     let permit = app
         .admission
@@ -183,7 +243,14 @@ pub(crate) async fn admit(
         .await?;
     let token = CancelToken::new(limits.timeout);
     let guard = token.guard();
-    Ok((Admitted { permit, token }, guard))
+    Ok((
+        Admitted {
+            permit,
+            _tenant: own,
+            token,
+        },
+        guard,
+    ))
 }
 
 #[cfg(test)]
@@ -256,6 +323,35 @@ mod tests {
             "{}",
             err.message
         );
+    }
+
+    #[tokio::test]
+    async fn a_tenant_at_its_own_limit_is_refused_naming_it_and_others_are_not_behind_it() {
+        let admission = Admission::default();
+        let l = QueryLimits {
+            queue_wait: Duration::ZERO,
+            ..limits()
+        };
+        let a = TenantId::new("a").unwrap();
+        let held = admission.admit_tenant(&a, 1, &l).await.unwrap();
+        assert!(held.is_some());
+        let err = admission.admit_tenant(&a, 1, &l).await.unwrap_err();
+        assert_eq!(
+            err.code.http_status(),
+            axum::http::StatusCode::TOO_MANY_REQUESTS
+        );
+        assert!(
+            err.message.contains("max_concurrent_queries: 1") && err.message.contains(" a "),
+            "{}",
+            err.message
+        );
+        let b = TenantId::new("b").unwrap();
+        assert!(admission.admit_tenant(&b, 1, &l).await.unwrap().is_some());
+        // No limit of its own: no slot is taken.
+        assert!(admission.admit_tenant(&a, 0, &l).await.unwrap().is_none());
+        // Its slot back, the tenant runs again.
+        drop(held);
+        assert!(admission.admit_tenant(&a, 1, &l).await.unwrap().is_some());
     }
 
     /// Polls a future once: Some(output) if it was ready.

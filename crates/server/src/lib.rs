@@ -26,6 +26,7 @@ mod export;
 pub mod grpc;
 mod labels;
 pub mod listen;
+pub mod observe;
 pub mod otlp;
 mod params;
 mod push;
@@ -154,6 +155,10 @@ pub struct AppState {
     pub refused_entries: std::sync::atomic::AtomicU64,
     /// Alerting and recording rules (`None`: not running here).
     pub ruler: Option<skald_ruler::Ruler>,
+    /// Where audit records go (`[audit]`; the default writes none).
+    pub audit: Arc<service::audit::Audit>,
+    /// Request durations and per-tenant figures for /metrics.
+    pub metrics: observe::Metrics,
 }
 
 impl AppState {
@@ -193,6 +198,8 @@ impl AppState {
             analysis: None,
             admission: Default::default(),
             ruler: None,
+            audit: Default::default(),
+            metrics: Default::default(),
         })
     }
 }
@@ -300,6 +307,10 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/metrics", get(status::metrics))
         // The web UI answers only what no route above took.
         .fallback(skald_ui::serve)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            observe::track_http,
+        ))
         .with_state(state)
 }
 

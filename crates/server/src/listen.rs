@@ -148,7 +148,7 @@ pub async fn serve<L>(
     shutdown: impl Future<Output = ()> + Send,
 ) -> io::Result<()>
 where
-    L: Listener,
+    L: Listener<Addr = std::net::SocketAddr>,
     L::Io: Send + Unpin + 'static,
 {
     let shared = Arc::new(Shared {
@@ -166,7 +166,7 @@ where
             p = connections.clone().acquire_owned() => p.expect("never closed"),
             () = &mut shutdown => break,
         };
-        let (io, _peer) = tokio::select! {
+        let (io, peer) = tokio::select! {
             c = listener.accept() => c,
             () = &mut shutdown => break,
         };
@@ -174,7 +174,7 @@ where
         let stop = stop_rx.clone();
         let alive = alive_tx.clone();
         tokio::spawn(async move {
-            connection(io, shared, stop).await;
+            connection(io, peer, shared, stop).await;
             drop(permit);
             drop(alive);
         });
@@ -195,8 +195,12 @@ struct Shared {
 }
 
 /// One connection, from accept to close.
-async fn connection<I>(io: I, shared: Arc<Shared>, mut stop: watch::Receiver<bool>)
-where
+async fn connection<I>(
+    io: I,
+    peer: std::net::SocketAddr,
+    shared: Arc<Shared>,
+    mut stop: watch::Receiver<bool>,
+) where
     I: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
     let activity = Arc::new(Activity::new());
@@ -207,7 +211,12 @@ where
     let service = {
         let shared = shared.clone();
         let activity = activity.clone();
-        hyper::service::service_fn(move |req| handle(req, shared.clone(), activity.clone()))
+        hyper::service::service_fn(move |mut req: Request<Incoming>| {
+            // The peer's address, for the audit log (crate::observe).
+            req.extensions_mut()
+                .insert(axum::extract::ConnectInfo(crate::observe::Peer(peer)));
+            handle(req, shared.clone(), activity.clone())
+        })
     };
     let config = &shared.config;
     let mut builder = auto::Builder::new(TokioExecutor::new());

@@ -175,8 +175,61 @@ pub async fn metrics(
         "Requests refused for missing, invalid or expired credentials.",
         app.auth.failures.load(std::sync::atomic::Ordering::Relaxed),
     );
+    metric(
+        "skald_audit_write_failures_total",
+        "counter",
+        "Audit records that could not be written (file or audit tenant).",
+        app.audit
+            .failures
+            .load(std::sync::atomic::Ordering::Relaxed),
+    );
+    if let Some((free, total)) = disk_space(&app.store.config().data_dir) {
+        metric(
+            "skald_disk_free_bytes",
+            "gauge",
+            "Bytes free for the server on the data directory's filesystem.",
+            free,
+        );
+        metric(
+            "skald_disk_total_bytes",
+            "gauge",
+            "Size of the data directory's filesystem.",
+            total,
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP skald_wal_fsync_duration_seconds How long each WAL fsync took.\n# TYPE skald_wal_fsync_duration_seconds histogram"
+    );
+    app.store
+        .wal_fsync_histogram()
+        .render(&mut out, "skald_wal_fsync_duration_seconds", "");
+    let active: Vec<_> = app
+        .store
+        .tenants()
+        .into_iter()
+        .map(|t| {
+            let n = app.store.limit_usage(&t).active_streams;
+            (t, n)
+        })
+        .collect();
+    app.metrics.render(&mut out, &active);
     if let Some(ruler) = &app.ruler {
         ruler.render_metrics(&mut out);
     }
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out))
+}
+
+/// Free (for an unprivileged writer) and total bytes of the filesystem
+/// holding `dir`.
+fn disk_space(dir: &std::path::Path) -> Option<(u64, u64)> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `path` is a valid C string and `st` a writable statvfs.
+    if unsafe { libc::statvfs(path.as_ptr(), &mut st) } != 0 {
+        return None;
+    }
+    let unit = st.f_frsize as u64;
+    Some((st.f_bavail as u64 * unit, st.f_blocks as u64 * unit))
 }

@@ -150,7 +150,9 @@ pub async fn start(app: Arc<AppState>, req: TailRequest) -> Result<Tail, Service
         ended: ended.clone(),
         max_stall,
     };
+    let open = crate::observe::TailGauge::open(&app);
     tokio::spawn(async move {
+        let _counted_while_running = open;
         let seen: HashSet<(LabelSet, i64, String)> = history
             .iter()
             .flat_map(|(l, es)| es.iter().map(move |e| (l.clone(), e.ts.0, e.line.clone())))

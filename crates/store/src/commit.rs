@@ -297,8 +297,10 @@ pub(crate) fn run(
             }
         }
         if unsynced && last_sync.elapsed() >= interval {
+            let syncing = Instant::now();
             match wal.sync() {
                 Ok(()) => {
+                    shared.counters.wal_fsync.observe(syncing.elapsed());
                     unsynced = false;
                     last_sync = Instant::now();
                     shared.counters.wal_syncs.fetch_add(1, Ordering::Relaxed);
@@ -429,7 +431,9 @@ fn commit_group(
     }
     match shared.config.fsync {
         crate::FsyncMode::Always => {
+            let syncing = Instant::now();
             wal.sync()?;
+            shared.counters.wal_fsync.observe(syncing.elapsed());
             shared.counters.wal_syncs.fetch_add(1, Ordering::Relaxed);
         }
         crate::FsyncMode::Interval => {

@@ -25,6 +25,7 @@ mod config;
 pub mod delete;
 mod flush;
 mod head;
+pub mod histogram;
 mod index;
 pub mod limits;
 pub mod record;
@@ -217,6 +218,8 @@ pub(crate) struct Counters {
     pub flushes: AtomicU64,
     pub flush_errors: AtomicU64,
     pub wal_syncs: AtomicU64,
+    /// How long each WAL fsync took.
+    pub wal_fsync: histogram::Histogram,
     pub compactions: AtomicU64,
     pub compaction_errors: AtomicU64,
     pub retention_segments_deleted: AtomicU64,
@@ -501,6 +504,11 @@ impl Store {
     /// Replaces the scrubbing rules (a reload of the configuration).
     pub fn set_scrubber(&self, scrubber: scrub::Scrubber) {
         *self.shared.scrubber.write() = Arc::new(scrubber);
+    }
+
+    /// How long the WAL's fsyncs took (for `/metrics`).
+    pub fn wal_fsync_histogram(&self) -> &histogram::Histogram {
+        &self.shared.counters.wal_fsync
     }
 
     /// What `tenant` uses now of its rate and active-stream limits.

@@ -101,9 +101,9 @@ pub async fn quota(app: &Arc<AppState>, ctx: &Context) -> Result<Quota, ServiceE
         let limits = limits_for(&app, &tenant);
         Ok(Quota {
             usage: tenant_stats(&app, &tenant),
-            max_push_body_bytes: limits.max_push_body_bytes as u64,
-            max_query_limit: limits.max_query_limit as u64,
-            max_query_length_hours: limits.max_query_length_hours,
+            max_push_body_bytes: app.config.max_push_body_bytes as u64,
+            max_query_limit: limits.max_entries as u64,
+            max_query_length_hours: limits.max_length.map_or(0, |d| d.as_secs() / 3600),
             tenant,
         })
     })

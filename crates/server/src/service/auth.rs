@@ -217,10 +217,43 @@ fn parse_tenants(text: &str, what: &str) -> Result<Vec<TenantId>, ServiceError> 
 }
 
 /// Authenticates a request and names its tenants.
-pub fn context(
+pub(crate) fn context(
     app: &AppState,
     creds: Credentials,
     org_header: &str,
+    request: Arc<super::RequestMeta>,
+) -> Result<Context, ServiceError> {
+    let result = authenticate(app, &creds, org_header, request.clone());
+    if let Err(e) = &result
+        && e.code == ErrorCode::Unauthenticated
+    {
+        super::audit::refused_authentication(&request, creds.org_id.as_deref(), e);
+    }
+    let changes = app.auth.tokens.take_changes();
+    for (action, record) in changes {
+        let params = serde_json::json!({
+            "id": record.id,
+            "name": record.name,
+            "tenants": record.tenants,
+            "role": record.role.as_str(),
+            "expires_ns": record.expires_ns,
+        });
+        super::audit::system(
+            &request.audit,
+            TOKENS_FILE,
+            action,
+            record.name.clone(),
+            params,
+        );
+    }
+    result
+}
+
+fn authenticate(
+    app: &AppState,
+    creds: &Credentials,
+    org_header: &str,
+    request: Arc<super::RequestMeta>,
 ) -> Result<Context, ServiceError> {
     let auth = &app.auth;
     if !auth.config.enabled {
@@ -231,6 +264,7 @@ pub fn context(
         return Ok(Context {
             principal: Principal::Anonymous,
             tenants,
+            request,
         });
     }
     let Some(header) = creds.authorization.as_deref() else {
@@ -276,6 +310,7 @@ pub fn context(
     Ok(Context {
         principal: Principal::Tokens(tokens),
         tenants,
+        request,
     })
 }
 
@@ -310,6 +345,9 @@ pub struct TokenFile {
 #[derive(Default)]
 struct Loaded {
     records: Vec<Arc<TokenRecord>>,
+    /// Tokens created or revoked since the last look, for the audit log
+    /// (not at the first load).
+    changes: Vec<(&'static str, Arc<TokenRecord>)>,
     /// Modification time and length when read.
     seen: Option<(SystemTime, u64)>,
     checked: Option<Instant>,
@@ -361,6 +399,7 @@ impl TokenFile {
         if !force && st.checked.is_some_and(|c| c.elapsed() < RELOAD_CHECK) {
             return Ok(());
         }
+        let first_load = st.checked.is_none();
         st.checked = Some(Instant::now());
         let seen = std::fs::metadata(&self.path)
             .ok()
@@ -368,11 +407,33 @@ impl TokenFile {
         if !force && seen == st.seen {
             return Ok(());
         }
-        let records = self.read()?;
+        let records: Vec<Arc<TokenRecord>> = self.read()?.into_iter().map(Arc::new).collect();
         tracing::info!(tokens = records.len(), "tokens loaded");
-        st.records = records.into_iter().map(Arc::new).collect();
+        if !first_load {
+            let had =
+                |list: &[Arc<TokenRecord>], r: &TokenRecord| list.iter().any(|o| o.id == r.id);
+            let created: Vec<_> = records
+                .iter()
+                .filter(|r| !had(&st.records, r))
+                .map(|r| ("token.create", r.clone()))
+                .collect();
+            let revoked: Vec<_> = st
+                .records
+                .iter()
+                .filter(|r| !had(&records, r))
+                .map(|r| ("token.revoke", r.clone()))
+                .collect();
+            st.changes.extend(created);
+            st.changes.extend(revoked);
+        }
+        st.records = records;
         st.seen = seen;
         Ok(())
+    }
+
+    /// Tokens created or revoked since the last call.
+    fn take_changes(&self) -> Vec<(&'static str, Arc<TokenRecord>)> {
+        std::mem::take(&mut self.state.lock().unwrap().changes)
     }
 
     fn verify(&self, token: &str, now: Timestamp) -> Option<Arc<TokenRecord>> {

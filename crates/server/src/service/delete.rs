@@ -16,9 +16,13 @@ pub async fn create(
     start: Timestamp,
     end: Timestamp,
 ) -> Result<DeleteRequest, ServiceError> {
-    let tenant = ctx.tenant_for(Role::Admin)?;
-    let deletes = app.deletes.clone();
-    blocking(move || deletes.create(&tenant, &query, start, end)).await
+    let params = serde_json::json!({ "start_ns": start.0, "end_ns": end.0 });
+    ctx.audited("delete", query.clone(), params, async {
+        let tenant = ctx.tenant_for(Role::Admin)?;
+        let deletes = app.deletes.clone();
+        blocking(move || deletes.create(&tenant, &query, start, end)).await
+    })
+    .await
 }
 
 /// The tenant's delete requests and their status.
@@ -32,7 +36,11 @@ pub fn list(
 
 /// Withdraws one of the tenant's requests still in its cancel period.
 pub async fn cancel(app: &Arc<AppState>, ctx: &Context, id: String) -> Result<(), ServiceError> {
-    let tenant = ctx.tenant_for(Role::Admin)?;
-    let deletes = app.deletes.clone();
-    blocking(move || deletes.cancel(&tenant, &id)).await
+    let params = serde_json::Value::Null;
+    ctx.audited("delete.cancel", id.clone(), params, async {
+        let tenant = ctx.tenant_for(Role::Admin)?;
+        let deletes = app.deletes.clone();
+        blocking(move || deletes.cancel(&tenant, &id)).await
+    })
+    .await
 }

@@ -57,7 +57,7 @@ fn prepare(
     if req.start > end {
         return Err(ServiceError::invalid("start_ns", "after end_ns"));
     }
-    let default = DEFAULT_CHUNK.min(limits_for(app, &tenant).max_query_limit);
+    let default = DEFAULT_CHUNK.min(limits_for(app, &tenant).max_entries);
     let chunk = entry_limit(app, &tenant, Some(req.chunk.unwrap_or(default)))?;
     let cursor = if req.cursor.is_empty() {
         Cursor {
@@ -79,7 +79,23 @@ fn prepare(
 
 /// Checks an export streamed to the caller (role `read`).
 pub fn stream(app: &AppState, ctx: &Context, req: ExportRequest) -> Result<Export, ServiceError> {
-    prepare(app, ctx, Role::Read, req)
+    ctx.audited_now(
+        "export",
+        req.query.clone(),
+        export_params(&req, None),
+        || prepare(app, ctx, Role::Read, req),
+    )
+}
+
+/// An export's parameters for its audit record.
+fn export_params(req: &ExportRequest, dest: Option<&Destination>) -> serde_json::Value {
+    serde_json::json!({
+        "start_ns": req.start.0,
+        "end_ns": req.end.map(|t| t.0),
+        "chunk": req.chunk,
+        "cursor": req.cursor,
+        "destination": dest.map(|d| d.path.clone()),
+    })
 }
 
 /// The next chunk of a streamed export; advances its cursor.
@@ -99,6 +115,18 @@ pub async fn next(app: &Arc<AppState>, export: &mut Export) -> Result<Chunk, Ser
 
 /// Starts a background job writing a file on the server (role `admin`).
 pub fn start_job(
+    app: &Arc<AppState>,
+    ctx: &Context,
+    req: ExportRequest,
+    dest: Destination,
+) -> Result<Arc<Job>, ServiceError> {
+    let params = export_params(&req, Some(&dest));
+    ctx.audited_now("export.job", req.query.clone(), params, || {
+        start_job_audited(app, ctx, req, dest)
+    })
+}
+
+fn start_job_audited(
     app: &Arc<AppState>,
     ctx: &Context,
     req: ExportRequest,

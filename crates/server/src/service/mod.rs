@@ -5,8 +5,8 @@
 //! a typed request, and answers a typed result or one [`ServiceError`]
 //! `{ code, message }`. [`ErrorCode::statuses`] is the single `match` that
 //! turns a code into an HTTP status and a gRPC code; adapters never choose
-//! a status themselves. Authentication, authorisation, limits and (later)
-//! audit happen here, so no endpoint can forget them.
+//! a status themselves. Authentication, authorisation, limits and audit
+//! ([`audit`]) happen here, so no endpoint can forget them.
 //!
 //! Modules follow the operations: [`push`], [`query`] (log and metric
 //! queries, the limits and defaults they share), [`labels`] (names,
@@ -22,8 +22,8 @@
 //!    authorises and hands back the one tenant the call is for); run store
 //!    and query work through [`blocking`]; refuse with
 //!    `ServiceError::new(ErrorCode::…, "field: why")`.
-//! 2. Per-tenant limit values come from [`limits_for`] (the seam where the
-//!    tenant's own limits are looked up).
+//! 2. Per-tenant limit values come from [`limits_for`]: the tenant's own
+//!    limits under the server's ceilings.
 //! 3. In the adapter, build the context from the request
 //!    (`Context::from_http(&app, &headers)` or
 //!    `Context::from_grpc(&app, request.metadata())`), parse the wire
@@ -35,6 +35,7 @@
 //! the adapters (`crate::grpc`, the HTTP handler modules).
 
 pub mod admin;
+pub mod audit;
 pub mod auth;
 pub mod delete;
 pub mod export;
@@ -49,6 +50,8 @@ pub use auth::{Credentials, Principal, Role};
 use crate::AppState;
 use axum::http::StatusCode;
 use skald_model::TenantId;
+use std::sync::Arc;
+use std::time::Duration;
 
 /// What went wrong, in terms a client can act on. One code, one HTTP
 /// status, one gRPC code ([`ErrorCode::statuses`]).
@@ -212,12 +215,46 @@ impl From<ServiceError> for tonic::Status {
 /// Who is asking, and for which tenant(s): built once per request by the
 /// adapter from its credentials and `X-Scope-OrgID`, then passed to every
 /// operation.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Context {
     pub principal: Principal,
     /// The tenants the request names (`X-Scope-OrgID: a|b`), or the
     /// token's tenant when it names none.
     pub tenants: Vec<TenantId>,
+    /// Where the request came from, and where its audit records go.
+    pub(crate) request: Arc<RequestMeta>,
+}
+
+/// The request a context belongs to, for its audit records.
+pub(crate) struct RequestMeta {
+    pub protocol: &'static str,
+    pub route: String,
+    pub remote: Option<std::net::SocketAddr>,
+    pub audit: Arc<audit::Audit>,
+    /// Set once an audited operation runs: its record covers a refusal.
+    pub audited: std::sync::atomic::AtomicBool,
+}
+
+impl RequestMeta {
+    fn new(app: &AppState, protocol: &'static str) -> Arc<RequestMeta> {
+        let info = crate::observe::RequestInfo::current().unwrap_or_default();
+        Arc::new(RequestMeta {
+            protocol,
+            route: info.route,
+            remote: info.remote,
+            audit: app.audit.clone(),
+            audited: Default::default(),
+        })
+    }
+}
+
+impl std::fmt::Debug for Context {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Context")
+            .field("principal", &self.principal)
+            .field("tenants", &self.tenants)
+            .finish()
+    }
 }
 
 impl Context {
@@ -240,7 +277,7 @@ impl Context {
             authorization: text("authorization")?,
             org_id: text("x-scope-orgid")?,
         };
-        auth::context(app, creds, "X-Scope-OrgID")
+        auth::context(app, creds, "X-Scope-OrgID", RequestMeta::new(app, "http"))
     }
 
     /// The context of a gRPC call (the same headers as metadata).
@@ -261,14 +298,23 @@ impl Context {
             authorization: text("authorization")?,
             org_id: text("x-scope-orgid")?,
         };
-        auth::context(app, creds, "x-scope-orgid")
+        auth::context(app, creds, "x-scope-orgid", RequestMeta::new(app, "grpc"))
     }
 
     /// Refuses the request unless the principal holds `role` for every
     /// tenant the request names.
     pub fn authorize(&self, role: Role) -> Result<(), ServiceError> {
         for t in &self.tenants {
-            self.principal.authorize(t, role)?;
+            if let Err(e) = self.principal.authorize(t, role) {
+                if !self
+                    .request
+                    .audited
+                    .load(std::sync::atomic::Ordering::Relaxed)
+                {
+                    audit::refused_authorization(self, &e);
+                }
+                return Err(e);
+            }
         }
         Ok(())
     }
@@ -287,10 +333,66 @@ impl Context {
     }
 }
 
-/// The limits that apply to a tenant. Today the server's configuration
-/// for everyone; the per-tenant overrides (`[tenants.<id>]`) plug in here.
-pub fn limits_for<'a>(app: &'a AppState, _tenant: &TenantId) -> &'a crate::ServerConfig {
-    &app.config
+/// The query limits of one tenant (see [`limits_for`]). `None` and 0
+/// mean no limit where the field says so.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TenantQueryLimits {
+    /// Largest `limit` of a log query (`max_entries_limit_per_query`).
+    pub max_entries: usize,
+    /// Longest range of a query (`max_query_length`).
+    pub max_length: Option<Duration>,
+    /// How far back a query may reach (`max_query_lookback`).
+    pub max_lookback: Option<Duration>,
+    /// Most series of a metric query (`max_query_series`; 0: none).
+    pub max_series: usize,
+    /// Most bytes a query may read, estimated (`max_query_bytes_read`; 0:
+    /// none).
+    pub max_bytes_read: u64,
+    /// How long a query may run (`query_timeout`).
+    pub timeout: Option<Duration>,
+    /// Queries of the tenant running at once (`max_concurrent_queries`;
+    /// 0: none).
+    pub max_concurrent: usize,
+    /// Export jobs of the tenant at once (`max_export_jobs`).
+    pub max_export_jobs: usize,
+}
+
+/// The query limits of `tenant`: its own limits (`[limits]` merged with
+/// `[tenants.<id>]`, as reloaded on a running server) under the server's
+/// ceilings of `[http]` (`max_query_limit`, `max_query_length_hours`,
+/// `max_query_series`, `max_query_bytes_read`, `query_timeout_secs`,
+/// `max_export_jobs`): the smaller of the two applies, a 0 on either side
+/// meaning "no limit" from that side.
+pub fn limits_for(app: &AppState, tenant: &TenantId) -> TenantQueryLimits {
+    let own = app.store.limits(tenant);
+    let server = &app.config;
+    let smaller = |a: u64, b: u64| match (a, b) {
+        (0, b) => b,
+        (a, 0) => a,
+        (a, b) => a.min(b),
+    };
+    let min_duration = |own: Duration, server_secs: u64| {
+        let server = (server_secs > 0).then(|| Duration::from_secs(server_secs));
+        match (own.is_zero(), server) {
+            (true, server) => server,
+            (false, None) => Some(own),
+            (false, Some(server)) => Some(own.min(server)),
+        }
+    };
+    TenantQueryLimits {
+        max_entries: smaller(
+            own.max_entries_limit_per_query as u64,
+            server.max_query_limit as u64,
+        ) as usize,
+        max_length: min_duration(own.max_query_length, server.max_query_length_hours * 3600),
+        max_lookback: (!own.max_query_lookback.is_zero()).then_some(own.max_query_lookback),
+        max_series: smaller(own.max_query_series as u64, server.max_query_series as u64) as usize,
+        max_bytes_read: smaller(own.max_query_bytes_read, server.max_query_bytes_read),
+        timeout: min_duration(own.query_timeout, server.query_timeout_secs),
+        max_concurrent: own.max_concurrent_queries,
+        max_export_jobs: smaller(own.max_export_jobs as u64, server.max_export_jobs as u64)
+            as usize,
+    }
 }
 
 /// Runs blocking work (store, query, files) off the async runtime.

@@ -71,6 +71,7 @@ pub async fn push(
         let refused: u64 = rejected.iter().map(|r: &Rejection| r.entries).sum();
         app.refused_entries
             .fetch_add(refused, std::sync::atomic::Ordering::Relaxed);
+        app.metrics.refused(&tenant, "invalid_labels", refused);
         let mut outcome = store_batches(&app, &tenant, batches)?;
         rejected.append(&mut outcome.rejected);
         outcome.rejected = rejected;
@@ -113,7 +114,35 @@ pub(crate) fn store_batches(
     mut batches: Vec<StreamBatch>,
 ) -> Result<PushOutcome, ServiceError> {
     crate::discovery::apply(&app.ingest.for_tenant(tenant), &mut batches);
-    Ok(app.store.push(tenant, batches)?)
+    let outcome = app.store.push(tenant, batches)?;
+    app.metrics
+        .ingested(tenant, outcome.accepted, outcome.accepted_bytes);
+    for r in &outcome.rejected {
+        app.metrics
+            .refused(tenant, discard_reason(&r.reason), r.entries);
+    }
+    Ok(outcome)
+}
+
+/// The reason of a refusal as Loki names it in its discarded-samples
+/// metric, from the store's message (the limit's key it names).
+pub fn discard_reason(message: &str) -> &'static str {
+    const REASONS: [(&str, &str); 10] = [
+        ("ingestion rate limit exceeded", "rate_limited"),
+        ("per stream rate limit exceeded", "per_stream_rate_limit"),
+        ("maximum active stream limit exceeded", "stream_limit"),
+        ("(max_line_size)", "line_too_long"),
+        ("(max_label_names_per_series)", "max_label_names_per_series"),
+        ("label name too long", "label_name_too_long"),
+        ("label value too long", "label_value_too_long"),
+        ("timestamp too old", "greater_than_max_sample_age"),
+        ("timestamp too new", "too_far_in_future"),
+        ("too far behind", "out_of_order"),
+    ];
+    REASONS
+        .iter()
+        .find(|(needle, _)| message.contains(needle))
+        .map_or("invalid", |(_, reason)| reason)
 }
 
 /// The refusal of a push refused in part or whole (`None` when nothing

@@ -80,7 +80,7 @@ pub fn entry_limit(
     asked: Option<usize>,
 ) -> Result<usize, ServiceError> {
     let limit = asked.unwrap_or(DEFAULT_LIMIT);
-    let max = limits_for(app, tenant).max_query_limit;
+    let max = limits_for(app, tenant).max_entries;
     if limit > max {
         return Err(ServiceError::limit(format!(
             "max entries limit per query exceeded, limit > max_entries_limit ({limit} > {max}; set by max_query_limit)"
@@ -96,15 +96,37 @@ pub fn check_length(
     start: Timestamp,
     end: Timestamp,
 ) -> Result<(), ServiceError> {
-    let max_hours = limits_for(app, tenant).max_query_length_hours;
+    let Some(max) = limits_for(app, tenant).max_length else {
+        return Ok(());
+    };
     let span = end.0 as i128 - start.0 as i128;
-    if max_hours > 0 && span > max_hours as i128 * HOUR_NS as i128 {
+    if span > max.as_nanos() as i128 {
         return Err(ServiceError::limit(format!(
-            "the query time range exceeds the limit (query length: {}h, limit: {max_hours}h, max_query_length_hours)",
-            span / HOUR_NS as i128
+            "the query time range exceeds the limit (query length: {}h, limit: {}) (max_query_length of tenant {tenant})",
+            span / HOUR_NS as i128,
+            skald_model::format_duration(max)
         )));
     }
     Ok(())
+}
+
+/// The part of `[start, end]` within the tenant's `max_query_lookback`
+/// (the start moved forward, as Loki does); `None` when the whole range
+/// is older, and the answer is empty.
+pub fn within_lookback(
+    app: &AppState,
+    tenant: &TenantId,
+    start: Timestamp,
+    end: Timestamp,
+) -> Option<(Timestamp, Timestamp)> {
+    let Some(lookback) = limits_for(app, tenant).max_lookback else {
+        return Some((start, end));
+    };
+    let oldest = Timestamp::now().saturating_sub(lookback.as_nanos().min(i64::MAX as u128) as i64);
+    if end < oldest {
+        return None;
+    }
+    Some((start.max(oldest), end))
 }
 
 /// Refuses a step giving more than [`MAX_POINTS`] points per series.
@@ -129,7 +151,7 @@ fn check_bytes(
     start: Timestamp,
     end: Timestamp,
 ) -> Result<(), ServiceError> {
-    let limit = limits_for(app, tenant).max_query_bytes_read;
+    let limit = limits_for(app, tenant).max_bytes_read;
     if limit == 0 {
         return Ok(());
     }
@@ -153,31 +175,60 @@ pub struct LogRequest {
     pub interval: i64,
 }
 
-/// Runs a log query for the context's tenant (role `read`).
+/// Runs a log query for the context's tenant(s) (role `read` on each;
+/// several tenants: see [`logs_of_tenants`]). Audited.
 pub async fn logs(
     app: &Arc<AppState>,
     ctx: &Context,
     req: LogRequest,
 ) -> Result<LogResult, ServiceError> {
-    let tenant = ctx.tenant_for(Role::Read)?;
+    let params = serde_json::json!({
+        "start_ns": req.start.0,
+        "end_ns": req.end.0,
+        "limit": req.limit,
+        "direction": format!("{:?}", req.direction),
+    });
+    let target = req.query.expr().to_string();
+    ctx.audited("query", target, params, async {
+        ctx.authorize(Role::Read)?;
+        if ctx.tenants.len() > 1 {
+            return logs_of_tenants(app, ctx, req).await;
+        }
+        let tenant = ctx.tenant_for(Role::Read)?;
+        logs_of_tenant(app, tenant, req).await
+    })
+    .await
+}
+
+async fn logs_of_tenant(
+    app: &Arc<AppState>,
+    tenant: TenantId,
+    req: LogRequest,
+) -> Result<LogResult, ServiceError> {
     let limit = entry_limit(app, &tenant, req.limit)?;
     check_length(app, &tenant, req.start, req.end)?;
+    let Some((start, end)) = within_lookback(app, &tenant, req.start, req.end) else {
+        return Ok(LogResult {
+            streams: Vec::new(),
+            direction: req.direction,
+            stats: Default::default(),
+            warnings: Vec::new(),
+        });
+    };
     let estimate = {
         let (store, tenant, expr) = (app.store.clone(), tenant.clone(), req.query.expr());
         move || match &expr {
-            Expr::Log(log) => {
-                skald_query::log_bytes_to_read(&store, &tenant, log, req.start, req.end)
-            }
-            other => skald_query::bytes_to_read(&store, &tenant, other, req.start, req.end),
+            Expr::Log(log) => skald_query::log_bytes_to_read(&store, &tenant, log, start, end),
+            other => skald_query::bytes_to_read(&store, &tenant, other, start, end),
         }
     };
     let (admitted, guard) = crate::admission::admit(app, &tenant, estimate).await?;
     let result = run_logs(
         app,
-        tenant,
+        tenant.clone(),
         &req.query,
-        req.start,
-        req.end,
+        start,
+        end,
         limit,
         req.direction,
         req.interval,
@@ -186,7 +237,115 @@ pub async fn logs(
     )
     .await;
     guard.disarm();
+    if let Ok(r) = &result {
+        app.metrics
+            .scanned(&tenant, r.stats.decompressed_bytes + r.stats.head_bytes);
+    }
     result
+}
+
+/// The label a multi-tenant query adds to each stream and series, as
+/// Loki does: which tenant it came from.
+pub const TENANT_LABEL: &str = "__tenant_id__";
+
+/// A log query over several tenants (`X-Scope-OrgID: a|b`, authorised for
+/// each): each tenant's query runs under its own limits, every stream
+/// gains `__tenant_id__`, and the merged streams are cut to the limit in
+/// the query's direction, as one tenant's query would be.
+async fn logs_of_tenants(
+    app: &Arc<AppState>,
+    ctx: &Context,
+    req: LogRequest,
+) -> Result<LogResult, ServiceError> {
+    // `{__tenant_id__="a"}` picks tenants; no stream carries the label.
+    let (by_tenant, selector): (Vec<Matcher>, Vec<Matcher>) = req
+        .query
+        .selector
+        .iter()
+        .cloned()
+        .partition(|m| m.name == TENANT_LABEL);
+    let mut merged: Option<LogResult> = None;
+    for tenant in &ctx.tenants {
+        let named =
+            LabelSet::from_trusted(vec![skald_model::Label::new(TENANT_LABEL, tenant.as_str())]);
+        if !by_tenant.iter().all(|m| m.matches(&named)) {
+            continue;
+        }
+        let one = LogRequest {
+            query: ParsedLogQuery {
+                selector: selector.clone(),
+                stages: req.query.stages.clone(),
+            },
+            ..req
+        };
+        let mut result = logs_of_tenant(app, tenant.clone(), one).await?;
+        for s in &mut result.streams {
+            s.labels = with_tenant_label(&s.labels, tenant);
+        }
+        match &mut merged {
+            None => merged = Some(result),
+            Some(m) => {
+                m.streams.append(&mut result.streams);
+                m.stats.add(&result.stats);
+                m.warnings.append(&mut result.warnings);
+            }
+        }
+    }
+    let mut merged = merged.unwrap_or(LogResult {
+        streams: Vec::new(),
+        direction: req.direction,
+        stats: Default::default(),
+        warnings: Vec::new(),
+    });
+    let limit = req.limit.unwrap_or(DEFAULT_LIMIT);
+    keep_newest_or_oldest(&mut merged, limit);
+    Ok(merged)
+}
+
+/// The stream's labels with `__tenant_id__` added.
+pub fn with_tenant_label(labels: &LabelSet, tenant: &TenantId) -> LabelSet {
+    let mut all = labels.labels().to_vec();
+    all.retain(|l| l.name != TENANT_LABEL);
+    all.push(skald_model::Label::new(TENANT_LABEL, tenant.as_str()));
+    all.sort();
+    LabelSet::from_trusted(all)
+}
+
+/// Cuts a result to `limit` entries over all its streams: the newest when
+/// backward, the oldest when forward.
+fn keep_newest_or_oldest(result: &mut LogResult, limit: usize) {
+    let total: usize = result.streams.iter().map(|s| s.entries.len()).sum();
+    if total <= limit {
+        return;
+    }
+    let mut times: Vec<i64> = result
+        .streams
+        .iter()
+        .flat_map(|s| s.entries.iter().map(|e| e.ts.0))
+        .collect();
+    let backward = result.direction == Direction::Backward;
+    if backward {
+        times.sort_unstable_by(|a, b| b.cmp(a));
+    } else {
+        times.sort_unstable();
+    }
+    let cut = times[limit - 1];
+    // Entries at the cut's timestamp are kept until the limit is reached.
+    let mut at_cut = times[..limit].iter().filter(|&&t| t == cut).count();
+    for s in &mut result.streams {
+        s.entries.retain(|e| {
+            let inside = if backward { e.ts.0 > cut } else { e.ts.0 < cut };
+            if inside {
+                return true;
+            }
+            if e.ts.0 == cut && at_cut > 0 {
+                at_cut -= 1;
+                return true;
+            }
+            false
+        });
+    }
+    result.streams.retain(|s| !s.entries.is_empty());
 }
 
 /// Runs a log query already authorised (tail history, export chunks);
@@ -266,13 +425,34 @@ pub struct MetricRequest {
     pub step: i64,
 }
 
-/// Runs a metric query for the context's tenant (role `read`).
+/// Runs a metric query for the context's tenant (role `read`). Audited.
 pub async fn metric(
     app: &Arc<AppState>,
     ctx: &Context,
     req: MetricRequest,
 ) -> Result<MetricResult, ServiceError> {
-    let tenant = ctx.tenant_for(Role::Read)?;
+    let params = serde_json::json!({
+        "start_ns": req.start.0,
+        "end_ns": req.end.0,
+        "step_ns": req.step,
+    });
+    let target = req.expr.to_string();
+    ctx.audited("query", target, params, async {
+        ctx.authorize(Role::Read)?;
+        if ctx.tenants.len() > 1 {
+            return metric_of_tenants(app, ctx, req).await;
+        }
+        let tenant = ctx.tenant_for(Role::Read)?;
+        metric_of_tenant(app, tenant, req).await
+    })
+    .await
+}
+
+async fn metric_of_tenant(
+    app: &Arc<AppState>,
+    tenant: TenantId,
+    req: MetricRequest,
+) -> Result<MetricResult, ServiceError> {
     if matches!(req.expr, Expr::Log(_)) {
         return Err(ServiceError::invalid(
             "query",
@@ -281,15 +461,121 @@ pub async fn metric(
     }
     check_length(app, &tenant, req.start, req.end)?;
     check_points(req.start, req.end, req.step)?;
+    let Some((start, _)) = within_lookback(app, &tenant, req.start, req.end) else {
+        return Ok(MetricResult {
+            output: skald_query::MetricOutput::Matrix(Vec::new()),
+            stats: Default::default(),
+            warnings: Vec::new(),
+        });
+    };
+    // The first step at or after the lookback's start, on the query's grid.
+    let skipped = (start.0 - req.start.0 + req.step - 1) / req.step;
+    let req = MetricRequest {
+        start: Timestamp(req.start.0 + skipped * req.step),
+        ..req
+    };
     let estimate = {
         let (store, tenant, expr) = (app.store.clone(), tenant.clone(), req.expr.clone());
         move || skald_query::bytes_to_read(&store, &tenant, &expr, req.start, req.end)
     };
     let (admitted, guard) = crate::admission::admit(app, &tenant, estimate).await?;
-    let app = app.clone();
-    let result = blocking(move || admitted.run(|| metric_admitted(&app, &tenant, &req))).await;
+    let result = {
+        let (app, tenant) = (app.clone(), tenant.clone());
+        blocking(move || admitted.run(|| metric_admitted(&app, &tenant, &req))).await
+    };
     guard.disarm();
+    if let Ok(r) = &result {
+        app.metrics
+            .scanned(&tenant, r.stats.decompressed_bytes + r.stats.head_bytes);
+    }
     result
+}
+
+/// A metric query over several tenants. Loki adds `__tenant_id__` to
+/// every stream before aggregating; Skald's engine reads one tenant at a
+/// time, so a query over several tenants is answered only when each
+/// tenant's series stay apart: every series of each tenant's answer gains
+/// `__tenant_id__`. An aggregation that would sum across tenants (`sum`
+/// without `by (__tenant_id__)`) cannot be answered that way and is
+/// refused, naming the fix.
+async fn metric_of_tenants(
+    app: &Arc<AppState>,
+    ctx: &Context,
+    req: MetricRequest,
+) -> Result<MetricResult, ServiceError> {
+    if !keeps_tenants_apart(&req.expr) {
+        return Err(ServiceError::invalid(
+            "query",
+            "a metric query over several tenants must keep them apart: aggregate with `by (__tenant_id__, ...)`, or query one tenant at a time",
+        ));
+    }
+    let mut series = Vec::new();
+    let mut stats = skald_query::QueryStats::default();
+    let mut warnings = Vec::new();
+    for tenant in &ctx.tenants {
+        let one = MetricRequest {
+            expr: req.expr.clone(),
+            ..req
+        };
+        let mut r = metric_of_tenant(app, tenant.clone(), one).await?;
+        stats.add(&r.stats);
+        warnings.append(&mut r.warnings);
+        match r.output {
+            skald_query::MetricOutput::Matrix(m) => {
+                for mut s in m {
+                    s.labels.retain(|l| l.name != TENANT_LABEL);
+                    s.labels
+                        .push(skald_model::Label::new(TENANT_LABEL, tenant.as_str()));
+                    s.labels.sort();
+                    series.push(s);
+                }
+            }
+            skald_query::MetricOutput::Scalar(_) => {
+                return Err(ServiceError::invalid(
+                    "query",
+                    "a scalar query has no tenant to tell apart; query one tenant at a time",
+                ));
+            }
+        }
+    }
+    series.sort_by(|a, b| a.labels.cmp(&b.labels));
+    Ok(MetricResult {
+        output: skald_query::MetricOutput::Matrix(series),
+        stats,
+        warnings,
+    })
+}
+
+/// Whether every aggregation and vector match of `expr` keeps
+/// `__tenant_id__`, so that each tenant's answer is a part of the whole.
+fn keeps_tenants_apart(expr: &Expr) -> bool {
+    use skald_logql::{Grouping, VectorOp};
+    let names_tenant = |labels: &[String]| labels.iter().any(|l| l == TENANT_LABEL);
+    // `reduces`: without a grouping, the operation folds every series
+    // into one (and so would mix tenants).
+    let keeps = |g: &Option<Grouping>, reduces: bool| match g {
+        None => !reduces,
+        Some(g) if g.without => !names_tenant(&g.labels),
+        Some(g) => names_tenant(&g.labels),
+    };
+    match expr {
+        Expr::Log(_) | Expr::Literal(_) | Expr::Vector(_) => true,
+        Expr::RangeAggregation(r) => keeps(&r.grouping, false),
+        Expr::VectorAggregation(v) => {
+            let reduces = !matches!(v.op, VectorOp::Sort | VectorOp::SortDesc);
+            keeps(&v.grouping, reduces) && keeps_tenants_apart(&v.inner)
+        }
+        Expr::Binary(b) => {
+            let matching = match &b.modifier.matching {
+                None => true,
+                Some(m) if m.on => names_tenant(&m.labels),
+                Some(m) => !names_tenant(&m.labels),
+            };
+            matching && keeps_tenants_apart(&b.lhs) && keeps_tenants_apart(&b.rhs)
+        }
+        Expr::LabelReplace(l) => l.dst != TENANT_LABEL && keeps_tenants_apart(&l.inner),
+        _ => false,
+    }
 }
 
 /// The body of an admitted metric query, on the blocking pool.
@@ -306,7 +592,10 @@ fn metric_admitted(
         end: req.end,
         step: req.step,
         limits: MetricLimits {
-            max_series: limits_for(app, tenant).max_query_series,
+            max_series: match limits_for(app, tenant).max_series {
+                0 => usize::MAX,
+                n => n,
+            },
             ..MetricLimits::default()
         },
     };

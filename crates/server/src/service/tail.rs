@@ -31,6 +31,21 @@ pub async fn start(
     ctx: &Context,
     p: TailParams,
 ) -> Result<Tail, ServiceError> {
+    let params = serde_json::json!({
+        "limit": p.limit,
+        "start_ns": p.start.map(|t| t.0),
+        "delay_secs": p.delay_secs,
+    });
+    let target = p.query.clone();
+    ctx.audited("tail", target, params, start_audited(app, ctx, p))
+        .await
+}
+
+async fn start_audited(
+    app: &Arc<AppState>,
+    ctx: &Context,
+    p: TailParams,
+) -> Result<Tail, ServiceError> {
     let tenant = ctx.tenant_for(Role::Read)?;
     let query = parse_log_query("query", &p.query)?;
     let limit = entry_limit(app, &tenant, p.limit)?;
