@@ -75,7 +75,7 @@ fn covered(
 pub fn check_bytes_to_read(bytes: u64, limit: u64) -> Result<(), QueryError> {
     if limit > 0 && bytes > limit {
         return Err(QueryError::Limit(format!(
-            "the query would read too many bytes (query: {}, limit: {}, max_query_bytes_read); consider adding more specific stream selectors or reduce the time range of the query",
+            "the query would read too many bytes (query: {}, limit: {}); consider adding more specific stream selectors or reduce the time range of the query (max_query_bytes_read)",
             human_bytes(bytes),
             human_bytes(limit)
         )));
