@@ -169,6 +169,9 @@ pub async fn metrics(
         "Requests refused for missing, invalid or expired credentials.",
         app.auth.failures.load(std::sync::atomic::Ordering::Relaxed),
     );
+    if let Some(index) = &app.analysis {
+        crate::analysis::render_metrics(&index.counters(), &mut metric);
+    }
     if let Some(ruler) = &app.ruler {
         ruler.render_metrics(&mut out);
     }

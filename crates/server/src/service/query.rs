@@ -162,6 +162,17 @@ pub async fn logs(
     let tenant = ctx.tenant_for(Role::Read)?;
     let limit = entry_limit(app, &tenant, req.limit)?;
     check_length(app, &tenant, req.start, req.end)?;
+    admitted_logs(app, tenant, req, limit).await
+}
+
+/// Runs an authorised log query of up to `limit` entries (checked by the
+/// caller) under admission: a slot, a deadline, cancelled when dropped.
+pub(crate) async fn admitted_logs(
+    app: &Arc<AppState>,
+    tenant: TenantId,
+    req: LogRequest,
+    limit: usize,
+) -> Result<LogResult, ServiceError> {
     let estimate = {
         let (store, tenant, expr) = (app.store.clone(), tenant.clone(), req.query.expr());
         move || match &expr {
