@@ -775,7 +775,7 @@ class AnalysisTest(Base):
         self.assertEqual(patterns[0].count, 250)
         self.assertEqual(sum(c for _, c in patterns[0].samples), 250)
 
-        groups = self.client.list_error_groups(sel, start=self.now - 300 * 1_000_000_000, examples=1)
+        groups = self.client.list_error_groups(sel, start=self.now - 400 * 1_000_000_000, examples=1)
         by = {g.category: g for g in groups}
         self.assertEqual(by["exception"].exception, "ValueError")
         self.assertEqual(by["exception"].count, 8)
