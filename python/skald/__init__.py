@@ -24,7 +24,16 @@ from .errors import (
     Unimplemented,
 )
 from .types import (
+    AnalysisReport,
+    Anomalies,
+    Anomaly,
+    AnomalyBaseline,
     DeleteResult,
+    ErrorGroup,
+    HourCount,
+    LogPattern,
+    NumberStats,
+    PatternSummary,
     Direction,
     DroppedEntries,
     Entry,
@@ -66,4 +75,6 @@ __all__ = [
     "QueryResult", "QueryStatistics", "QueryStatsResult", "RangeResult", "Rejection", "Sample",
     "Series", "ServingStatus", "Severity", "Statistics", "Stream", "StreamInfo", "StreamPage",
     "StreamSummary", "TailEvent", "TenantStatistics", "UserQuota",
+    "AnalysisReport", "Anomalies", "Anomaly", "AnomalyBaseline", "ErrorGroup", "HourCount",
+    "LogPattern", "NumberStats", "PatternSummary",
 ]

@@ -10,10 +10,15 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from ._proto import log_service_pb2 as pb
 from .types import (
+    AnalysisReport,
+    Anomalies,
+    Anomaly,
+    AnomalyBaseline,
     DeleteResult,
     Direction,
     DroppedEntries,
     Entry,
+    ErrorGroup,
     ExportChunk,
     ExportFormat,
     ExportState,
@@ -21,6 +26,10 @@ from .types import (
     Health,
     LabelProblem,
     LabelValidation,
+    LogPattern,
+    NumberStats,
+    PatternSummary,
+    HourCount,
     PushResult,
     QueryResult,
     QueryStatistics,
@@ -357,4 +366,102 @@ def health_out(r: pb.HealthCheckResponse) -> Health:
         storage_status=r.storage_status,
         corrupt_files=r.corrupt_files,
         head_bytes=r.head_bytes,
+    )
+
+
+# ------------------------------------------------------------ analysis
+
+
+def req_patterns(query: str, start: Time, end: Time, step_ns: int) -> pb.ListPatternsRequest:
+    return pb.ListPatternsRequest(query=query, start_ns=ns(start), end_ns=ns(end), step_ns=int(step_ns))
+
+
+def req_error_groups(query: str, start: Time, end: Time, step_ns: int, examples: int) -> pb.ListErrorGroupsRequest:
+    return pb.ListErrorGroupsRequest(
+        query=query, start_ns=ns(start), end_ns=ns(end), step_ns=int(step_ns), examples=examples
+    )
+
+
+def req_anomalies(query: str, start: Time, end: Time, window_ns: int) -> pb.ListAnomaliesRequest:
+    return pb.ListAnomaliesRequest(query=query, start_ns=ns(start), end_ns=ns(end), window_ns=int(window_ns))
+
+
+def req_analyze(query: str, start: Time, end: Time, max_lines: int, top_patterns: int) -> pb.AnalyzeLogsRequest:
+    return pb.AnalyzeLogsRequest(
+        query=query, start_ns=ns(start), end_ns=ns(end), max_lines=max_lines, top_patterns=top_patterns
+    )
+
+
+def _samples(samples: Iterable[pb.PatternSample]) -> List[Tuple[int, int]]:
+    return [(s.timestamp_ns, s.count) for s in samples]
+
+
+def patterns_out(r: pb.ListPatternsResponse) -> List[LogPattern]:
+    return [LogPattern(p.pattern, p.level, p.count, _samples(p.samples)) for p in r.patterns]
+
+
+def error_group_out(g: pb.ErrorGroup) -> ErrorGroup:
+    return ErrorGroup(
+        fingerprint=g.fingerprint,
+        category=g.category,
+        exception=g.exception,
+        frame=g.frame,
+        pattern=g.pattern,
+        count=g.count,
+        first_seen_ns=g.first_seen_ns,
+        last_seen_ns=g.last_seen_ns,
+        is_new=g.is_new,
+        samples=_samples(g.samples),
+        examples=list(g.examples),
+        streams=[(labels_out(s.labels), s.count) for s in g.streams],
+    )
+
+
+def error_groups_out(r: pb.ListErrorGroupsResponse) -> List[ErrorGroup]:
+    return [error_group_out(g) for g in r.groups]
+
+
+def anomaly_out(a: pb.Anomaly) -> Anomaly:
+    b = a.baseline
+    return Anomaly(
+        kind=a.kind,
+        labels=labels_out(a.labels),
+        pattern=a.pattern,
+        start_ns=a.start_ns,
+        end_ns=a.end_ns,
+        score=a.score,
+        observed=a.observed,
+        baseline=AnomalyBaseline(b.median, b.mad, b.source, b.windows),
+        evidence=a.evidence,
+    )
+
+
+def anomalies_out(r: pb.ListAnomaliesResponse) -> Anomalies:
+    return Anomalies([anomaly_out(a) for a in r.anomalies], r.window_ns, r.windows_judged, r.windows_anomalous)
+
+
+def analyze_out(r: pb.AnalyzeLogsResponse) -> AnalysisReport:
+    return AnalysisReport(
+        lines=r.lines,
+        truncated=r.truncated,
+        streams=r.streams,
+        patterns_total=r.patterns_total,
+        levels={lc.level: lc.lines for lc in r.levels},
+        error_lines=r.error_lines,
+        error_rate=r.error_rate,
+        anomaly_count=r.anomaly_count,
+        anomaly_rate=r.anomaly_rate,
+        patterns=[
+            PatternSummary(
+                p.pattern,
+                p.level,
+                p.count,
+                p.share,
+                [NumberStats(n.name, n.unit, n.count, n.p50, n.p95, n.p99) for n in p.numbers],
+            )
+            for p in r.patterns
+        ],
+        error_groups=[error_group_out(g) for g in r.error_groups],
+        hourly=[HourCount(h.start_ns, h.lines, h.errors) for h in r.hourly],
+        anomalies=[anomaly_out(a) for a in r.anomalies],
     )

@@ -29,7 +29,11 @@ from ._proto import log_service_pb2_grpc as pb_grpc
 from .client import DEFAULT_TARGET, DEFAULT_TIMEOUT, _metadata, _token
 from .errors import SkaldError, from_rpc_error
 from .types import (
+    AnalysisReport,
+    Anomalies,
     DeleteResult,
+    ErrorGroup,
+    LogPattern,
     Direction,
     ExportChunk,
     ExportFormat,
@@ -278,3 +282,29 @@ class AsyncClient:
 
     async def health_check(self) -> Health:
         return await self._unary("HealthCheck", pb.HealthCheckRequest(), cv.health_out)
+
+    # ------------------------------------------------------------ analysis
+
+    async def list_patterns(self, query: str, start: Time = None, end: Time = None, step_ns: int = 0) -> List[LogPattern]:
+        """Patterns mined at ingest of the selected streams, most frequent first."""
+        return await self._unary("ListPatterns", cv.req_patterns(query, start, end, step_ns), cv.patterns_out)
+
+    async def list_error_groups(
+        self, query: str, start: Time = None, end: Time = None, step_ns: int = 0, examples: int = 0
+    ) -> List[ErrorGroup]:
+        """Error groups of the selected streams; ``is_new`` when first seen in the range."""
+        return await self._unary(
+            "ListErrorGroups", cv.req_error_groups(query, start, end, step_ns, examples), cv.error_groups_out
+        )
+
+    async def list_anomalies(self, query: str, start: Time = None, end: Time = None, window_ns: int = 0) -> Anomalies:
+        """Anomalies of the selected streams, strongest first."""
+        return await self._unary("ListAnomalies", cv.req_anomalies(query, start, end, window_ns), cv.anomalies_out)
+
+    async def analyze_logs(
+        self, query: str, start: Time = None, end: Time = None, max_lines: int = 0, top_patterns: int = 0
+    ) -> AnalysisReport:
+        """The analysis report of a log query (as ``skald analyze``)."""
+        return await self._unary(
+            "AnalyzeLogs", cv.req_analyze(query, start, end, max_lines, top_patterns), cv.analyze_out
+        )

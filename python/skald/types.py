@@ -295,3 +295,112 @@ class Health:
     @property
     def serving(self) -> bool:
         return self.status is ServingStatus.SERVING
+
+
+# ------------------------------------------------------------ analysis
+
+
+@dataclass
+class LogPattern:
+    """A pattern mined at ingest, with its lines per step."""
+
+    pattern: str
+    level: str
+    count: int
+    samples: List[Tuple[int, int]] = field(default_factory=list)  # (timestamp_ns, lines)
+
+
+@dataclass
+class ErrorGroup:
+    """Error lines sharing a fingerprint (pattern, exception, top frame, category)."""
+
+    fingerprint: str
+    category: str
+    exception: str
+    frame: str
+    pattern: str
+    count: int
+    first_seen_ns: int
+    last_seen_ns: int
+    is_new: bool
+    samples: List[Tuple[int, int]] = field(default_factory=list)
+    examples: List[str] = field(default_factory=list)
+    streams: List[Tuple[Dict[str, str], int]] = field(default_factory=list)
+
+
+@dataclass
+class AnomalyBaseline:
+    median: float
+    mad: float
+    source: str  # previous_days, recent_windows or none
+    windows: int
+
+
+@dataclass
+class Anomaly:
+    """A spike, drop, silence, error spike, new pattern or pattern shift."""
+
+    kind: str
+    labels: Dict[str, str]
+    pattern: str
+    start_ns: int
+    end_ns: int
+    score: float
+    observed: int
+    baseline: AnomalyBaseline
+    evidence: str
+
+
+@dataclass
+class Anomalies:
+    anomalies: List[Anomaly]
+    window_ns: int
+    windows_judged: int
+    windows_anomalous: int
+
+
+@dataclass
+class NumberStats:
+    """A number with a unit found in a pattern's lines (ms or bytes)."""
+
+    name: str
+    unit: str
+    count: int
+    p50: float
+    p95: float
+    p99: float
+
+
+@dataclass
+class PatternSummary:
+    pattern: str
+    level: str
+    count: int
+    share: float
+    numbers: List[NumberStats] = field(default_factory=list)
+
+
+@dataclass
+class HourCount:
+    start_ns: int
+    lines: int
+    errors: int
+
+
+@dataclass
+class AnalysisReport:
+    """The analysis report of a log query (``skald analyze``)."""
+
+    lines: int
+    truncated: bool
+    streams: int
+    patterns_total: int
+    levels: Dict[str, int]
+    error_lines: int
+    error_rate: float
+    anomaly_count: int
+    anomaly_rate: float
+    patterns: List[PatternSummary]
+    error_groups: List[ErrorGroup]
+    hourly: List[HourCount]
+    anomalies: List[Anomaly]

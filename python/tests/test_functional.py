@@ -746,6 +746,89 @@ class AsyncClientTest(Base):
         self.run_async(run())
 
 
+class AnalysisTest(Base):
+    """Patterns, error groups, anomalies and the report (sync and async)."""
+
+    def setUp(self) -> None:
+        self.tenant = f"analysis-{uuid.uuid4().hex[:8]}"
+        super().setUp()
+        # Thirty minutes of steady lines and a refused connection a minute,
+        # then a burst of a new exception four minutes ago.
+        now = now_ns()
+        minute = 60 * 1_000_000_000
+        entries = []
+        for m in range(30, 5, -1):
+            for i in range(10):
+                entries.append((now - m * minute + i * 1_000_000_000, f"level=info GET /items/{i} took {10 + i}ms"))
+            entries.append((now - m * minute + 30_000_000_000, f"level=error db 10.0.0.{m}:5432 connection refused"))
+        for i in range(8):
+            entries.append((now - 4 * minute + i * 1_000_000_000, f"ValueError: bad input {i}"))
+        self.total = len(entries)
+        r = self.client.push_log_batch([(self.labels(app="py"), entries)])
+        self.assertEqual(r.accepted, self.total)
+        self.now = now
+
+    def test_patterns_groups_anomalies_and_report(self) -> None:
+        sel = self.sel()
+        patterns = self.client.list_patterns(sel)
+        self.assertEqual(patterns[0].pattern, "level=<_> GET <_> took <_>")
+        self.assertEqual(patterns[0].count, 250)
+        self.assertEqual(sum(c for _, c in patterns[0].samples), 250)
+
+        groups = self.client.list_error_groups(sel, start=self.now - 400 * 1_000_000_000, examples=1)
+        by = {g.category: g for g in groups}
+        self.assertEqual(by["exception"].exception, "ValueError")
+        self.assertEqual(by["exception"].count, 8)
+        self.assertTrue(by["exception"].is_new)
+        self.assertFalse(by["connection_refused"].is_new)
+        self.assertEqual(by["exception"].streams[0][0]["app"], "py")
+        self.assertEqual(len(by["exception"].examples), 1)
+
+        found = self.client.list_anomalies(sel, window_ns=60 * 1_000_000_000)
+        self.assertEqual(found.window_ns, 60 * 1_000_000_000)
+        kinds = {a.kind for a in found.anomalies}
+        self.assertIn("new_pattern", kinds, found)
+        new = [a for a in found.anomalies if a.kind == "new_pattern"][0]
+        self.assertIn("ValueError", new.pattern)
+        self.assertEqual(new.baseline.source, "none")
+
+        report = self.client.analyze_logs(sel, top_patterns=3)
+        self.assertEqual(report.lines, self.total)
+        self.assertEqual(report.error_lines, 25 + 8)
+        self.assertAlmostEqual(report.error_rate, 33 / self.total)
+        took = report.patterns[0].numbers[0]
+        self.assertEqual((took.name, took.unit, took.p99), ("took", "ms", 19.0))
+        self.assertEqual(sum(h.lines for h in report.hourly), self.total)
+        self.assertEqual(report.anomaly_count, len(report.anomalies))
+
+        async def run() -> None:
+            async with skald.AsyncClient(GRPC, tenant=self.tenant, timeout=10) as c:
+                self.assertEqual((await c.list_patterns(sel))[0].count, 250)
+                self.assertEqual(len(await c.list_error_groups(sel)), 2)
+                self.assertGreater((await c.list_anomalies(sel)).windows_judged, 0)
+                self.assertEqual((await c.analyze_logs(sel)).lines, self.total)
+                with self.assertRaises(skald.InvalidArgument):
+                    await c.analyze_logs("{")
+
+        asyncio.run(run())
+
+    def test_analysis_invalid(self) -> None:
+        with self.assertRaises(skald.InvalidArgument) as cm:
+            self.client.list_patterns("{app=")
+        self.assertIn("query", cm.exception.details)
+        with self.assertRaises(skald.ResourceExhausted):
+            self.client.list_error_groups(self.sel(), start=1)
+        with self.assertRaises(skald.InvalidArgument):
+            self.client.list_anomalies(self.sel(), window_ns=-1)
+        with self.assertRaises(skald.InvalidArgument):
+            self.client.analyze_logs('sum(rate({app="py"}[1m]))')
+        with self.assertRaises(skald.ResourceExhausted):
+            self.client.analyze_logs(self.sel(), max_lines=10**9)
+        other = self.client.with_tenant(self.tenant + "-other")
+        self.assertEqual(other.list_error_groups(self.sel()), [])
+        self.assertEqual(other.list_patterns('{app="none"}'), [])
+
+
 def main() -> int:
     suite = unittest.defaultTestLoader.loadTestsFromModule(sys.modules[__name__])
     start = time.monotonic()

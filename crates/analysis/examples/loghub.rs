@@ -8,29 +8,10 @@
 //! Loghub is licensed for research: it is read from a checkout, never
 //! copied into this repository.
 
-use skald_analysis::eval::grouping_accuracy;
+use skald_analysis::eval::{LOGHUB_SYSTEMS, grouping_accuracy};
 use skald_analysis::{Miner, MinerConfig};
 use std::path::Path;
 use std::time::Instant;
-
-const SYSTEMS: [&str; 16] = [
-    "Android",
-    "Apache",
-    "BGL",
-    "HDFS",
-    "HPC",
-    "Hadoop",
-    "HealthApp",
-    "Linux",
-    "Mac",
-    "OpenSSH",
-    "OpenStack",
-    "Proxifier",
-    "Spark",
-    "Thunderbird",
-    "Windows",
-    "Zookeeper",
-];
 
 fn main() {
     let mut args = std::env::args().skip(1);
@@ -44,7 +25,7 @@ fn main() {
     let mut n = 0;
     println!("| system | lines | true groups | patterns | GA |");
     println!("|---|---:|---:|---:|---:|");
-    for system in SYSTEMS {
+    for system in LOGHUB_SYSTEMS {
         if !chosen.is_empty() && !chosen.iter().any(|c| c == system) {
             continue;
         }
@@ -110,7 +91,7 @@ fn thread_cpu_secs() -> f64 {
 /// Mines all contents repeatedly and prints lines per second (one core).
 fn speed(root: &str) {
     let mut lines = Vec::new();
-    for system in SYSTEMS {
+    for system in LOGHUB_SYSTEMS {
         let path = Path::new(root)
             .join(system)
             .join(format!("{system}_2k.log_structured.csv"));

@@ -34,6 +34,26 @@ pub fn grouping_accuracy<T: Eq + Hash, P: Eq + Hash>(truth: &[T], predicted: &[P
     correct as f64 / truth.len() as f64
 }
 
+/// The 16 systems of Loghub-2k (`logpai/loghub`), as its folders name them.
+pub const LOGHUB_SYSTEMS: [&str; 16] = [
+    "Android",
+    "Apache",
+    "BGL",
+    "HDFS",
+    "HPC",
+    "Hadoop",
+    "HealthApp",
+    "Linux",
+    "Mac",
+    "OpenSSH",
+    "OpenStack",
+    "Proxifier",
+    "Spark",
+    "Thunderbird",
+    "Windows",
+    "Zookeeper",
+];
+
 #[cfg(test)]
 mod tests {
     use super::grouping_accuracy;

@@ -22,7 +22,18 @@
 //! ```
 //!
 //! Labels are printed as Loki prints them (tabs escaped); patterns are
-//! tab-free (tokens are split on whitespace). Counts are additive: a key
+//! tab-free (tokens are split on whitespace).
+//!
+//! Error lines (`crate::errors::classify`) are also counted per error
+//! group, in `<dir>/<tenant>/errors-<day>.tsv`, header `skald-errors<TAB>1`:
+//!
+//! ```text
+//! <bucket> TAB <count> TAB <category> TAB <exception> TAB <frame> TAB <stream labels> TAB <pattern> TAB <example line> LF
+//! ```
+//!
+//! `exception` and `frame` are empty when the line has none; the example
+//! (the first line of the key in that write) has tabs and line breaks
+//! replaced by spaces and is cut at [`EXAMPLE_BYTES`]. Counts are additive: a key
 //! may appear in many records (one per write) and readers sum them. A
 //! line without its final LF (a write cut by a crash) is ignored. The
 //! files are derived data: lines acknowledged but not yet written when the
@@ -32,6 +43,8 @@
 //! Not here: HTTP shapes (`skald-server`), retention (the files are small
 //! and kept).
 
+use crate::anomaly::{PatternWindows, StreamWindows};
+use crate::errors::{self, ErrorShape};
 use crate::level::{self, Level};
 use crate::miner::{Miner, MinerConfig, PatternId};
 use foldhash::{HashMap, HashMapExt};
@@ -46,6 +59,9 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::time::{Duration, Instant};
 
 const HEADER: &str = "skald-patterns\t1";
+const ERRORS_HEADER: &str = "skald-errors\t1";
+/// Longest example line kept per error record.
+pub const EXAMPLE_BYTES: usize = 512;
 const SECS_PER_DAY: i64 = 86_400;
 
 /// Tuning of the pattern index (`[analysis]` in the configuration file).
@@ -62,6 +78,13 @@ pub struct IndexConfig {
     pub queue_groups: usize,
     /// How often pending counts are written, in seconds.
     pub flush_secs: u64,
+    /// How far back an error group's earlier lines are looked for before
+    /// it is called new, in days.
+    pub error_lookback_days: u64,
+    /// Most lines one analysis report (`skald analyze`) reads.
+    pub report_max_lines: usize,
+    /// The anomaly detector (`[http.analysis.anomalies]`).
+    pub anomalies: crate::anomaly::DetectConfig,
 }
 
 impl Default for IndexConfig {
@@ -72,6 +95,9 @@ impl Default for IndexConfig {
             max_patterns_per_stream: 500,
             queue_groups: 256,
             flush_secs: 5,
+            error_lookback_days: 7,
+            report_max_lines: 100_000,
+            anomalies: Default::default(),
         }
     }
 }
@@ -134,6 +160,8 @@ struct MinerState {
     by_key: HashMap<(TenantId, String), usize>,
     /// (stream, pattern, level, bucket start) -> lines
     pending: HashMap<(usize, PatternId, Level, i64), u64>,
+    /// (stream, pattern, shape, bucket start) -> (lines, first example)
+    pending_errors: HashMap<(usize, PatternId, ErrorShape, i64), (u64, String)>,
     last_write: Option<Instant>,
 }
 
@@ -202,6 +230,15 @@ impl PatternIndex {
         }
     }
 
+    /// Queues a group, waiting for room: for evaluations and tests that
+    /// must mine every line (ingest uses [`PatternIndex::offer`]).
+    pub fn offer_waiting(&self, tenant: TenantId, group: Group) {
+        let sender = self.sender.lock().clone();
+        if let Some(sender) = sender {
+            let _ = sender.send(Message::Group(tenant, group));
+        }
+    }
+
     pub fn counters(&self) -> IndexCounters {
         let i = &self.inner;
         IndexCounters {
@@ -244,34 +281,14 @@ impl PatternIndex {
         self.sync()?;
         let step = q.step.max(1);
         let mut series: BTreeMap<(String, String), BTreeMap<i64, u64>> = BTreeMap::new();
-        let mut stream_matches: HashMap<String, bool> = HashMap::new();
-        let tenant_dir = self.inner.dir.join(q.tenant.as_str());
-        let first_day = q.start.div_euclid(SECS_PER_DAY);
-        let last_day = (q.end - 1).div_euclid(SECS_PER_DAY);
-        for day in first_day..=last_day.max(first_day) {
-            let path = tenant_dir.join(format!("patterns-{day}.tsv"));
-            let skipped = read_records(&path, |r| {
-                if r.bucket < q.start || r.bucket >= q.end {
-                    return;
-                }
-                let matches = *stream_matches
-                    .entry(r.labels.to_owned())
-                    .or_insert_with(|| {
-                        LabelSet::parse(r.labels)
-                            .is_ok_and(|l| q.matchers.iter().all(|m| m.matches(&l)))
-                    });
-                if !matches {
-                    return;
-                }
-                let at = q.start + (r.bucket - q.start).div_euclid(step) * step;
-                *series
-                    .entry((r.pattern.to_owned(), r.level.to_owned()))
-                    .or_default()
-                    .entry(at)
-                    .or_default() += r.count;
-            })?;
-            self.inner.skipped.fetch_add(skipped, Ordering::Relaxed);
-        }
+        self.each_pattern_record(q.tenant, q.matchers, q.start, q.end, |r| {
+            let at = q.start + (r.bucket - q.start).div_euclid(step) * step;
+            *series
+                .entry((r.pattern.to_owned(), r.level.to_owned()))
+                .or_default()
+                .entry(at)
+                .or_default() += r.count;
+        })?;
         let mut out: Vec<PatternSeries> = series
             .into_iter()
             .map(|((pattern, level), samples)| PatternSeries {
@@ -287,6 +304,165 @@ impl PatternIndex {
                 .then_with(|| a.pattern.cmp(&b.pattern))
         });
         Ok(out)
+    }
+
+    /// Lines per stream, pattern and window over `range` and the history
+    /// its baselines need: the input of `crate::anomaly::detect`.
+    pub fn window_counts(
+        &self,
+        tenant: &TenantId,
+        matchers: &[Matcher],
+        range: crate::anomaly::Range,
+        config: &crate::anomaly::DetectConfig,
+    ) -> std::io::Result<Vec<StreamWindows>> {
+        self.sync()?;
+        let w = range.window_secs.max(1);
+        let from = range.start - range.history_windows(config) * w;
+        let to = range.start + range.windows * w;
+        // stream -> (pattern, level) -> window -> lines
+        type Counts = BTreeMap<(String, String), BTreeMap<i64, u64>>;
+        let mut streams: BTreeMap<String, Counts> = BTreeMap::new();
+        self.each_pattern_record(tenant, matchers, from, to, |r| {
+            *streams
+                .entry(r.labels.to_owned())
+                .or_default()
+                .entry((r.pattern.to_owned(), r.level.to_owned()))
+                .or_default()
+                .entry(range.window_of(r.bucket))
+                .or_default() += r.count;
+        })?;
+        let mut errors: BTreeMap<String, BTreeMap<i64, u64>> = BTreeMap::new();
+        self.each_error_record(tenant, matchers, from, to, |r| {
+            *errors
+                .entry(r.labels.to_owned())
+                .or_default()
+                .entry(range.window_of(r.bucket))
+                .or_default() += r.count;
+        })?;
+        Ok(streams
+            .into_iter()
+            .map(|(labels, patterns)| {
+                let mut patterns: Vec<PatternWindows> = patterns
+                    .into_iter()
+                    .map(|((pattern, level), counts)| PatternWindows {
+                        pattern,
+                        level,
+                        counts,
+                    })
+                    .collect();
+                let targets = subsumers(
+                    &patterns
+                        .iter()
+                        .map(|p| p.pattern.as_str())
+                        .collect::<Vec<_>>(),
+                    |i, j| patterns[i].level == patterns[j].level,
+                );
+                for (i, to) in targets.into_iter().enumerate() {
+                    if to != i {
+                        let moved = std::mem::take(&mut patterns[i].counts);
+                        for (k, c) in moved {
+                            *patterns[to].counts.entry(k).or_default() += c;
+                        }
+                    }
+                }
+                patterns.retain(|p| !p.counts.is_empty());
+                StreamWindows {
+                    errors: errors.remove(&labels).unwrap_or_default(),
+                    labels,
+                    patterns,
+                }
+            })
+            .collect())
+    }
+
+    /// Calls `each` for the error records of the tenant's streams matching
+    /// `matchers`, with buckets in `[start, end)`.
+    pub(crate) fn each_error_record(
+        &self,
+        tenant: &TenantId,
+        matchers: &[Matcher],
+        start: i64,
+        end: i64,
+        mut each: impl FnMut(ErrorRecord<'_>),
+    ) -> std::io::Result<()> {
+        self.sync()?;
+        let mut matches = StreamFilter::new(matchers);
+        self.each_day(tenant, "errors", start, end, ERRORS_HEADER, |line| {
+            let Some(r) = ErrorRecord::parse(line) else {
+                return false;
+            };
+            if r.bucket >= start && r.bucket < end && matches.check(r.labels) {
+                each(r);
+            }
+            true
+        })
+    }
+
+    fn each_pattern_record(
+        &self,
+        tenant: &TenantId,
+        matchers: &[Matcher],
+        start: i64,
+        end: i64,
+        mut each: impl FnMut(Record<'_>),
+    ) -> std::io::Result<()> {
+        let mut matches = StreamFilter::new(matchers);
+        self.each_day(tenant, "patterns", start, end, HEADER, |line| {
+            let Some(r) = Record::parse(line) else {
+                return false;
+            };
+            if r.bucket >= start && r.bucket < end && matches.check(r.labels) {
+                each(r);
+            }
+            true
+        })
+    }
+
+    /// Reads the lines of the tenant's `<kind>-<day>.tsv` files covering
+    /// `[start, end)`, counting what cannot be read.
+    fn each_day(
+        &self,
+        tenant: &TenantId,
+        kind: &str,
+        start: i64,
+        end: i64,
+        header: &str,
+        mut each: impl FnMut(&str) -> bool,
+    ) -> std::io::Result<()> {
+        let tenant_dir = self.inner.dir.join(tenant.as_str());
+        let first_day = start.div_euclid(SECS_PER_DAY);
+        let last_day = (end - 1).div_euclid(SECS_PER_DAY);
+        for day in first_day..=last_day.max(first_day) {
+            let path = tenant_dir.join(format!("{kind}-{day}.tsv"));
+            let skipped = read_lines(&path, header, &mut each)?;
+            self.inner.skipped.fetch_add(skipped, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+}
+
+/// Whether a record's stream matches the query's matchers, remembered per
+/// label text.
+struct StreamFilter<'a> {
+    matchers: &'a [Matcher],
+    seen: HashMap<String, bool>,
+}
+
+impl<'a> StreamFilter<'a> {
+    fn new(matchers: &'a [Matcher]) -> Self {
+        StreamFilter {
+            matchers,
+            seen: HashMap::new(),
+        }
+    }
+
+    fn check(&mut self, labels: &str) -> bool {
+        if let Some(&m) = self.seen.get(labels) {
+            return m;
+        }
+        let m = LabelSet::parse(labels).is_ok_and(|l| self.matchers.iter().all(|m| m.matches(&l)));
+        self.seen.insert(labels.to_owned(), m);
+        m
     }
 }
 
@@ -356,6 +532,13 @@ fn mine_group(inner: &Inner, state: &mut MinerState, tenant: TenantId, group: Gr
             );
             let at = (entry.ts.0 / 1_000_000_000).div_euclid(bucket) * bucket;
             *state.pending.entry((index, id, level, at)).or_default() += 1;
+            if let Some(shape) = errors::classify(&entry.line, level) {
+                state
+                    .pending_errors
+                    .entry((index, id, shape, at))
+                    .or_insert_with(|| (0, example(&entry.line)))
+                    .0 += 1;
+            }
         }
         let evicted = stream.miner.stats().patterns_evicted - evicted_before;
         inner.evicted.fetch_add(evicted, Ordering::Relaxed);
@@ -368,28 +551,28 @@ fn mine_group(inner: &Inner, state: &mut MinerState, tenant: TenantId, group: Gr
 /// merge history their pattern ids needed).
 fn write_pending(inner: &Inner, state: &mut MinerState) -> std::io::Result<()> {
     state.last_write = Some(Instant::now());
-    if state.pending.is_empty() {
+    if state.pending.is_empty() && state.pending_errors.is_empty() {
         return Ok(());
     }
-    let mut by_file: BTreeMap<(TenantId, i64), String> = BTreeMap::new();
+    use std::fmt::Write as _;
+    // (tenant, day, errors file?) -> text
+    let mut by_file: BTreeMap<(TenantId, i64, bool), String> = BTreeMap::new();
     let mut records = 0;
+    let streams = &state.streams;
+    // A pattern evicted before its counts were written loses them
+    // (counted in `patterns_evicted`).
+    let text_of = |stream: usize, id: PatternId| streams[stream].miner.get(id).map(|p| p.text());
     let mut merged: HashMap<(usize, String, Level, i64), u64> = HashMap::new();
     for (&(stream, id, level, at), &count) in &state.pending {
-        // A pattern evicted before its counts were written loses them
-        // (counted in `patterns_evicted`).
-        let Some(pattern) = state.streams[stream].miner.get(id) else {
-            continue;
-        };
-        *merged
-            .entry((stream, pattern.text(), level, at))
-            .or_default() += count;
+        if let Some(pattern) = text_of(stream, id) {
+            *merged.entry((stream, pattern, level, at)).or_default() += count;
+        }
     }
     for ((stream, pattern, level, at), count) in merged {
-        let s = &state.streams[stream];
+        let s = &streams[stream];
         let text = by_file
-            .entry((s.tenant.clone(), at.div_euclid(SECS_PER_DAY)))
+            .entry((s.tenant.clone(), at.div_euclid(SECS_PER_DAY), false))
             .or_default();
-        use std::fmt::Write as _;
         let _ = writeln!(
             text,
             "{at}\t{count}\t{}\t{}\t{pattern}",
@@ -398,26 +581,70 @@ fn write_pending(inner: &Inner, state: &mut MinerState) -> std::io::Result<()> {
         );
         records += 1;
     }
+    let mut merged_errors: HashMap<(usize, String, &ErrorShape, i64), (u64, &str)> = HashMap::new();
+    for ((stream, id, shape, at), (count, example)) in &state.pending_errors {
+        if let Some(pattern) = text_of(*stream, *id) {
+            merged_errors
+                .entry((*stream, pattern, shape, *at))
+                .or_insert((0, example))
+                .0 += count;
+        }
+    }
+    for ((stream, pattern, shape, at), (count, example)) in merged_errors {
+        let s = &streams[stream];
+        let text = by_file
+            .entry((s.tenant.clone(), at.div_euclid(SECS_PER_DAY), true))
+            .or_default();
+        let _ = writeln!(
+            text,
+            "{at}\t{count}\t{}\t{}\t{}\t{}\t{pattern}\t{example}",
+            shape.category.as_str(),
+            field(shape.exception.as_deref()),
+            field(shape.frame.as_deref()),
+            s.labels
+        );
+        records += 1;
+    }
     state.pending.clear();
+    state.pending_errors.clear();
     for s in &mut state.streams {
         s.miner.clear_merge_history();
     }
-    for ((tenant, day), text) in by_file {
+    for ((tenant, day, is_errors), text) in by_file {
         let dir = inner.dir.join(tenant.as_str());
         std::fs::create_dir_all(&dir)?;
-        append(&dir.join(format!("patterns-{day}.tsv")), &text)?;
+        let (name, header) = match is_errors {
+            false => (format!("patterns-{day}.tsv"), HEADER),
+            true => (format!("errors-{day}.tsv"), ERRORS_HEADER),
+        };
+        append(&dir.join(name), header, &text)?;
     }
     inner.written.fetch_add(records, Ordering::Relaxed);
     Ok(())
 }
 
-fn append(path: &Path, text: &str) -> std::io::Result<()> {
+/// A field of a record: tab- and line-free.
+fn field(text: Option<&str>) -> String {
+    text.unwrap_or("").replace(['\t', '\n', '\r'], " ")
+}
+
+/// The example kept for an error record: one line, at most
+/// [`EXAMPLE_BYTES`].
+fn example(line: &str) -> String {
+    let mut cut = line.len().min(EXAMPLE_BYTES);
+    while !line.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    field(Some(&line[..cut]))
+}
+
+fn append(path: &Path, header: &str, text: &str) -> std::io::Result<()> {
     let mut file = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(path)?;
     if file.metadata()?.len() == 0 {
-        file.write_all(HEADER.as_bytes())?;
+        file.write_all(header.as_bytes())?;
         file.write_all(b"\n")?;
     }
     file.write_all(text.as_bytes())?;
@@ -432,9 +659,55 @@ struct Record<'a> {
     pattern: &'a str,
 }
 
-/// Calls `each` for every whole record of `path` (a missing file has
-/// none). Returns how many lines were skipped.
-fn read_records(path: &Path, mut each: impl FnMut(Record<'_>)) -> std::io::Result<u64> {
+impl<'a> Record<'a> {
+    fn parse(line: &'a str) -> Option<Record<'a>> {
+        let mut fields = line.splitn(5, '\t');
+        Some(Record {
+            bucket: fields.next()?.parse().ok()?,
+            count: fields.next()?.parse().ok()?,
+            level: fields.next()?,
+            labels: fields.next()?,
+            pattern: fields.next()?,
+        })
+    }
+}
+
+/// One record of an errors file.
+pub(crate) struct ErrorRecord<'a> {
+    pub bucket: i64,
+    pub count: u64,
+    pub category: &'a str,
+    pub exception: &'a str,
+    pub frame: &'a str,
+    pub labels: &'a str,
+    pub pattern: &'a str,
+    pub example: &'a str,
+}
+
+impl<'a> ErrorRecord<'a> {
+    fn parse(line: &'a str) -> Option<ErrorRecord<'a>> {
+        let mut fields = line.splitn(8, '\t');
+        Some(ErrorRecord {
+            bucket: fields.next()?.parse().ok()?,
+            count: fields.next()?.parse().ok()?,
+            category: fields.next()?,
+            exception: fields.next()?,
+            frame: fields.next()?,
+            labels: fields.next()?,
+            pattern: fields.next()?,
+            example: fields.next()?,
+        })
+    }
+}
+
+/// Calls `each` for every whole line after the header of `path` (a
+/// missing file has none); `each` answers whether the line parsed.
+/// Returns how many lines were skipped.
+fn read_lines(
+    path: &Path,
+    header: &str,
+    mut each: impl FnMut(&str) -> bool,
+) -> std::io::Result<u64> {
     let file = match std::fs::File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
@@ -455,71 +728,89 @@ fn read_records(path: &Path, mut each: impl FnMut(Record<'_>)) -> std::io::Resul
         };
         if first {
             first = false;
-            if record != HEADER {
-                tracing::warn!(file = %path.display(), "unknown pattern file version; skipped");
+            if record != header {
+                tracing::warn!(file = %path.display(), "unknown analysis file version; skipped");
                 return Ok(skipped + 1);
             }
             continue;
         }
-        let mut fields = record.splitn(5, '\t');
-        let parsed = (|| {
-            Some(Record {
-                bucket: fields.next()?.parse().ok()?,
-                count: fields.next()?.parse().ok()?,
-                level: fields.next()?,
-                labels: fields.next()?,
-                pattern: fields.next()?,
-            })
-        })();
-        match parsed {
-            Some(r) => each(r),
-            None => skipped += 1,
+        if !each(record) {
+            skipped += 1;
         }
     }
 }
 
-/// A pattern written before its stream's miner generalised it (`user bob
-/// logged in`) counts for the general one (`user <_> logged in`) when both
-/// are in the answer.
-fn fold_subsumed(series: &mut Vec<PatternSeries>) {
+/// Calls `each` for every whole record of a patterns file.
+#[cfg(test)]
+fn read_records(path: &Path, mut each: impl FnMut(Record<'_>)) -> std::io::Result<u64> {
+    read_lines(path, HEADER, |line| {
+        Record::parse(line).map(&mut each).is_some()
+    })
+}
+
+/// For each of `patterns`, the most general other pattern of its class
+/// (`same_class(i, j)`) that subsumes it — same length, a wildcard
+/// wherever they differ — following chains; itself when none does. A
+/// pattern written before its stream's miner generalised it (`user bob
+/// logged in`) then counts for the general one (`user <_> logged in`).
+pub(crate) fn subsumers(
+    patterns: &[&str],
+    same_class: impl Fn(usize, usize) -> bool,
+) -> Vec<usize> {
     const MAX: usize = 2_000;
-    if series.len() > MAX {
-        return; // quadratic below; a huge answer is returned as it is
+    let n = patterns.len();
+    if n > MAX {
+        return (0..n).collect(); // quadratic below; a huge answer stays as it is
     }
-    let tokens: Vec<Vec<&str>> = series
+    let tokens: Vec<Vec<&str>> = patterns.iter().map(|p| p.split(' ').collect()).collect();
+    let wildcards: Vec<usize> = tokens
         .iter()
-        .map(|s| s.pattern.split(' ').collect())
+        .map(|t| t.iter().filter(|&&x| x == crate::WILDCARD).count())
         .collect();
-    let wildcards = |t: &[&str]| t.iter().filter(|&&x| x == crate::WILDCARD).count();
-    let mut target: Vec<Option<usize>> = vec![None; series.len()];
+    let mut target: Vec<Option<usize>> = vec![None; n];
     for (i, a) in tokens.iter().enumerate() {
         let best = tokens
             .iter()
             .enumerate()
             .filter(|&(j, b)| {
                 j != i
-                    && series[j].level == series[i].level
                     && b.len() == a.len()
-                    && wildcards(b) > wildcards(a)
+                    && wildcards[j] > wildcards[i]
+                    && same_class(i, j)
                     && b.iter()
                         .zip(a)
                         .all(|(x, y)| *x == crate::WILDCARD || x == y)
             })
-            .max_by_key(|&(_, b)| std::cmp::Reverse(wildcards(b)));
+            .max_by_key(|&(j, _)| std::cmp::Reverse(wildcards[j]));
         target[i] = best.map(|(j, _)| j);
     }
-    // Follow chains to the most general pattern; move samples there.
-    let mut moved: Vec<Vec<(i64, u64)>> = vec![Vec::new(); series.len()];
-    for i in 0..series.len() {
-        let mut to = i;
-        let mut hops = 0;
-        while let Some(next) = target[to] {
-            to = next;
-            hops += 1;
-            if hops > series.len() {
-                break;
+    (0..n)
+        .map(|i| {
+            let mut to = i;
+            let mut hops = 0;
+            while let Some(next) = target[to] {
+                to = next;
+                hops += 1;
+                if hops > n {
+                    break;
+                }
             }
-        }
+            to
+        })
+        .collect()
+}
+
+/// Moves the samples of subsumed patterns to the pattern subsuming them.
+fn fold_subsumed(series: &mut Vec<PatternSeries>) {
+    let targets = subsumers(
+        &series
+            .iter()
+            .map(|s| s.pattern.as_str())
+            .collect::<Vec<_>>(),
+        |i, j| series[i].level == series[j].level,
+    );
+    let mut moved: Vec<Vec<(i64, u64)>> = vec![Vec::new(); series.len()];
+    for (i, to) in targets.into_iter().enumerate() {
         if to != i {
             moved[to].append(&mut series[i].samples);
         }
@@ -538,11 +829,12 @@ fn fold_subsumed(series: &mut Vec<PatternSeries>) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use skald_model::Timestamp;
 
-    fn group(labels: &str, lines: &[(i64, &str)]) -> Group {
+    /// One stream's lines at `(unix s, line)`.
+    pub(crate) fn group(labels: &str, lines: &[(i64, &str)]) -> Group {
         vec![(
             LabelSet::parse(labels).unwrap(),
             lines

@@ -5,7 +5,10 @@
 //! `user <_> logged in from <_>`) online, with bounded memory per stream,
 //! after [`mask`] has hidden the values that obviously vary. [`eval`]
 //! measures how well lines are grouped (grouping accuracy, as the log
-//! parsing literature defines it).
+//! parsing literature defines it). [`index`] mines every stored line at
+//! ingest and keeps counts per pattern and per error group on disk;
+//! [`groups`] reads error groups back, [`anomaly`] finds anomalies in the
+//! counts, and [`report`] summarises a set of lines (`skald analyze`).
 //!
 //! Non-goals: storage and time (the store persists what this crate
 //! computes), query parsing (LogQL is `skald-logql`), and field extraction
@@ -13,12 +16,16 @@
 //! computation over lines, so it can run on any thread and be measured
 //! alone.
 
+pub mod anomaly;
 pub mod errors;
 pub mod eval;
+pub mod groups;
 pub mod index;
+pub mod inject;
 pub mod level;
 pub mod mask;
 pub mod miner;
+pub mod report;
 
 pub use mask::WILDCARD;
 pub use miner::{Miner, MinerConfig, MinerStats, Pattern, PatternId};

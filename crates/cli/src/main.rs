@@ -6,6 +6,7 @@
 //! say how this process runs (where its data is, which addresses it binds).
 //! Flags win over the file, the file over the defaults.
 
+mod analyze;
 mod bench;
 mod config;
 mod debug;
@@ -77,6 +78,9 @@ enum Command {
     Run(run::RunArgs),
     /// Show (and follow) the stored output of a pipeline run.
     Logs(run::logs::LogsArgs),
+    /// Analyse a log query on a server: totals, errors, anomalies, top
+    /// patterns with their numbers, error groups, lines per hour.
+    Analyze(analyze::AnalyzeArgs),
     /// Mine log patterns from a file.
     #[command(subcommand)]
     Patterns(patterns::PatternsCommand),
@@ -107,6 +111,7 @@ fn main() -> ExitCode {
         Command::Export(args) => remote::export::run(args),
         Command::Run(args) => run::run(args),
         Command::Logs(args) => run::logs::run(args),
+        Command::Analyze(args) => analyze::run(args),
         Command::Patterns(cmd) => patterns::run(cmd),
         Command::Token(cmd) => token::run(cmd),
         Command::Rules(cmd) => rules::run(cmd),

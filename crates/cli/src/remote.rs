@@ -529,6 +529,15 @@ pub fn volume(args: IndexArgs, by: Option<String>, limit: u32) -> anyhow::Result
 }
 
 /// A reader that stops early (`| head`) is not an error.
+/// Prints `text` on standard output; a closed pipe (`| head`) is not an
+/// error.
+pub fn print(text: &str) -> anyhow::Result<()> {
+    ignore_broken_pipe(
+        std::io::Write::write_all(&mut std::io::stdout().lock(), text.as_bytes())
+            .map_err(Into::into),
+    )
+}
+
 fn ignore_broken_pipe(r: anyhow::Result<()>) -> anyhow::Result<()> {
     match r {
         Err(e)

@@ -1,5 +1,5 @@
 //! A gRPC client for Skald's `LogService` (`proto/skald/v1/log_service.proto`):
-//! all nineteen operations, for programs that talk to Skald rather than to
+//! all twenty-three operations, for programs that talk to Skald rather than to
 //! any Loki.
 //!
 //! What it is for: the operations Loki's HTTP API does not have (stream
@@ -522,6 +522,41 @@ impl GrpcClient {
                 .health_check(pb::HealthCheckRequest {})
                 .await,
         )
+    }
+
+    // --- Analysis --------------------------------------------------------
+
+    /// Patterns of the selected streams with counts per step.
+    pub async fn list_patterns(
+        &self,
+        request: pb::ListPatternsRequest,
+    ) -> Result<pb::ListPatternsResponse> {
+        unary(self.inner.clone().list_patterns(request).await)
+    }
+
+    /// Error groups: error lines by fingerprint, with first and last seen
+    /// and whether the group is new in the range.
+    pub async fn list_error_groups(
+        &self,
+        request: pb::ListErrorGroupsRequest,
+    ) -> Result<pb::ListErrorGroupsResponse> {
+        unary(self.inner.clone().list_error_groups(request).await)
+    }
+
+    /// Anomalies with their score, baseline and evidence.
+    pub async fn list_anomalies(
+        &self,
+        request: pb::ListAnomaliesRequest,
+    ) -> Result<pb::ListAnomaliesResponse> {
+        unary(self.inner.clone().list_anomalies(request).await)
+    }
+
+    /// The analysis report of a log query (as `skald analyze`).
+    pub async fn analyze_logs(
+        &self,
+        request: pb::AnalyzeLogsRequest,
+    ) -> Result<pb::AnalyzeLogsResponse> {
+        unary(self.inner.clone().analyze_logs(request).await)
     }
 }
 

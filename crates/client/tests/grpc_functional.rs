@@ -1155,3 +1155,165 @@ async fn grpc_and_http_clients_read_each_others_entries() {
     assert_eq!(lines(&streams), expected);
     assert_eq!(streams[0].entries[0].timestamp_ns, t);
 }
+
+#[tokio::test]
+async fn analysis_patterns_error_groups_anomalies_and_report() {
+    let server = Server::start();
+    let client = connect_as(&server, "analysis").await;
+    // Forty minutes of steady lines, a refused connection a minute, then a
+    // burst of a new exception five minutes ago.
+    let now = Timestamp::now().0;
+    let mut entries = Vec::new();
+    for minute in (6..=40i64).rev() {
+        for i in 0..20 {
+            entries.push(pb::Entry::new(
+                now - minute * 60 * SECOND + i * SECOND,
+                format!("level=info GET /items/{i} took {}ms", 10 + i),
+            ));
+        }
+        entries.push(pb::Entry::new(
+            now - minute * 60 * SECOND + 30 * SECOND,
+            format!("level=error db 10.0.0.{minute}:5432 connection refused"),
+        ));
+    }
+    for i in 0..12 {
+        entries.push(pb::Entry::new(
+            now - 300 * SECOND + i * SECOND,
+            format!("java.lang.IllegalStateException: bad state {i}"),
+        ));
+    }
+    let total = entries.len() as u64;
+    let pushed = client
+        .push_log_batch(pb::PushLogBatchRequest {
+            streams: vec![pb::Stream::new(pb::labels([("app", "shop")]), entries)],
+        })
+        .await
+        .unwrap();
+    assert_eq!(pushed.accepted, total);
+    let shop = r#"{app="shop"}"#.to_string();
+
+    let patterns = client
+        .list_patterns(pb::ListPatternsRequest {
+            query: shop.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .patterns;
+    assert_eq!(patterns[0].pattern, "level=<_> GET <_> took <_>");
+    assert_eq!(patterns[0].level, "info");
+    assert_eq!(patterns[0].count, 35 * 20);
+    let sampled: u64 = patterns[0].samples.iter().map(|s| s.count).sum();
+    assert_eq!(sampled, patterns[0].count);
+
+    let groups = client
+        .list_error_groups(pb::ListErrorGroupsRequest {
+            query: shop.clone(),
+            start_ns: now - 400 * SECOND,
+            examples: 1,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .groups;
+    let exception = groups.iter().find(|g| g.category == "exception").unwrap();
+    assert_eq!(exception.exception, "java.lang.IllegalStateException");
+    assert_eq!(exception.count, 12);
+    assert!(exception.is_new);
+    assert_eq!(exception.examples.len(), 1);
+    assert_eq!(label(&exception.streams[0].labels, "app"), Some("shop"));
+    let refused = groups
+        .iter()
+        .find(|g| g.category == "connection_refused")
+        .unwrap();
+    assert!(!refused.is_new, "seen before the range: {refused:?}");
+    assert_eq!(refused.fingerprint.len(), 16);
+
+    let found = client
+        .list_anomalies(pb::ListAnomaliesRequest {
+            query: shop.clone(),
+            window_ns: 60 * SECOND,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(found.window_ns, 60 * SECOND);
+    assert!(found.windows_judged > 0);
+    let new = found
+        .anomalies
+        .iter()
+        .find(|a| a.kind == "new_pattern")
+        .unwrap_or_else(|| panic!("{:#?}", found.anomalies));
+    assert!(new.pattern.contains("IllegalStateException"));
+    assert_eq!(new.baseline.as_ref().unwrap().source, "none");
+    assert!(!new.evidence.is_empty());
+
+    let report = client
+        .analyze_logs(pb::AnalyzeLogsRequest {
+            query: shop.clone(),
+            top_patterns: 2,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(report.lines, total);
+    assert_eq!(report.error_lines, 35 + 12);
+    assert_eq!(report.patterns.len(), 2);
+    let took = &report.patterns[0].numbers[0];
+    assert_eq!((took.name.as_str(), took.unit.as_str()), ("took", "ms"));
+    assert_eq!((took.p50, took.p99), (19.0, 29.0));
+    assert!(report.error_groups.iter().any(|g| g.is_new));
+    assert_eq!(report.anomaly_count, report.anomalies.len() as u64);
+    let hourly: u64 = report.hourly.iter().map(|h| h.lines).sum();
+    assert_eq!(hourly, total);
+
+    // Bad input: a clear status naming the field.
+    let bad = pb::ListPatternsRequest {
+        query: "{app=".into(),
+        ..Default::default()
+    };
+    assert_status(
+        client.list_patterns(bad).await,
+        GrpcCode::InvalidArgument,
+        "query",
+    );
+    let long = pb::ListErrorGroupsRequest {
+        query: shop.clone(),
+        start_ns: 1,
+        ..Default::default()
+    };
+    assert_status(
+        client.list_error_groups(long).await,
+        GrpcCode::ResourceExhausted,
+        "time range",
+    );
+    let negative = pb::ListAnomaliesRequest {
+        query: shop.clone(),
+        window_ns: -1,
+        ..Default::default()
+    };
+    assert_status(
+        client.list_anomalies(negative).await,
+        GrpcCode::InvalidArgument,
+        "window_ns",
+    );
+    let metric = pb::AnalyzeLogsRequest {
+        query: "sum(rate({app=\"shop\"}[1m]))".into(),
+        ..Default::default()
+    };
+    assert_status(
+        client.analyze_logs(metric).await,
+        GrpcCode::InvalidArgument,
+        "query",
+    );
+    // Another tenant has none of it; an unknown stream gives empty lists.
+    let other = connect_as(&server, "someone-else").await;
+    let none = other
+        .list_error_groups(pb::ListErrorGroupsRequest {
+            query: shop.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(none.groups.is_empty());
+}

@@ -278,6 +278,18 @@ pub fn app(state: Arc<AppState>) -> Router {
             "/loki/api/v1/patterns",
             get(analysis::patterns).post(analysis::patterns),
         )
+        .route(
+            "/skald/api/v1/errors",
+            get(analysis::errors).post(analysis::errors),
+        )
+        .route(
+            "/skald/api/v1/anomalies",
+            get(analysis::anomalies).post(analysis::anomalies),
+        )
+        .route(
+            "/skald/api/v1/analyze",
+            get(analysis::analyze).post(analysis::analyze),
+        )
         .route("/loki/api/v1/rules", get(ruler::list))
         .route(
             "/loki/api/v1/rules/{namespace}",

@@ -197,6 +197,9 @@ pub async fn metrics(
             total,
         );
     }
+    if let Some(index) = &app.analysis {
+        crate::analysis::render_metrics(&index.counters(), &mut metric);
+    }
     let _ = writeln!(
         out,
         "# HELP skald_wal_fsync_duration_seconds How long each WAL fsync took.\n# TYPE skald_wal_fsync_duration_seconds histogram"

@@ -9,11 +9,12 @@
 //! (`From<ServiceError> for Status`). Modules follow the service's
 //! sections: `push`, `query` (logs, metrics, stats), `tail`, `streams`
 //! (labels, streams, deletion), `export`, `monitor` (statistics, quota,
-//! health).
+//! health), `analysis` (patterns, error groups, anomalies, the report).
 //!
 //! Not here: the transport (the binary adds this service, the standard
 //! health service and reflection to one tonic server).
 
+mod analysis;
 mod export;
 mod monitor;
 mod otlp;
@@ -356,5 +357,33 @@ impl LogService for Grpc {
         req: Request<proto::HealthCheckRequest>,
     ) -> Result<Response<proto::HealthCheckResponse>, Status> {
         monitor::health_check(&self.app, req).await
+    }
+
+    async fn list_patterns(
+        &self,
+        req: Request<proto::ListPatternsRequest>,
+    ) -> Result<Response<proto::ListPatternsResponse>, Status> {
+        analysis::list_patterns(&self.app, req).await
+    }
+
+    async fn list_error_groups(
+        &self,
+        req: Request<proto::ListErrorGroupsRequest>,
+    ) -> Result<Response<proto::ListErrorGroupsResponse>, Status> {
+        analysis::list_error_groups(&self.app, req).await
+    }
+
+    async fn list_anomalies(
+        &self,
+        req: Request<proto::ListAnomaliesRequest>,
+    ) -> Result<Response<proto::ListAnomaliesResponse>, Status> {
+        analysis::list_anomalies(&self.app, req).await
+    }
+
+    async fn analyze_logs(
+        &self,
+        req: Request<proto::AnalyzeLogsRequest>,
+    ) -> Result<Response<proto::AnalyzeLogsResponse>, Status> {
+        analysis::analyze_logs(&self.app, req).await
     }
 }

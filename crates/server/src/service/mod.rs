@@ -11,7 +11,8 @@
 //! Modules follow the operations: [`push`], [`query`] (log and metric
 //! queries, the limits and defaults they share), [`labels`] (names,
 //! values, series, index statistics), [`streams`] (listing, details),
-//! [`tail`], [`export`], [`delete`], [`admin`] (statistics, quota).
+//! [`tail`], [`export`], [`delete`], [`admin`] (statistics, quota),
+//! [`analysis`] (patterns, error groups, anomalies, the report).
 //!
 //! # Adding an endpoint
 //!
@@ -35,6 +36,7 @@
 //! the adapters (`crate::grpc`, the HTTP handler modules).
 
 pub mod admin;
+pub mod analysis;
 pub mod audit;
 pub mod auth;
 pub mod delete;

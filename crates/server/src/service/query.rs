@@ -207,6 +207,17 @@ async fn logs_of_tenant(
 ) -> Result<LogResult, ServiceError> {
     let limit = entry_limit(app, &tenant, req.limit)?;
     check_length(app, &tenant, req.start, req.end)?;
+    admitted_logs(app, tenant, req, limit).await
+}
+
+/// Runs an authorised log query of up to `limit` entries (checked by the
+/// caller) under admission: a slot, a deadline, cancelled when dropped.
+pub(crate) async fn admitted_logs(
+    app: &Arc<AppState>,
+    tenant: TenantId,
+    req: LogRequest,
+    limit: usize,
+) -> Result<LogResult, ServiceError> {
     let Some((start, end)) = within_lookback(app, &tenant, req.start, req.end) else {
         return Ok(LogResult {
             streams: Vec::new(),
