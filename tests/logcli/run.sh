@@ -25,6 +25,6 @@ fi
 echo "[logcli] $("$LOGCLI_BIN" --version 2>&1 | head -n 1)"
 if [ -n "${LOKITOOL:-}" ]; then
   [ -x "$LOKITOOL" ] || { echo "not an executable: $LOKITOOL" >&2; exit 2; }
-  echo "[logcli] with $("$LOKITOOL" --version 2>&1 | head -n 1)"
+  echo "[logcli] with lokitool $("$LOKITOOL" version 2>&1 | head -n 1)"
 fi
 exec python3 "$HERE/check.py" "$LOGCLI_BIN" "$SKALD_BIN"

@@ -792,7 +792,7 @@ rules:
     labels:
       severity: ticket
     annotations:
-      summary: "{{ $value }} errors on {{ $labels.severity }}"
+      summary: "{{ $value }} errors in ten seconds"
 "#;
     assert_eq!(post_rules(&s, "ns", group).0, 202);
     let find = |status: &'static str| {
@@ -813,7 +813,8 @@ rules:
     assert_eq!(body["version"], "4");
     assert_eq!(body["status"], "firing");
     assert_eq!(alert["labels"]["severity"], "ticket");
-    assert_eq!(alert["annotations"]["summary"], "3 errors on ticket");
+    // $labels are the series' labels, not the rule's (as in Prometheus).
+    assert_eq!(alert["annotations"]["summary"], "3 errors in ten seconds");
     assert!(alert["startsAt"].as_str().is_some_and(|t| t.contains('T')));
     // The lines leave the ten-second window: the webhook hears it resolved.
     let (auth, _, alert) = wait_for(60, "the resolution at the webhook", find("resolved"));
