@@ -5,6 +5,7 @@
 mod common;
 
 use common::{Server, day_ago, now_ns};
+use serde_json::json;
 use skald_server::grpc::proto;
 use skald_server::grpc::proto::log_service_client::LogServiceClient;
 use tonic::transport::Channel;
@@ -1099,7 +1100,7 @@ fn export_files_stay_in_their_tenant_directory() {
 
 /// Finished jobs are dropped after `export_retention_hours` (here 0: at
 /// the next start), with their files; `max_export_jobs` caps a tenant's
-/// running jobs (here 0: exports off).
+/// running jobs (here 1).
 #[test]
 fn export_jobs_expire_and_are_capped() {
     let dir = tempfile::tempdir().unwrap();
@@ -1127,14 +1128,41 @@ fn export_jobs_expire_and_are_capped() {
     });
     assert!(!file.exists());
 
-    std::fs::write(&config, "[http]\nmax_export_jobs = 0\n").unwrap();
+    // One running job at a time: enough lines that a job is still
+    // running when the next requests arrive, a few milliseconds later.
+    std::fs::write(&config, "[http]\nmax_export_jobs = 1\n").unwrap();
     s.restart();
+    let t = now_ns() - 60_000_000_000;
+    for part in 0..10 {
+        let values: Vec<_> = (0..5000)
+            .map(|i| {
+                json!([
+                    (t + part * 5000 + i).to_string(),
+                    format!("export line {part} {i} {}", "x".repeat(200))
+                ])
+            })
+            .collect();
+        let r = s.push_json_tenant(
+            "t1",
+            &json!({"streams": [{"stream": {"app": "exp"}, "values": values}]}),
+        );
+        assert_eq!(r.status(), 204);
+    }
     rt().block_on(async {
         let mut c = client(&s).await;
-        let err = start_export(&mut c, "t1", "capped.ndjson")
-            .await
-            .unwrap_err();
-        assert_eq!(err.code(), tonic::Code::ResourceExhausted, "{err:?}");
-        assert!(err.message().contains("max_export_jobs"), "{err:?}");
+        let mut refused = Vec::new();
+        for n in 0..8 {
+            if let Err(err) = start_export(&mut c, "t1", &format!("capped-{n}.ndjson")).await {
+                refused.push(err);
+            }
+        }
+        assert!(
+            !refused.is_empty(),
+            "8 exports of 50,000 lines all ran at once"
+        );
+        for err in refused {
+            assert_eq!(err.code(), tonic::Code::ResourceExhausted, "{err:?}");
+            assert!(err.message().contains("max_export_jobs"), "{err:?}");
+        }
     });
 }
