@@ -12,12 +12,12 @@
 
 mod common;
 
-use common::{Server, day_ago, now_ns};
+use common::{Server, day_ago, now_ns, wait_until};
 use serde_json::{Value, json};
 use skald_server::grpc::proto;
 use skald_server::grpc::proto::log_service_client::LogServiceClient;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio_stream::StreamExt;
 use tonic::transport::Channel;
 
@@ -75,7 +75,7 @@ fn setup() -> (Server, Tokens) {
         beta_admin: create_token(&s, "beta", "admin", "beta-admin"),
     };
     // The running server picks the new tokens up within a second.
-    wait_until(|| {
+    wait_until("tokens loaded", || {
         http(
             &s,
             "GET",
@@ -112,14 +112,6 @@ fn setup() -> (Server, Tokens) {
         assert_eq!(status, 204, "{text}");
     }
     (s, t)
-}
-
-fn wait_until(mut ok: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !ok() {
-        assert!(Instant::now() < deadline, "condition not reached");
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 fn http(
@@ -524,7 +516,7 @@ fn every_http_endpoint_needs_a_token_and_the_right_role() {
         "alpha-read",
     ]);
     assert!(out.status.success(), "{out:?}");
-    wait_until(|| {
+    wait_until("revocation noticed", || {
         http(
             &s,
             "GET",

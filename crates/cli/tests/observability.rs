@@ -13,7 +13,7 @@
 
 mod common;
 
-use common::{Server, now_ns};
+use common::{Server, now_ns, wait_until};
 use serde_json::{Value, json};
 use skald_server::grpc::proto;
 use skald_server::grpc::proto::log_service_client::LogServiceClient;
@@ -48,14 +48,6 @@ fn token(s: &Server, tenant: &str, role: &str, name: &str) -> String {
     );
     assert!(out.status.success(), "{out:?}");
     String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
-
-fn wait_until(what: &str, mut ok: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !ok() {
-        assert!(Instant::now() < deadline, "not reached: {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 /// `(status, body)` of a request with an optional token and tenant header.

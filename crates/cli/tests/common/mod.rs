@@ -410,3 +410,12 @@ pub fn segment_files(data: &Path) -> Vec<PathBuf> {
     out.sort();
     out
 }
+
+/// Polls `ok` every 50 ms until it holds; fails naming `what` after 30 s.
+pub fn wait_until(what: &str, mut ok: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !ok() {
+        assert!(Instant::now() < deadline, "not reached in 30 s: {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
