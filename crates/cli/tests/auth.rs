@@ -12,7 +12,7 @@
 
 mod common;
 
-use common::{Server, day_ago, now_ns, wait_until};
+use common::{Server, create_token, day_ago, now_ns, wait_until};
 use serde_json::{Value, json};
 use skald_server::grpc::proto;
 use skald_server::grpc::proto::log_service_client::LogServiceClient;
@@ -28,29 +28,6 @@ fn skald(args: &[&str]) -> std::process::Output {
         .args(args)
         .output()
         .expect("running skald")
-}
-
-/// `skald token create`, checking it prints the token and nothing else.
-fn create_token(s: &Server, tenant: &str, role: &str, name: &str) -> String {
-    let dir = s.data_dir();
-    let out = skald(&[
-        "token",
-        "create",
-        "--data-dir",
-        dir.to_str().unwrap(),
-        "--tenant",
-        tenant,
-        "--role",
-        role,
-        "--name",
-        name,
-    ]);
-    assert!(out.status.success(), "{out:?}");
-    let text = String::from_utf8(out.stdout).unwrap();
-    assert_eq!(text.lines().count(), 1, "{text:?}");
-    let token = text.trim().to_string();
-    assert!(token.starts_with("skald_") && token.len() > 70, "{token}");
-    token
 }
 
 struct Tokens {

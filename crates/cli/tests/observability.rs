@@ -13,7 +13,7 @@
 
 mod common;
 
-use common::{Server, now_ns, wait_until};
+use common::{Server, create_token, now_ns, wait_until};
 use serde_json::{Value, json};
 use skald_server::grpc::proto;
 use skald_server::grpc::proto::log_service_client::LogServiceClient;
@@ -27,27 +27,6 @@ fn skald(args: &[&str], envs: &[(&str, &str)]) -> std::process::Output {
         .envs(envs.iter().copied())
         .output()
         .expect("running skald")
-}
-
-fn token(s: &Server, tenant: &str, role: &str, name: &str) -> String {
-    let dir = s.data_dir();
-    let out = skald(
-        &[
-            "token",
-            "create",
-            "--data-dir",
-            dir.to_str().unwrap(),
-            "--tenant",
-            tenant,
-            "--role",
-            role,
-            "--name",
-            name,
-        ],
-        &[],
-    );
-    assert!(out.status.success(), "{out:?}");
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
 /// `(status, body)` of a request with an optional token and tenant header.
@@ -148,10 +127,10 @@ fn audit_log_records_http_and_grpc_actions_refusals_and_changes() {
         "--config",
         config.to_str().unwrap(),
     ]);
-    let pusher = token(&s, "alpha", "push", "alpha-push");
-    let reader = token(&s, "alpha", "read", "alpha-reader");
-    let admin = token(&s, "alpha", "admin", "alpha-admin");
-    let auditor = token(&s, "audit", "read", "auditor");
+    let pusher = create_token(&s, "alpha", "push", "alpha-push");
+    let reader = create_token(&s, "alpha", "read", "alpha-reader");
+    let admin = create_token(&s, "alpha", "admin", "alpha-admin");
+    let auditor = create_token(&s, "audit", "read", "auditor");
     wait_until("tokens loaded", || {
         call(
             &s,
@@ -598,10 +577,10 @@ fn query_limits_are_the_tenants_own_and_reload() {
 #[test]
 fn multi_tenant_reads_need_every_tenant_and_label_each_stream() {
     let s = Server::start_with(&["--auth"]);
-    let a_push = token(&s, "alpha", "push", "a-push");
-    let b_push = token(&s, "beta", "push", "b-push");
-    let a_read = token(&s, "alpha", "read", "a-read");
-    let b_read = token(&s, "beta", "read", "b-read");
+    let a_push = create_token(&s, "alpha", "push", "a-push");
+    let b_push = create_token(&s, "beta", "push", "b-push");
+    let a_read = create_token(&s, "alpha", "read", "a-read");
+    let b_read = create_token(&s, "beta", "read", "b-read");
     wait_until("tokens loaded", || {
         call(
             &s,
@@ -761,8 +740,8 @@ fn multi_tenant_reads_need_every_tenant_and_label_each_stream() {
 #[test]
 fn the_cli_pushes_queries_and_tails_with_a_token() {
     let s = Server::start_with(&["--auth"]);
-    let pusher = token(&s, "team", "push", "cli-push");
-    let reader = token(&s, "team", "read", "cli-read");
+    let pusher = create_token(&s, "team", "push", "cli-push");
+    let reader = create_token(&s, "team", "read", "cli-read");
     wait_until("tokens loaded", || {
         call(
             &s,

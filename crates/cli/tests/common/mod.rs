@@ -419,3 +419,20 @@ pub fn wait_until(what: &str, mut ok: impl FnMut() -> bool) {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// `skald token create` on the server's data directory; checks that it
+/// prints the token and nothing else.
+pub fn create_token(s: &Server, tenant: &str, role: &str, name: &str) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_skald"))
+        .args(["token", "create", "--data-dir"])
+        .arg(s.data_dir())
+        .args(["--tenant", tenant, "--role", role, "--name", name])
+        .output()
+        .expect("running skald");
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(text.lines().count(), 1, "{text:?}");
+    let token = text.trim().to_string();
+    assert!(token.starts_with("skald_") && token.len() > 70, "{token}");
+    token
+}
