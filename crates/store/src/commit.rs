@@ -183,7 +183,7 @@ pub(crate) fn validate(
 pub(crate) fn apply(
     state: &mut State,
     tenant: &TenantId,
-    streams: Vec<StreamBatch>,
+    streams: &[StreamBatch],
 ) -> (u64, u64, u64) {
     let (mut entries, mut bytes, mut dups) = (0u64, 0u64, 0u64);
     let index = match state.index.get_mut(tenant) {
@@ -199,7 +199,7 @@ pub(crate) fn apply(
         let max = s.entries.iter().map(|e| e.ts).max().unwrap_or_default();
         index.observe(&s.labels, id, min, max);
         let head = state.head.stream_mut(tenant, &s.labels, id);
-        for e in s.entries {
+        for e in &s.entries {
             match head.push(e) {
                 Some(size) => {
                     entries += 1;
@@ -447,19 +447,18 @@ fn commit_group(
     if let Err(e) = wal.rotate_if_full() {
         tracing::warn!(error = %e, "could not start a new wal file; appending to the current one");
     }
-    // Copies for live tail subscribers, published once the group is in
-    // the head (it is durable already).
-    let mut tailed = Vec::new();
+    // The head copies the lines; the batches themselves go on to live
+    // tail subscribers and the commit hook once the group is in the head
+    // (it is durable already), and are freed outside the lock otherwise.
+    let mut applied = Vec::with_capacity(group.len());
     let mut state = shared.state.write();
     if state.head.is_empty() {
         state.head_since = Some(Instant::now());
     }
     for p in group.iter_mut() {
         let streams = std::mem::take(&mut p.streams);
-        if shared.tail.has_subscribers() || shared.commit_hook.get().is_some() {
-            tailed.push((p.tenant.clone(), streams.clone()));
-        }
-        let (entries, bytes, dups) = apply(&mut state, &p.tenant, streams);
+        let (entries, bytes, dups) = apply(&mut state, &p.tenant, &streams);
+        applied.push((p.tenant.clone(), streams));
         p.outcome.accepted += entries;
         p.outcome.accepted_bytes += bytes;
         p.outcome.duplicates += dups;
@@ -480,7 +479,10 @@ fn commit_group(
         state.head_since = None;
     }
     drop(state);
-    for (tenant, streams) in tailed {
+    if !shared.tail.has_subscribers() && shared.commit_hook.get().is_none() {
+        return Ok(());
+    }
+    for (tenant, streams) in applied {
         shared.tail.publish(&tenant, &streams);
         if let Some(hook) = shared.commit_hook.get() {
             hook(&tenant, streams);

@@ -184,7 +184,7 @@ pub(crate) fn apply_to_snapshot(list: &[Arc<Tombstone>], snap: &mut Snapshot) {
             let mut block = HeadBlock::new();
             for e in entries {
                 if !touching.iter().any(|t| t.covers(&e)) {
-                    block.push(e);
+                    block.push(&e);
                 }
             }
             if !block.is_empty() {

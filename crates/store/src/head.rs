@@ -89,24 +89,35 @@ impl HeadBlock {
         Timestamp(self.max_ts)
     }
 
-    pub fn push(&mut self, e: Entry) {
-        if self.ts.last().is_some_and(|&last| e.ts.0 < last) {
+    pub fn push(&mut self, e: &Entry) {
+        self.push_parts(e.ts, &e.line, &e.metadata);
+    }
+
+    /// Appends one entry given by its parts (copies of another block's
+    /// entries need no `Entry` of their own).
+    fn push_parts(&mut self, ts: Timestamp, line: &str, metadata: &[Label]) {
+        if self.ts.last().is_some_and(|&last| ts.0 < last) {
             self.sorted = false;
         }
-        self.min_ts = self.min_ts.min(e.ts.0);
-        if e.ts.0 > self.max_ts {
-            self.max_ts = e.ts.0;
+        self.min_ts = self.min_ts.min(ts.0);
+        if ts.0 > self.max_ts {
+            self.max_ts = ts.0;
             self.newest.clear();
         }
-        if e.ts.0 == self.max_ts {
+        if ts.0 == self.max_ts {
             self.newest.push(self.ts.len() as u32);
         }
-        if !e.metadata.is_empty() {
-            self.meta.push((self.ts.len() as u32, e.metadata));
+        if !metadata.is_empty() {
+            self.meta.push((self.ts.len() as u32, metadata.to_vec()));
         }
-        self.ts.push(e.ts.0);
-        self.data.push_str(&e.line);
+        self.ts.push(ts.0);
+        self.data.push_str(line);
         self.ends.push(self.data.len() as u32);
+    }
+
+    /// Appends entry `i` of `other`.
+    fn push_from(&mut self, other: &HeadBlock, i: usize) {
+        self.push_parts(other.ts(i), other.line(i), other.metadata(i));
     }
 
     pub fn ts(&self, i: usize) -> Timestamp {
@@ -151,7 +162,7 @@ impl HeadBlock {
         let mut out = HeadBlock::new();
         out.data.reserve(self.data.len());
         for i in order {
-            out.push(self.entry(i));
+            out.push_from(self, i);
         }
         out
     }
@@ -196,7 +207,7 @@ impl HeadBlock {
         let mut out = HeadBlock::new();
         for i in 0..self.len() {
             if self.ts[i] >= start.0 && self.ts[i] < end.0 {
-                out.push(self.entry(i));
+                out.push_from(self, i);
             }
         }
         out.sorted()
@@ -231,7 +242,7 @@ impl StreamHead {
 
     /// Adds an entry; freezes the open block when full. Returns the bytes
     /// added, or `None` for an exact duplicate of a newest entry.
-    pub fn push(&mut self, e: Entry) -> Option<usize> {
+    pub fn push(&mut self, e: &Entry) -> Option<usize> {
         if self.open.has_newest_duplicate(e.ts, &e.line) {
             return None;
         }
@@ -351,7 +362,7 @@ mod tests {
     fn block_sorts_stably_and_slices() {
         let mut b = HeadBlock::new();
         for (ts, l) in [(5, "e"), (1, "a"), (3, "c1"), (3, "c2"), (2, "b")] {
-            b.push(e(ts, l));
+            b.push(&e(ts, l));
         }
         let s = b.sorted();
         let lines: Vec<_> = (0..s.len()).map(|i| s.line(i)).collect();
@@ -365,17 +376,17 @@ mod tests {
     fn newest_duplicates_are_dropped() {
         let ls = LabelSet::parse(r#"{a="1"}"#).unwrap();
         let mut s = StreamHead::new(ls);
-        assert!(s.push(e(1, "x")).is_some());
-        assert!(s.push(e(1, "x")).is_none());
-        assert!(s.push(e(1, "y")).is_some());
-        assert!(s.push(e(1, "x")).is_none());
+        assert!(s.push(&e(1, "x")).is_some());
+        assert!(s.push(&e(1, "x")).is_none());
+        assert!(s.push(&e(1, "y")).is_some());
+        assert!(s.push(&e(1, "x")).is_none());
     }
 
     #[test]
     fn metadata_is_kept_per_entry() {
         let mut b = HeadBlock::new();
-        b.push(e(1, "a"));
-        b.push(Entry {
+        b.push(&e(1, "a"));
+        b.push(&Entry {
             ts: Timestamp(2),
             line: "b".into(),
             metadata: vec![Label::new("trace_id", "t1")],

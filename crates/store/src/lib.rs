@@ -351,7 +351,7 @@ impl Store {
                 }
                 match record::decode(payload) {
                     Ok((tenant, streams)) => {
-                        commit::apply(&mut state, &tenant, streams);
+                        commit::apply(&mut state, &tenant, &streams);
                     }
                     Err(e) => {
                         replay_errors += 1;
