@@ -84,17 +84,58 @@ const PHRASES: [(&str, Category); 14] = [
     ("no such file", Category::NotFound),
 ];
 
+/// What one pass over a line finds: the first failure phrase (in
+/// [`PHRASES`] order) and whether the slower shape checks can match.
+struct Scan {
+    phrase: Option<Category>,
+    /// `Exception` or `Error` occurs (case-insensitively): a type name may.
+    type_word: bool,
+    panicked: bool,
+}
+
+/// One automaton for every phrase and marker, ASCII case-insensitive:
+/// a line costs one pass however many phrases there are.
+fn scan(line: &str) -> Scan {
+    use aho_corasick::AhoCorasick;
+    use std::sync::LazyLock;
+    /// Markers after the phrases, by index past `PHRASES.len()`.
+    const MARKERS: [&str; 4] = ["exception", "error", "' panicked at", "panicked at '"];
+    static AUTOMATON: LazyLock<AhoCorasick> = LazyLock::new(|| {
+        AhoCorasick::builder()
+            .ascii_case_insensitive(true)
+            .kind(Some(aho_corasick::AhoCorasickKind::DFA))
+            .build(PHRASES.iter().map(|(p, _)| *p).chain(MARKERS))
+            .expect("fixed phrases build an automaton")
+    });
+    let mut out = Scan {
+        phrase: None,
+        type_word: false,
+        panicked: false,
+    };
+    let mut first = usize::MAX;
+    for m in AUTOMATON.find_overlapping_iter(line) {
+        let i = m.pattern().as_usize();
+        match i.checked_sub(PHRASES.len()) {
+            None => first = first.min(i),
+            Some(0 | 1) => out.type_word = true,
+            Some(_) => {
+                // Case matters for Rust's panic message.
+                let text = &line[m.start()..m.end()];
+                out.panicked |= text == MARKERS[2] || text == MARKERS[3];
+            }
+        }
+    }
+    out.phrase = PHRASES.get(first).map(|&(_, c)| c);
+    out
+}
+
 /// The error shape of `line` logged at `level`, or `None` for a line that
 /// is not an error.
 pub fn classify(line: &str, level: Level) -> Option<ErrorShape> {
-    let exception = exception_type(line);
+    let scan = scan(line);
+    let exception = exception_type(line, &scan);
     let frame = top_frame(line);
-    let lower = line.to_ascii_lowercase();
-    let phrase = PHRASES
-        .iter()
-        .find(|(p, _)| lower.contains(p))
-        .map(|&(_, c)| c);
-    let category = match (phrase, &exception, &frame) {
+    let category = match (scan.phrase, &exception, &frame) {
         // An OOM error is out of memory even when it is an exception.
         (Some(Category::OutOfMemory), _, _) => Category::OutOfMemory,
         (_, Some(_), _) | (_, _, Some(_)) => Category::Exception,
@@ -122,7 +163,7 @@ pub fn classify(line: &str, level: Level) -> Option<ErrorShape> {
 
 /// `java.lang.IllegalStateException:`, `KeyError:`, `TypeError:`,
 /// `Traceback (most recent call last):`, `panic:`, `thread 'x' panicked at`.
-fn exception_type(line: &str) -> Option<String> {
+fn exception_type(line: &str, scan: &Scan) -> Option<String> {
     let trimmed = line.trim_start();
     if trimmed.starts_with("Traceback (most recent call last)") {
         return Some("Traceback".into());
@@ -130,8 +171,11 @@ fn exception_type(line: &str) -> Option<String> {
     if trimmed.starts_with("panic:") || trimmed.starts_with("fatal error:") {
         return Some("panic".into());
     }
-    if line.contains("' panicked at") || line.contains("panicked at '") {
+    if scan.panicked {
         return Some("panic".into());
+    }
+    if !scan.type_word {
+        return None;
     }
     for token in line.split_ascii_whitespace() {
         let word = token.trim_end_matches(':');
@@ -177,8 +221,10 @@ fn top_frame(line: &str) -> Option<String> {
 /// `HTTP 500`).
 fn http_5xx(line: &str) -> bool {
     let bytes = line.as_bytes();
-    let mut i = 0;
-    while i + 3 <= bytes.len() {
+    for i in memchr::memchr_iter(b'5', bytes) {
+        if i + 3 > bytes.len() {
+            break;
+        }
         let window = &bytes[i..i + 3];
         let before = if i == 0 { b' ' } else { bytes[i - 1] };
         let after = bytes.get(i + 3).copied().unwrap_or(b' ');
@@ -186,21 +232,19 @@ fn http_5xx(line: &str) -> bool {
             && before != b'.'
             && !after.is_ascii_alphanumeric()
             && after != b'.';
-        if bounded && window[0] == b'5' && window[1..].iter().all(u8::is_ascii_digit) {
-            let context = line[..i].to_ascii_lowercase();
-            let tail = context.trim_end_matches([' ', '=', ':', '"']);
-            if tail.ends_with("http/1.1")
-                || tail.ends_with("http/1.0")
-                || tail.ends_with("http/2")
-                || tail.ends_with("http")
-                || tail.ends_with("status")
-                || tail.ends_with("status_code")
-                || tail.ends_with("code")
+        if bounded && window[1..].iter().all(u8::is_ascii_digit) {
+            let tail = line[..i].trim_end_matches([' ', '=', ':', '"']).as_bytes();
+            let ends_with = |word: &str| {
+                tail.len() >= word.len()
+                    && tail[tail.len() - word.len()..].eq_ignore_ascii_case(word.as_bytes())
+            };
+            if ["http/1.1", "http/1.0", "http/2", "http", "status", "code"]
+                .into_iter()
+                .any(ends_with)
             {
                 return true;
             }
         }
-        i += 1;
     }
     false
 }

@@ -54,8 +54,8 @@ use std::collections::BTreeMap;
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
 use std::time::{Duration, Instant};
 
 const HEADER: &str = "skald-patterns\t1";
@@ -76,8 +76,16 @@ pub struct IndexConfig {
     pub max_patterns_per_stream: usize,
     /// Durable groups queued for the miner thread before groups are shed.
     pub queue_groups: usize,
+    /// Bytes of lines queued for the miner thread before groups are shed
+    /// (the queue holds the pushed lines themselves until mined).
+    pub queue_bytes: usize,
     /// How often pending counts are written, in seconds.
     pub flush_secs: u64,
+    /// Scheduling priority (nice) of the miner thread, 0–19: it mines
+    /// with the CPU that ingest and queries leave. When it falls behind,
+    /// it mines a sample of the lines, each standing for the lines skipped
+    /// beside it, rather than slowing ingest. 0 competes as an equal.
+    pub miner_nice: i32,
     /// How far back an error group's earlier lines are looked for before
     /// it is called new, in days.
     pub error_lookback_days: u64,
@@ -94,7 +102,9 @@ impl Default for IndexConfig {
             bucket_secs: 10,
             max_patterns_per_stream: 500,
             queue_groups: 256,
+            queue_bytes: 16 << 20,
             flush_secs: 5,
+            miner_nice: 10,
             error_lookback_days: 7,
             report_max_lines: 100_000,
             anomalies: Default::default(),
@@ -106,6 +116,9 @@ impl Default for IndexConfig {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct IndexCounters {
     pub mined_lines: u64,
+    /// Lines counted through a mined neighbour of theirs while the miner
+    /// was behind.
+    pub sampled_lines: u64,
     /// Lines not mined because the miner thread was behind.
     pub shed_lines: u64,
     pub patterns_evicted: u64,
@@ -118,7 +131,9 @@ pub struct IndexCounters {
 pub type Group = Vec<(LabelSet, Vec<Entry>)>;
 
 enum Message {
-    Group(TenantId, Group),
+    /// A group, the bytes it holds in the queue, and whether every line
+    /// must be mined (never sampled).
+    Group(TenantId, Group, usize, bool),
     /// Answered once everything queued before it is mined.
     Sync(SyncSender<()>),
 }
@@ -157,12 +172,13 @@ struct StreamState {
 #[derive(Default)]
 struct MinerState {
     streams: Vec<StreamState>,
-    by_key: HashMap<(TenantId, String), usize>,
+    by_key: HashMap<TenantId, HashMap<LabelSet, usize>>,
     /// (stream, pattern, level, bucket start) -> lines
     pending: HashMap<(usize, PatternId, Level, i64), u64>,
     /// (stream, pattern, shape, bucket start) -> (lines, first example)
     pending_errors: HashMap<(usize, PatternId, ErrorShape, i64), (u64, String)>,
     last_write: Option<Instant>,
+    sampler: Sampler,
 }
 
 struct Inner {
@@ -170,7 +186,10 @@ struct Inner {
     config: IndexConfig,
     state: Mutex<MinerState>,
     mined: AtomicU64,
+    sampled: AtomicU64,
     shed: AtomicU64,
+    /// Bytes of the groups in the queue.
+    queued: AtomicUsize,
     evicted: AtomicU64,
     written: AtomicU64,
     skipped: AtomicU64,
@@ -194,7 +213,9 @@ impl PatternIndex {
             config: config.clone(),
             state: Mutex::new(MinerState::default()),
             mined: AtomicU64::new(0),
+            sampled: AtomicU64::new(0),
             shed: AtomicU64::new(0),
+            queued: AtomicUsize::new(0),
             evicted: AtomicU64::new(0),
             written: AtomicU64::new(0),
             skipped: AtomicU64::new(0),
@@ -221,21 +242,34 @@ impl PatternIndex {
             return false;
         };
         let lines: usize = group.iter().map(|(_, e)| e.len()).sum();
-        match sender.try_send(Message::Group(tenant, group)) {
-            Ok(()) => true,
-            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
-                self.inner.shed.fetch_add(lines as u64, Ordering::Relaxed);
-                false
-            }
+        let bytes = group_bytes(&group);
+        let queued = self.inner.queued.fetch_add(bytes, Ordering::Relaxed);
+        let room = queued == 0 || queued + bytes <= self.inner.config.queue_bytes;
+        let sent = room
+            && sender
+                .try_send(Message::Group(tenant, group, bytes, false))
+                .is_ok();
+        if !sent {
+            self.inner.queued.fetch_sub(bytes, Ordering::Relaxed);
+            self.inner.shed.fetch_add(lines as u64, Ordering::Relaxed);
         }
+        sent
     }
 
-    /// Queues a group, waiting for room: for evaluations and tests that
-    /// must mine every line (ingest uses [`PatternIndex::offer`]).
+    /// Queues a group, waiting for room, to be mined line by line whatever
+    /// the CPU share: for evaluations and tests that must mine every line
+    /// (ingest uses [`PatternIndex::offer`]).
     pub fn offer_waiting(&self, tenant: TenantId, group: Group) {
         let sender = self.sender.lock().clone();
         if let Some(sender) = sender {
-            let _ = sender.send(Message::Group(tenant, group));
+            let bytes = group_bytes(&group);
+            self.inner.queued.fetch_add(bytes, Ordering::Relaxed);
+            if sender
+                .send(Message::Group(tenant, group, bytes, true))
+                .is_err()
+            {
+                self.inner.queued.fetch_sub(bytes, Ordering::Relaxed);
+            }
         }
     }
 
@@ -243,6 +277,7 @@ impl PatternIndex {
         let i = &self.inner;
         IndexCounters {
             mined_lines: i.mined.load(Ordering::Relaxed),
+            sampled_lines: i.sampled.load(Ordering::Relaxed),
             shed_lines: i.shed.load(Ordering::Relaxed),
             patterns_evicted: i.evicted.load(Ordering::Relaxed),
             records_written: i.written.load(Ordering::Relaxed),
@@ -472,16 +507,81 @@ impl Drop for PatternIndex {
     }
 }
 
+/// How many lines the miner thread mines: all of them while its queue
+/// is short, one in `step` while it is behind (the step doubles while the
+/// queue is over half full and halves once it is under an eighth).
+#[derive(Debug)]
+struct Sampler {
+    step: u64,
+    /// Lines seen since the last mined one, across groups.
+    phase: u64,
+}
+
+impl Default for Sampler {
+    fn default() -> Self {
+        Sampler { step: 1, phase: 0 }
+    }
+}
+
+/// The sample step never exceeds this: a line stands for at most 64.
+const MAX_STEP: u64 = 64;
+
+impl Sampler {
+    /// Sets the step for the next group from the queue's fill (0–1).
+    fn adjust(&mut self, backlog: f64) {
+        if backlog > 0.5 {
+            self.step = (self.step * 2).min(MAX_STEP);
+        } else if backlog < 0.125 {
+            self.step = (self.step / 2).max(1);
+        }
+    }
+
+    /// Whether the next line is mined; it then stands for `step` lines.
+    fn take(&mut self) -> bool {
+        self.phase += 1;
+        if self.phase >= self.step {
+            self.phase = 0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// Lowers the calling thread's scheduling priority to `nice` (Linux
+/// threads have their own); elsewhere, or when refused, it stays.
+fn lower_priority(nice: i32) {
+    if nice <= 0 {
+        return;
+    }
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: gettid has no preconditions; setpriority on our own
+        // thread id only changes this thread's nice value.
+        let result = unsafe {
+            let tid = libc::gettid();
+            libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, nice.min(19))
+        };
+        if result != 0 {
+            tracing::debug!(nice, "could not lower the miner thread's priority");
+        }
+    }
+}
+
 fn run(inner: &Inner, receiver: Receiver<Message>) {
+    lower_priority(inner.config.miner_nice);
     let every = Duration::from_secs(inner.config.flush_secs.max(1));
     loop {
         match receiver.recv_timeout(every) {
             Ok(Message::Sync(reply)) => {
                 let _ = reply.try_send(());
             }
-            Ok(Message::Group(tenant, group)) => {
+            Ok(Message::Group(tenant, group, bytes, exact)) => {
                 let mut state = inner.state.lock();
-                mine_group(inner, &mut state, tenant, group);
+                mine_group(inner, &mut state, tenant, group, exact);
+                let queued = inner.queued.fetch_sub(bytes, Ordering::Relaxed) - bytes;
+                let limit = inner.config.queue_bytes.max(1) as f64;
+                state.sampler.adjust(queued as f64 / limit);
                 let due = state.last_write.is_none_or(|t| t.elapsed() >= every);
                 if due && let Err(e) = write_pending(inner, &mut state) {
                     tracing::warn!(error = %e, "cannot write pattern counts");
@@ -497,31 +597,38 @@ fn run(inner: &Inner, receiver: Receiver<Message>) {
     }
 }
 
-fn mine_group(inner: &Inner, state: &mut MinerState, tenant: TenantId, group: Group) {
+fn mine_group(inner: &Inner, state: &mut MinerState, tenant: TenantId, group: Group, exact: bool) {
     let bucket = inner.config.bucket_secs.max(1) as i64;
-    let mut lines = 0u64;
+    let (mut lines, mut sampled) = (0u64, 0u64);
+    let step = if exact { 1 } else { state.sampler.step };
     for (labels, entries) in group {
-        let key = (tenant.clone(), labels.to_string());
-        let index = match state.by_key.get(&key) {
+        let index = match state.by_key.get(&tenant).and_then(|m| m.get(&labels)) {
             Some(&i) => i,
             None => {
                 let i = state.streams.len();
                 state.streams.push(StreamState {
                     tenant: tenant.clone(),
-                    labels: key.1.clone(),
+                    labels: labels.to_string(),
                     miner: Miner::new(MinerConfig {
                         max_patterns: inner.config.max_patterns_per_stream,
                         track_merges: true,
                         ..MinerConfig::default()
                     }),
                 });
-                state.by_key.insert(key, i);
+                state
+                    .by_key
+                    .entry(tenant.clone())
+                    .or_default()
+                    .insert(labels, i);
                 i
             }
         };
         let stream = &mut state.streams[index];
         let evicted_before = stream.miner.stats().patterns_evicted;
         for entry in &entries {
+            if step > 1 && !state.sampler.take() {
+                continue;
+            }
             let id = stream.miner.add(&entry.line);
             let level = level::detect(
                 &entry.line,
@@ -531,20 +638,31 @@ fn mine_group(inner: &Inner, state: &mut MinerState, tenant: TenantId, group: Gr
                     .map(|l| (l.name.as_str(), l.value.as_str())),
             );
             let at = (entry.ts.0 / 1_000_000_000).div_euclid(bucket) * bucket;
-            *state.pending.entry((index, id, level, at)).or_default() += 1;
+            *state.pending.entry((index, id, level, at)).or_default() += step;
             if let Some(shape) = errors::classify(&entry.line, level) {
                 state
                     .pending_errors
                     .entry((index, id, shape, at))
                     .or_insert_with(|| (0, example(&entry.line)))
-                    .0 += 1;
+                    .0 += step;
             }
+            lines += 1;
+            sampled += step - 1;
         }
         let evicted = stream.miner.stats().patterns_evicted - evicted_before;
         inner.evicted.fetch_add(evicted, Ordering::Relaxed);
-        lines += entries.len() as u64;
     }
     inner.mined.fetch_add(lines, Ordering::Relaxed);
+    inner.sampled.fetch_add(sampled, Ordering::Relaxed);
+}
+
+/// What a group holds in the queue: its lines and their allocations.
+fn group_bytes(group: &Group) -> usize {
+    group
+        .iter()
+        .flat_map(|(_, entries)| entries)
+        .map(|e| e.line.len() + std::mem::size_of::<Entry>() + 16)
+        .sum()
 }
 
 /// Appends pending counts to the day files, then forgets them (and the
@@ -910,6 +1028,65 @@ pub(crate) mod tests {
         let c = index.counters();
         assert_eq!(c.shed_lines, (5 - offered as u64) * 2);
         assert_eq!(c.mined_lines + c.shed_lines, 10);
+    }
+
+    #[test]
+    fn a_miner_behind_samples_lines_and_keeps_the_totals() {
+        let dir = tempfile::tempdir().unwrap();
+        let lines: Vec<(i64, String)> = (0..500)
+            .map(|i| (i % 10, format!("GET /x/{i} took {i}ms")))
+            .collect();
+        let lines: Vec<(i64, &str)> = lines.iter().map(|(t, l)| (*t, l.as_str())).collect();
+        // Room for twenty groups: the first ones mined find the queue
+        // over half full and sample.
+        let config = IndexConfig {
+            queue_bytes: group_bytes(&group(r#"{app="web"}"#, &lines)) * 20,
+            ..IndexConfig::default()
+        };
+        let index = PatternIndex::open(dir.path(), config).unwrap();
+        let tenant = TenantId::new("a").unwrap();
+        {
+            let _busy = index.inner.state.lock();
+            for _ in 0..20 {
+                assert!(index.offer(tenant.clone(), group(r#"{app="web"}"#, &lines)));
+            }
+        }
+        index.sync().unwrap();
+        let c = index.counters();
+        assert_eq!(c.shed_lines, 0, "{c:?}");
+        assert!(c.sampled_lines > 0, "{c:?}");
+        assert!(c.mined_lines < 10_000 / 2, "{c:?}");
+        let got = query(&index, &tenant, "web");
+        assert_eq!(got.len(), 1, "{got:?}");
+        let total = got[0].total();
+        // Each mined line stands for the lines skipped before it: the
+        // total is off by less than one sample step.
+        assert!(total.abs_diff(10_000) < MAX_STEP, "{total}");
+        // Groups that must be exact are mined line by line all the same.
+        let mined = c.mined_lines;
+        index.offer_waiting(tenant.clone(), group(r#"{app="web"}"#, &lines));
+        index.sync().unwrap();
+        assert_eq!(index.counters().mined_lines, mined + 500);
+    }
+
+    #[test]
+    fn the_sample_step_follows_the_backlog() {
+        let mut sampler = Sampler::default();
+        sampler.adjust(0.3);
+        assert_eq!(sampler.step, 1);
+        sampler.adjust(0.6);
+        sampler.adjust(0.9);
+        assert_eq!(sampler.step, 4);
+        for _ in 0..10 {
+            sampler.adjust(1.0);
+        }
+        assert_eq!(sampler.step, MAX_STEP);
+        sampler.adjust(0.3);
+        assert_eq!(sampler.step, MAX_STEP);
+        sampler.adjust(0.0);
+        assert_eq!(sampler.step, MAX_STEP / 2);
+        let mined = (0..640).filter(|_| sampler.take()).count();
+        assert_eq!(mined, 20);
     }
 
     #[test]

@@ -32,8 +32,8 @@ impl Level {
     }
 
     pub fn parse(word: &str) -> Option<Level> {
-        let lower = |w: &str| w.to_ascii_lowercase();
-        Some(match lower(word).as_str() {
+        let mut buf = [0u8; 12];
+        Some(match lower(word, &mut buf)? {
             "trace" | "trc" => Level::Trace,
             "debug" | "dbg" => Level::Debug,
             "info" | "inf" | "information" | "notice" => Level::Info,
@@ -49,6 +49,15 @@ impl Level {
     pub fn is_error(self) -> bool {
         matches!(self, Level::Error | Level::Critical)
     }
+}
+
+/// `word` in lower case, in `buf`; `None` when longer than any level or
+/// key this module knows (so nothing is allocated per token).
+fn lower<'b>(word: &str, buf: &'b mut [u8; 12]) -> Option<&'b str> {
+    let out = buf.get_mut(..word.len())?;
+    out.copy_from_slice(word.as_bytes());
+    out.make_ascii_lowercase();
+    std::str::from_utf8(out).ok()
 }
 
 /// How many leading tokens of a line may carry its level.
@@ -100,8 +109,11 @@ fn trim(s: &str) -> &str {
 fn token_level(token: &str) -> Option<Level> {
     // `level=error`, `"level":"error"`, `severity:warn`
     if let Some((key, value)) = token.split_once(['=', ':']) {
-        let key = trim(key).to_ascii_lowercase();
-        if matches!(key.as_str(), "level" | "lvl" | "severity" | "loglevel") {
+        let mut buf = [0u8; 12];
+        if matches!(
+            lower(trim(key), &mut buf),
+            Some("level" | "lvl" | "severity" | "loglevel")
+        ) {
             return Level::parse(trim(value));
         }
     }

@@ -105,10 +105,7 @@ pub fn mask_into(line: &str, max_tokens: usize, out: &mut Masked) {
             i += 1;
         }
         // `key="a quoted phrase"` is one token: its value is data.
-        if let Some(eq) = line[start..i]
-            .find("=\"")
-            .or_else(|| line[start..i].find("='"))
-        {
+        if let Some(eq) = quoted_value_at(&bytes[start..i]) {
             let quote = bytes[start + eq + 1];
             let value = &bytes[start + eq + 2..i];
             let closed = value.last() == Some(&quote) && !value.is_empty();
@@ -129,6 +126,19 @@ pub fn mask_into(line: &str, max_tokens: usize, out: &mut Masked) {
         }
         mask_token(&line[start..i], out);
     }
+}
+
+/// Where `="` or `='` starts in a token (the first of either).
+fn quoted_value_at(token: &[u8]) -> Option<usize> {
+    let mut from = 0;
+    while let Some(eq) = token[from..].iter().position(|&b| b == b'=') {
+        let eq = from + eq;
+        if matches!(token.get(eq + 1), Some(b'"' | b'\'')) {
+            return Some(eq);
+        }
+        from = eq + 1;
+    }
+    None
 }
 
 fn is_word_byte(b: u8) -> bool {
@@ -212,7 +222,7 @@ fn is_path_or_url(bytes: &[u8]) -> bool {
     let unix = bytes.len() > 1 && bytes[0] == b'/' && bytes[1] != b'/';
     let windows =
         bytes.len() > 2 && bytes[0].is_ascii_alphabetic() && bytes[1] == b':' && bytes[2] == b'\\';
-    let url = memfind(bytes, b"://").is_some();
+    let url = memchr::memchr_iter(b':', bytes).any(|c| bytes[c + 1..].starts_with(b"//"));
     unix || windows || url
 }
 
@@ -263,10 +273,6 @@ fn is_date_word(token: &str) -> bool {
         "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
     ];
     token.len() == 3 && WORDS.contains(&token)
-}
-
-fn memfind(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
 }
 
 #[cfg(test)]

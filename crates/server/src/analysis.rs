@@ -77,6 +77,11 @@ pub fn render_metrics(c: &IndexCounters, metric: &mut impl FnMut(&str, &str, &st
             c.mined_lines,
         ),
         (
+            "skald_patterns_sampled_lines_total",
+            "Lines counted through a mined neighbour while the miner was behind (sampled, not shed).",
+            c.sampled_lines,
+        ),
+        (
             "skald_patterns_shed_lines_total",
             "Lines not mined because the miner was behind (ingest never waits for it).",
             c.shed_lines,

@@ -1,0 +1,124 @@
+//! CPU cost per line of each step the pattern index takes at ingest, on
+//! the lines of a file, one core: masking, the miner (masking included),
+//! level detection, error classification, and the whole index (queued
+//! groups mined and counted, as the `skald-patterns` thread does).
+//!
+//! Usage: `cargo run --release -p skald-analysis --example ingest_cost -- FILE`
+//! where each line of FILE is `<stream labels> TAB <log line>` (lines
+//! without a tab belong to `{source="file"}`). Thread CPU time is
+//! reported, so other processes on the machine matter less than for
+//! wall-clock figures.
+
+use skald_analysis::index::{IndexConfig, PatternIndex};
+use skald_analysis::mask::{Masked, mask_into};
+use skald_analysis::{Miner, errors, level};
+use skald_model::{Entry, LabelSet, TenantId, Timestamp};
+use std::collections::BTreeMap;
+
+fn main() {
+    let path = std::env::args().nth(1).expect("usage: ingest_cost FILE");
+    let text = std::fs::read_to_string(&path).expect("readable FILE");
+    let mut streams: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for row in text.lines() {
+        let (labels, line) = row.split_once('\t').unwrap_or((r#"{source="file"}"#, row));
+        streams
+            .entry(labels.to_owned())
+            .or_default()
+            .push(line.to_owned());
+    }
+    let lines: Vec<&str> = streams.values().flatten().map(String::as_str).collect();
+    let n = lines.len() as f64;
+    println!("{} lines in {} streams", lines.len(), streams.len());
+    let per_line = |secs: f64| secs / n * 1e9;
+
+    let mut masked = Masked::default();
+    let cpu = thread_cpu_secs();
+    for line in &lines {
+        mask_into(line, 64, &mut masked);
+    }
+    println!(
+        "mask      {:7.0} ns/line",
+        per_line(thread_cpu_secs() - cpu)
+    );
+
+    let cpu = thread_cpu_secs();
+    for lines in streams.values() {
+        let mut miner = Miner::default();
+        for line in lines {
+            miner.add(line);
+        }
+    }
+    println!(
+        "miner     {:7.0} ns/line",
+        per_line(thread_cpu_secs() - cpu)
+    );
+
+    let cpu = thread_cpu_secs();
+    let mut levels = Vec::with_capacity(lines.len());
+    for line in &lines {
+        levels.push(level::detect(line, std::iter::empty()));
+    }
+    println!(
+        "level     {:7.0} ns/line",
+        per_line(thread_cpu_secs() - cpu)
+    );
+
+    let cpu = thread_cpu_secs();
+    let mut errors = 0;
+    for (line, level) in lines.iter().zip(&levels) {
+        errors += usize::from(errors::classify(line, *level).is_some());
+    }
+    println!(
+        "classify  {:7.0} ns/line ({errors} error lines)",
+        per_line(thread_cpu_secs() - cpu)
+    );
+
+    // The whole index: groups of up to 1,000 lines per stream, queued and
+    // mined on the index's own thread; this thread's time is added (it
+    // only builds and queues groups).
+    let dir = std::env::temp_dir().join(format!("skald-ingest-cost-{}", std::process::id()));
+    let index = PatternIndex::open(&dir, IndexConfig::default()).expect("index directory");
+    let tenant = TenantId::new("bench").expect("valid tenant");
+    let now = Timestamp::now().0;
+    let mut groups = Vec::new();
+    for (labels, lines) in &streams {
+        let labels = LabelSet::parse(labels).expect("stream labels");
+        for chunk in lines.chunks(1000) {
+            let entries = chunk
+                .iter()
+                .enumerate()
+                .map(|(i, l)| Entry::new(Timestamp(now + i as i64), l.as_str()))
+                .collect();
+            groups.push(vec![(labels.clone(), entries)]);
+        }
+    }
+    let process = process_cpu_secs();
+    for group in groups {
+        index.offer_waiting(tenant.clone(), group);
+    }
+    index.sync().expect("index written");
+    println!(
+        "index     {:7.0} ns/line (all threads)",
+        per_line(process_cpu_secs() - process)
+    );
+    drop(index);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn cpu_secs(clock: libc::clockid_t) -> f64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec.
+    unsafe { libc::clock_gettime(clock, &mut ts) };
+    ts.tv_sec as f64 + ts.tv_nsec as f64 / 1e9
+}
+
+fn thread_cpu_secs() -> f64 {
+    cpu_secs(libc::CLOCK_THREAD_CPUTIME_ID)
+}
+
+fn process_cpu_secs() -> f64 {
+    cpu_secs(libc::CLOCK_PROCESS_CPUTIME_ID)
+}
