@@ -63,6 +63,9 @@ struct Acc {
     last_seen: Option<i64>,
     samples: BTreeMap<i64, u64>,
     examples: BTreeSet<String>,
+    /// Examples from before the range, used when the range has too few
+    /// (files keep examples for a key's first records only).
+    earlier: BTreeSet<String>,
     streams: HashMap<String, u64>,
 }
 
@@ -77,6 +80,11 @@ impl Acc {
         for e in other.examples {
             if self.examples.len() < examples {
                 self.examples.insert(e);
+            }
+        }
+        for e in other.earlier {
+            if self.earlier.len() < examples {
+                self.earlier.insert(e);
             }
         }
         for (s, c) in other.streams {
@@ -126,13 +134,16 @@ pub fn query(index: &PatternIndex, q: &ErrorQuery<'_>) -> std::io::Result<Vec<Er
             .or_default();
         acc.first_seen = min_opt(acc.first_seen, Some(r.bucket));
         if r.bucket < q.start {
+            if acc.earlier.len() < q.examples && !r.example.is_empty() {
+                acc.earlier.insert(r.example.to_owned());
+            }
             return;
         }
         acc.count += r.count;
         acc.last_seen = acc.last_seen.max(Some(r.bucket));
         let at = q.start + (r.bucket - q.start).div_euclid(step) * step;
         *acc.samples.entry(at).or_default() += r.count;
-        if acc.examples.len() < q.examples {
+        if acc.examples.len() < q.examples && !r.example.is_empty() {
             acc.examples.insert(r.example.to_owned());
         }
         *acc.streams.entry(r.labels.to_owned()).or_default() += r.count;
@@ -157,8 +168,11 @@ pub fn query(index: &PatternIndex, q: &ErrorQuery<'_>) -> std::io::Result<Vec<Er
         .into_iter()
         .zip(accs)
         .filter_map(|((category, exception, frame, pattern), acc)| {
-            let acc = acc.filter(|a| a.count > 0)?;
+            let mut acc = acc.filter(|a| a.count > 0)?;
             let first_seen = acc.first_seen?;
+            let mut examples: Vec<String> = std::mem::take(&mut acc.examples).into_iter().collect();
+            let wanted = q.examples.saturating_sub(examples.len());
+            examples.extend(acc.earlier.into_iter().take(wanted));
             let mut streams: Vec<(String, u64)> = acc.streams.into_iter().collect();
             streams.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
             streams.truncate(q.streams);
@@ -173,7 +187,7 @@ pub fn query(index: &PatternIndex, q: &ErrorQuery<'_>) -> std::io::Result<Vec<Er
                 last_seen: acc.last_seen.unwrap_or(first_seen),
                 new: first_seen >= q.start,
                 samples: acc.samples.into_iter().collect(),
-                examples: acc.examples.into_iter().collect(),
+                examples,
                 streams,
             })
         })

@@ -12,33 +12,44 @@
 //!
 //! # Files
 //!
-//! `<dir>/<tenant>/patterns-<day>.tsv`, one per UTC day (`day` = days since
-//! the epoch) of the buckets it holds. The first line is the header
-//! `skald-patterns<TAB>1`; a newer version is refused (the file is skipped
-//! with a warning). Each following line is one record:
+//! `<dir>/<tenant>/patterns-<day>.v2.tsv`, one per UTC day (`day` = days
+//! since the epoch) of the buckets it holds. The first line is the header
+//! `skald-patterns<TAB>2`; another version is refused (the file is skipped
+//! with a warning). A record names its key by an id that a definition
+//! line earlier in the same file gives, so labels and pattern are written
+//! once per file, not once per 10 s:
 //!
 //! ```text
-//! <bucket start, unix s> TAB <count> TAB <level> TAB <stream labels> TAB <pattern> LF
+//! =<id> TAB <level> TAB <stream labels> TAB <pattern> LF
+//! <bucket start, unix s> TAB <count> TAB <id> LF
 //! ```
 //!
 //! Labels are printed as Loki prints them (tabs escaped); patterns are
 //! tab-free (tokens are split on whitespace).
 //!
 //! Error lines (`crate::errors::classify`) are also counted per error
-//! group, in `<dir>/<tenant>/errors-<day>.tsv`, header `skald-errors<TAB>1`:
+//! group, in `<dir>/<tenant>/errors-<day>.v2.tsv`, header
+//! `skald-errors<TAB>2`:
 //!
 //! ```text
-//! <bucket> TAB <count> TAB <category> TAB <exception> TAB <frame> TAB <stream labels> TAB <pattern> TAB <example line> LF
+//! =<id> TAB <category> TAB <exception> TAB <frame> TAB <stream labels> TAB <pattern> LF
+//! <bucket> TAB <count> TAB <id> TAB <example line, or empty> LF
 //! ```
 //!
 //! `exception` and `frame` are empty when the line has none; the example
 //! (the first line of the key in that write) has tabs and line breaks
-//! replaced by spaces and is cut at [`EXAMPLE_BYTES`]. Counts are additive: a key
-//! may appear in many records (one per write) and readers sum them. A
-//! line without its final LF (a write cut by a crash) is ignored. The
-//! files are derived data: lines acknowledged but not yet written when the
-//! process dies (at most `flush_secs` of them) are missing from patterns,
-//! never from the logs.
+//! replaced by spaces, is cut at [`EXAMPLE_BYTES`], and is kept on a key's
+//! first [`EXAMPLES_PER_KEY`] records of the file only. Counts are
+//! additive: a key may appear in many records (one per write) and readers
+//! sum them. A line without its final LF (a write cut by a crash) is
+//! ignored, and so is a record whose definition was. The files are derived
+//! data: lines acknowledged but not yet written when the process dies (at
+//! most `flush_secs` of them) are missing from patterns, never from the
+//! logs.
+//!
+//! Version 1 files (`patterns-<day>.tsv`, `errors-<day>.tsv`, header
+//! version 1) held the whole key on every record; they are still read,
+//! never written.
 //!
 //! Not here: HTTP shapes (`skald-server`), retention (the files are small
 //! and kept).
@@ -60,6 +71,10 @@ use std::time::{Duration, Instant};
 
 const HEADER: &str = "skald-patterns\t1";
 const ERRORS_HEADER: &str = "skald-errors\t1";
+const HEADER_V2: &str = "skald-patterns\t2";
+const ERRORS_HEADER_V2: &str = "skald-errors\t2";
+/// Records of one key in one errors file that carry an example line.
+const EXAMPLES_PER_KEY: u8 = 3;
 /// Longest example line kept per error record.
 pub const EXAMPLE_BYTES: usize = 512;
 const SECS_PER_DAY: i64 = 86_400;
@@ -179,6 +194,46 @@ struct MinerState {
     pending_errors: HashMap<(usize, PatternId, ErrorShape, i64), (u64, String)>,
     last_write: Option<Instant>,
     sampler: Sampler,
+    /// Keys defined in the day files appended to, by (tenant, day, errors?).
+    files: HashMap<(TenantId, i64, bool), FileKeys>,
+}
+
+/// The keys a version-2 day file defines: key text -> id, and how many
+/// of each key's records carry an example.
+#[derive(Default)]
+struct FileKeys {
+    ids: HashMap<String, u32>,
+    examples: HashMap<u32, u8>,
+    next: u32,
+}
+
+impl FileKeys {
+    /// Reads the definitions of an existing file (none when missing).
+    fn load(path: &Path, header: &str) -> std::io::Result<FileKeys> {
+        let mut keys = FileKeys::default();
+        read_lines(path, header, |line| {
+            if let Some((id, key)) = parse_definition(line) {
+                keys.ids.insert(key.to_owned(), id);
+                keys.next = keys.next.max(id + 1);
+            } else {
+                let mut fields = line.splitn(4, '\t').skip(2);
+                if let (Some(id), Some(example)) = (fields.next(), fields.next())
+                    && let Ok(id) = id.parse::<u32>()
+                    && !example.is_empty()
+                {
+                    *keys.examples.entry(id).or_default() += 1;
+                }
+            }
+            true
+        })?;
+        Ok(keys)
+    }
+}
+
+/// `=<id> TAB <key>`: a key definition of a version-2 file.
+fn parse_definition(line: &str) -> Option<(u32, &str)> {
+    let (id, key) = line.strip_prefix('=')?.split_once('\t')?;
+    Some((id.parse().ok()?, key))
 }
 
 struct Inner {
@@ -453,8 +508,10 @@ impl PatternIndex {
         })
     }
 
-    /// Reads the lines of the tenant's `<kind>-<day>.tsv` files covering
-    /// `[start, end)`, counting what cannot be read.
+    /// Reads the records of the tenant's day files of `kind` covering
+    /// `[start, end)` — version 1 (`<kind>-<day>.tsv`, whole records) and
+    /// version 2 (`<kind>-<day>.v2.tsv`, records by key id, handed to
+    /// `each` in version 1's shape) — counting what cannot be read.
     fn each_day(
         &self,
         tenant: &TenantId,
@@ -467,13 +524,55 @@ impl PatternIndex {
         let tenant_dir = self.inner.dir.join(tenant.as_str());
         let first_day = start.div_euclid(SECS_PER_DAY);
         let last_day = (end - 1).div_euclid(SECS_PER_DAY);
+        let errors = kind == "errors";
         for day in first_day..=last_day.max(first_day) {
             let path = tenant_dir.join(format!("{kind}-{day}.tsv"));
-            let skipped = read_lines(&path, header, &mut each)?;
+            let mut skipped = read_lines(&path, header, &mut each)?;
+            let (path, header_v2) = day_file(&tenant_dir, day, errors);
+            skipped += read_v2(&path, header_v2, errors, &mut each)?;
             self.inner.skipped.fetch_add(skipped, Ordering::Relaxed);
         }
         Ok(())
     }
+}
+
+/// Reads a version-2 file, handing each record to `each` as the version-1
+/// line it stands for; a record of an undefined key is skipped.
+fn read_v2(
+    path: &Path,
+    header: &str,
+    errors: bool,
+    mut each: impl FnMut(&str) -> bool,
+) -> std::io::Result<u64> {
+    let mut keys: Vec<Option<String>> = Vec::new();
+    let mut whole = String::new();
+    read_lines(path, header, |line| {
+        if let Some((id, key)) = parse_definition(line) {
+            let id = id as usize;
+            if id >= keys.len() {
+                keys.resize(id + 1, None);
+            }
+            keys[id] = Some(key.to_owned());
+            return true;
+        }
+        let mut fields = line.splitn(4, '\t');
+        let (Some(at), Some(count), Some(id)) = (fields.next(), fields.next(), fields.next())
+        else {
+            return false;
+        };
+        let Some(Some(key)) = id.parse::<usize>().ok().and_then(|id| keys.get(id)) else {
+            return false;
+        };
+        whole.clear();
+        for part in [at, "\t", count, "\t", key] {
+            whole.push_str(part);
+        }
+        if errors {
+            whole.push('\t');
+            whole.push_str(fields.next().unwrap_or(""));
+        }
+        each(&whole)
+    })
 }
 
 /// Whether a record's stream matches the query's matchers, remembered per
@@ -672,9 +771,9 @@ fn write_pending(inner: &Inner, state: &mut MinerState) -> std::io::Result<()> {
     if state.pending.is_empty() && state.pending_errors.is_empty() {
         return Ok(());
     }
-    use std::fmt::Write as _;
-    // (tenant, day, errors file?) -> text
-    let mut by_file: BTreeMap<(TenantId, i64, bool), String> = BTreeMap::new();
+    // (tenant, day, errors file?) -> (bucket, count, key, example)
+    type Rows = Vec<(i64, u64, String, Option<String>)>;
+    let mut by_file: BTreeMap<(TenantId, i64, bool), Rows> = BTreeMap::new();
     let mut records = 0;
     let streams = &state.streams;
     // A pattern evicted before its counts were written loses them
@@ -688,15 +787,11 @@ fn write_pending(inner: &Inner, state: &mut MinerState) -> std::io::Result<()> {
     }
     for ((stream, pattern, level, at), count) in merged {
         let s = &streams[stream];
-        let text = by_file
+        let key = format!("{}\t{}\t{pattern}", level.as_str(), s.labels);
+        by_file
             .entry((s.tenant.clone(), at.div_euclid(SECS_PER_DAY), false))
-            .or_default();
-        let _ = writeln!(
-            text,
-            "{at}\t{count}\t{}\t{}\t{pattern}",
-            level.as_str(),
-            s.labels
-        );
+            .or_default()
+            .push((at, count, key, None));
         records += 1;
     }
     let mut merged_errors: HashMap<(usize, String, &ErrorShape, i64), (u64, &str)> = HashMap::new();
@@ -710,17 +805,17 @@ fn write_pending(inner: &Inner, state: &mut MinerState) -> std::io::Result<()> {
     }
     for ((stream, pattern, shape, at), (count, example)) in merged_errors {
         let s = &streams[stream];
-        let text = by_file
-            .entry((s.tenant.clone(), at.div_euclid(SECS_PER_DAY), true))
-            .or_default();
-        let _ = writeln!(
-            text,
-            "{at}\t{count}\t{}\t{}\t{}\t{}\t{pattern}\t{example}",
+        let key = format!(
+            "{}\t{}\t{}\t{}\t{pattern}",
             shape.category.as_str(),
             field(shape.exception.as_deref()),
             field(shape.frame.as_deref()),
             s.labels
         );
+        by_file
+            .entry((s.tenant.clone(), at.div_euclid(SECS_PER_DAY), true))
+            .or_default()
+            .push((at, count, key, Some(example.to_owned())));
         records += 1;
     }
     state.pending.clear();
@@ -728,17 +823,71 @@ fn write_pending(inner: &Inner, state: &mut MinerState) -> std::io::Result<()> {
     for s in &mut state.streams {
         s.miner.clear_merge_history();
     }
-    for ((tenant, day, is_errors), text) in by_file {
+    let newest_day = by_file.keys().map(|k| k.1).max();
+    for ((tenant, day, is_errors), mut rows) in by_file {
         let dir = inner.dir.join(tenant.as_str());
         std::fs::create_dir_all(&dir)?;
-        let (name, header) = match is_errors {
-            false => (format!("patterns-{day}.tsv"), HEADER),
-            true => (format!("errors-{day}.tsv"), ERRORS_HEADER),
+        let (path, header) = day_file(&dir, day, is_errors);
+        let file_key = (tenant, day, is_errors);
+        let keys = match state.files.entry(file_key.clone()) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(FileKeys::load(&path, header)?)
+            }
         };
-        append(&dir.join(name), header, &text)?;
+        rows.sort_by(|a, b| (a.0, &a.2).cmp(&(b.0, &b.2)));
+        let text = encode_rows(keys, rows);
+        if let Err(e) = append(&path, header, &text) {
+            // What reached the file is read back on the next write.
+            state.files.remove(&file_key);
+            return Err(e);
+        }
+    }
+    // Days before the newest one written are rarely appended to again.
+    if let Some(newest) = newest_day {
+        state.files.retain(|k, _| k.1 + 1 >= newest);
     }
     inner.written.fetch_add(records, Ordering::Relaxed);
     Ok(())
+}
+
+/// The version-2 day file of a kind, and its header.
+fn day_file(dir: &Path, day: i64, errors: bool) -> (PathBuf, &'static str) {
+    match errors {
+        false => (dir.join(format!("patterns-{day}.v2.tsv")), HEADER_V2),
+        true => (dir.join(format!("errors-{day}.v2.tsv")), ERRORS_HEADER_V2),
+    }
+}
+
+/// The lines appended to a version-2 file: a definition for each key the
+/// file does not have yet, then `<bucket> TAB <count> TAB <id>` (and, in
+/// errors files, `TAB <example>`, empty once a key has enough).
+fn encode_rows(keys: &mut FileKeys, rows: Vec<(i64, u64, String, Option<String>)>) -> String {
+    use std::fmt::Write as _;
+    let mut text = String::new();
+    for (at, count, key, example) in rows {
+        let id = match keys.ids.get(&key) {
+            Some(&id) => id,
+            None => {
+                let id = keys.next;
+                keys.next += 1;
+                let _ = writeln!(text, "={id}\t{key}");
+                keys.ids.insert(key, id);
+                id
+            }
+        };
+        let _ = write!(text, "{at}\t{count}\t{id}");
+        if let Some(example) = example {
+            let shown = keys.examples.entry(id).or_default();
+            text.push('\t');
+            if *shown < EXAMPLES_PER_KEY {
+                *shown += 1;
+                text.push_str(&example);
+            }
+        }
+        text.push('\n');
+    }
+    text
 }
 
 /// A field of a record: tab- and line-free.
@@ -759,14 +908,39 @@ fn example(line: &str) -> String {
 fn append(path: &Path, header: &str, text: &str) -> std::io::Result<()> {
     let mut file = std::fs::OpenOptions::new()
         .create(true)
+        .read(true)
         .append(true)
         .open(path)?;
-    if file.metadata()?.len() == 0 {
+    // A line cut by a crash is dropped first: ended, it could read as a
+    // shorter valid record; left, it would swallow the first line now.
+    let len = file.metadata()?.len();
+    let whole = whole_lines_len(&file, len)?;
+    if whole < len {
+        file.set_len(whole)?;
+    }
+    if whole == 0 {
         file.write_all(header.as_bytes())?;
         file.write_all(b"\n")?;
     }
     file.write_all(text.as_bytes())?;
     file.sync_data()
+}
+
+/// The length of a file's whole lines: up to and including its last LF.
+fn whole_lines_len(file: &std::fs::File, len: u64) -> std::io::Result<u64> {
+    use std::os::unix::fs::FileExt;
+    let mut end = len;
+    let mut buf = vec![0u8; 4096];
+    while end > 0 {
+        let start = end.saturating_sub(buf.len() as u64);
+        let chunk = &mut buf[..(end - start) as usize];
+        file.read_exact_at(chunk, start)?;
+        if let Some(lf) = chunk.iter().rposition(|&b| b == b'\n') {
+            return Ok(start + lf as u64 + 1);
+        }
+        end = start;
+    }
+    Ok(0)
 }
 
 struct Record<'a> {
@@ -1106,6 +1280,72 @@ pub(crate) mod tests {
         fold_subsumed(&mut series);
         assert_eq!(series.len(), 1);
         assert_eq!(series[0].samples, [(0, 3), (10, 5)]);
+    }
+
+    #[test]
+    fn day_files_define_each_key_once_and_read_back_after_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = TenantId::new("a").unwrap();
+        let lines = [(1, "GET /x took 1ms"), (2, "GET /y took 2ms")];
+        for _ in 0..3 {
+            let index = PatternIndex::open(dir.path(), IndexConfig::default()).unwrap();
+            for _ in 0..2 {
+                index.offer_waiting(a.clone(), group(r#"{app="web"}"#, &lines));
+                index.sync().unwrap();
+            }
+            index.close().unwrap();
+        }
+        let text = std::fs::read_to_string(dir.path().join("a").join("patterns-0.v2.tsv")).unwrap();
+        let definitions = text.lines().filter(|l| l.starts_with('=')).count();
+        assert_eq!(definitions, 1, "{text}");
+        assert_eq!(text.lines().count(), 1 + 1 + 6, "{text}");
+        let index = PatternIndex::open(dir.path(), IndexConfig::default()).unwrap();
+        let got = query(&index, &a, "web");
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert_eq!(got[0].samples, [(0, 12)]);
+    }
+
+    #[test]
+    fn a_version_2_record_of_a_lost_definition_is_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.v2.tsv");
+        std::fs::write(
+            &path,
+            format!("{HEADER_V2}\n=0\tinfo\t{{a=\"1\"}}\tx <_>\n0\t3\t0\n10\t4\t1\n=1\tinfo\t{{a="),
+        )
+        .unwrap();
+        let mut seen = 0;
+        let skipped = read_v2(&path, HEADER_V2, false, |line| {
+            Record::parse(line).map(|r| seen += r.count).is_some()
+        })
+        .unwrap();
+        assert_eq!((seen, skipped), (3, 2));
+    }
+
+    #[test]
+    fn a_line_cut_by_a_crash_does_not_swallow_the_next_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = TenantId::new("a").unwrap();
+        let path = dir.path().join("a").join("patterns-0.v2.tsv");
+        {
+            let index = PatternIndex::open(dir.path(), IndexConfig::default()).unwrap();
+            index.offer_waiting(
+                a.clone(),
+                group(r#"{app="web"}"#, &[(1, "GET /x took 1ms")]),
+            );
+            index.close().unwrap();
+        }
+        // A crash in the middle of the next write.
+        let mut text = std::fs::read_to_string(&path).unwrap();
+        text.push_str("10\t5");
+        std::fs::write(&path, text).unwrap();
+        let index = PatternIndex::open(dir.path(), IndexConfig::default()).unwrap();
+        index.offer_waiting(a.clone(), group(r#"{app="db"}"#, &[(20, "slow query 5ms")]));
+        index.sync().unwrap();
+        let got = query(&index, &a, "db");
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert_eq!(got[0].total(), 1);
+        assert_eq!(query(&index, &a, "web")[0].total(), 1);
     }
 
     #[test]
