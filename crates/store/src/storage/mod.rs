@@ -22,11 +22,15 @@
 //! Not here: which segments exist and which replace which (the catalog),
 //! and the segment format (`skald-chunk`).
 
+mod cache;
 mod local;
 mod memory;
+pub mod object;
 
+pub use cache::{BlockCache, CacheStats};
 pub use local::LocalDir;
 pub use memory::MemorySegments;
+pub use object::{ObjectSegments, ObjectStats, ObjectStoreConfig};
 
 use skald_chunk::RangeRead;
 use std::fmt::Debug;
