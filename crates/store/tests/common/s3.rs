@@ -1,3 +1,5 @@
+#![allow(dead_code)]
+
 //! A real S3 server for tests: `s3s-fs` (an S3 implementation over a
 //! directory) served on a loopback port by its own runtime, with
 //! signature checks on. Objects land as files under its root, so tests can
