@@ -7,9 +7,10 @@
 mod common;
 
 use common::s3::{ACCESS_KEY, BUCKET, S3Server, SECRET_KEY};
-use skald_model::{Entry, LabelSet, MatchOp, Matcher, TenantId, Timestamp};
+use common::{push_and_flush, read_app, snapshot_entries};
+use skald_model::{MatchOp, Matcher, TenantId, Timestamp};
 use skald_store::storage::{ObjectSegments, ObjectStoreConfig, SegmentStore};
-use skald_store::{Store, StoreConfig, StreamBatch};
+use skald_store::{Store, StoreConfig};
 use std::sync::Arc;
 
 const HOUR: i64 = 3_600_000_000_000;
@@ -49,28 +50,11 @@ fn now() -> i64 {
     Timestamp::now().0
 }
 
-fn batch(labels: &str, entries: &[(i64, String)]) -> StreamBatch {
-    StreamBatch {
-        labels: LabelSet::parse(labels).unwrap(),
-        entries: entries
-            .iter()
-            .map(|(ts, l)| Entry::new(Timestamp(*ts), l.clone()))
-            .collect(),
-    }
-}
-
+/// The entries of `{app="<app>"}`, exact duplicates read once; no
+/// segment may be unreadable.
 fn read(store: &Store, app: &str) -> Vec<(i64, String)> {
-    let matchers = [Matcher::new("app", MatchOp::Eq, app).unwrap()];
-    let snap = store.snapshot(&tenant(), &matchers, Timestamp(0), Timestamp::MAX);
-    assert!(snap.corrupt.is_empty(), "{:?}", snap.corrupt);
-    let mut out: Vec<(i64, String)> = snap
-        .streams
-        .iter()
-        .flat_map(|s| &s.sources)
-        .flat_map(|src| Store::read_source(src).unwrap())
-        .map(|e| (e.ts.0, e.line))
-        .collect();
-    out.sort();
+    assert_eq!(store.counters().corrupt_files, 0);
+    let mut out = read_app(store, &tenant(), app);
     out.dedup();
     out
 }
@@ -108,10 +92,7 @@ fn flushed_segments_live_in_the_bucket_and_read_back_after_a_restart() {
         for flush in 0..2 {
             let e = entries("a", t0, flush, 200);
             want.extend(e.clone());
-            store
-                .push(&tenant(), vec![batch(r#"{app="a"}"#, &e)])
-                .unwrap();
-            store.flush().unwrap();
+            push_and_flush(&store, &tenant(), "a", &e);
         }
         assert_eq!(segments(&server).len(), 2, "{:?}", server.objects(""));
         // Nothing of the segments stays on local disk.
@@ -161,10 +142,7 @@ fn compaction_replaces_objects_and_keeps_every_entry() {
     for flush in 0..5 {
         let e = entries("a", t0, flush, 100);
         want.extend(e.clone());
-        store
-            .push(&tenant(), vec![batch(r#"{app="a"}"#, &e)])
-            .unwrap();
-        store.flush().unwrap();
+        push_and_flush(&store, &tenant(), "a", &e);
     }
     // The background thread may have merged some already; either way
     // four are merged into one and one is left.
@@ -202,10 +180,7 @@ fn retention_deletes_and_rewrites_objects() {
     let (store, _objects) = open(&server, dir.path(), config.clone());
     let push = |app: &str, entries: &[(i64, &str)]| {
         let e: Vec<(i64, String)> = entries.iter().map(|(t, l)| (*t, l.to_string())).collect();
-        store
-            .push(&tenant(), vec![batch(&format!(r#"{{app="{app}"}}"#), &e)])
-            .unwrap();
-        store.flush().unwrap();
+        push_and_flush(&store, &tenant(), app, &e);
     };
     push("old", &[(t - 100 * HOUR, "a1"), (t - 90 * HOUR, "a2")]);
     push("mixed", &[(t - 100 * HOUR, "b-old"), (t - HOUR, "b-new")]);
@@ -222,11 +197,8 @@ fn retention_deletes_and_rewrites_objects() {
     let after = segments(&server);
     assert_eq!(after.len(), 3, "the held one waits: {after:?}");
     assert!(after.contains(&before[0]));
-    let held_lines: Vec<String> = held
-        .streams
-        .iter()
-        .flat_map(|s| &s.sources)
-        .flat_map(|src| Store::read_source(src).unwrap())
+    let held_lines: Vec<String> = snapshot_entries(&held)
+        .into_iter()
         .map(|e| e.line)
         .collect();
     assert_eq!(held_lines, ["a1", "a2"]);
