@@ -348,17 +348,17 @@ impl SegmentStore for ObjectSegments {
     fn list(&self, prefix: &str) -> io::Result<Vec<Listed>> {
         use futures_util::TryStreamExt;
         let store = self.store.clone();
-        let full = self.path(prefix).to_string();
-        // `list` takes whole path segments: list the directory part, then
-        // keep what matches the rest of the prefix.
-        let dir = match full.rfind('/') {
-            Some(i) => ObjectPath::from(&full[..i]),
-            None => ObjectPath::default(),
+        // `list` takes whole path segments: list the directory part of the
+        // prefix (recursively), then keep what matches the rest.
+        let dir = match prefix.rfind('/') {
+            Some(i) => Some(self.path(&prefix[..i])),
+            None if self.prefix.is_empty() => None,
+            None => Some(ObjectPath::from(self.prefix.as_str())),
         };
         let location = self.url.clone();
         let metas = self.run(async move {
             store
-                .list(Some(&dir))
+                .list(dir.as_ref())
                 .try_collect::<Vec<_>>()
                 .await
                 .map_err(to_io(&location))
