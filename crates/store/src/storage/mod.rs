@@ -114,3 +114,39 @@ pub trait SegmentStore: Send + Sync + Debug {
 pub(crate) fn not_found(key: &str) -> io::Error {
     io::Error::new(io::ErrorKind::NotFound, format!("no object {key}"))
 }
+
+/// The steps every segment store must pass, shared with the S3 tests.
+#[cfg(test)]
+#[path = "../../tests/common/contract.rs"]
+mod contract;
+
+#[cfg(test)]
+mod tests {
+    use super::contract::contract;
+    use super::*;
+
+    #[test]
+    fn the_local_directory_keeps_the_contract_as_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalDir::new(dir.path().join("data"));
+        contract(&store, dir.path());
+        // Keys are paths under the root, nothing else is left behind.
+        assert_eq!(
+            std::fs::read(dir.path().join("data/quarantine/x/a")).unwrap(),
+            b"hello"
+        );
+        assert!(!dir.path().join("data/tenants/x/a.tmp").exists());
+        // A file written in place is published without a copy.
+        let path = store.local_path("tenants/y/s").unwrap();
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, b"segment").unwrap();
+        store.put_file("tenants/y/s", &path).unwrap();
+        assert_eq!(store.get("tenants/y/s").unwrap(), b"segment");
+    }
+
+    #[test]
+    fn memory_keeps_the_contract() {
+        let dir = tempfile::tempdir().unwrap();
+        contract(&MemorySegments::new(), dir.path());
+    }
+}

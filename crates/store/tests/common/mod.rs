@@ -2,7 +2,10 @@
 
 #![allow(dead_code)]
 
+pub mod contract;
 pub mod s3;
+
+pub use skald_store::storage::SegmentStore;
 
 use skald_model::{Entry, MatchOp, Matcher, TenantId, Timestamp};
 use skald_store::{Snapshot, Store};
