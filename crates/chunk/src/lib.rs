@@ -14,9 +14,10 @@
 //!   `|= "needle"` and `|~ "(?i)needle"`.
 //! - [`segment`]: the file format. [`SegmentWriter`] appends blocks and
 //!   writes the index, filters and footer; [`SegmentReader`] validates a
-//!   file, keeps its index and filters in memory and reads blocks with
-//!   positional reads from many threads; [`describe_segment`] prints one for
-//!   humans.
+//!   segment, keeps its index and filters in memory and reads blocks by
+//!   range from many threads through [`RangeRead`] (a local file read with
+//!   positional reads, memory, or object storage in the store crate);
+//!   [`describe_segment`] prints one for humans.
 //!
 //! Every decoder here treats its input as hostile: sizes are bounded before
 //! anything is allocated, every block and section is checksummed, and
@@ -40,6 +41,6 @@ pub use block::{
 pub use error::ChunkError;
 pub use filter::{FilterBuilder, FilterParams, FilterProbe, TrigramFilter};
 pub use segment::{
-    ChunkMeta, ChunkSection, SegmentOptions, SegmentReader, SegmentSummary, SegmentWriter,
-    StreamMeta, describe_segment,
+    ChunkMeta, ChunkSection, FileRange, RangeRead, SegmentOptions, SegmentReader, SegmentSummary,
+    SegmentWriter, StreamMeta, describe_segment,
 };

@@ -439,3 +439,28 @@ fn fixture_v1_still_reads() {
     assert!(reader.may_contain(&edge.chunks[0], "ÜNÏCÖDÉ".to_lowercase().as_bytes()));
     assert!(!reader.may_contain(&edge.chunks[0], b"kubernetes"));
 }
+
+#[test]
+fn a_segment_in_memory_reads_as_its_file_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.seg");
+    write(&path, small_blocks(), &loggen::corpus(3, 300, 5));
+    let from_file = SegmentReader::open(&path).unwrap();
+    let bytes = std::fs::read(&path).unwrap();
+    let from_memory = SegmentReader::from_source("memory/s.seg", Box::new(bytes.clone())).unwrap();
+    assert_eq!(from_memory.summary(), from_file.summary());
+    assert_eq!(from_memory.streams(), from_file.streams());
+    assert_eq!(
+        read_all(&from_memory).unwrap(),
+        read_all(&from_file).unwrap()
+    );
+    assert_eq!(from_memory.path(), Path::new("memory/s.seg"));
+
+    // Damage is found the same way whatever the bytes' home, and named by
+    // the name the caller gave.
+    let mut cut = bytes;
+    cut.truncate(cut.len() - 3);
+    let err = SegmentReader::from_source("memory/cut.seg", Box::new(cut)).unwrap_err();
+    assert!(err.is_corruption(), "{err}");
+    assert!(err.to_string().contains("memory/cut.seg"), "{err}");
+}

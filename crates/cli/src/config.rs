@@ -73,6 +73,13 @@
 //! key_file = "server.key"
 //! client_ca_file = "ca.pem"     # set: clients need a certificate it signed
 //!
+//! [storage]                     # where segments live; unset: the data directory
+//! url = "s3://bucket/prefix"    # or --storage / SKALD_STORAGE; WAL stays local
+//! s3_endpoint = "http://127.0.0.1:9000"  # S3-compatible servers; or --s3-endpoint
+//! region = "eu-west-1"          # default AWS_REGION, else us-east-1
+//! cache_bytes = 268435456       # remote ranges kept in memory
+//!                               # credentials: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY
+//!
 //! [ingest]                      # Loki's discovery and otlp_config (docs/otlp.md)
 //! discover_service_name = ["service", "app", "job"]   # default [] (off)
 //! discover_log_levels = true    # default false
@@ -114,6 +121,8 @@ pub struct FileConfig {
     pub ingest: skald_server::IngestConfig,
     pub ruler: skald_ruler::RulerConfig,
     pub audit: skald_server::service::audit::AuditConfig,
+    /// Where segments live (the data directory, or S3).
+    pub storage: crate::storage::StorageConfig,
 }
 
 /// `[scrub]`: masking secrets at ingest.

@@ -16,6 +16,7 @@ mod remote;
 mod rules;
 mod run;
 mod serve;
+mod storage;
 mod token;
 
 use clap::{Parser, Subcommand};

@@ -60,6 +60,15 @@ pub struct ServeArgs {
     /// `[audit] file`.
     #[arg(long, env = "SKALD_AUDIT_LOG")]
     pub audit_log: Option<PathBuf>,
+    /// Keep segments in S3 or an S3-compatible server
+    /// (`s3://bucket/prefix`; credentials from `AWS_*`); the WAL stays in
+    /// the data directory. Overrides `[storage] url`.
+    #[arg(long, env = "SKALD_STORAGE")]
+    pub storage: Option<String>,
+    /// Endpoint of an S3-compatible server, e.g. `http://127.0.0.1:9000`.
+    /// Overrides `[storage] s3_endpoint`.
+    #[arg(long)]
+    pub s3_endpoint: Option<String>,
     /// Log filter, e.g. `info` or `skald_store=debug,info`.
     #[arg(long, env = "SKALD_LOG", default_value = "info")]
     pub log: String,
@@ -102,6 +111,12 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(p) = &args.audit_log {
         cfg.audit.file = Some(p.clone());
     }
+    if let Some(url) = &args.storage {
+        cfg.storage.url = Some(url.clone());
+    }
+    if let Some(endpoint) = &args.s3_endpoint {
+        cfg.storage.s3_endpoint = Some(endpoint.clone());
+    }
     cfg.validate()?;
     let exposed = [args.http_addr, args.grpc_addr]
         .into_iter()
@@ -130,8 +145,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         .build()
         .context("starting the async runtime")?;
     let opened = Instant::now();
+    let segments = crate::storage::segment_store(&cfg.storage, &cfg.store)?;
     let store = Arc::new(
-        Store::open(cfg.store.clone())
+        Store::open_with(cfg.store.clone(), segments)
             .with_context(|| format!("opening the store in {}", args.data_dir.display()))?,
     );
     tracing::info!(data_dir = %args.data_dir.display(), took_ms = opened.elapsed().as_millis() as u64, "store open");

@@ -19,19 +19,20 @@
 //! level: ingest-time work stays cheap, long-term bytes small.
 //!
 //! Crash safety: the output is written under a temporary name; before it
-//! is renamed into place, a sidecar `<output id>.replaces` listing the
-//! input ids is written and fsynced. The catalog, on load, deletes the
+//! is published in the segment store, a sidecar `<output id>.replaces`
+//! listing the input ids is stored durably. The catalog, on load, deletes the
 //! inputs named by a sidecar whose output exists and drops sidecars whose
 //! output does not (see [`crate::catalog`]). The output replaces its inputs
 //! in the catalog under one write lock, so a query sees either, never both;
-//! queries still reading an input keep its open file.
+//! queries still reading an input keep its open file (an object store's
+//! inputs are deleted too: reads of a deleted input then fail and are
+//! reported, so keep such queries short or delay deletes, see
+//! `docs/architecture.md`).
 
-use crate::catalog::Catalog;
-use crate::segment::Segment;
+use crate::segment::{NewSegment, Segment};
 use crate::{Shared, StoreError};
 use skald_model::{Entry, LabelSet, StreamId, TenantId, Timestamp};
 use std::collections::{BTreeMap, HashSet};
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
@@ -47,6 +48,10 @@ const SETTLED_TIER: u32 = 2;
 /// How often the thread looks for work when no flush wakes it.
 const IDLE_CHECK: Duration = Duration::from_secs(60);
 
+/// How often segments out of the catalog are checked for queries still
+/// reading them (object storage only).
+const RETIRED_CHECK: Duration = Duration::from_secs(1);
+
 /// A chunk of an input: the input's position and the chunk's place in it.
 type InputChunk = (usize, (usize, usize));
 
@@ -58,9 +63,17 @@ pub(crate) fn run(shared: Arc<Shared>, wake: Receiver<()>) {
     let retention_every = Duration::from_secs(shared.config.retention_interval_secs.max(1));
     let mut last_retention: Option<Instant> = None;
     loop {
-        match wake.recv_timeout(IDLE_CHECK.min(retention_every)) {
+        // Segments waiting for their last query come back sooner.
+        let idle = match shared.retired.is_empty() {
+            true => IDLE_CHECK.min(retention_every),
+            false => RETIRED_CHECK,
+        };
+        match wake.recv_timeout(idle) {
             Ok(()) | Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => return,
+        }
+        if let Err(e) = crate::segment::reap(&shared) {
+            tracing::warn!(error = %e, "could not delete a replaced or expired segment; trying again later");
         }
         if last_retention.is_none_or(|t| t.elapsed() >= retention_every) {
             last_retention = Some(Instant::now());
@@ -221,14 +234,6 @@ pub(crate) fn compact(
     }
     let started = Instant::now();
     let config = &shared.config;
-    let tenants_dir = config.tenants_dir();
-    let id = {
-        let mut state = shared.state.write();
-        let id = state.catalog.next_segment_id;
-        state.catalog.next_segment_id += 1;
-        id
-    };
-    let path = Catalog::segment_path(&tenants_dir, tenant, id);
     let out_bytes_guess: u64 = inputs.iter().map(|s| s.disk_bytes).sum();
     let out_tier = tier(
         out_bytes_guess,
@@ -240,8 +245,7 @@ pub(crate) fn compact(
     } else {
         config.zstd_level
     };
-    let mut writer =
-        skald_chunk::SegmentWriter::create_with_options(&path, config.segment_options(level))?;
+    let mut output = NewSegment::create(shared, tenant, level)?;
 
     // Every stream of every input, in stream id order, with its chunks.
     let mut streams: BTreeMap<StreamId, (LabelSet, Vec<InputChunk>)> = BTreeMap::new();
@@ -259,7 +263,7 @@ pub(crate) fn compact(
     let mut dropped = 0u64;
     for (labels, mut chunks) in streams.into_values() {
         if shared.closing.load(Ordering::Relaxed) {
-            // The writer's temporary file goes with it.
+            // The unfinished output's temporary file goes with it.
             return Ok(());
         }
         chunks.sort_by_key(|&(n, at)| inputs[n].chunk(at).min_ts);
@@ -271,7 +275,7 @@ pub(crate) fn compact(
             // Cut the run only where the next chunk starts after everything
             // in it, so each written run is in time order.
             if run_bytes >= MERGE_RUN_BYTES && meta.min_ts > run_max {
-                dropped += write_run(&mut writer, &labels, &mut run)?;
+                dropped += write_run(output.writer(), &labels, &mut run)?;
                 run_bytes = 0;
             }
             let entries = inputs[n].read_chunk(at)?;
@@ -280,29 +284,14 @@ pub(crate) fn compact(
             run_max = run_max.max(meta.max_ts);
             run.extend(entries);
         }
-        dropped += write_run(&mut writer, &labels, &mut run)?;
+        dropped += write_run(output.writer(), &labels, &mut run)?;
     }
 
-    let sidecar = replaces_path(&path);
-    write_sidecar(&sidecar, inputs)?;
-    writer.finish()?;
-    let output = Arc::new(Segment::open(id, &path)?);
+    let output = output.replace(shared, tenant, inputs)?;
     let (in_bytes, out_bytes) = (
         inputs.iter().map(|s| s.disk_bytes).sum::<u64>(),
         output.disk_bytes,
     );
-    {
-        let mut state = shared.state.write();
-        let segs = state.catalog.segments.entry(tenant.clone()).or_default();
-        segs.retain(|s| !inputs.iter().any(|i| i.id == s.id));
-        segs.push(output);
-        segs.sort_by_key(|s| s.id);
-    }
-    for seg in inputs {
-        remove(&seg.path)?;
-    }
-    remove(&sidecar)?;
-    sync_dir(&path)?;
     shared.counters.compactions.fetch_add(1, Ordering::Relaxed);
     tracing::debug!(
         tenant = %tenant,
@@ -350,47 +339,6 @@ pub(crate) fn dedup_equal_timestamps(run: &mut Vec<Entry>) {
         }
     }
     run.truncate(out);
-}
-
-pub(crate) fn replaces_path(segment: &Path) -> PathBuf {
-    segment.with_extension("replaces")
-}
-
-pub(crate) fn write_sidecar(path: &Path, inputs: &[Arc<Segment>]) -> Result<(), StoreError> {
-    use std::io::Write;
-    let io = |source| StoreError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    let mut f = std::fs::File::create(path).map_err(io)?;
-    for seg in inputs {
-        writeln!(f, "{}", seg.id).map_err(io)?;
-    }
-    f.sync_all().map_err(io)?;
-    sync_dir(path)
-}
-
-pub(crate) fn remove(path: &Path) -> Result<(), StoreError> {
-    match std::fs::remove_file(path) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(source) => Err(StoreError::Io {
-            path: path.to_path_buf(),
-            source,
-        }),
-    }
-}
-
-pub(crate) fn sync_dir(path: &Path) -> Result<(), StoreError> {
-    let Some(dir) = path.parent() else {
-        return Ok(());
-    };
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|source| StoreError::Io {
-            path: dir.to_path_buf(),
-            source,
-        })
 }
 
 #[cfg(test)]

@@ -115,13 +115,15 @@ impl StoreConfig {
         self.data_dir.join("wal")
     }
 
-    pub(crate) fn tenants_dir(&self) -> PathBuf {
-        self.data_dir.join("tenants")
-    }
-
     /// Damaged files set aside at start for inspection.
     pub(crate) fn quarantine_dir(&self) -> PathBuf {
         self.data_dir.join("quarantine")
+    }
+
+    /// New segments written here before they are uploaded, when segments
+    /// live elsewhere than in the data directory.
+    pub(crate) fn staging_dir(&self) -> PathBuf {
+        self.data_dir.join("staging")
     }
 
     pub(crate) fn flushed_marker(&self) -> PathBuf {

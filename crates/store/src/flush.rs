@@ -1,18 +1,18 @@
 //! The flush thread: turns a head taken by the commit thread into one
 //! segment per tenant, publishes them in the catalog, and truncates the WAL.
 //!
-//! Order matters for crash safety: segment files are complete and fsynced
-//! (written under a temporary name, renamed), then they replace the flushed
+//! Order matters for crash safety: segments are complete and durable in
+//! the segment store (a local file written under a temporary name,
+//! fsynced and renamed; an object uploaded whole), then they replace the flushed
 //! head in the catalog under one lock (queries see either, never both or
 //! neither), then the marker `wal-flushed` records the first WAL file still
 //! needed, and only then are older WAL files deleted. A crash between any
 //! two steps loses nothing; at worst entries are replayed that a segment
 //! also holds, and reads drop such exact duplicates.
 
-use crate::catalog::Catalog;
 use crate::commit::FlushJob;
 use crate::head::HeadBlock;
-use crate::segment::Segment;
+use crate::segment::{NewSegment, Segment};
 use crate::{Shared, StoreError};
 use skald_model::{Entry, TenantId};
 use std::path::Path;
@@ -65,44 +65,27 @@ fn sleep_unless_closing(shared: &Shared, delay: Duration) {
 fn flush(shared: &Shared, job: &FlushJob) -> Result<(), StoreError> {
     let started = Instant::now();
     let config = &shared.config;
-    let tenants_dir = config.tenants_dir();
     let mut written: Vec<(TenantId, Arc<Segment>)> = Vec::new();
     let mut tenants: Vec<&TenantId> = job.head.tenants.keys().collect();
     tenants.sort();
     for tenant in tenants {
         let streams = &job.head.tenants[tenant];
-        let id = {
-            let mut state = shared.state.write();
-            let id = state.catalog.next_segment_id;
-            state.catalog.next_segment_id += 1;
-            id
-        };
-        let path = Catalog::segment_path(&tenants_dir, tenant, id);
-        let dir = path.parent().expect("segment path has a parent");
-        std::fs::create_dir_all(dir).map_err(|source| StoreError::Io {
-            path: dir.to_path_buf(),
-            source,
-        })?;
-        let mut writer = skald_chunk::SegmentWriter::create_with_options(
-            &path,
-            config.segment_options(config.zstd_level),
-        )?;
+        let mut segment = NewSegment::create(shared, tenant, config.zstd_level)?;
         let mut order: Vec<_> = streams.values().collect();
         order.sort_by(|a, b| a.0.cmp(&b.0));
         for (labels, blocks) in order {
             let entries = merge_blocks(blocks);
             if !entries.is_empty() {
-                writer.add_chunk(labels, &entries)?;
+                segment.writer().add_chunk(labels, &entries)?;
             }
         }
-        writer.finish()?;
-        written.push((tenant.clone(), Arc::new(Segment::open(id, &path)?)));
+        written.push((tenant.clone(), segment.publish(shared)?));
     }
 
     {
         let mut state = shared.state.write();
         for (tenant, seg) in written {
-            state.catalog.segments.entry(tenant).or_default().push(seg);
+            state.catalog.publish(&tenant, seg);
         }
         state.flushing = None;
         state.flushes_done = job.number;

@@ -32,6 +32,7 @@ pub mod record;
 pub mod retention;
 pub mod scrub;
 mod segment;
+pub mod storage;
 pub mod tail;
 
 pub use catalog::CorruptFile;
@@ -266,6 +267,10 @@ pub(crate) struct Shared {
     /// Called by the commit thread with each durable group (see
     /// [`Store::on_commit`]).
     pub commit_hook: std::sync::OnceLock<CommitHook>,
+    /// Where segments live.
+    pub segments: Arc<dyn storage::SegmentStore>,
+    /// Segments out of the catalog, deleted once no query holds them.
+    pub retired: segment::Retired,
 }
 
 /// Receives each group of entries once durable and in the head, on the
@@ -308,15 +313,34 @@ pub struct Store {
 impl Store {
     /// Opens (or creates) the store in `config.data_dir`: loads the catalog,
     /// replays the WAL into the head, and starts the commit and flush
-    /// threads.
+    /// threads. Segments live in the data directory too.
     pub fn open(config: StoreConfig) -> Result<Store, StoreError> {
+        let segments = Arc::new(storage::LocalDir::new(&config.data_dir));
+        Store::open_with(config, segments)
+    }
+
+    /// [`Store::open`] with segments in `segments` (object storage, or
+    /// memory for tests); the WAL, the head and the staging of new segments
+    /// stay in `config.data_dir`.
+    pub fn open_with(
+        config: StoreConfig,
+        segments: Arc<dyn storage::SegmentStore>,
+    ) -> Result<Store, StoreError> {
         let io = |path: &std::path::Path| {
             let path = path.to_path_buf();
             move |source| StoreError::Io { path, source }
         };
         std::fs::create_dir_all(&config.data_dir).map_err(io(&config.data_dir))?;
-        let catalog = Catalog::load(&config.tenants_dir(), &config.quarantine_dir())
-            .map_err(io(&config.tenants_dir()))?;
+        // Staged segments never published: the WAL still holds their entries.
+        let staging = config.staging_dir();
+        match std::fs::remove_dir_all(&staging) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(io(&staging)(e));
+            }
+            _ => {}
+        }
+        let catalog =
+            Catalog::load(&*segments).map_err(|e| io(&segments.location("tenants"))(e))?;
         let mut index: HashMap<TenantId, TenantIndex> = HashMap::new();
         for (tenant, segs) in &catalog.segments {
             let idx = index.entry(tenant.clone()).or_default();
@@ -404,6 +428,8 @@ impl Store {
             scrubber: RwLock::new(Arc::new(config.scrub.clone())),
             config,
             commit_hook: Default::default(),
+            segments,
+            retired: Default::default(),
         });
         let (commands, commands_rx) = mpsc::sync_channel(1024);
         let (jobs, jobs_rx) = mpsc::sync_channel(1);
@@ -551,7 +577,9 @@ impl Store {
         loop {
             let _one_at_a_time = self.shared.compacting.lock();
             let Some((tenant, inputs)) = compact::pick(&self.shared, &never) else {
-                return Ok(());
+                // Inputs no query holds go now, not at the thread's next
+                // check.
+                return segment::reap(&self.shared);
             };
             compact::compact(&self.shared, &tenant, &inputs)?;
         }
@@ -562,7 +590,9 @@ impl Store {
     /// every `retention_interval_secs`.
     pub fn apply_retention(&self) -> Result<retention::RetentionReport, StoreError> {
         let _one_at_a_time = self.shared.compacting.lock();
-        retention::run_pass(&self.shared)
+        let report = retention::run_pass(&self.shared)?;
+        segment::reap(&self.shared)?;
+        Ok(report)
     }
 
     /// Flushes the head, syncs and stops the store's threads.

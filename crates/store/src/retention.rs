@@ -18,11 +18,11 @@
 //!   bounds how much one step frees.
 //!
 //! Crash safety is compaction's: a rewrite writes its output under a
-//! temporary name, then a fsynced `<output>.replaces` sidecar naming the
-//! input, then renames the output into place; the catalog, on load,
-//! finishes or forgets a half-done rewrite (see [`crate::catalog`]). A
-//! whole-segment deletion is one unlink after the catalog no longer lists
-//! the file. Either way a crash leaves each entry exactly once or (when
+//! temporary name, then stores a `<output>.replaces` sidecar naming the
+//! input, then publishes the output; the catalog, on load, finishes or
+//! forgets a half-done rewrite (see [`crate::catalog`]). A whole-segment
+//! deletion is one delete in the segment store after the catalog no
+//! longer lists the segment. Either way a crash leaves each entry exactly once or (when
 //! expired or deleted) not at all.
 //!
 //! After a pass changed a tenant's segments its label index is rebuilt, so
@@ -30,11 +30,9 @@
 //!
 //! Not here: the merge policy (`compact`), the delete API (the server).
 
-use crate::catalog::Catalog;
-use crate::compact::{remove, replaces_path, sync_dir, write_sidecar};
 use crate::delete::Tombstone;
 use crate::index::TenantIndex;
-use crate::segment::Segment;
+use crate::segment::{NewSegment, Segment};
 use crate::{Shared, StoreError};
 use skald_model::{Entry, Limits, TenantId, Timestamp};
 use std::collections::HashSet;
@@ -210,20 +208,12 @@ fn plan(seg: &Segment, limits: &Limits, tombstones: &[Arc<Tombstone>], now: Time
     }
 }
 
-/// Takes a segment out of the catalog, then off the disk.
 fn delete_segment(
     shared: &Shared,
     tenant: &TenantId,
     seg: &Arc<Segment>,
 ) -> Result<(), StoreError> {
-    {
-        let mut state = shared.state.write();
-        if let Some(segs) = state.catalog.segments.get_mut(tenant) {
-            segs.retain(|s| s.id != seg.id);
-        }
-    }
-    remove(&seg.path)?;
-    sync_dir(&seg.path)
+    crate::segment::delete(shared, tenant, seg)
 }
 
 /// Writes `seg` again without expired and deleted entries, and swaps it in;
@@ -236,18 +226,7 @@ fn rewrite(
     tombstones: &[Arc<Tombstone>],
     now: Timestamp,
 ) -> Result<(RetentionReport, Option<u64>), StoreError> {
-    let config = &shared.config;
-    let id = {
-        let mut state = shared.state.write();
-        let id = state.catalog.next_segment_id;
-        state.catalog.next_segment_id += 1;
-        id
-    };
-    let path = Catalog::segment_path(&config.tenants_dir(), tenant, id);
-    let mut writer = skald_chunk::SegmentWriter::create_with_options(
-        &path,
-        config.segment_options(config.settled_zstd_level),
-    )?;
+    let mut output = NewSegment::create(shared, tenant, shared.config.settled_zstd_level)?;
     let mut report = RetentionReport {
         segments_rewritten: 1,
         ..Default::default()
@@ -281,7 +260,7 @@ fn rewrite(
             continue;
         }
         kept.sort_by_key(|e| e.ts);
-        writer.add_chunk(labels, &kept)?;
+        output.writer().add_chunk(labels, &kept)?;
         kept_any = true;
     }
     if report.entries_deleted > 0 {
@@ -290,30 +269,17 @@ fn rewrite(
         }
     }
     if !kept_any {
-        // Nothing left: no output (the writer's temporary file goes with
-        // it); the input goes as a whole-segment deletion.
-        drop(writer);
+        // Nothing left: no output (its temporary file goes with it); the
+        // input goes as a whole-segment deletion.
+        drop(output);
         delete_segment(shared, tenant, seg)?;
         report.segments_rewritten = 0;
         report.segments_deleted = 1;
         report.bytes_reclaimed = seg.disk_bytes;
         return Ok((report, None));
     }
-    let sidecar = replaces_path(&path);
-    write_sidecar(&sidecar, std::slice::from_ref(seg))?;
-    writer.finish()?;
-    let output = Arc::new(Segment::open(id, &path)?);
-    let out_bytes = output.disk_bytes;
-    {
-        let mut state = shared.state.write();
-        let segs = state.catalog.segments.entry(tenant.clone()).or_default();
-        segs.retain(|s| s.id != seg.id);
-        segs.push(output);
-        segs.sort_by_key(|s| s.id);
-    }
-    remove(&seg.path)?;
-    remove(&sidecar)?;
-    sync_dir(&path)?;
+    let output = output.replace(shared, tenant, std::slice::from_ref(seg))?;
+    let (id, out_bytes) = (output.id, output.disk_bytes);
     report.bytes_reclaimed = seg.disk_bytes.saturating_sub(out_bytes);
     Ok((report, Some(id)))
 }

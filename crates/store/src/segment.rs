@@ -1,15 +1,25 @@
 //! A segment as the store uses it: an open [`skald_chunk::SegmentReader`]
-//! plus a map from stream to its place in the file. The one module that
-//! touches the segment format's API.
+//! plus a map from stream to its place in the file, and [`NewSegment`],
+//! the one way a segment is written and published (flush, compaction and
+//! retention all use it). The one module that touches the segment
+//! format's API.
 
-use skald_chunk::{ChunkMeta, SegmentReader};
-use skald_model::{Entry, LabelSet, StreamId, Timestamp};
+use crate::catalog::{replaces_key, segment_key};
+use crate::storage::SegmentStore;
+use crate::{Shared, StoreError};
+use parking_lot::Mutex;
+use skald_chunk::{ChunkMeta, SegmentReader, SegmentWriter};
+use skald_model::{Entry, LabelSet, StreamId, TenantId, Timestamp};
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+use std::sync::Arc;
 
 #[derive(Debug)]
 pub struct Segment {
     pub id: u64,
+    /// Its key in the segment store.
+    pub key: String,
+    /// Where it is, for messages (a file path or a URL).
     pub path: PathBuf,
     reader: SegmentReader,
     by_stream: HashMap<StreamId, usize>,
@@ -19,8 +29,31 @@ pub struct Segment {
 }
 
 impl Segment {
-    pub fn open(id: u64, path: &Path) -> Result<Segment, skald_chunk::ChunkError> {
+    /// Opens the segment file at `path` as segment `id` (inspection tools;
+    /// the store opens segments through its segment store).
+    pub fn open(id: u64, path: &std::path::Path) -> Result<Segment, skald_chunk::ChunkError> {
         let reader = SegmentReader::open(path)?;
+        Ok(Segment::from_reader(id, &path.to_string_lossy(), reader))
+    }
+
+    /// Opens segment `id`, stored under `key` in `store`.
+    pub fn open_in(
+        id: u64,
+        store: &dyn SegmentStore,
+        key: &str,
+    ) -> Result<Segment, skald_chunk::ChunkError> {
+        let path = store.location(key);
+        let source = store
+            .open(key)
+            .map_err(|source| skald_chunk::ChunkError::Io {
+                path: path.clone(),
+                source,
+            })?;
+        let reader = SegmentReader::from_source(path, source)?;
+        Ok(Segment::from_reader(id, key, reader))
+    }
+
+    fn from_reader(id: u64, key: &str, reader: SegmentReader) -> Segment {
         let mut by_stream = HashMap::new();
         let mut min_ts = Timestamp::MAX;
         let mut max_ts = Timestamp::MIN;
@@ -31,16 +64,16 @@ impl Segment {
                 max_ts = max_ts.max(c.max_ts);
             }
         }
-        let disk_bytes = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
-        Ok(Segment {
+        Segment {
             id,
-            path: path.to_path_buf(),
+            key: key.to_string(),
+            path: reader.path().to_path_buf(),
+            disk_bytes: reader.summary().stored_bytes,
             reader,
             by_stream,
             min_ts,
             max_ts,
-            disk_bytes,
-        })
+        }
     }
 
     /// Totals recorded in the segment's footer.
@@ -113,4 +146,189 @@ impl Segment {
     pub fn may_match(&self, at: (usize, usize), probe: &skald_chunk::FilterProbe) -> bool {
         self.reader.may_match(self.chunk(at), probe)
     }
+}
+
+/// A segment being written for a tenant: created with the next id, filled
+/// through [`NewSegment::writer`], then published alone (a flush) or in
+/// place of the segments it merges (compaction, retention).
+pub(crate) struct NewSegment {
+    pub id: u64,
+    key: String,
+    /// The file being written: the store's own (local directory) or a
+    /// staging file that publishing uploads and then removes.
+    file: PathBuf,
+    staged: bool,
+    writer: SegmentWriter,
+}
+
+impl NewSegment {
+    pub fn create(shared: &Shared, tenant: &TenantId, zstd_level: i32) -> Result<Self, StoreError> {
+        let id = shared.state.write().catalog.allocate_id();
+        let key = segment_key(tenant, id);
+        let store = &*shared.segments;
+        let (file, staged) = match store.local_path(&key) {
+            Some(path) => (path, false),
+            None => (shared.config.staging_dir().join(&key), true),
+        };
+        let dir = file.parent().expect("segment path has a parent");
+        std::fs::create_dir_all(dir).map_err(|source| StoreError::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        let writer =
+            SegmentWriter::create_with_options(&file, shared.config.segment_options(zstd_level))?;
+        Ok(NewSegment {
+            id,
+            key,
+            file,
+            staged,
+            writer,
+        })
+    }
+
+    pub fn writer(&mut self) -> &mut SegmentWriter {
+        &mut self.writer
+    }
+
+    /// Finishes the file, publishes it in the segment store and opens it;
+    /// the caller lists it in the catalog.
+    pub fn publish(self, shared: &Shared) -> Result<Arc<Segment>, StoreError> {
+        let NewSegment {
+            id,
+            key,
+            file,
+            staged,
+            writer,
+        } = self;
+        writer.finish()?;
+        let store = &*shared.segments;
+        let put = store.put_file(&key, &file);
+        if staged {
+            let _ = std::fs::remove_file(&file);
+        }
+        put.map_err(storage_error(store, &key))?;
+        Ok(Arc::new(Segment::open_in(id, store, &key)?))
+    }
+
+    /// Publishes this segment in place of `inputs` (segments of `tenant`):
+    /// a sidecar naming the inputs is stored first, so a crash at any point
+    /// leaves either the inputs or the output (see `crate::catalog`); the
+    /// catalog swaps them in one step, then the inputs and the sidecar go.
+    pub fn replace(
+        self,
+        shared: &Shared,
+        tenant: &TenantId,
+        inputs: &[Arc<Segment>],
+    ) -> Result<Arc<Segment>, StoreError> {
+        let store = &*shared.segments;
+        let sidecar = replaces_key(tenant, self.id);
+        let listing: String = inputs.iter().map(|s| format!("{}\n", s.id)).collect();
+        store
+            .put_bytes(&sidecar, listing.as_bytes())
+            .map_err(storage_error(store, &sidecar))?;
+        let output = self.publish(shared)?;
+        shared
+            .state
+            .write()
+            .catalog
+            .replace(tenant, inputs, output.clone());
+        retire(shared, inputs.to_vec(), Some(sidecar))?;
+        Ok(output)
+    }
+}
+
+/// Takes `seg` of `tenant` out of the catalog, then out of the store.
+pub(crate) fn delete(
+    shared: &Shared,
+    tenant: &TenantId,
+    seg: &Arc<Segment>,
+) -> Result<(), StoreError> {
+    shared.state.write().catalog.remove(tenant, seg.id);
+    retire(shared, vec![seg.clone()], None)
+}
+
+/// Segments out of the catalog waiting to be deleted from a store whose
+/// objects vanish on delete, each group with the sidecar to delete after
+/// it: they go once no query holds them any more (see [`reap`]).
+#[derive(Debug, Default)]
+pub(crate) struct Retired(Mutex<Vec<RetiredGroup>>);
+
+/// Segments to delete together, and the sidecar to delete after them.
+type RetiredGroup = (Vec<Arc<Segment>>, Option<String>);
+
+impl Retired {
+    pub fn is_empty(&self) -> bool {
+        self.0.lock().is_empty()
+    }
+}
+
+/// Deletes `segs` (already out of the catalog), then `sidecar`: at once if
+/// readers keep what they opened (a local file, memory), else once no
+/// query holds them. A crash before leaves them stored: the sidecar makes
+/// the next start delete replaced segments, and the next retention pass
+/// deletes expired ones again.
+fn retire(
+    shared: &Shared,
+    segs: Vec<Arc<Segment>>,
+    sidecar: Option<String>,
+) -> Result<(), StoreError> {
+    if shared.segments.readable_after_delete() {
+        return delete_stored(&*shared.segments, &segs, sidecar.as_deref());
+    }
+    shared.retired.0.lock().push((segs, sidecar));
+    reap(shared)
+}
+
+/// Deletes the retired segments no query holds any more.
+pub(crate) fn reap(shared: &Shared) -> Result<(), StoreError> {
+    let ready: Vec<RetiredGroup> = {
+        let mut retired = shared.retired.0.lock();
+        // Out of the catalog, a segment gains no new holder: a count of
+        // one (this list's) stays one.
+        let (ready, waiting) = std::mem::take(&mut *retired)
+            .into_iter()
+            .partition(|(segs, _)| segs.iter().all(|s| Arc::strong_count(s) == 1));
+        *retired = waiting;
+        ready
+    };
+    let mut result = Ok(());
+    for (segs, sidecar) in ready {
+        if let Err(e) = delete_stored(&*shared.segments, &segs, sidecar.as_deref()) {
+            // Tried again at the next reap.
+            shared.retired.0.lock().push((segs, sidecar));
+            result = Err(e);
+        }
+    }
+    result
+}
+
+fn delete_stored(
+    store: &dyn SegmentStore,
+    segs: &[Arc<Segment>],
+    sidecar: Option<&str>,
+) -> Result<(), StoreError> {
+    for seg in segs {
+        store
+            .delete(&seg.key)
+            .map_err(storage_error(store, &seg.key))?;
+    }
+    let last = sidecar.or(segs.last().map(|s| s.key.as_str()));
+    if let Some(sidecar) = sidecar {
+        store
+            .delete(sidecar)
+            .map_err(storage_error(store, sidecar))?;
+    }
+    if let Some(key) = last {
+        store.sync_deletes(key).map_err(storage_error(store, key))?;
+    }
+    Ok(())
+}
+
+/// Maps an i/o error on `key` to a [`StoreError`] naming where it is.
+pub(crate) fn storage_error(
+    store: &dyn SegmentStore,
+    key: &str,
+) -> impl FnOnce(std::io::Error) -> StoreError {
+    let path = store.location(key);
+    move |source| StoreError::Io { path, source }
 }

@@ -1,5 +1,6 @@
 use super::*;
 use skald_model::{Label, MatchOp};
+use storage::SegmentStore;
 
 fn config(dir: &std::path::Path) -> StoreConfig {
     StoreConfig {
@@ -830,4 +831,75 @@ fn a_tail_queue_is_bounded_in_bytes_as_well_as_entries() {
         )
         .unwrap();
     assert_eq!(sub.drain().entries.len(), 1);
+}
+
+#[test]
+fn segments_in_memory_serve_flushes_compaction_and_a_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let segments = Arc::new(storage::MemorySegments::new());
+    let mut cfg = config(dir.path());
+    cfg.compact_base_bytes = 1 << 20;
+    let t0 = now() - 60_000_000_000;
+    let mut want = Vec::new();
+    {
+        let store = Store::open_with(cfg.clone(), segments.clone()).unwrap();
+        for flush in 0..5i64 {
+            let entries: Vec<(i64, String)> = (0..40)
+                .map(|i| (t0 + flush * 1000 + i, format!("flush {flush} entry {i}")))
+                .collect();
+            want.extend(entries.iter().cloned());
+            let refs: Vec<(i64, &str)> = entries.iter().map(|(t, l)| (*t, l.as_str())).collect();
+            store
+                .push(&tenant(), vec![batch(r#"{app="a"}"#, &refs)])
+                .unwrap();
+            store.flush().unwrap();
+        }
+        store.compact().unwrap();
+        assert_eq!(read_all(&store, r#"{app="a"}"#), want);
+        store.close().unwrap();
+    }
+    // Nothing of the segments went to the data directory.
+    assert!(!dir.path().join("tenants").exists());
+    let keys: Vec<String> = segments
+        .list("tenants/")
+        .unwrap()
+        .into_iter()
+        .map(|l| l.key)
+        .collect();
+    assert_eq!(keys.len(), 2, "four merged into one, one left: {keys:?}");
+    assert!(
+        keys.iter()
+            .all(|k| k.starts_with("tenants/t1/segments/") && k.ends_with(".seg"))
+    );
+    let store = Store::open_with(cfg, segments).unwrap();
+    assert_eq!(store.tenant_stats(&tenant()).segments, 2);
+    assert_eq!(read_all(&store, r#"{app="a"}"#), want);
+    store.close().unwrap();
+}
+
+#[test]
+fn a_damaged_segment_in_memory_is_set_aside_under_quarantine() {
+    let dir = tempfile::tempdir().unwrap();
+    let segments = Arc::new(storage::MemorySegments::new());
+    let t0 = now() - 60_000_000_000;
+    {
+        let store = Store::open_with(config(dir.path()), segments.clone()).unwrap();
+        store
+            .push(&tenant(), vec![batch(r#"{app="a"}"#, &[(t0, "one")])])
+            .unwrap();
+        store.flush().unwrap();
+        store.close().unwrap();
+    }
+    let key = segments.list("tenants/").unwrap().remove(0).key;
+    let mut bytes = segments.get(&key).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    segments.put_bytes(&key, &bytes).unwrap();
+    let store = Store::open_with(config(dir.path()), segments.clone()).unwrap();
+    assert_eq!(store.counters().corrupt_files, 1);
+    assert!(segments.list("tenants/").unwrap().is_empty());
+    let quarantined = segments.list("quarantine/tenants/t1/").unwrap();
+    assert_eq!(quarantined.len(), 1, "{quarantined:?}");
+    assert_eq!(segments.get(&quarantined[0].key).unwrap(), bytes);
+    store.close().unwrap();
 }

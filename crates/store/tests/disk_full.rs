@@ -7,7 +7,9 @@
 //! running store, after a crash, after a clean restart) and no entry of a
 //! refused push ever.
 
-use skald_model::{Entry, LabelSet, MatchOp, Matcher, TenantId, Timestamp};
+mod common;
+
+use skald_model::{Entry, LabelSet, TenantId, Timestamp};
 use skald_store::{Store, StoreConfig, StreamBatch};
 use std::path::Path;
 
@@ -30,17 +32,10 @@ fn tenant() -> TenantId {
 }
 
 fn lines(store: &Store) -> Vec<String> {
-    let m = Matcher::new("app", MatchOp::Eq, "full").unwrap();
-    let snap = store.snapshot(&tenant(), &[m], Timestamp(0), Timestamp::MAX);
-    let mut out: Vec<(i64, String)> = snap
-        .streams
-        .iter()
-        .flat_map(|s| &s.sources)
-        .flat_map(|src| Store::read_source(src).unwrap())
-        .map(|e| (e.ts.0, e.line))
-        .collect();
-    out.sort();
-    out.into_iter().map(|(_, l)| l).collect()
+    common::read_app(store, &tenant(), "full")
+        .into_iter()
+        .map(|(_, l)| l)
+        .collect()
 }
 
 /// Panics with a short account (not thousands of lines) unless `got` is

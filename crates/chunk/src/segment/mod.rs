@@ -4,9 +4,12 @@
 //!
 //! - [`writer`]: the byte-by-byte format, and [`SegmentWriter`] which
 //!   writes it atomically (temporary file, fsync, rename, fsync directory).
-//! - [`reader`]: [`SegmentReader`], which validates a file, keeps its index
-//!   and filters in memory, and reads blocks with positional reads so that
-//!   many threads can share one reader.
+//! - [`reader`]: [`SegmentReader`], which validates a segment, keeps its
+//!   index and filters in memory, and reads blocks by range so that many
+//!   threads can share one reader.
+//! - [`range`]: [`RangeRead`], the reader's only view of where the bytes
+//!   live: a local file ([`FileRange`], positional reads), memory, or (in
+//!   the store) an object store behind a cache.
 //! - `index`: encoding of the stream index section.
 //! - [`debug`]: [`describe_segment`], a human-readable dump for
 //!   `skald debug segment`.
@@ -20,10 +23,12 @@
 
 pub mod debug;
 mod index;
+pub mod range;
 pub mod reader;
 pub mod writer;
 
 pub use debug::describe_segment;
+pub use range::{FileRange, RangeRead};
 pub use reader::{SectionInfo, SegmentReader};
 pub use writer::{DEFAULT_TARGET_BLOCK_BYTES, MAX_ENTRY_BYTES, SegmentOptions, SegmentWriter};
 

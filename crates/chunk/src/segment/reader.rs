@@ -3,9 +3,10 @@
 //! [`SegmentReader::open`] checks the header, footer, section table and the
 //! checksums of the index and filters sections, then keeps the decoded
 //! index and all filters in memory (a few percent of the file). Blocks stay
-//! on disk and are read with positional reads (`pread`), verified against
-//! their checksum and their index entry, so one reader can be shared by
-//! many threads without locking.
+//! where the segment lives and are read by range through [`RangeRead`]
+//! (positional reads, `pread`, for a local file), verified against their
+//! checksum and their index entry, so one reader can be shared by many
+//! threads without locking.
 //!
 //! Any damage is reported as an error naming the file, the offset and what
 //! is wrong; a reader never returns entries from a block that fails its
@@ -13,9 +14,10 @@
 //!
 //! Not here: caching of blocks, or deciding which chunks a query needs
 //! (the store and query crates do that with [`StreamMeta`] and the filter
-//! checks offered here). Positional reads make this Unix-only.
+//! checks offered here), or where the bytes live (see [`super::range`]).
 
 use super::index::{self, Bounds};
+use super::range::{FileRange, RangeRead};
 use super::writer::{
     FOOTER_LEN, HEADER_LEN, MAGIC, SECTION_BLOCKS, SECTION_ENTRY_LEN, SECTION_FILTERS,
     SECTION_INDEX, SECTION_NO_CHECKSUM, SECTION_REQUIRED,
@@ -26,9 +28,7 @@ use crate::block::DecodedBlock;
 use crate::filter::{FilterProbe, TrigramFilter};
 use crate::varint::Cursor;
 use skald_model::{Entry, StreamId};
-use std::fs::File;
 use std::ops::Range;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 /// One entry of a segment's section table.
@@ -53,11 +53,12 @@ impl SectionInfo {
     }
 }
 
-/// An open segment file; `Sync`, so blocks can be read from many threads.
+/// An open segment; `Sync`, so blocks can be read from many threads.
 #[derive(Debug)]
 pub struct SegmentReader {
+    /// Where the segment is, for messages (a file path or an object key).
     path: PathBuf,
-    file: File,
+    source: Box<dyn RangeRead>,
     version: u32,
     sections: Vec<SectionInfo>,
     blocks: Range<u64>,
@@ -67,11 +68,21 @@ pub struct SegmentReader {
 }
 
 impl SegmentReader {
-    /// Opens and validates a segment; see the module documentation.
+    /// Opens and validates a segment file; see the module documentation.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, ChunkError> {
-        let path = path.as_ref().to_path_buf();
-        let file = File::open(&path).map_err(ChunkError::io(&path))?;
-        let file_len = file.metadata().map_err(ChunkError::io(&path))?.len();
+        let path = path.as_ref();
+        let file = FileRange::open(path).map_err(ChunkError::io(path))?;
+        Self::from_source(path, Box::new(file))
+    }
+
+    /// Validates the segment whose bytes `source` reads; `path` names it
+    /// in errors and [`SegmentReader::path`].
+    pub fn from_source(
+        path: impl Into<PathBuf>,
+        source: Box<dyn RangeRead>,
+    ) -> Result<Self, ChunkError> {
+        let path = path.into();
+        let file_len = source.len();
         let corrupt = |offset: u64, reason: String| ChunkError::CorruptSegment {
             path: path.clone(),
             offset,
@@ -81,7 +92,8 @@ impl SegmentReader {
             // Callers pass ranges inside the file, so `len` is bounded by
             // the file's size.
             let mut buf = vec![0u8; len as usize];
-            file.read_exact_at(&mut buf, offset)
+            source
+                .read_exact_at(&mut buf, offset)
                 .map_err(ChunkError::io(&path))?;
             Ok(buf)
         };
@@ -282,7 +294,7 @@ impl SegmentReader {
         summary.index_bytes = index_bytes.len() as u64;
         Ok(SegmentReader {
             path,
-            file,
+            source,
             version,
             sections,
             blocks,
@@ -346,7 +358,7 @@ impl SegmentReader {
             )));
         }
         let mut buf = vec![0u8; chunk.len as usize];
-        self.file
+        self.source
             .read_exact_at(&mut buf, chunk.offset)
             .map_err(ChunkError::io(&self.path))?;
         let block = DecodedBlock::decode(&buf).map_err(|e| {

@@ -24,6 +24,8 @@ pub struct Server {
     data: Option<PathBuf>,
     /// Where the configuration file of [`Server::start_with_config`] is.
     config_dir: Option<tempfile::TempDir>,
+    /// Environment variables the binary gets beyond the test's own.
+    extra_env: Vec<(String, String)>,
 }
 
 pub fn free_port() -> u16 {
@@ -96,6 +98,31 @@ impl Server {
             scheme,
             data,
             config_dir: None,
+            extra_env: Vec::new(),
+        };
+        s.spawn();
+        s
+    }
+
+    /// A server started with `args` and these environment variables.
+    pub fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Server {
+        let mut s = Server {
+            dir: tempfile::tempdir().unwrap(),
+            http: free_port(),
+            grpc: free_port(),
+            child: None,
+            client: reqwest::blocking::Client::builder()
+                .timeout(Duration::from_secs(60))
+                .build()
+                .unwrap(),
+            extra_args: args.iter().map(|s| s.to_string()).collect(),
+            scheme: "http",
+            data: None,
+            config_dir: None,
+            extra_env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         };
         s.spawn();
         s
@@ -132,6 +159,7 @@ impl Server {
                 .arg("--grpc-addr")
                 .arg(format!("127.0.0.1:{}", self.grpc))
                 .args(&self.extra_args)
+                .envs(self.extra_env.iter().map(|(k, v)| (k, v)))
                 .stdout(Stdio::null())
                 .stderr(log)
                 .spawn()
