@@ -176,6 +176,8 @@ pub fn seeds(target: &str) -> Vec<Vec<u8>> {
             "<ip> - - [<_>] \"<method> <path> <_>\" <status> <size>\u{0}10.0.0.1 - - [01/Jan/2024] \"GET / HTTP/1.1\" 200 512",
             "<method> <path> <status> <took>",
             "level=<level> msg=\"<msg>\"\u{0}level=error msg=\"quoted value\"",
+            // The empty pattern over the empty line (found by libFuzzer).
+            "\u{0}",
         ]),
         "json_parse" => text(&[
             r#"{"level":"info","a":{"b":[1,2]},"msg":"x y"}"#,
