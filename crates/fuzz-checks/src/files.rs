@@ -16,18 +16,32 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 /// The tenant the seeds and the fixtures use.
 pub(crate) const TENANT: &str = "fuzz";
 
-/// A directory of this thread's own under the temporary directory,
-/// emptied and made anew for each input (checks may run on several
-/// threads at once in the stable pass).
-fn scratch(name: &str) -> PathBuf {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    thread_local! {
-        static ROOT: PathBuf = std::env::temp_dir().join(format!(
-            "skald-fuzz-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        ));
+static NEXT: AtomicUsize = AtomicUsize::new(0);
+
+thread_local! {
+    /// This thread's scratch directory (checks may run on several threads
+    /// at once in the stable pass).
+    static ROOT: PathBuf = std::env::temp_dir().join(format!(
+        "skald-fuzz-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ));
+    /// The fixture store of [`fixture_store`].
+    static STORE: RefCell<Option<Arc<Store>>> = const { RefCell::new(None) };
+}
+
+/// Closes this thread's fixture store and removes its scratch directory
+/// (the stable pass calls it after each target; a fuzzer never ends).
+pub fn remove_scratch() {
+    if let Some(store) = STORE.with(|cell| cell.borrow_mut().take()) {
+        let _ = store.close();
     }
+    let _ = ROOT.with(|root| std::fs::remove_dir_all(root));
+}
+
+/// A directory under this thread's scratch directory, emptied and made
+/// anew for each input.
+fn scratch(name: &str) -> PathBuf {
     let dir = ROOT.with(|root| root.join(name));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("creating a scratch directory");
@@ -119,9 +133,6 @@ pub fn wal_file(data: &[u8]) {
 /// A store with entries in a segment and in the head, shared by the
 /// inputs of one thread; checks leave it as they found it.
 fn fixture_store() -> Arc<Store> {
-    thread_local! {
-        static STORE: RefCell<Option<Arc<Store>>> = const { RefCell::new(None) };
-    }
     STORE.with(|cell| {
         cell.borrow_mut()
             .get_or_insert_with(|| {

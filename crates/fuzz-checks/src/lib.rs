@@ -28,7 +28,8 @@ mod seeds;
 mod wire;
 
 pub use files::{
-    delete_requests, export_jobs, pattern_files, segment_read, tokens_file, wal_file, wal_record,
+    delete_requests, export_jobs, pattern_files, remove_scratch, segment_read, tokens_file,
+    wal_file, wal_record,
 };
 pub use mutate::Mutator;
 pub use pipeline::{json_parse, logfmt_parse, logql_parse, pattern, template};

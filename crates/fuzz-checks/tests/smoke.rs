@@ -43,6 +43,7 @@ fn check(target: &str) {
             panic!("{target}: input {i} fails its check: {}", hex(input));
         }
     }
+    skald_fuzz_checks::remove_scratch();
 }
 
 macro_rules! smoke {
