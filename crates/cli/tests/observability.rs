@@ -8,7 +8,8 @@
 //!   `operations/dashboard.json` use (the rules also pass
 //!   `promtool check rules`), with per-tenant series.
 //! - Query limits come from the tenant's own limits, reloaded on SIGHUP.
-//! - `X-Scope-OrgID: a|b` reads both tenants when authorised for both.
+//! - `X-Scope-OrgID: a|b` reads both tenants when authorised for both:
+//!   queries, labels, label values, series, index stats, volumes, tail.
 //! - `skald push`, `skald query` and `skald tail` work against `--auth`.
 
 mod common;
@@ -734,6 +735,247 @@ fn multi_tenant_reads_need_every_tenant_and_label_each_stream() {
             .await
             .unwrap_err();
         assert_eq!(e.code(), tonic::Code::PermissionDenied);
+    });
+}
+
+/// Labels, label values, series, index stats, volumes and the live tail
+/// read several tenants as queries do: read granted on each (or an
+/// admin token for every tenant), `__tenant_id__` naming each stream's
+/// tenant and picking tenants in selectors.
+#[test]
+fn multi_tenant_labels_series_stats_volume_and_tail() {
+    let s = Server::start_with(&["--auth"]);
+    let a_push = create_token(&s, "alpha", "push", "a-push");
+    let b_push = create_token(&s, "beta", "push", "b-push");
+    let a_read = create_token(&s, "alpha", "read", "a-read");
+    let b_read = create_token(&s, "beta", "read", "b-read");
+    let admin = create_token(&s, "*", "admin", "root");
+    let both = format!("{a_read},{b_read}");
+    let get = |path: &str, params: &[(&str, &str)], token: &str, org: &str| {
+        call(&s, "GET", path, params, Some(token), Some(org), None)
+    };
+    wait_until("tokens loaded", || {
+        get("/loki/api/v1/labels", &[], &admin, "alpha|beta").0 == 200
+    });
+    let t0 = now_ns() - 60_000_000_000;
+    let mut web = lines("web", "from-alpha", 3, t0);
+    web["stream"]["team"] = json!("red");
+    push(&s, Some(&a_push), None, json!([web]));
+    let mut api = lines("api", "from-beta", 2, t0 + 10);
+    api["stream"]["team"] = json!("blue");
+    push(&s, Some(&b_push), None, json!([api]));
+    let since = (t0 - 1).to_string();
+    let start = [("start", since.as_str())];
+    let data = |(status, body): (u16, String)| -> Value {
+        assert_eq!(status, 200, "{body}");
+        serde_json::from_str::<Value>(&body).unwrap()["data"].clone()
+    };
+
+    // Label names: both tenants' and __tenant_id__, for read tokens of
+    // both or an admin token; one tenant's token is refused, revealing
+    // nothing of the other.
+    for token in [&both, &admin] {
+        let names = data(get("/loki/api/v1/labels", &start, token, "alpha|beta"));
+        assert_eq!(names, json!(["__tenant_id__", "app", "team"]));
+    }
+    for (token, other) in [(&a_read, "api"), (&b_read, "web")] {
+        let (status, body) = get("/loki/api/v1/labels", &start, token, "alpha|beta");
+        assert_eq!(status, 403, "{body}");
+        let (status, body) = get("/loki/api/v1/label/app/values", &start, token, "alpha|beta");
+        assert_eq!(status, 403, "{body}");
+        assert!(!body.contains(other), "{body}");
+    }
+    // One tenant alone: no __tenant_id__.
+    let names = data(get("/loki/api/v1/labels", &start, &a_read, "alpha"));
+    assert_eq!(names, json!(["app", "team"]));
+
+    // Label values: the union; __tenant_id__'s are the tenants; a
+    // __tenant_id__ matcher picks the tenant.
+    let values = |name: &str, query: Option<&str>| {
+        let mut p = start.to_vec();
+        if let Some(q) = query {
+            p.push(("query", q));
+        }
+        data(get(
+            &format!("/loki/api/v1/label/{name}/values"),
+            &p,
+            &both,
+            "alpha|beta",
+        ))
+    };
+    assert_eq!(values("app", None), json!(["api", "web"]));
+    assert_eq!(values("__tenant_id__", None), json!(["alpha", "beta"]));
+    assert_eq!(
+        values("app", Some(r#"{__tenant_id__="beta"}"#)),
+        json!(["api"])
+    );
+    assert_eq!(
+        values("__tenant_id__", Some(r#"{__tenant_id__=~"a.*"}"#)),
+        json!(["alpha"])
+    );
+
+    // Series: each labelled with its tenant.
+    let series = |token: &str, selector: &str| {
+        get(
+            "/loki/api/v1/series",
+            &[("match[]", selector), ("start", since.as_str())],
+            token,
+            "alpha|beta",
+        )
+    };
+    let found = data(series(&both, r#"{team=~".+"}"#));
+    assert_eq!(
+        found,
+        json!([
+            {"__tenant_id__": "alpha", "app": "web", "team": "red"},
+            {"__tenant_id__": "beta", "app": "api", "team": "blue"},
+        ])
+    );
+    let found = data(series(&admin, r#"{team=~".+", __tenant_id__="alpha"}"#));
+    assert_eq!(
+        found,
+        json!([{"__tenant_id__": "alpha", "app": "web", "team": "red"}])
+    );
+    let (status, body) = series(&b_read, r#"{team=~".+"}"#);
+    assert_eq!(status, 403, "{body}");
+    assert!(!body.contains("red"), "{body}");
+
+    // Index stats add up over the tenants; volumes of the same labels too.
+    let stats = |token: &str, org: &str| {
+        let (status, body) = get(
+            "/loki/api/v1/index/stats",
+            &[("query", r#"{app=~".+"}"#), ("start", since.as_str())],
+            token,
+            org,
+        );
+        assert_eq!(status, 200, "{body}");
+        serde_json::from_str::<Value>(&body).unwrap()
+    };
+    let (one, two, all) = (
+        stats(&a_read, "alpha"),
+        stats(&b_read, "beta"),
+        stats(&both, "alpha|beta"),
+    );
+    assert_eq!(
+        (all["streams"].as_u64(), all["entries"].as_u64()),
+        (Some(2), Some(5))
+    );
+    assert_eq!(
+        all["bytes"].as_u64().unwrap(),
+        one["bytes"].as_u64().unwrap() + two["bytes"].as_u64().unwrap()
+    );
+    let (status, body) = get(
+        "/loki/api/v1/index/stats",
+        &[("query", r#"{app=~".+"}"#)],
+        &a_read,
+        "alpha|beta",
+    );
+    assert_eq!(status, 403, "{body}");
+    let volume = data(get(
+        "/loki/api/v1/index/volume",
+        &[
+            ("query", r#"{team=~".+"}"#),
+            ("start", since.as_str()),
+            ("aggregateBy", "labels"),
+        ],
+        &both,
+        "alpha|beta",
+    ));
+    let groups = volume["result"].as_array().unwrap();
+    assert_eq!(groups.len(), 1, "{volume}");
+    assert_eq!(groups[0]["metric"], json!({"team": ""}));
+    let total: u64 = groups[0]["value"][1].as_str().unwrap().parse().unwrap();
+    assert_eq!(
+        total,
+        one["bytes"].as_u64().unwrap() + two["bytes"].as_u64().unwrap()
+    );
+
+    // The live tail: history and live entries of both tenants, each
+    // stream labelled; one tenant's token is refused.
+    let grpc = s.grpc_url();
+    rt().block_on(async {
+        let mut c = LogServiceClient::connect(grpc).await.unwrap();
+        let tail_req = proto::TailLogsRequest {
+            query: r#"{team=~".+"}"#.into(),
+            limit: 100,
+            start_ns: t0 - 1,
+            ..Default::default()
+        };
+        let e = c
+            .tail_logs(grpc_req(
+                tail_req.clone(),
+                Some(&a_read),
+                Some("alpha|beta"),
+            ))
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), tonic::Code::PermissionDenied);
+        let mut tail = c
+            .tail_logs(grpc_req(tail_req, Some(&both), Some("alpha|beta")))
+            .await
+            .unwrap()
+            .into_inner();
+        let label = |s: &proto::Stream, name: &str| {
+            s.labels
+                .iter()
+                .find(|l| l.name == name)
+                .map(|l| l.value.clone())
+                .unwrap_or_default()
+        };
+        let mut seen: Vec<(String, String)> = Vec::new();
+        let mut pushed = false;
+        while seen.len() < 7 {
+            let msg = tokio::time::timeout(Duration::from_secs(30), tail.message())
+                .await
+                .expect("a tail message within 30 s")
+                .unwrap()
+                .expect("the tail goes on");
+            for st in &msg.streams {
+                for e in &st.entries {
+                    seen.push((label(st, "__tenant_id__"), e.line.clone()));
+                }
+            }
+            if !pushed && seen.len() >= 5 {
+                pushed = true;
+                for (token, app, team, line) in [
+                    (&a_push, "web", "red", "live-alpha"),
+                    (&b_push, "api", "blue", "live-beta"),
+                ] {
+                    let label = |name: &str, value: &str| proto::Label {
+                        name: name.into(),
+                        value: value.into(),
+                    };
+                    let batch = proto::PushLogBatchRequest {
+                        streams: vec![proto::Stream {
+                            labels: vec![label("app", app), label("team", team)],
+                            entries: vec![proto::Entry {
+                                timestamp_ns: now_ns(),
+                                line: line.into(),
+                                structured_metadata: vec![],
+                            }],
+                        }],
+                    };
+                    c.push_log_batch(grpc_req(batch, Some(token), None))
+                        .await
+                        .unwrap();
+                }
+            }
+        }
+        seen.sort();
+        for (tenant, line) in &seen {
+            assert!(
+                line.starts_with(&format!("from-{tenant}")) || *line == format!("live-{tenant}"),
+                "{seen:?}"
+            );
+        }
+        assert!(
+            seen.contains(&("alpha".into(), "live-alpha".into())),
+            "{seen:?}"
+        );
+        assert!(
+            seen.contains(&("beta".into(), "live-beta".into())),
+            "{seen:?}"
+        );
     });
 }
 

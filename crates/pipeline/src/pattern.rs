@@ -127,6 +127,11 @@ impl Pattern {
 
     /// Whether a line matches the pattern as a `|>` filter.
     pub fn is_match(&self, line: &str) -> bool {
+        if line.is_empty() {
+            // As Loki: an empty line matches only the empty pattern (a
+            // capture takes at least nothing, but not from nothing).
+            return self.parts.is_empty();
+        }
         let mut p = 0;
         let mut rest = line;
         if let Some(Part::Literal(lit)) = self.parts.first() {
@@ -192,6 +197,18 @@ mod tests {
                 ("agent", "Go-http-client/2.0"),
             ])
         );
+    }
+
+    /// The parser takes nothing from an empty line; the `|>` filter
+    /// takes it for the empty pattern only (both as Loki). Found by the
+    /// `pattern` fuzz target, whose oracle now allows it.
+    #[test]
+    fn an_empty_line_matches_only_the_empty_pattern_and_is_never_parsed() {
+        let empty = Pattern::parse("").unwrap();
+        assert!(empty.is_match(""));
+        assert!(!empty.extract("", |_, _| {}));
+        assert!(!Pattern::parse("<a>").unwrap().is_match(""));
+        assert!(!Pattern::parse("x <a>").unwrap().is_match(""));
     }
 
     #[test]

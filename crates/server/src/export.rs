@@ -194,11 +194,29 @@ impl Job {
         }
     }
 
-    fn from_record(r: JobRecord) -> Option<Job> {
+    /// The job of a record read from `<records>/<dir_tenant>/`, or None
+    /// when the record does not describe a job this server could have
+    /// written: its tenant is not the directory's, its id is not 16 hex
+    /// digits, or its file name breaks [`check_file_name`]. A record is
+    /// data, never trusted with a path: expiring a job removes its file
+    /// and rewrites its record, so only the file's name is kept and the
+    /// file is looked for in `<files>/<tenant>/` (which also follows a
+    /// data directory that was moved or restored elsewhere).
+    fn from_record(r: JobRecord, dir_tenant: &str, files: &std::path::Path) -> Option<Job> {
+        if r.tenant != dir_tenant
+            || r.id.len() != 16
+            || !r.id.bytes().all(|b| b.is_ascii_hexdigit())
+        {
+            return None;
+        }
+        let tenant = TenantId::new(&r.tenant).ok()?;
+        let name = r.path.file_name()?.to_str()?;
+        check_file_name(name).ok()?;
+        let path = files.join(tenant.as_str()).join(name);
         Some(Job {
-            tenant: TenantId::new(&r.tenant).ok()?,
+            tenant,
             id: r.id,
-            path: r.path,
+            path,
             started: Timestamp(r.started_ns),
             entries: AtomicU64::new(r.entries),
             bytes: Arc::new(AtomicU64::new(r.bytes)),
@@ -425,6 +443,7 @@ impl Exports {
         let mut loaded = HashMap::new();
         for dir in tenants {
             let dir = dir.map_err(|e| e.to_string())?.path();
+            let dir_tenant = dir.file_name().and_then(|n| n.to_str()).unwrap_or_default();
             let files = std::fs::read_dir(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
             for f in files {
                 let f = f.map_err(|e| e.to_string())?.path();
@@ -434,7 +453,9 @@ impl Exports {
                 let record: Option<JobRecord> = std::fs::read(&f)
                     .ok()
                     .and_then(|b| serde_json::from_slice(&b).ok());
-                let Some(job) = record.and_then(Job::from_record) else {
+                let Some(job) =
+                    record.and_then(|r| Job::from_record(r, dir_tenant, &exports.files))
+                else {
                     tracing::warn!(file = %f.display(), "ignoring an unreadable export job record");
                     continue;
                 };
@@ -689,6 +710,67 @@ mod tests {
             );
         }
         assert!(check_file_name(&"x".repeat(201)).is_err());
+    }
+
+    /// A record naming a file outside the tenant's export directory (or
+    /// another tenant, or an id that is a path) is ignored at open, and
+    /// expiring it removes nothing outside the data directory.
+    #[test]
+    fn job_records_never_name_files_outside_the_export_directory() {
+        let outside = tempfile::tempdir().unwrap();
+        let victim = outside.path().join("victim");
+        std::fs::write(&victim, "keep").unwrap();
+        let data = tempfile::tempdir().unwrap();
+        let records = data.path().join("export_jobs").join("a");
+        std::fs::create_dir_all(&records).unwrap();
+        let now = Timestamp::now().0;
+        let record = |id: &str, tenant: &str, path: &std::path::Path| {
+            serde_json::json!({
+                "id": id, "tenant": tenant, "path": path, "started_ns": now,
+                "state": "completed", "error": "", "finished_ns": now,
+                "entries": 0, "bytes": 0, "progress": 10000,
+            })
+            .to_string()
+        };
+        let kept = data.path().join("exports/a/out.ndjson");
+        for (file, body) in [
+            ("1.json", record("00000000000000aa", "a", &victim)),
+            ("2.json", record("00000000000000bb", "b", &kept)),
+            ("3.json", record("../../../x", "a", &kept)),
+            (
+                "4.json",
+                record("00000000000000cc", "a", &outside.path().join("..")),
+            ),
+            (
+                "5.json",
+                record("00000000000000dd", "a", &data.path().join("x/ok.csv")),
+            ),
+        ] {
+            std::fs::write(records.join(file), body).unwrap();
+        }
+        let exports = Exports::open(data.path(), Duration::from_secs(3600)).unwrap();
+        let a = TenantId::new("a").unwrap();
+        assert!(exports.get(&a, "00000000000000aa").is_some());
+        assert_eq!(
+            exports.get(&a, "00000000000000aa").unwrap().path,
+            data.path().join("exports/a/victim")
+        );
+        assert!(
+            exports
+                .get(&TenantId::new("b").unwrap(), "00000000000000bb")
+                .is_none()
+        );
+        assert!(exports.get(&a, "../../../x").is_none());
+        assert!(exports.get(&a, "00000000000000cc").is_none());
+        assert_eq!(
+            exports.get(&a, "00000000000000dd").unwrap().path,
+            data.path().join("exports/a/ok.csv")
+        );
+
+        // Retention 0: every loaded job expires and its file is removed.
+        drop(exports);
+        Exports::open(data.path(), Duration::ZERO).unwrap();
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep");
     }
 
     #[test]

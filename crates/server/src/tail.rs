@@ -19,7 +19,9 @@
 //! `{"streams":[{"stream":{...},"values":[["<ns>","line"]]}],"dropped_entries":[{"labels":{...},"timestamp":"<ns>"}]}`.
 
 use crate::params::Params;
-use crate::service::query::{ParsedLogQuery, plain_streams, run_logs};
+use crate::service::query::{
+    ParsedLogQuery, keep_newest_or_oldest, pick_tenants, plain_streams, run_logs, with_tenant_label,
+};
 use crate::service::tail::TailParams;
 use crate::service::{Context, ServiceError};
 use crate::{ApiError, AppState};
@@ -31,6 +33,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use skald_model::{Entry, LabelSet, TenantId, Timestamp};
 use skald_query::Direction;
+use skald_store::Subscription;
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
@@ -48,7 +51,9 @@ pub const MAX_DELAY_SECS: u64 = 5;
 
 /// What a tail asks for, parsed.
 pub struct TailRequest {
-    pub tenant: TenantId,
+    /// One tenant, or several (`a|b`): then every stream sent carries its
+    /// tenant's `__tenant_id__`, as a multi-tenant query's do.
+    pub tenants: Vec<TenantId>,
     pub query: ParsedLogQuery,
     pub limit: usize,
     pub start: Timestamp,
@@ -107,36 +112,69 @@ impl Tail {
 pub async fn start(app: Arc<AppState>, req: TailRequest) -> Result<Tail, ServiceError> {
     let pipeline = Arc::new(req.query.pipeline("query")?);
     let notify = Arc::new(Notify::new());
-    let waker = {
-        let notify = notify.clone();
-        Box::new(move || notify.notify_one())
+    let multi = req.tenants.len() > 1;
+    // The label a stream of `tenant` is sent with.
+    let labelled = move |labels: &LabelSet, tenant: &TenantId| {
+        if multi {
+            with_tenant_label(labels, tenant)
+        } else {
+            labels.clone()
+        }
     };
-    let sub = app.store.subscribe(
-        &req.tenant,
-        &req.query.selector,
-        QUEUE_ENTRIES,
-        app.config.tail_queue_bytes,
-        waker,
-    );
+    let (tenants, selector) = pick_tenants(&req.tenants, &req.query.selector);
+    let query = ParsedLogQuery {
+        selector,
+        stages: req.query.stages.clone(),
+    };
+    let subs: Vec<(TenantId, Subscription)> = tenants
+        .iter()
+        .map(|tenant| {
+            let notify = notify.clone();
+            let sub = app.store.subscribe(
+                tenant,
+                &query.selector,
+                QUEUE_ENTRIES,
+                app.config.tail_queue_bytes,
+                Box::new(move || notify.notify_one()),
+            );
+            (tenant.clone(), sub)
+        })
+        .collect();
     let max_stall = Duration::from_secs(app.config.tail_max_stall_secs.max(1));
     let ended: Arc<std::sync::OnceLock<String>> = Arc::default();
     let history = if req.limit > 0 {
         let end = Timestamp::now().saturating_add(1);
         let start = req.start.min(end);
-        let r = run_logs(
-            &app,
-            req.tenant.clone(),
-            &req.query,
-            start,
-            end,
-            req.limit,
-            Direction::Backward,
-            0,
-            false,
-            None,
-        )
-        .await?;
-        let mut streams = plain_streams(r);
+        let mut merged: Option<skald_query::LogResult> = None;
+        for tenant in &tenants {
+            let mut r = run_logs(
+                &app,
+                tenant.clone(),
+                &query,
+                start,
+                end,
+                req.limit,
+                Direction::Backward,
+                0,
+                false,
+                None,
+            )
+            .await?;
+            for s in &mut r.streams {
+                s.labels = labelled(&s.labels, tenant);
+            }
+            match &mut merged {
+                None => merged = Some(r),
+                Some(m) => m.streams.append(&mut r.streams),
+            }
+        }
+        let mut streams = match merged {
+            Some(mut r) => {
+                keep_newest_or_oldest(&mut r, req.limit);
+                plain_streams(r)
+            }
+            None => Vec::new(),
+        };
         for (_, entries) in &mut streams {
             entries.reverse();
         }
@@ -175,50 +213,55 @@ pub async fn start(app: Arc<AppState>, req: TailRequest) -> Result<Tail, Service
             if !req.delay.is_zero() {
                 tokio::time::sleep(req.delay).await;
             }
-            let batch = sub.drain();
-            if batch.is_empty() {
-                continue;
-            }
             let mut by_stream: BTreeMap<LabelSet, Vec<Entry>> = BTreeMap::new();
-            let mut processor = pipeline.processor();
-            for te in batch.entries {
-                let labels: &LabelSet = &te.labels;
-                if !seen.is_empty()
-                    && seen.contains(&(labels.clone(), te.entry.ts.0, te.entry.line.clone()))
-                {
+            let mut dropped = Vec::new();
+            for (tenant, sub) in &subs {
+                let batch = sub.drain();
+                if batch.is_empty() {
                     continue;
                 }
-                let Some(p) = processor.process(
-                    te.entry.ts.0,
-                    &te.entry.line,
-                    labels.labels(),
-                    &te.entry.metadata,
-                ) else {
-                    continue;
-                };
-                let out_labels = if p.labels_changed {
-                    p.label_set().unwrap_or_else(|| labels.clone())
-                } else {
-                    labels.clone()
-                };
-                let line = p.line.to_string();
-                by_stream.entry(out_labels).or_default().push(Entry {
-                    ts: te.entry.ts,
-                    line,
-                    metadata: te.entry.metadata.clone(),
-                });
+                let mut processor = pipeline.processor();
+                for te in batch.entries {
+                    let labels: &LabelSet = &te.labels;
+                    if !seen.is_empty()
+                        && seen.contains(&(
+                            labelled(labels, tenant),
+                            te.entry.ts.0,
+                            te.entry.line.clone(),
+                        ))
+                    {
+                        continue;
+                    }
+                    let Some(p) = processor.process(
+                        te.entry.ts.0,
+                        &te.entry.line,
+                        labels.labels(),
+                        &te.entry.metadata,
+                    ) else {
+                        continue;
+                    };
+                    let out_labels = if p.labels_changed {
+                        p.label_set().unwrap_or_else(|| labels.clone())
+                    } else {
+                        labels.clone()
+                    };
+                    let out_labels = labelled(&out_labels, tenant);
+                    let line = p.line.to_string();
+                    by_stream.entry(out_labels).or_default().push(Entry {
+                        ts: te.entry.ts,
+                        line,
+                        metadata: te.entry.metadata.clone(),
+                    });
+                }
+                dropped.extend(batch.dropped.into_iter().map(|d| DroppedOut {
+                    labels: labelled(&d.labels, tenant),
+                    first_ts: d.first_ts,
+                    count: d.count,
+                }));
             }
             let msg = TailMessage {
                 streams: by_stream.into_iter().collect(),
-                dropped: batch
-                    .dropped
-                    .into_iter()
-                    .map(|d| DroppedOut {
-                        labels: (*d.labels).clone(),
-                        first_ts: d.first_ts,
-                        count: d.count,
-                    })
-                    .collect(),
+                dropped,
             };
             if msg.streams.is_empty() && msg.dropped.is_empty() {
                 continue;

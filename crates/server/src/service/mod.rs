@@ -321,6 +321,13 @@ impl Context {
         Ok(())
     }
 
+    /// Authorises `role` for every tenant of the request and answers them
+    /// (one, or several for a multi-tenant read `a|b`).
+    pub fn tenants_for(&self, role: Role) -> Result<Vec<TenantId>, ServiceError> {
+        self.authorize(role)?;
+        Ok(self.tenants.clone())
+    }
+
     /// Authorises `role` and answers the one tenant of the request;
     /// refuses a multi-tenant request (operations that read several
     /// tenants at once take [`Context::tenants`] instead).

@@ -268,20 +268,9 @@ async fn logs_of_tenants(
     ctx: &Context,
     req: LogRequest,
 ) -> Result<LogResult, ServiceError> {
-    // `{__tenant_id__="a"}` picks tenants; no stream carries the label.
-    let (by_tenant, selector): (Vec<Matcher>, Vec<Matcher>) = req
-        .query
-        .selector
-        .iter()
-        .cloned()
-        .partition(|m| m.name == TENANT_LABEL);
+    let (tenants, selector) = pick_tenants(&ctx.tenants, &req.query.selector);
     let mut merged: Option<LogResult> = None;
-    for tenant in &ctx.tenants {
-        let named =
-            LabelSet::from_trusted(vec![skald_model::Label::new(TENANT_LABEL, tenant.as_str())]);
-        if !by_tenant.iter().all(|m| m.matches(&named)) {
-            continue;
-        }
+    for tenant in &tenants {
         let one = LogRequest {
             query: ParsedLogQuery {
                 selector: selector.clone(),
@@ -313,6 +302,31 @@ async fn logs_of_tenants(
     Ok(merged)
 }
 
+/// The tenants among `tenants` that the `__tenant_id__` matchers of
+/// `selector` pick (`{__tenant_id__="a"}`), and the selector without
+/// them: no stream carries the label, it only chooses tenants. A single
+/// tenant's selector is left as it is: the label belongs to multi-tenant
+/// reads, as in Loki.
+pub fn pick_tenants(tenants: &[TenantId], selector: &[Matcher]) -> (Vec<TenantId>, Vec<Matcher>) {
+    if tenants.len() < 2 {
+        return (tenants.to_vec(), selector.to_vec());
+    }
+    let (by_tenant, rest): (Vec<Matcher>, Vec<Matcher>) = selector
+        .iter()
+        .cloned()
+        .partition(|m| m.name == TENANT_LABEL);
+    let picked = tenants
+        .iter()
+        .filter(|t| {
+            let named =
+                LabelSet::from_trusted(vec![skald_model::Label::new(TENANT_LABEL, t.as_str())]);
+            by_tenant.iter().all(|m| m.matches(&named))
+        })
+        .cloned()
+        .collect();
+    (picked, rest)
+}
+
 /// The stream's labels with `__tenant_id__` added.
 pub fn with_tenant_label(labels: &LabelSet, tenant: &TenantId) -> LabelSet {
     let mut all = labels.labels().to_vec();
@@ -324,7 +338,7 @@ pub fn with_tenant_label(labels: &LabelSet, tenant: &TenantId) -> LabelSet {
 
 /// Cuts a result to `limit` entries over all its streams: the newest when
 /// backward, the oldest when forward.
-fn keep_newest_or_oldest(result: &mut LogResult, limit: usize) {
+pub(crate) fn keep_newest_or_oldest(result: &mut LogResult, limit: usize) {
     let total: usize = result.streams.iter().map(|s| s.entries.len()).sum();
     if total <= limit {
         return;
@@ -630,6 +644,8 @@ pub struct Coverage {
     pub bytes: u64,
 }
 
+/// What `selector` covers; over several tenants (`a|b`, read on each,
+/// `__tenant_id__` matchers picking among them), the sum of each one's.
 pub async fn coverage(
     app: &Arc<AppState>,
     ctx: &Context,
@@ -637,20 +653,20 @@ pub async fn coverage(
     start: Timestamp,
     end: Timestamp,
 ) -> Result<Coverage, ServiceError> {
-    let tenant = ctx.tenant_for(Role::Read)?;
+    let (tenants, selector) = pick_tenants(&ctx.tenants_for(Role::Read)?, &selector);
     let store = app.store.clone();
     blocking(move || {
-        let snap = store.snapshot(&tenant, &selector, start, end);
-        let mut out = Coverage {
-            streams: snap.streams.len() as u64,
-            ..Default::default()
-        };
-        for s in &snap.streams {
-            for src in &s.sources {
-                let (e, b) = src.size();
-                out.chunks += 1;
-                out.entries += e;
-                out.bytes += b;
+        let mut out = Coverage::default();
+        for tenant in &tenants {
+            let snap = store.snapshot(tenant, &selector, start, end);
+            out.streams += snap.streams.len() as u64;
+            for s in &snap.streams {
+                for src in &s.sources {
+                    let (e, b) = src.size();
+                    out.chunks += 1;
+                    out.entries += e;
+                    out.bytes += b;
+                }
             }
         }
         Ok(out)

@@ -22,7 +22,8 @@ pub struct TailParams {
     pub delay_secs: u64,
 }
 
-/// Starts a tail for the context's tenant; messages arrive on its
+/// Starts a tail for the context's tenant (or tenants: `a|b`, read
+/// granted on each, streams labelled with `__tenant_id__`); messages arrive on its
 /// receiver until it is dropped. Its queues are bounded in entries and
 /// bytes (`tail_queue_bytes`), and a client that stops reading for
 /// `tail_max_stall_secs` ends it (the reason is in [`Tail::ended`]).
@@ -46,9 +47,13 @@ async fn start_audited(
     ctx: &Context,
     p: TailParams,
 ) -> Result<Tail, ServiceError> {
-    let tenant = ctx.tenant_for(Role::Read)?;
+    let tenants = ctx.tenants_for(Role::Read)?;
     let query = parse_log_query("query", &p.query)?;
-    let limit = entry_limit(app, &tenant, p.limit)?;
+    // Over several tenants, the smallest of their entry limits.
+    let mut limit = usize::MAX;
+    for tenant in &tenants {
+        limit = limit.min(entry_limit(app, tenant, p.limit)?);
+    }
     if p.delay_secs > MAX_DELAY_SECS {
         return Err(ServiceError::bad_request(format!(
             "delay_for can't be greater than {MAX_DELAY_SECS}"
@@ -60,7 +65,7 @@ async fn start_audited(
     crate::tail::start(
         app.clone(),
         TailRequest {
-            tenant,
+            tenants,
             query,
             limit,
             start,

@@ -1,0 +1,7 @@
+//! libFuzzer over `skald_fuzz_checks::export_jobs`: what it feeds and what it
+//! checks is documented there, and the stable pass in
+//! `crates/fuzz-checks/tests/smoke.rs` runs the same check.
+
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| skald_fuzz_checks::export_jobs(data));
