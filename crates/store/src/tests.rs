@@ -777,7 +777,9 @@ fn a_crash_mid_rewrite_leaves_a_consistent_store() {
             tmp.push(".tmp");
             std::fs::rename(&output, &tmp).unwrap();
         }
-        let store = Store::open(retention_config(dir.path(), "48h")).unwrap();
+        // Reopened with a retention the compactor's pass at start does not
+        // act on, so what is seen is what the recovery left.
+        let store = Store::open(retention_config(dir.path(), "1000h")).unwrap();
         let want: Vec<&str> = if state == "output not yet renamed" {
             vec!["new", "old"]
         } else {
@@ -793,6 +795,7 @@ fn a_crash_mid_rewrite_leaves_a_consistent_store() {
             segment_files(dir.path())
         );
         // And the next pass finishes the job.
+        store.set_limits(retention_config(dir.path(), "48h").limits);
         store.apply_retention().unwrap();
         assert_eq!(lines(&store, r#"{app="a"}"#), vec!["new"], "{state}");
     }
