@@ -266,23 +266,27 @@ pub fn tokens_file(data: &[u8]) {
     }
 }
 
-/// The input split at its first NUL byte into a patterns file and an
-/// errors file of one day (`<dir>/<tenant>/patterns-<day>.tsv`,
-/// `errors-<day>.tsv`), read by the analysis index for the patterns API,
+/// The input split at NUL bytes into the patterns and errors files of one
+/// day, version 1 (`<dir>/<tenant>/patterns-<day>.tsv`, `errors-<day>.tsv`)
+/// and version 2 (`patterns-<day>.v2.tsv`, `errors-<day>.v2.tsv`), read by
+/// the analysis index for the patterns API,
 /// error groups and anomaly detection over that day. No panic, no
 /// overflow, whatever the counts and buckets say.
 pub fn pattern_files(data: &[u8]) {
     use skald_analysis::{anomaly, groups, index};
     const DAY: i64 = 19_700;
     const SECS_PER_DAY: i64 = 86_400;
-    let (patterns, errors) = match data.iter().position(|&b| b == 0) {
-        Some(at) => (&data[..at], &data[at + 1..]),
-        None => (data, &b""[..]),
-    };
+    let mut parts = data.splitn(4, |&b| b == 0);
     let dir = scratch("patterns");
     let tenant_dir = dir.join(TENANT);
-    write(&tenant_dir.join(format!("patterns-{DAY}.tsv")), patterns);
-    write(&tenant_dir.join(format!("errors-{DAY}.tsv")), errors);
+    for name in [
+        format!("patterns-{DAY}.tsv"),
+        format!("errors-{DAY}.tsv"),
+        format!("patterns-{DAY}.v2.tsv"),
+        format!("errors-{DAY}.v2.tsv"),
+    ] {
+        write(&tenant_dir.join(name), parts.next().unwrap_or_default());
+    }
     let config = index::IndexConfig::default();
     let Ok(index) = index::PatternIndex::open(&dir, config.clone()) else {
         return;

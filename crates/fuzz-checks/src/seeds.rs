@@ -216,6 +216,12 @@ pub fn seeds(target: &str) -> Vec<Vec<u8>> {
                 b2 = day_start + 50_000,
             )
             .into_bytes(),
+            format!(
+                "\0\0skald-patterns\t2\n=0\terror\t{{app=\"fuzz\"}}\tuser <_> failed\n{b}\t3\t0\n{b2}\t5\t0\n\0skald-errors\t2\n=0\tpanic\tNullPointerException\tat Foo.bar\t{{app=\"fuzz\"}}\tuser <_> failed\n{b}\t2\t0\tuser 7 failed\n{b2}\t1\t0\t\n",
+                b = day_start + 3_600,
+                b2 = day_start + 50_000,
+            )
+            .into_bytes(),
         ],
         _ => Vec::new(),
     }
