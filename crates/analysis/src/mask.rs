@@ -105,7 +105,9 @@ pub fn mask_into(line: &str, max_tokens: usize, out: &mut Masked) {
             i += 1;
         }
         // `key="a quoted phrase"` is one token: its value is data.
-        if let Some(eq) = quoted_value_at(&bytes[start..i]) {
+        // The token's first `=` (the same after a quoted value extends it).
+        let first_eq = memchr::memchr(b'=', &bytes[start..i]);
+        if let Some(eq) = first_eq.and_then(|_| quoted_value_at(&bytes[start..i])) {
             let quote = bytes[start + eq + 1];
             let value = &bytes[start + eq + 2..i];
             let closed = value.last() == Some(&quote) && !value.is_empty();
@@ -124,7 +126,7 @@ pub fn mask_into(line: &str, max_tokens: usize, out: &mut Masked) {
             out.push_wildcard();
             continue;
         }
-        mask_token(&line[start..i], out);
+        mask_token(&line[start..i], first_eq, out);
     }
 }
 
@@ -145,19 +147,23 @@ fn is_word_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b >= 0x80
 }
 
-fn mask_token(token: &str, out: &mut Masked) {
+fn mask_token(token: &str, first_eq: Option<usize>, out: &mut Masked) {
     let bytes = token.as_bytes();
     if out.last_ends_with_wildcard() && is_unit(token) {
         // `12 ms`, `(0.0 KB)`: the unit belongs to the value before it.
         return;
     }
-    if is_path_or_url(bytes) || is_host_port(bytes) || is_date_word(token) {
+    let last_colon = memchr::memrchr(b':', bytes);
+    if is_path_or_url(bytes, last_colon.is_some())
+        || last_colon.is_some_and(|c| is_host_port(bytes, c))
+        || is_date_word(token)
+    {
         out.push_wildcard();
         return;
     }
     let start = out.text.len();
     // `key=value`: the key is the shape, the value is data.
-    if let Some(eq) = bytes.iter().position(|&b| b == b'=')
+    if let Some(eq) = first_eq
         && eq > 0
         && eq + 1 < bytes.len()
         && bytes[..eq]
@@ -218,11 +224,12 @@ fn mask_token(token: &str, out: &mut Masked) {
     out.spans.push((start as u32, out.text.len() as u32));
 }
 
-fn is_path_or_url(bytes: &[u8]) -> bool {
+fn is_path_or_url(bytes: &[u8], has_colon: bool) -> bool {
     let unix = bytes.len() > 1 && bytes[0] == b'/' && bytes[1] != b'/';
     let windows =
         bytes.len() > 2 && bytes[0].is_ascii_alphabetic() && bytes[1] == b':' && bytes[2] == b'\\';
-    let url = memchr::memchr_iter(b':', bytes).any(|c| bytes[c + 1..].starts_with(b"//"));
+    let url =
+        has_colon && memchr::memchr_iter(b':', bytes).any(|c| bytes[c + 1..].starts_with(b"//"));
     unix || windows || url
 }
 
@@ -241,10 +248,8 @@ fn is_uuid_at(bytes: &[u8], i: usize) -> bool {
 }
 
 /// `name.domain:port`: the host is as variable as the port.
-fn is_host_port(bytes: &[u8]) -> bool {
-    let Some(colon) = bytes.iter().rposition(|&b| b == b':') else {
-        return false;
-    };
+/// `colon` is the token's last `:`.
+fn is_host_port(bytes: &[u8], colon: usize) -> bool {
     let port = &bytes[colon + 1..];
     let host = &bytes[..colon];
     (1..=5).contains(&port.len())
