@@ -575,13 +575,22 @@ fn query_limits_are_the_tenants_own_and_reload() {
     );
 }
 
+/// A server with authentication on, and the push and read tokens of
+/// tenants alpha and beta, in that order.
+fn two_tenants() -> (Server, [String; 4]) {
+    let s = Server::start_with(&["--auth"]);
+    let tokens = [
+        create_token(&s, "alpha", "push", "a-push"),
+        create_token(&s, "beta", "push", "b-push"),
+        create_token(&s, "alpha", "read", "a-read"),
+        create_token(&s, "beta", "read", "b-read"),
+    ];
+    (s, tokens)
+}
+
 #[test]
 fn multi_tenant_reads_need_every_tenant_and_label_each_stream() {
-    let s = Server::start_with(&["--auth"]);
-    let a_push = create_token(&s, "alpha", "push", "a-push");
-    let b_push = create_token(&s, "beta", "push", "b-push");
-    let a_read = create_token(&s, "alpha", "read", "a-read");
-    let b_read = create_token(&s, "beta", "read", "b-read");
+    let (s, [a_push, b_push, a_read, b_read]) = two_tenants();
     wait_until("tokens loaded", || {
         call(
             &s,
@@ -744,11 +753,7 @@ fn multi_tenant_reads_need_every_tenant_and_label_each_stream() {
 /// tenant and picking tenants in selectors.
 #[test]
 fn multi_tenant_labels_series_stats_volume_and_tail() {
-    let s = Server::start_with(&["--auth"]);
-    let a_push = create_token(&s, "alpha", "push", "a-push");
-    let b_push = create_token(&s, "beta", "push", "b-push");
-    let a_read = create_token(&s, "alpha", "read", "a-read");
-    let b_read = create_token(&s, "beta", "read", "b-read");
+    let (s, [a_push, b_push, a_read, b_read]) = two_tenants();
     let admin = create_token(&s, "*", "admin", "root");
     let both = format!("{a_read},{b_read}");
     let get = |path: &str, params: &[(&str, &str)], token: &str, org: &str| {
