@@ -8,7 +8,9 @@
 //!
 //! Not here: durability (the WAL), compression (segments).
 
-use skald_chunk::filter::{FilterBuilder, FilterParams, FilterProbe, TrigramFilter};
+use skald_chunk::filter::{
+    BlockFilter, DigitFilter, FilterBuilder, FilterParams, FilterProbe, TrigramFilter,
+};
 use skald_model::{Entry, Label, LabelSet, StreamId, TenantId, Timestamp};
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -37,11 +39,11 @@ pub struct HeadBlock {
     /// Set once the block can no longer change (frozen, or taken for a
     /// flush): only then is a filter worth building and keeping.
     immutable: bool,
-    /// The block's trigram filter, in the segment format
+    /// The block's trigram and digit-gram filters, in the segment format
     /// ([`skald_chunk::filter`]), built by the first query that asks: a
     /// needle search in the head skips blocks as it does in segments,
     /// at no cost to ingest.
-    filter: OnceLock<Vec<u8>>,
+    filter: OnceLock<(Vec<u8>, Vec<u8>)>,
 }
 
 thread_local! {
@@ -182,11 +184,21 @@ impl HeadBlock {
         if !self.immutable || !probe.is_selective() {
             return true;
         }
-        let bytes = self.filter.get_or_init(|| self.build_filter());
-        TrigramFilter::from_bytes(bytes).map_or(true, |f| f.may_match(probe))
+        let (trigrams, digits) = self.filter.get_or_init(|| self.build_filter());
+        match (
+            TrigramFilter::from_bytes(trigrams),
+            DigitFilter::from_bytes(digits),
+        ) {
+            (Ok(trigrams), Ok(digits)) => BlockFilter {
+                trigrams,
+                digits: Some(digits),
+            }
+            .may_match(probe),
+            _ => true,
+        }
     }
 
-    fn build_filter(&self) -> Vec<u8> {
+    fn build_filter(&self) -> (Vec<u8>, Vec<u8>) {
         FILTER_BUILDER.with(|cell| {
             let mut cell = cell.borrow_mut();
             let builder = cell.get_or_insert_with(|| {
@@ -196,9 +208,9 @@ impl HeadBlock {
             for i in 0..self.len() {
                 builder.add_line(self.line(i).as_bytes());
             }
-            let mut out = Vec::new();
-            builder.finish(&mut out);
-            out
+            let (mut trigrams, mut digits) = (Vec::new(), Vec::new());
+            builder.finish_both(&mut trigrams, &mut digits);
+            (trigrams, digits)
         })
     }
 
@@ -393,5 +405,25 @@ mod tests {
         });
         assert!(b.metadata(0).is_empty());
         assert_eq!(b.metadata(1)[0].value, "t1");
+    }
+
+    #[test]
+    fn frozen_blocks_skip_needles_by_trigrams_and_digit_grams() {
+        let mut b = HeadBlock::new();
+        for (ts, l) in [
+            (1, "order 42424 user 124241"),
+            (2, "took 2424 ms shard 242"),
+        ] {
+            b.push(&e(ts, l));
+        }
+        let probe = |s: &str| FilterProbe::new(s.as_bytes());
+        // A block that may still grow lets everything through.
+        assert!(b.may_match(&probe("424242")));
+        let f = b.freeze();
+        assert!(!f.may_match(&probe("424242")));
+        assert!(!f.may_match(&probe("zebra")));
+        for present in ["124241", "user 124241", "42424", "2424 MS"] {
+            assert!(f.may_match(&probe(present)), "{present}");
+        }
     }
 }
