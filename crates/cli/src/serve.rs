@@ -245,6 +245,9 @@ async fn serve(
         .add_service(skald_server::grpc::service(state.clone()))
         .add_service(skald_server::grpc::otlp_logs_service(state.clone()))
         .into_axum_router()
+        .layer(axum::middleware::from_fn(
+            skald_server::grpc::timeout::enforce,
+        ))
         .layer(skald_server::observe::GrpcLayer(state.clone()));
     // Both listeners run the same loop with the [listen] limits, and
     // count push bodies in the same budget (skald_server::listen).

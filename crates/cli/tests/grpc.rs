@@ -1166,3 +1166,35 @@ fn export_jobs_expire_and_are_capped() {
         }
     });
 }
+
+/// A client's `grpc-timeout` reaches the server's check (its unit test
+/// covers the deadline itself, which a tonic client also enforces on its
+/// side): a malformed header is refused with INVALID_ARGUMENT naming it,
+/// and a generous one changes nothing.
+#[test]
+fn grpc_timeout_headers_are_checked_by_the_real_binary() {
+    let s = Server::start();
+    rt().block_on(async {
+        let mut c = client(&s).await;
+        let r = push(&mut c, vec![stream(&[("app", "t")], &[(now_ns(), "one")])]).await;
+        assert_eq!(r.accepted, 1);
+        let query = || proto::QueryLogsRequest {
+            query: r#"{app="t"}"#.into(),
+            start_ns: day_ago().parse().unwrap(),
+            end_ns: now_ns() + 1_000_000_000,
+            limit: 10,
+            direction: proto::Direction::Backward as i32,
+        };
+        let mut req = tonic::Request::new(query());
+        req.metadata_mut()
+            .insert("grpc-timeout", "5s".parse().unwrap());
+        let err = c.query_logs(req).await.unwrap_err();
+        assert_eq!(err.code(), tonic::Code::InvalidArgument, "{err}");
+        assert!(err.message().contains("grpc-timeout"), "{}", err.message());
+
+        let mut req = tonic::Request::new(query());
+        req.set_timeout(std::time::Duration::from_secs(60));
+        let r = c.query_logs(req).await.unwrap().into_inner();
+        assert_eq!(r.streams.len(), 1);
+    });
+}

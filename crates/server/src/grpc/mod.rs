@@ -22,6 +22,7 @@ mod push;
 pub(crate) mod query;
 mod streams;
 mod tail;
+pub mod timeout;
 
 use crate::AppState;
 use crate::service::{Context, ServiceError};
