@@ -154,3 +154,82 @@ fn push_then_query_back_from_skald() {
         }
     });
 }
+
+/// Against a server with authentication on: the push client and the query
+/// client with a bearer token push and read back their tenant's lines;
+/// without a token, or with a token of another tenant, the push is
+/// rejected (not retried) and reported, and the query fails with 401/403.
+#[test]
+fn the_client_pushes_and_queries_with_a_token_against_auth() {
+    let server = Server::start_with_config("[auth]\nenabled = true\n");
+    let writer = server.create_token("team-a", "push", "shipper");
+    let reader = server.create_token("team-a", "read", "dashboards");
+    let other = server.create_token("team-b", "push", "elsewhere");
+    let base = Timestamp::now().0 - 60_000_000_000;
+    let labels = Labels::new([("app", "auth-e2e")]).unwrap();
+
+    let config_with = |auth: Option<skald_client::Auth>| {
+        let mut config = Config::new(&server.url);
+        config.endpoint.tenant = Some("team-a".into());
+        config.endpoint.auth = auth;
+        config
+    };
+    let client = Client::new(config_with(Some(skald_client::Auth::Bearer(writer)))).unwrap();
+    for i in 0..100i64 {
+        client
+            .send(Entry::new(&labels, format!("authorised {i}")).at(Timestamp(base + i)))
+            .unwrap();
+    }
+    client.close(Duration::from_secs(60)).unwrap();
+    assert_eq!(client.last_error(), None);
+
+    for (auth, status) in [(None, 401), (Some(skald_client::Auth::Bearer(other)), 403)] {
+        let refused = Client::new(config_with(auth)).unwrap();
+        refused
+            .send(Entry::new(&labels, "refused").at(Timestamp(base + 500)))
+            .unwrap();
+        refused.close(Duration::from_secs(60)).unwrap();
+        match refused.last_error() {
+            Some(Error::Rejected { status: s, .. }) => assert_eq!(s, status),
+            other => panic!("expected a rejection with {status}, got {other:?}"),
+        }
+    }
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let window = RangeQuery {
+            start: Some(Timestamp(base - 1)),
+            end: Some(Timestamp(base + 10_000)),
+            limit: Some(1000),
+            direction: Some(Direction::Forward),
+            ..RangeQuery::default()
+        };
+        let mut endpoint = Endpoint::new(&server.url);
+        endpoint.tenant = Some("team-a".into());
+        endpoint.auth = Some(skald_client::Auth::Bearer(reader));
+        let query = QueryClient::new(endpoint.clone()).unwrap();
+        let QueryResult::Streams(streams) = query
+            .query_range(r#"{app="auth-e2e"}"#, &window)
+            .await
+            .unwrap()
+        else {
+            panic!("a log query answers streams");
+        };
+        let lines: Vec<String> = streams
+            .iter()
+            .flat_map(|s| s.entries.iter().map(|e| e.line.clone()))
+            .collect();
+        assert_eq!(lines.len(), 100, "{lines:?}");
+        assert!(lines.iter().all(|l| l.starts_with("authorised ")));
+
+        endpoint.auth = None;
+        let anonymous = QueryClient::new(endpoint).unwrap();
+        match anonymous.query_range(r#"{app="auth-e2e"}"#, &window).await {
+            Err(Error::Status { status, .. }) => assert_eq!(status, 401),
+            other => panic!("expected 401, got {other:?}"),
+        }
+    });
+}

@@ -100,6 +100,51 @@ impl Server {
     }
 }
 
+impl Server {
+    /// A token of `role` for `tenant`, made with `skald token create` on
+    /// this server's data directory (a running server picks it up).
+    pub fn create_token(&self, tenant: &str, role: &str, name: &str) -> String {
+        let out = Command::new(skald_bin())
+            .args(["token", "create", "--data-dir"])
+            .arg(self.dir.path().join("data"))
+            .args(["--tenant", tenant, "--role", role, "--name", name])
+            .output()
+            .expect("running skald token create");
+        assert!(out.status.success(), "{out:?}");
+        let token = String::from_utf8(out.stdout).unwrap().trim().to_string();
+        // The running server re-reads its tokens within a second or so.
+        let port: u16 = self.url.rsplit(':').next().unwrap().parse().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !answers_with(port, &token, tenant) {
+            assert!(
+                Instant::now() < deadline,
+                "the server never accepted the new token"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        token
+    }
+}
+
+/// Whether `GET /loki/api/v1/labels` with this token and tenant is
+/// answered anything but 401 (a push-only token gets 403: it is known).
+fn answers_with(port: u16, token: &str, tenant: &str) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut socket) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = socket.set_read_timeout(Some(Duration::from_secs(5)));
+    let request = format!(
+        "GET /loki/api/v1/labels HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: Bearer {token}\r\nX-Scope-OrgID: {tenant}\r\nConnection: close\r\n\r\n"
+    );
+    if socket.write_all(request.as_bytes()).is_err() {
+        return false;
+    }
+    let mut answer = String::new();
+    let _ = socket.read_to_string(&mut answer);
+    answer.starts_with("HTTP/1.1 ") && !answer.starts_with("HTTP/1.1 401")
+}
+
 /// `GET /ready` answers 200, over a plain socket: no HTTP client runtime,
 /// so that async tests can call `Server::start` too.
 fn ready(port: u16) -> bool {
