@@ -8,6 +8,7 @@
 
 mod analyze;
 mod bench;
+mod catalog;
 mod config;
 mod debug;
 mod patterns;

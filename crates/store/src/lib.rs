@@ -18,7 +18,7 @@
 //! Not here: query evaluation (`skald-query`), HTTP (`skald-server`),
 //! byte formats (`skald-chunk`).
 
-mod catalog;
+pub mod catalog;
 mod commit;
 mod compact;
 mod config;
@@ -35,7 +35,9 @@ mod segment;
 pub mod storage;
 pub mod tail;
 
-pub use catalog::CorruptFile;
+pub use catalog::{
+    CatalogError, CatalogStore, CorruptFile, LocalCatalog, PostgresCatalog, SegmentRecord,
+};
 pub use config::{FsyncMode, StoreConfig};
 pub use head::HeadBlock;
 pub use index::StreamInfo;
@@ -73,6 +75,8 @@ pub enum StoreError {
     ShuttingDown,
     #[error("the store could not write its wal: {0}")]
     WriteFailed(String),
+    #[error(transparent)]
+    Catalog(#[from] catalog::CatalogError),
 }
 
 /// Entries of a push that were not stored, and why.
@@ -269,8 +273,13 @@ pub(crate) struct Shared {
     pub commit_hook: std::sync::OnceLock<CommitHook>,
     /// Where segments live.
     pub segments: Arc<dyn storage::SegmentStore>,
+    /// Where the list of segments is kept (this process's view of it is
+    /// `state.catalog`).
+    pub catalog: Arc<dyn CatalogStore>,
     /// Segments out of the catalog, deleted once no query holds them.
     pub retired: segment::Retired,
+    /// When the view last caught up with a shared catalog.
+    pub last_refresh: Mutex<Option<Instant>>,
 }
 
 /// Receives each group of entries once durable and in the head, on the
@@ -326,6 +335,19 @@ impl Store {
         config: StoreConfig,
         segments: Arc<dyn storage::SegmentStore>,
     ) -> Result<Store, StoreError> {
+        let catalog = Arc::new(LocalCatalog::new(segments.clone(), &config.data_dir));
+        Store::open_with_catalog(config, segments, catalog)
+    }
+
+    /// [`Store::open_with`] with the list of segments kept in `catalog`
+    /// (PostgreSQL, shared by several nodes): this store then also learns,
+    /// every [`CATALOG_REFRESH`], of the segments other nodes publish and
+    /// remove.
+    pub fn open_with_catalog(
+        config: StoreConfig,
+        segments: Arc<dyn storage::SegmentStore>,
+        catalog: Arc<dyn CatalogStore>,
+    ) -> Result<Store, StoreError> {
         let io = |path: &std::path::Path| {
             let path = path.to_path_buf();
             move |source| StoreError::Io { path, source }
@@ -339,10 +361,16 @@ impl Store {
             }
             _ => {}
         }
-        let catalog =
-            Catalog::load(&*segments).map_err(|e| io(&segments.location("tenants"))(e))?;
+        if catalog.shared() {
+            // Segments stored before this catalog listed them keep their
+            // keys: new ids start after them.
+            let stored = catalog::max_stored_id(&*segments)
+                .map_err(|e| io(&segments.location("tenants"))(e))?;
+            catalog.reserve_ids_through(stored)?;
+        }
+        let view = Catalog::load(&*segments, &*catalog)?;
         let mut index: HashMap<TenantId, TenantIndex> = HashMap::new();
-        for (tenant, segs) in &catalog.segments {
+        for (tenant, segs) in &view.segments {
             let idx = index.entry(tenant.clone()).or_default();
             for seg in segs {
                 for (labels, id, min, max) in seg.streams() {
@@ -354,7 +382,7 @@ impl Store {
             head: Head::default(),
             head_since: None,
             flushing: None,
-            catalog,
+            catalog: view,
             index,
             flushes_started: 0,
             flushes_done: 0,
@@ -429,7 +457,9 @@ impl Store {
             config,
             commit_hook: Default::default(),
             segments,
+            catalog: catalog.clone(),
             retired: Default::default(),
+            last_refresh: Mutex::new(None),
         });
         let (commands, commands_rx) = mpsc::sync_channel(1024);
         let (jobs, jobs_rx) = mpsc::sync_channel(1);
@@ -457,15 +487,36 @@ impl Store {
                 .spawn(move || commit::run(shared, wal, commands_rx, jobs))
                 .map_err(io(std::path::Path::new("thread")))?
         };
+        let mut threads = vec![committer, flusher, compactor];
+        if catalog.shared() {
+            let shared = shared.clone();
+            threads.push(
+                std::thread::Builder::new()
+                    .name("skald-catalog".into())
+                    .spawn(move || follow_catalog(shared))
+                    .map_err(io(std::path::Path::new("thread")))?,
+            );
+        }
         Ok(Store {
             shared,
             commands,
-            threads: Mutex::new(vec![committer, flusher, compactor]),
+            threads: Mutex::new(threads),
         })
     }
 
     pub fn config(&self) -> &StoreConfig {
         &self.shared.config
+    }
+
+    /// Where the list of segments and the delete requests are kept.
+    pub fn catalog(&self) -> &Arc<dyn CatalogStore> {
+        &self.shared.catalog
+    }
+
+    /// Brings this store's view up to date with a shared catalog now (the
+    /// store also does it every [`CATALOG_REFRESH`]).
+    pub fn refresh_catalog(&self) -> Result<(), StoreError> {
+        refresh_view(&self.shared)
     }
 
     /// Installs the hook that sees every durable group (pattern mining).
@@ -574,12 +625,18 @@ impl Store {
     /// thread does the same after every flush).
     pub fn compact(&self) -> Result<(), StoreError> {
         let never = std::collections::HashSet::new();
+        let mut busy = std::collections::HashSet::new();
         loop {
             let _one_at_a_time = self.shared.compacting.lock();
-            let Some((tenant, inputs)) = compact::pick(&self.shared, &never) else {
+            let Some((tenant, inputs)) = compact::pick(&self.shared, &never, &busy) else {
                 // Inputs no query holds go now, not at the thread's next
                 // check.
                 return segment::reap(&self.shared);
+            };
+            let Some(_lease) = compact::TenantLease::take(&self.shared, &tenant)? else {
+                // Another node compacts this tenant.
+                busy.insert(tenant);
+                continue;
             };
             compact::compact(&self.shared, &tenant, &inputs)?;
         }
@@ -897,6 +954,53 @@ impl Drop for Store {
     fn drop(&mut self) {
         let _ = self.close();
     }
+}
+
+/// How often a store over a shared catalog asks it what other nodes
+/// changed.
+pub const CATALOG_REFRESH: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The `skald-catalog` thread: refreshes the view every
+/// [`CATALOG_REFRESH`] until the store closes.
+fn follow_catalog(shared: Arc<Shared>) {
+    let mut failing = false;
+    while !shared.closing.load(Ordering::Relaxed) {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let last = *shared.last_refresh.lock();
+        if last.is_some_and(|t| t.elapsed() < CATALOG_REFRESH) {
+            continue;
+        }
+        match refresh_view(&shared) {
+            Ok(()) if failing => {
+                failing = false;
+                tracing::info!(catalog = %shared.catalog.describe(), "the catalog answers again");
+            }
+            Ok(()) => {}
+            Err(e) if !failing => {
+                failing = true;
+                tracing::warn!(error = %e, "could not refresh the catalog view; serving the segments known so far");
+            }
+            Err(_) => *shared.last_refresh.lock() = Some(Instant::now()),
+        }
+    }
+}
+
+/// Adds the segments other processes published to the view, and drops
+/// those they removed.
+pub(crate) fn refresh_view(shared: &Shared) -> Result<(), StoreError> {
+    let version = shared.state.read().catalog.version;
+    let fetched = Catalog::fetch_changes(version, &*shared.segments, &*shared.catalog)?;
+    let mut state = shared.state.write();
+    let added = state.catalog.apply(fetched);
+    for (tenant, seg) in added {
+        let idx = state.index.entry(tenant).or_default();
+        for (labels, id, min, max) in seg.streams() {
+            idx.observe(labels, id, min, max);
+        }
+    }
+    drop(state);
+    *shared.last_refresh.lock() = Some(Instant::now());
+    Ok(())
 }
 
 pub(crate) fn wal_options() -> skald_wal::WalOptions {
