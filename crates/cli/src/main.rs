@@ -9,6 +9,7 @@
 mod analyze;
 mod bench;
 mod catalog;
+mod cluster;
 mod config;
 mod debug;
 mod patterns;

@@ -75,6 +75,20 @@ pub struct ServeArgs {
     /// `[catalog] url`.
     #[arg(long, env = "SKALD_CATALOG")]
     pub catalog: Option<String>,
+    /// What this node does in a cluster over one --storage and --catalog:
+    /// `ingest` (pushes, WAL, flushes), `query` (reads, asking the ingest
+    /// nodes for their heads), `compact` (compaction and retention), or
+    /// `all`.
+    #[arg(long, env = "SKALD_TARGET", value_enum, default_value = "all")]
+    pub target: crate::cluster::Target,
+    /// The base URL other nodes reach this node's HTTP API at (default:
+    /// http://<--http-addr>).
+    #[arg(long, env = "SKALD_ADVERTISE_URL")]
+    pub advertise_url: Option<String>,
+    /// API token (read, every tenant) this node sends when it asks the
+    /// ingest nodes for their heads, if they require authentication.
+    #[arg(long, env = "SKALD_CLUSTER_TOKEN", hide_env_values = true)]
+    pub cluster_token: Option<String>,
     /// Log filter, e.g. `info` or `skald_store=debug,info`.
     #[arg(long, env = "SKALD_LOG", default_value = "info")]
     pub log: String,
@@ -126,6 +140,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(url) = &args.catalog {
         cfg.catalog.url = Some(url.clone());
     }
+    cfg.store.role = args.target.role();
     cfg.validate()?;
     let exposed = [args.http_addr, args.grpc_addr]
         .into_iter()
@@ -186,10 +201,22 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     if store.catalog().shared() {
         crate::catalog::follow_deletes(&runtime, state.clone());
     }
+    let node = crate::cluster::join(
+        &runtime,
+        &store,
+        args.target,
+        args.advertise_url.clone(),
+        args.http_addr,
+        tls.is_some(),
+        args.cluster_token.clone(),
+    )?;
     let result = runtime.block_on(serve(state, &args, tls, cfg.listen.clone()));
     ruler.stop();
     tracing::info!("flushing and closing the store");
     store.close().context("closing the store")?;
+    if let Some(node) = node {
+        node.leave();
+    }
     tracing::info!("stopped");
     result
 }

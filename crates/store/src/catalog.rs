@@ -82,6 +82,16 @@ impl SegmentRecord {
     }
 }
 
+/// A registered node of a cluster.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NodeRecord {
+    /// Its HTTP API's base URL.
+    pub address: String,
+    pub target: String,
+    /// Seconds since its last heartbeat.
+    pub silent_secs: f64,
+}
+
 /// What changed in a catalog since a version (see
 /// [`CatalogStore::changes_since`]).
 #[derive(Debug, Clone, Default)]
@@ -208,6 +218,24 @@ pub trait CatalogStore: Send + Sync + std::fmt::Debug {
     fn retention_due(&self, every: Duration) -> Result<bool, CatalogError> {
         let _ = every;
         Ok(true)
+    }
+
+    /// Records (or refreshes: a heartbeat) this node, reachable at
+    /// `address`, doing `target` (all, ingest, query, compact).
+    fn register_node(&self, address: &str, target: &str) -> Result<(), CatalogError> {
+        let _ = (address, target);
+        Ok(())
+    }
+
+    /// Removes this node's registration (a clean stop, head flushed).
+    fn leave(&self, address: &str) -> Result<(), CatalogError> {
+        let _ = address;
+        Ok(())
+    }
+
+    /// The registered nodes that hold heads (targets `all` and `ingest`).
+    fn ingest_nodes(&self) -> Result<Vec<NodeRecord>, CatalogError> {
+        Ok(Vec::new())
     }
 
     /// Every delete request of every tenant, oldest first.

@@ -83,6 +83,10 @@ pub(crate) fn run(shared: Arc<Shared>, wake: Receiver<()>) {
         if let Err(e) = crate::segment::reap(&shared) {
             tracing::warn!(error = %e, "could not delete a replaced or expired segment; trying again later");
         }
+        if !shared.config.role.compact {
+            // Another node of the cluster compacts (--target).
+            continue;
+        }
         if last_retention.is_none_or(|t| t.elapsed() >= retention_every)
             && retention_due(&shared, retention_every)
         {

@@ -19,6 +19,7 @@
 //! byte formats (`skald-chunk`).
 
 pub mod catalog;
+pub mod cluster;
 mod commit;
 mod compact;
 mod config;
@@ -36,9 +37,10 @@ pub mod storage;
 pub mod tail;
 
 pub use catalog::{
-    CatalogError, CatalogStore, CorruptFile, LocalCatalog, PostgresCatalog, SegmentRecord,
+    CatalogError, CatalogStore, CorruptFile, LocalCatalog, NodeRecord, PostgresCatalog,
+    SegmentRecord,
 };
-pub use config::{FsyncMode, StoreConfig};
+pub use config::{FsyncMode, NodeRole, StoreConfig};
 pub use head::HeadBlock;
 pub use index::StreamInfo;
 pub use limits::{LimitUsage, TenantLimits};
@@ -75,6 +77,8 @@ pub enum StoreError {
     ShuttingDown,
     #[error("the store could not write its wal: {0}")]
     WriteFailed(String),
+    #[error("this node does not take pushes (--target {0}); send them to an ingest node")]
+    NotIngesting(&'static str),
     #[error(transparent)]
     Catalog(#[from] catalog::CatalogError),
 }
@@ -280,6 +284,8 @@ pub(crate) struct Shared {
     pub retired: segment::Retired,
     /// When the view last caught up with a shared catalog.
     pub last_refresh: Mutex<Option<Instant>>,
+    /// The other nodes' heads, asked by every snapshot (see [`cluster`]).
+    pub peers: std::sync::OnceLock<Arc<dyn cluster::PeerHeads>>,
 }
 
 /// Receives each group of entries once durable and in the head, on the
@@ -460,6 +466,7 @@ impl Store {
             catalog: catalog.clone(),
             retired: Default::default(),
             last_refresh: Mutex::new(None),
+            peers: Default::default(),
         });
         let (commands, commands_rx) = mpsc::sync_channel(1024);
         let (jobs, jobs_rx) = mpsc::sync_channel(1);
@@ -533,6 +540,13 @@ impl Store {
         tenant: &TenantId,
         mut streams: Vec<StreamBatch>,
     ) -> Result<PushOutcome, StoreError> {
+        if !self.shared.config.role.ingest {
+            let target = match self.shared.config.role.compact {
+                true => "compact",
+                false => "query",
+            };
+            return Err(StoreError::NotIngesting(target));
+        }
         let limits = self.shared.limiter.limits(tenant);
         let scrubber = self.shared.scrubber.read().clone();
         scrubber.scrub(tenant, &mut streams);
@@ -665,8 +679,55 @@ impl Store {
         Ok(())
     }
 
+    /// Makes every snapshot ask `peers` for the entries other nodes hold
+    /// in memory (see [`cluster`]). Only the first call takes effect.
+    pub fn set_peers(&self, peers: Arc<dyn cluster::PeerHeads>) {
+        let _ = self.shared.peers.set(peers);
+    }
+
+    /// The entries of this node's head (and of a head being flushed) of
+    /// `tenant`'s streams matching `matchers`, in `[start, end)`, sorted:
+    /// what a query node asks an ingest node for. No tombstones applied
+    /// (the asking node applies its own).
+    pub fn head_streams(
+        &self,
+        tenant: &TenantId,
+        matchers: &[Matcher],
+        start: Timestamp,
+        end: Timestamp,
+    ) -> Vec<(LabelSet, Vec<Entry>)> {
+        let state = self.shared.state.read();
+        let Some(index) = state.index.get(tenant) else {
+            return Vec::new();
+        };
+        let head = state.head.tenants.get(tenant);
+        let flushing = state.flushing.as_ref().and_then(|f| f.tenants.get(tenant));
+        let mut out = Vec::new();
+        for info in index.select(matchers, start, end) {
+            let mut blocks: Vec<Arc<HeadBlock>> = Vec::new();
+            if let Some((_, flushed)) = flushing.and_then(|f| f.get(&info.id)) {
+                blocks.extend(flushed.iter().cloned());
+            }
+            if let Some(s) = head.and_then(|h| h.get(&info.id)) {
+                blocks.extend(s.blocks_in(start, end));
+            }
+            let mut entries: Vec<Entry> = blocks
+                .iter()
+                .flat_map(|b| b.entries())
+                .filter(|e| e.ts >= start && e.ts < end)
+                .collect();
+            if entries.is_empty() {
+                continue;
+            }
+            entries.sort_by_key(|e| e.ts);
+            out.push((info.labels.clone(), entries));
+        }
+        out
+    }
+
     /// The streams matching `matchers` with entries in `[start, end)`, with
-    /// every head block and segment chunk that may hold those entries.
+    /// every head block and segment chunk that may hold those entries
+    /// (other nodes' heads too, when peers are set: see [`cluster`]).
     pub fn snapshot(
         &self,
         tenant: &TenantId,
@@ -674,13 +735,25 @@ impl Store {
         start: Timestamp,
         end: Timestamp,
     ) -> Snapshot {
+        let from_peers = self
+            .shared
+            .peers
+            .get()
+            .map(|p| p.fetch(tenant, matchers, start, end));
+        if from_peers.is_some()
+            && self.shared.catalog.shared()
+            && let Err(e) = refresh_view(&self.shared)
+        {
+            tracing::warn!(error = %e, "could not refresh the catalog view before a query");
+        }
         let state = self.shared.state.read();
         let mut snap = Snapshot {
             corrupt: state.catalog.corrupt.clone(),
             ..Default::default()
         };
         let Some(index) = state.index.get(tenant) else {
-            return snap;
+            drop(state);
+            return self.finish_snapshot(tenant, snap, from_peers);
         };
         let segments: Vec<&Arc<Segment>> = state
             .catalog
@@ -724,6 +797,19 @@ impl Store {
             }
         }
         drop(state);
+        self.finish_snapshot(tenant, snap, from_peers)
+    }
+
+    /// Adds the peers' entries to a snapshot and hides deleted entries.
+    fn finish_snapshot(
+        &self,
+        tenant: &TenantId,
+        mut snap: Snapshot,
+        from_peers: Option<cluster::PeerAnswer>,
+    ) -> Snapshot {
+        if let Some(answer) = from_peers {
+            cluster::merge(&mut snap, answer);
+        }
         delete::apply_to_snapshot(&self.shared.tombstones.of(tenant), &mut snap);
         snap
     }

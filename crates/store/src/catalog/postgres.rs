@@ -32,7 +32,7 @@
 //! Connections are plain TCP: put the database on a private network or a
 //! local socket proxy until TLS is supported.
 
-use super::{CatalogError, CatalogStore, Changes, SegmentRecord};
+use super::{CatalogError, CatalogStore, Changes, NodeRecord, SegmentRecord};
 use crate::delete::DeleteRequest;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use skald_model::{TenantId, Timestamp};
@@ -42,7 +42,10 @@ use tokio_postgres::NoTls;
 use tokio_postgres::types::ToSql;
 
 /// The schema migrations, in order: (version, SQL).
-pub const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../../migrations/0001_catalog.sql"))];
+pub const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../../migrations/0001_catalog.sql")),
+    (2, include_str!("../../migrations/0002_nodes.sql")),
+];
 
 /// How long a compaction lease lasts if its holder dies.
 pub const LEASE: Duration = Duration::from_secs(600);
@@ -578,6 +581,61 @@ impl CatalogStore for PostgresCatalog {
                 )
                 .await?;
             Ok(true)
+        })
+    }
+
+    fn register_node(&self, address: &str, target: &str) -> Result<(), CatalogError> {
+        let (address, target) = (address.to_string(), target.to_string());
+        self.run(move |client, node| async move {
+            client
+                .execute(
+                    "INSERT INTO skald_nodes AS n (address, target, node)
+                     VALUES ($1, $2, $3)
+                     ON CONFLICT (address) DO UPDATE SET
+                         target = EXCLUDED.target,
+                         node = EXCLUDED.node,
+                         heartbeat_at = now(),
+                         started_at = CASE WHEN n.node = EXCLUDED.node
+                                           THEN n.started_at ELSE now() END",
+                    &[&address, &target, &node],
+                )
+                .await?;
+            Ok(())
+        })
+    }
+
+    fn leave(&self, address: &str) -> Result<(), CatalogError> {
+        let address = address.to_string();
+        self.run(move |client, node| async move {
+            client
+                .execute(
+                    "DELETE FROM skald_nodes WHERE address = $1 AND node = $2",
+                    &[&address, &node],
+                )
+                .await?;
+            Ok(())
+        })
+    }
+
+    fn ingest_nodes(&self) -> Result<Vec<NodeRecord>, CatalogError> {
+        self.run(|client, _| async move {
+            let rows = client
+                .query(
+                    "SELECT address, target,
+                            extract(epoch FROM now() - heartbeat_at)::float8 AS silent
+                     FROM skald_nodes WHERE target IN ('all', 'ingest')
+                     ORDER BY address",
+                    &[],
+                )
+                .await?;
+            Ok(rows
+                .iter()
+                .map(|r| NodeRecord {
+                    address: r.get("address"),
+                    target: r.get("target"),
+                    silent_secs: r.get("silent"),
+                })
+                .collect())
         })
     }
 
