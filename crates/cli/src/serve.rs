@@ -85,8 +85,9 @@ pub struct ServeArgs {
     /// http://<--http-addr>).
     #[arg(long, env = "SKALD_ADVERTISE_URL")]
     pub advertise_url: Option<String>,
-    /// API token (read, every tenant) this node sends when it asks the
-    /// ingest nodes for their heads, if they require authentication.
+    /// API token this node sends when it asks the ingest nodes for their
+    /// heads, if they require authentication: valid for every tenant
+    /// (`skald token create --tenant '*' --role admin`).
     #[arg(long, env = "SKALD_CLUSTER_TOKEN", hide_env_values = true)]
     pub cluster_token: Option<String>,
     /// Log filter, e.g. `info` or `skald_store=debug,info`.

@@ -12,10 +12,13 @@ mod postgres;
 mod s3;
 
 use common::{Server, now_ns};
+
+fn refused(args: &[&str]) -> String {
+    common::refused(args, &[])
+}
 use postgres::{PASSWORD, Postgres};
 use s3::{ACCESS_KEY, BUCKET, S3Server, SECRET_KEY};
 use serde_json::json;
-use std::process::{Command, Stdio};
 
 fn env(s3: &S3Server) -> Vec<(&'static str, String)> {
     vec![
@@ -70,31 +73,6 @@ fn a_node_on_an_empty_data_directory_serves_what_the_catalog_lists() {
     assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
     // Nothing of the catalog was written to the data directory.
     assert!(!second.data_dir().join("delete_requests.json").exists());
-}
-
-/// Runs `skald serve` expecting it to refuse to start; returns its
-/// standard error.
-fn refused(args: &[&str]) -> String {
-    let data = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_skald"))
-        .arg("serve")
-        .arg("--data-dir")
-        .arg(data.path())
-        .arg("--http-addr")
-        .arg(format!("127.0.0.1:{}", common::free_port()))
-        .arg("--grpc-addr")
-        .arg(format!("127.0.0.1:{}", common::free_port()))
-        .args(args)
-        .env("SKALD_LOG", "error")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(!stderr.contains("listening"), "{stderr}");
-    assert_eq!(stderr.trim_end().lines().count(), 1, "one line: {stderr}");
-    stderr
 }
 
 #[test]

@@ -26,8 +26,13 @@ struct Cluster {
 
 impl Cluster {
     fn node(&self, target: &str) -> Server {
+        self.node_with(target, &[])
+    }
+
+    fn node_with(&self, target: &str, extra: &[&str]) -> Server {
         let mut args: Vec<&str> = self.args.iter().map(String::as_str).collect();
         args.extend(["--target", target]);
+        args.extend(extra);
         let env: Vec<(&str, &str)> = self.env.iter().map(|(k, v)| (*k, v.as_str())).collect();
         Server::start_with_env(&args, &env)
     }
@@ -168,4 +173,83 @@ fn two_ingest_nodes_a_query_node_and_a_compactor_serve_one_data_set() {
     // Every node reads the same.
     assert_eq!(read(&a), (expected.clone(), vec![]));
     assert_eq!(read(&b), (expected, vec![]));
+}
+
+#[test]
+fn a_query_node_reads_heads_with_its_cluster_token_and_nothing_else_does() {
+    let Some(pg) = Postgres::start() else { return };
+    let catalog = pg.create_database("auth");
+    let s3 = S3Server::start();
+    let cluster = Cluster {
+        env: vec![
+            ("AWS_ACCESS_KEY_ID", ACCESS_KEY.to_string()),
+            ("AWS_SECRET_ACCESS_KEY", SECRET_KEY.to_string()),
+            ("AWS_ENDPOINT_URL", s3.endpoint.clone()),
+        ],
+        args: vec![
+            "--storage".into(),
+            format!("s3://{BUCKET}/skald"),
+            "--catalog".into(),
+            catalog,
+        ],
+    };
+    let ingest = cluster.node_with("ingest", &["--auth"]);
+    let push_token = common::create_token(&ingest, "acme", "push", "pusher");
+    let cluster_token = common::create_token(&ingest, "*", "admin", "cluster");
+    let other_token = common::create_token(&ingest, "other", "read", "other");
+    let http = reqwest::blocking::Client::new();
+    // The running server picks the new tokens up within a second.
+    common::wait_until("tokens loaded", || {
+        http.get(ingest.url("/loki/api/v1/labels"))
+            .bearer_auth(&cluster_token)
+            .header("X-Scope-OrgID", "acme")
+            .send()
+            .unwrap()
+            .status()
+            == 200
+    });
+    let body = json!({"streams": [{"stream": {"app": "a"}, "values": [[now_ns().to_string(), "secret line"]]}]});
+    let r = http
+        .post(ingest.url("/loki/api/v1/push"))
+        .bearer_auth(&push_token)
+        .header("X-Scope-OrgID", "acme")
+        .json(&body)
+        .send()
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.text().unwrap());
+
+    let trusted = cluster.node_with("query", &["--cluster-token", &cluster_token]);
+    let stranger = cluster.node("query");
+    let ask = |node: &Server| -> Value {
+        let r = http
+            .get(node.url("/loki/api/v1/query_range"))
+            .header("X-Scope-OrgID", "acme")
+            .query(&[("query", r#"{app="a"}"#), ("start", &day_ago())])
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        r.json().unwrap()
+    };
+    let v = ask(&trusted);
+    assert_eq!(v["data"]["result"][0]["values"][0][1], "secret line", "{v}");
+    assert!(v.get("warnings").is_none(), "{v}");
+    let v = ask(&stranger);
+    assert_eq!(v["data"]["result"].as_array().unwrap().len(), 0, "{v}");
+    assert!(v["warnings"][0].as_str().unwrap().contains("401"), "{v}");
+
+    // The endpoint itself: a read of that tenant, nothing less.
+    let heads = |token: Option<&str>| {
+        let mut r = http
+            .get(ingest.url("/skald/internal/v1/heads"))
+            .header("X-Scope-OrgID", "acme")
+            .query(&[("query", r#"{app="a"}"#)]);
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        r.send().unwrap().status().as_u16()
+    };
+    assert_eq!(heads(None), 401);
+    assert_eq!(heads(Some(&other_token)), 403);
+    assert_eq!(heads(Some(&push_token)), 403);
+    assert_eq!(heads(Some(&cluster_token)), 200);
 }

@@ -446,27 +446,18 @@ impl LocalCatalog {
     }
 
     fn write_deletes(&self, list: &[DeleteRequest]) -> Result<(), CatalogError> {
-        let path = &self.deletes_file;
         let io = |source| CatalogError::Io {
-            path: path.clone(),
+            path: self.deletes_file.clone(),
             source,
         };
         let body = serde_json::to_vec_pretty(list)
             .map_err(|e| io(std::io::Error::other(e.to_string())))?;
-        let tmp = path.with_extension("json.tmp");
-        {
-            use std::io::Write;
-            let mut f = std::fs::File::create(&tmp).map_err(io)?;
-            f.write_all(&body).map_err(io)?;
-            f.sync_all().map_err(io)?;
-        }
-        std::fs::rename(&tmp, path).map_err(io)?;
-        if let Some(dir) = path.parent() {
-            std::fs::File::open(dir)
-                .and_then(|d| d.sync_all())
-                .map_err(io)?;
-        }
-        Ok(())
+        // Written as a segment store writes a small file: temporary name,
+        // fsync, rename, fsync of the directory.
+        let dir = self.deletes_file.parent().unwrap_or(Path::new("."));
+        crate::storage::LocalDir::new(dir)
+            .put_bytes(DELETES_FILE, &body)
+            .map_err(io)
     }
 }
 

@@ -1,8 +1,9 @@
 //! What the nodes of a cluster ask each other: an ingest node's head
 //! entries, for a query node to add to its answer (see
 //! `skald_store::cluster`). Authorised as a read of the tenant, like any
-//! query: the asking node sends its `[cluster] token` (a read token of
-//! every tenant) when authentication is on.
+//! query: the asking node sends its `--cluster-token` (a token valid for
+//! every tenant, which only an admin token may be) when authentication is
+//! on.
 
 use super::{Context, Role, ServiceError, blocking};
 use crate::AppState;

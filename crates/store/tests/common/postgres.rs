@@ -178,28 +178,18 @@ impl Postgres {
 
     /// Runs `sql` in database `db`.
     pub fn execute(&self, db: &str, sql: &str) {
-        let url = self.url(db);
-        let sql = sql.to_string();
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        runtime.block_on(async move {
-            let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-                .await
-                .unwrap();
-            let conn = tokio::spawn(conn);
-            client.batch_execute(&sql).await.unwrap();
-            drop(client);
-            let _ = conn.await;
-        });
+        self.run(db, sql, false);
     }
 
     /// The first column of the first row of `sql` in database `db`, a
     /// count.
     pub fn count(&self, db: &str, sql: &str) -> i64 {
-        let url = self.url(db);
-        let sql = sql.to_string();
+        self.run(db, sql, true)
+    }
+
+    /// Runs `sql` in `db`; returns the count it selects when `count`.
+    fn run(&self, db: &str, sql: &str, count: bool) -> i64 {
+        let (url, sql) = (self.url(db), sql.to_string());
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -209,7 +199,13 @@ impl Postgres {
                 .await
                 .unwrap();
             let conn = tokio::spawn(conn);
-            let n: i64 = client.query_one(&sql, &[]).await.unwrap().get(0);
+            let n = match count {
+                true => client.query_one(&sql, &[]).await.unwrap().get(0),
+                false => {
+                    client.batch_execute(&sql).await.unwrap();
+                    0
+                }
+            };
             drop(client);
             let _ = conn.await;
             n
