@@ -110,6 +110,27 @@ fn two_ingest_nodes_a_query_node_and_a_compactor_serve_one_data_set() {
     acked.extend(push(&b, "b", "first", 100));
     assert_eq!(read(&query), (sorted(acked.clone()), vec![]));
 
+    // Another tenant's head entries reach only that tenant's reads.
+    let other = json!({"streams": [{"stream": {"app": "a"}, "values": [[now_ns().to_string(), "other tenant"]]}]});
+    assert!(a.push_json_tenant("other", &other).status().is_success());
+    assert_eq!(read(&query), (sorted(acked.clone()), vec![]));
+    let v: Value = reqwest::blocking::Client::new()
+        .get(query.url("/loki/api/v1/query_range"))
+        .header("X-Scope-OrgID", "other")
+        .query(&[("query", r#"{app="a"}"#), ("start", &day_ago())])
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(
+        v["data"]["result"][0]["values"][0][1], "other tenant",
+        "{v}"
+    );
+    assert_eq!(
+        v["data"]["result"][0]["values"].as_array().unwrap().len(),
+        1
+    );
+
     // The query node takes no pushes, and says so.
     let r = query.push_json(
         &json!({"streams": [{"stream": {"app": "q"}, "values": [[now_ns().to_string(), "x"]]}]}),

@@ -421,3 +421,57 @@ fn two_stores_compacting_one_tenant_lose_no_update() {
     assert_eq!(read_app(&c, &t, "race"), expected);
     c.close().unwrap();
 }
+
+#[test]
+fn retention_on_one_node_and_tenants_apart_are_seen_by_every_node() {
+    let Some(pg) = Postgres::start() else { return };
+    let url = pg.create_database("retention");
+    let s3 = S3Server::start();
+    let mut config = StoreConfig {
+        compact_fan_in: 0,
+        ..StoreConfig::default()
+    };
+    let limits = config.limits.defaults_mut();
+    limits.reject_old_samples = false;
+    limits.retention_period = skald_model::parse_duration("48h").unwrap();
+    let open = |dir: &std::path::Path| {
+        let catalog = Arc::new(PostgresCatalog::connect(&url).unwrap());
+        let config = StoreConfig {
+            data_dir: dir.to_path_buf(),
+            ..config.clone()
+        };
+        Store::open_with_catalog(config, objects(&s3), catalog).unwrap()
+    };
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (a, b) = (open(dir_a.path()), open(dir_b.path()));
+    let (acme, bravo) = (tenant("acme"), tenant("bravo"));
+    let now = Timestamp::now().0;
+    let day = 86_400_000_000_000;
+    let old = vec![(now - 3 * day, "three days old".to_string())];
+    let new = vec![(now - 60_000_000_000, "a minute old".to_string())];
+    push_and_flush(&a, &acme, "app", &old);
+    push_and_flush(&a, &acme, "app", &new);
+    push_and_flush(&a, &bravo, "app", &new);
+    b.refresh_catalog().unwrap();
+    assert_eq!(read_app(&b, &acme, "app"), [old[0].clone(), new[0].clone()]);
+    // Tenants stay apart across nodes.
+    assert_eq!(read_app(&b, &bravo, "app"), new);
+    assert!(read_app(&b, &tenant("other"), "app").is_empty());
+
+    // Retention applied by the other node: the expired segment leaves the
+    // catalog, and the node that wrote it stops serving it.
+    let report = b.apply_retention().unwrap();
+    assert_eq!(report.segments_deleted, 1, "{report:?}");
+    let check = PostgresCatalog::connect(&url).unwrap();
+    assert_eq!(
+        check.list().unwrap().len(),
+        2,
+        "{:?}",
+        check.list().unwrap()
+    );
+    a.refresh_catalog().unwrap();
+    assert_eq!(read_app(&a, &acme, "app"), new);
+    assert_eq!(read_app(&a, &bravo, "app"), new);
+    a.close().unwrap();
+    b.close().unwrap();
+}
