@@ -5,7 +5,8 @@
 //! after flushes; an ingest node killed with SIGKILL is reported in the
 //! answers' warnings until it is back, and then nothing acknowledged is
 //! missing; compaction runs while queries do, and no answer misses or
-//! repeats an entry.
+//! repeats an entry. Label and series answers include streams only the
+//! ingest nodes' heads hold.
 
 mod common;
 #[path = "../../store/tests/common/postgres.rs"]
@@ -109,6 +110,19 @@ fn two_ingest_nodes_a_query_node_and_a_compactor_serve_one_data_set() {
     acked.extend(push(&a, "a", "first", 100));
     acked.extend(push(&b, "b", "first", 100));
     assert_eq!(read(&query), (sorted(acked.clone()), vec![]));
+
+    // Streams that exist only in the ingest nodes' heads are in label and
+    // series answers too.
+    let since = day_ago();
+    let v = query.get_json("/loki/api/v1/label/app/values", &[("start", &since)]);
+    assert_eq!(v["data"], json!(["a", "b"]), "{v}");
+    let v = query.get_json("/loki/api/v1/labels", &[("start", &since)]);
+    assert_eq!(v["data"], json!(["app"]), "{v}");
+    let v = query.get_json(
+        "/loki/api/v1/series",
+        &[("match[]", r#"{app=~"a|b"}"#), ("start", &since)],
+    );
+    assert_eq!(v["data"], json!([{"app": "a"}, {"app": "b"}]), "{v}");
 
     // Another tenant's head entries reach only that tenant's reads.
     let other = json!({"streams": [{"stream": {"app": "a"}, "values": [[now_ns().to_string(), "other tenant"]]}]});

@@ -1,6 +1,7 @@
 //! The internal endpoint of a cluster: `GET /skald/internal/v1/heads`
-//! (`query` a stream selector, `start`, `end` in ns), the head entries of
-//! this node, as JSON:
+//! (`query` a stream selector, none for every stream, `start`, `end` in ns; `entries=bounds` for
+//! only the oldest and newest entry of each stream, what label and series
+//! answers need), the head entries of this node, as JSON:
 //!
 //! ```text
 //! {"streams": [{"labels": "{app=\"api\"}",
@@ -31,16 +32,23 @@ pub async fn heads(
 ) -> Result<Json<Value>, ApiError> {
     let ctx = Context::from_http(&app, &headers)?;
     let params = Params::from_request(raw.as_deref(), &Bytes::new());
-    let selector = params
-        .get("query")
-        .ok_or_else(|| ApiError::bad_request("missing parameter \"query\""))?;
-    let selector = stream_selector(selector, false)?;
+    // No selector: every stream (label and series answers over all).
+    let selector = match params.get("query").filter(|q| !q.is_empty()) {
+        Some(q) => stream_selector(q, false)?,
+        None => Vec::new(),
+    };
     let start = params.time("start")?.unwrap_or(Timestamp(0));
     let end = params.time("end")?.unwrap_or(Timestamp::MAX);
+    let bounds_only = params.get("entries") == Some("bounds");
     let streams = cluster::heads(&app, &ctx, selector, start, end).await?;
     let streams: Vec<Value> = streams
         .into_iter()
-        .map(|(labels, entries)| {
+        .map(|(labels, mut entries)| {
+            if bounds_only && entries.len() > 2 {
+                let newest = entries.pop().expect("more than two");
+                entries.truncate(1);
+                entries.push(newest);
+            }
             let entries: Vec<Value> = entries
                 .into_iter()
                 .map(|e| {

@@ -22,6 +22,10 @@
 //! Loki's partial responses do: its entries not yet flushed are missing
 //! from that answer.
 //!
+//! Label names, values and series on a query node include the streams of
+//! the ingest nodes' heads too (without warnings: those answers have no
+//! place for them).
+//!
 //! Not here: the HTTP client and the endpoint (`skald-server`, `skald`),
 //! node registration (the catalog's `skald_nodes`).
 
@@ -52,6 +56,36 @@ pub trait PeerHeads: Send + Sync {
         start: Timestamp,
         end: Timestamp,
     ) -> PeerAnswer;
+
+    /// As [`PeerHeads::fetch`], for index answers (labels, series): each
+    /// stream with at least its oldest and newest entry in the range.
+    fn streams(
+        &self,
+        tenant: &TenantId,
+        matchers: &[Matcher],
+        start: Timestamp,
+        end: Timestamp,
+    ) -> PeerAnswer {
+        self.fetch(tenant, matchers, start, end)
+    }
+}
+
+/// The streams of a peers' answer as the index describes them.
+pub(crate) fn stream_infos(answer: PeerAnswer) -> Vec<crate::StreamInfo> {
+    answer
+        .streams
+        .into_iter()
+        .filter_map(|(labels, entries)| {
+            let min_ts = entries.iter().map(|e| e.ts).min()?;
+            let max_ts = entries.iter().map(|e| e.ts).max()?;
+            Some(crate::StreamInfo {
+                id: labels.stream_id(),
+                labels,
+                min_ts,
+                max_ts,
+            })
+        })
+        .collect()
 }
 
 /// Adds the peers' entries to `snap` as head blocks, and their failures as

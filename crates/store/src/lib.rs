@@ -817,7 +817,7 @@ impl Store {
     /// Label names of `tenant`'s streams with entries in `[start, end)`.
     pub fn label_names(&self, tenant: &TenantId, start: Timestamp, end: Timestamp) -> Vec<String> {
         let deleted = self.shared.tombstones.of(tenant);
-        if !deleted.is_empty() {
+        if !deleted.is_empty() || self.shared.peers.get().is_some() {
             let mut names: Vec<String> = self
                 .streams(tenant, &[], start, end)
                 .iter()
@@ -845,7 +845,7 @@ impl Store {
         end: Timestamp,
     ) -> Vec<String> {
         let deleted = self.shared.tombstones.of(tenant);
-        if !deleted.is_empty() {
+        if !deleted.is_empty() || self.shared.peers.get().is_some() {
             let mut values: Vec<String> = self
                 .streams(tenant, matchers, start, end)
                 .iter()
@@ -871,6 +871,16 @@ impl Store {
         start: Timestamp,
         end: Timestamp,
     ) -> Vec<LabelSet> {
+        if self.shared.peers.get().is_some() {
+            let mut out: Vec<LabelSet> = selectors
+                .iter()
+                .flat_map(|m| self.streams(tenant, m, start, end))
+                .map(|s| s.labels)
+                .collect();
+            out.sort();
+            out.dedup();
+            return out;
+        }
         let state = self.shared.state.read();
         let Some(index) = state.index.get(tenant) else {
             return Vec::new();
@@ -887,7 +897,8 @@ impl Store {
         out
     }
 
-    /// Every stream of a tenant the index knows, with its time bounds.
+    /// Every stream of a tenant the index knows (and the other nodes'
+    /// heads hold, when peers are set), with its time bounds.
     pub fn streams(
         &self,
         tenant: &TenantId,
@@ -895,9 +906,14 @@ impl Store {
         start: Timestamp,
         end: Timestamp,
     ) -> Vec<StreamInfo> {
+        let from_peers = self
+            .shared
+            .peers
+            .get()
+            .map(|p| cluster::stream_infos(p.streams(tenant, matchers, start, end)));
         let deleted = self.shared.tombstones.of(tenant);
         let state = self.shared.state.read();
-        state
+        let mut out: Vec<StreamInfo> = state
             .index
             .get(tenant)
             .map(|i| {
@@ -907,7 +923,21 @@ impl Store {
                     .cloned()
                     .collect()
             })
-            .unwrap_or_default()
+            .unwrap_or_default();
+        drop(state);
+        for info in from_peers.into_iter().flatten() {
+            if delete::Tombstones::hides(&deleted, &info) {
+                continue;
+            }
+            match out.iter_mut().find(|s| s.id == info.id) {
+                Some(s) => {
+                    s.min_ts = s.min_ts.min(info.min_ts);
+                    s.max_ts = s.max_ts.max(info.max_ts);
+                }
+                None => out.push(info),
+            }
+        }
+        out
     }
 
     pub fn tenant_stats(&self, tenant: &TenantId) -> TenantStats {
