@@ -39,7 +39,9 @@ pub use block::{
     MetadataIter,
 };
 pub use error::ChunkError;
-pub use filter::{FilterBuilder, FilterParams, FilterProbe, TrigramFilter};
+pub use filter::{
+    BlockFilter, DigitFilter, FilterBuilder, FilterParams, FilterProbe, TrigramFilter,
+};
 pub use segment::{
     ChunkMeta, ChunkSection, FileRange, RangeRead, SegmentOptions, SegmentReader, SegmentSummary,
     SegmentWriter, StreamMeta, describe_segment,

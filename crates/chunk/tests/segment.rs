@@ -218,7 +218,7 @@ fn unknown_optional_sections_are_skipped_and_required_ones_refused() {
     add_section(&optional, 40, 0, b"field columns of a later version");
     let reader = SegmentReader::open(&optional).unwrap();
     assert_eq!(read_all(&reader).unwrap(), sorted_by_id(streams.clone()));
-    assert_eq!(reader.sections().len(), 4);
+    assert_eq!(reader.sections().len(), 5);
 
     let required = dir.path().join("required.seg");
     write(&required, small_blocks(), &streams);
@@ -438,6 +438,83 @@ fn fixture_v1_still_reads() {
         .unwrap();
     assert!(reader.may_contain(&edge.chunks[0], "ÜNÏCÖDÉ".to_lowercase().as_bytes()));
     assert!(!reader.may_contain(&edge.chunks[0], b"kubernetes"));
+    // Written before digit filters: numbers fall back to the trigrams.
+    assert!(reader.digit_filter(&edge.chunks[0]).is_none());
+}
+
+#[test]
+fn digit_filters_skip_chunks_that_only_share_a_numbers_trigrams() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.seg");
+    let labels = LabelSet::parse(r#"{app="ids"}"#).unwrap();
+    // Every chunk holds all the digit trigrams of 424242; one holds it.
+    let entries: Vec<Entry> = (0..400)
+        .map(|i| {
+            let line = if i == 123 {
+                "order 77424242 shipped".to_string()
+            } else {
+                format!(
+                    "order {} user 2424 shard 42{} took 24{} ms",
+                    100_000 + i * 7,
+                    i % 10,
+                    i % 3
+                )
+            };
+            Entry::new(Timestamp(i), line)
+        })
+        .collect();
+    write(&path, small_blocks(), &[(labels.clone(), entries)]);
+    let reader = SegmentReader::open(&path).unwrap();
+    let stream = reader.stream(labels.stream_id()).unwrap();
+    assert!(stream.chunks.len() > 4, "{}", stream.chunks.len());
+    let passing: Vec<_> = stream
+        .chunks
+        .iter()
+        .filter(|c| reader.may_contain(c, b"424242"))
+        .collect();
+    assert!(
+        stream
+            .chunks
+            .iter()
+            .all(|c| reader.filter(c).unwrap().may_contain(b"424242")),
+        "the trigrams alone should let every chunk through"
+    );
+    assert!(
+        passing.len() <= 2,
+        "{} of {} chunks",
+        passing.len(),
+        stream.chunks.len()
+    );
+    let hit = passing
+        .iter()
+        .flat_map(|c| reader.read_block(c).unwrap())
+        .filter(|e| e.line.contains("424242"))
+        .count();
+    assert_eq!(hit, 1);
+    assert!(reader.summary().filter_bytes > 0);
+}
+
+#[test]
+fn a_damaged_digit_filters_section_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.seg");
+    write(&path, small_blocks(), &sample(5));
+    let reader = SegmentReader::open(&path).unwrap();
+    let section = reader
+        .sections()
+        .iter()
+        .find(|s| s.kind_name() == "digit filters")
+        .cloned()
+        .unwrap();
+    drop(reader);
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[section.offset as usize + 2] ^= 0x40;
+    std::fs::write(&path, &bytes).unwrap();
+    let msg = SegmentReader::open(&path).unwrap_err().to_string();
+    assert!(
+        msg.contains("digit filters") && msg.contains(&format!("offset {}", section.offset)),
+        "{msg}"
+    );
 }
 
 #[test]

@@ -37,6 +37,8 @@
 //! max_query_series = 500
 //! max_query_bytes_read = 0      # bytes a query may read (index estimate); 0: no limit
 //! max_response_bytes = 33554432 # entries a log query holds, as formatted
+//! max_query_memory = 268435456  # series and entries one query holds; default
+//!                               # 1/16 of the machine's memory, 64..256 MiB
 //! query_timeout_secs = 120      # limits of docs/reliability.md, with their defaults
 //! max_concurrent_queries = 4
 //! max_queued_queries = 64

@@ -7,7 +7,6 @@
 //! Flags win over the file, the file over the defaults.
 
 mod analyze;
-mod bench;
 mod catalog;
 mod cluster;
 mod config;
@@ -49,7 +48,7 @@ enum Command {
     Debug(debug::DebugCommand),
     /// Measure the server: ingest throughput, memory, bytes on disk and
     /// query latency on a generated dataset.
-    Bench(bench::BenchArgs),
+    Bench(skald_bench::BenchArgs),
     /// Run a LogQL query against a server and print the result.
     Query(remote::QueryArgs),
     /// List label names, or the values of one label.
@@ -103,7 +102,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve::run(args),
         Command::Debug(cmd) => debug::run(cmd),
-        Command::Bench(args) => bench::run(args),
+        Command::Bench(args) => skald_bench::run(args),
         Command::Query(args) => remote::query(args),
         Command::Labels(args) => remote::labels(args),
         Command::Series(args) => remote::series(args),

@@ -169,8 +169,22 @@ fn a_request_mixing_good_and_bad_streams_stores_the_good_ones() {
 fn oversized_bodies_get_413() {
     let server = Server::start_with(&["--config", "/dev/null"]);
     let big = vec![b' '; 70 * 1024 * 1024];
-    let (status, _) = push_raw(&server, "application/json", None, big);
+    let (status, body) = push_raw(&server, "application/json", None, big.clone());
     assert_eq!(status, 413);
+    // The message names the setting to raise.
+    assert!(
+        body.contains("max_push_body_bytes") && body.contains("67108864"),
+        "{body}"
+    );
+    // OTLP's endpoint shares the limit and the message.
+    let r = reqwest::blocking::Client::new()
+        .post(server.url("/otlp/v1/logs"))
+        .header("Content-Type", "application/x-protobuf")
+        .body(big)
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 413);
+    assert!(r.text().unwrap().contains("max_push_body_bytes"));
 }
 
 #[test]

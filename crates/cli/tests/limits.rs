@@ -425,3 +425,113 @@ fn p99_at(mut v: Vec<Duration>, pct: usize) -> Duration {
     v.sort();
     v[(v.len() * pct / 100).min(v.len() - 1)]
 }
+
+/// `max_query_memory`, the server's and a tenant's: a metric query whose
+/// series do not fit at a single step, and a log query whose kept entries
+/// do not fit, fail with 400 naming the setting; within it, the same
+/// queries answer, and nothing stored is touched.
+#[test]
+fn a_query_past_max_query_memory_fails_naming_it() {
+    let (s, _dir, _path) = server_with(
+        r#"
+[http]
+max_query_memory = 65536
+[tenants.roomy]
+max_query_memory = "64MB"
+[tenants.tight]
+max_query_memory = "32KB"
+"#,
+    );
+    let now = now_ns();
+    let lines: Vec<(i64, String)> = (0..4000)
+        .map(|i| {
+            (
+                now - 60_000_000_000 + i * 1_000_000,
+                format!("level=info id=req-{i:05} msg=\"{}\"", "x".repeat(40)),
+            )
+        })
+        .collect();
+    for tenant in ["fake", "roomy", "tight"] {
+        let (status, text) = push(&s, tenant, &body(&[(json!({"job": "mem"}), lines.clone())]));
+        assert_eq!(status, 204, "{text}");
+    }
+    let metric = r#"count(sum by (id) (count_over_time({job="mem"} | logfmt [5m])))"#;
+    let log = r#"{job="mem"} | logfmt | line_format "{{ .msg }}{{ .msg }}{{ .msg }}""#;
+    let ask = |tenant: &str, path: &str, query: &str| {
+        let r = reqwest::blocking::Client::new()
+            .get(s.url(path))
+            .header("X-Scope-OrgID", tenant)
+            .query(&[
+                ("query", query),
+                ("time", &now.to_string()),
+                ("start", &(now - 3_600_000_000_000).to_string()),
+                ("end", &now.to_string()),
+                ("limit", "4000"),
+            ])
+            .send()
+            .unwrap();
+        let status = r.status().as_u16();
+        let text = r.text().unwrap();
+        // Enough of a body to tell what happened, not a page of entries.
+        (status, text.chars().take(400).collect::<String>())
+    };
+    // The server's 64 KiB, and a tenant's own 32 KB under it.
+    for tenant in ["fake", "tight"] {
+        let (status, text) = ask(tenant, "/loki/api/v1/query", metric);
+        assert_eq!(status, 400, "{tenant}: {text}");
+        assert!(text.contains("max_query_memory"), "{tenant}: {text}");
+        let (status, text) = ask(tenant, "/loki/api/v1/query_range", log);
+        assert_eq!(status, 400, "{tenant}: {text}");
+        assert!(text.contains("max_query_memory"), "{tenant}: {text}");
+    }
+    // A tenant's larger value does not pass the server's ceiling...
+    let (status, text) = ask("roomy", "/loki/api/v1/query", metric);
+    assert_eq!(status, 400, "{text}");
+    drop(s);
+
+    // ...and with the default ceiling the same queries answer in full.
+    let (s, _dir, _path) = server_with("[tenants.tight]\nmax_query_memory = \"32KB\"\n");
+    for tenant in ["fake", "tight"] {
+        let (status, text) = push(&s, tenant, &body(&[(json!({"job": "mem"}), lines.clone())]));
+        assert_eq!(status, 204, "{text}");
+    }
+    let ask = |tenant: &str, path: &str, query: &str| {
+        let r = reqwest::blocking::Client::new()
+            .get(s.url(path))
+            .header("X-Scope-OrgID", tenant)
+            .query(&[
+                ("query", query),
+                ("time", &now.to_string()),
+                ("start", &(now - 3_600_000_000_000).to_string()),
+                ("end", &now.to_string()),
+                ("limit", "4000"),
+            ])
+            .send()
+            .unwrap();
+        let status = r.status().as_u16();
+        let text = r.text().unwrap();
+        // Enough of a body to tell what happened, not a page of entries.
+        (status, text.chars().take(400).collect::<String>())
+    };
+    let (status, text) = ask("fake", "/loki/api/v1/query", metric);
+    assert_eq!(status, 200, "{text}");
+    assert!(
+        text.contains(r#""value":["#) && text.contains(r#","4000"]"#),
+        "{text}"
+    );
+    let (status, text) = ask("fake", "/loki/api/v1/query_range", log);
+    assert_eq!(status, 200, "{text}");
+    let (status, text) = ask("tight", "/loki/api/v1/query", metric);
+    assert_eq!(status, 400, "{text}");
+    assert!(text.contains("max_query_memory"), "{text}");
+    // The refused queries changed nothing stored, and a query that holds
+    // little still answers within the tenant's 32 KB.
+    let (status, text) = ask(
+        "tight",
+        "/loki/api/v1/query",
+        r#"sum(count_over_time({job="mem"}[1h]))"#,
+    );
+    assert_eq!(status, 200, "{text}");
+    assert!(text.contains(r#","4000"]"#), "{text}");
+    assert_eq!(stored(&s, "fake", r#"{job="mem"}"#).len(), 1000);
+}

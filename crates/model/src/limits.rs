@@ -70,6 +70,11 @@ pub struct Limits {
     /// limit.
     #[serde(with = "byte_size")]
     pub max_query_bytes_read: u64,
+    /// Memory one query may hold for its working sets (series and their
+    /// per-interval values, entries kept for the answer). 0: the server's
+    /// `max_query_memory` alone.
+    #[serde(with = "byte_size")]
+    pub max_query_memory: u64,
     /// Longest a query may run. 0: no limit.
     #[serde(with = "duration")]
     pub query_timeout: Duration,
@@ -129,6 +134,7 @@ impl Default for Limits {
             max_entries_limit_per_query: 5000,
             max_query_series: 500,
             max_query_bytes_read: 0,
+            max_query_memory: 0,
             query_timeout: Duration::from_secs(60),
             max_concurrent_queries: 32,
             max_export_jobs: 16,

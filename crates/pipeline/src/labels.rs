@@ -271,6 +271,19 @@ impl LabelsBuilder {
 /// result means the key yields no label.
 pub fn sanitize_label_name(key: &str, out: &mut String) {
     out.clear();
+    // The usual key: an ASCII letter or `_`, then letters, digits and `_`
+    // (nothing to trim, nothing to replace).
+    let bytes = key.as_bytes();
+    if bytes
+        .first()
+        .is_some_and(|&b| b.is_ascii_alphabetic() || b == b'_')
+        && bytes
+            .iter()
+            .all(|&b| b.is_ascii_alphanumeric() || b == b'_')
+    {
+        out.push_str(key);
+        return;
+    }
     let key = key.trim();
     if key.starts_with(|c: char| c.is_ascii_digit()) {
         out.push('_');

@@ -30,8 +30,8 @@ pub use cancel::{CancelOnDrop, CancelToken};
 pub use cost::{bytes_to_read, check_bytes_to_read, log_bytes_to_read};
 pub use eval::{Grid, SeriesVals};
 pub use log::{
-    Direction, LogQuery, LogResult, QueryStats, ResultEntry, ResultStream, run_log_query,
-    run_log_query_within,
+    Direction, HeldBytes, LogQuery, LogResult, QueryStats, ResultEntry, ResultStream,
+    run_log_query, run_log_query_held, run_log_query_within,
 };
 pub use metric::{MetricLimits, MetricOutput, MetricQuery, MetricResult, Series, run_metric_query};
 

@@ -167,6 +167,14 @@ pub fn run_log_query(store: &Store, q: &LogQuery<'_>) -> Result<LogResult, Query
     run_log_query_within(store, q, usize::MAX)
 }
 
+/// The bound on the bytes a log query holds, and the setting a query that
+/// passes it is told about.
+#[derive(Debug, Clone, Copy)]
+pub struct HeldBytes {
+    pub max: usize,
+    pub setting: &'static str,
+}
+
 /// As [`run_log_query`], failing with [`QueryError::Limit`] (naming
 /// `max_response_bytes`) once the entries it holds, as formatted by the
 /// pipeline, pass `max_bytes` — in the result, or in what one source
@@ -177,10 +185,26 @@ pub fn run_log_query_within(
     q: &LogQuery<'_>,
     max_bytes: usize,
 ) -> Result<LogResult, QueryError> {
+    run_log_query_held(
+        store,
+        q,
+        HeldBytes {
+            max: max_bytes,
+            setting: "max_response_bytes",
+        },
+    )
+}
+
+/// As [`run_log_query_within`], naming `held.setting` in the error.
+pub fn run_log_query_held(
+    store: &Store,
+    q: &LogQuery<'_>,
+    held: HeldBytes,
+) -> Result<LogResult, QueryError> {
     if q.interval > 0 {
-        return run_with_interval(store, q, max_bytes);
+        return run_with_interval(store, q, held);
     }
-    run_limited(store, q, max_bytes)
+    run_limited(store, q, held)
 }
 
 /// Bytes an entry holds in a result: its line and structured metadata.
@@ -196,9 +220,10 @@ fn line_bytes(line: &str, metadata: &[Label]) -> usize {
             .sum::<usize>()
 }
 
-fn too_large(max_bytes: usize) -> QueryError {
+fn too_large(held: HeldBytes) -> QueryError {
     QueryError::Limit(format!(
-        "the query's entries, as its pipeline formats them, pass the response limit of {max_bytes} bytes (max_response_bytes); ask for fewer entries (limit) or shorter lines"
+        "the query's entries, as its pipeline formats them, pass the limit of {} bytes ({}); ask for fewer entries (limit) or shorter lines",
+        held.max, held.setting
     ))
 }
 
@@ -213,7 +238,7 @@ const INTERVAL_BATCH_MAX: usize = 100_000;
 fn run_with_interval(
     store: &Store,
     q: &LogQuery<'_>,
-    max_bytes: usize,
+    held: HeldBytes,
 ) -> Result<LogResult, QueryError> {
     let started = Instant::now();
     let backward = q.direction == Direction::Backward;
@@ -236,7 +261,7 @@ fn run_with_interval(
                 interval: 0,
                 ..*q
             },
-            max_bytes,
+            held,
         )?;
         result.stats.add(&part.stats);
         result.warnings.extend(part.warnings);
@@ -266,8 +291,8 @@ fn run_with_interval(
             if far && kept.len() < q.limit {
                 last_kept = Some(e.ts.0);
                 kept_bytes += entry_bytes_of(&e);
-                if kept_bytes > max_bytes {
-                    return Err(too_large(max_bytes));
+                if kept_bytes > held.max {
+                    return Err(too_large(held));
                 }
                 kept.push((labels.clone(), e));
             }
@@ -312,7 +337,7 @@ fn entry_bytes_of(e: &ResultEntry) -> usize {
 }
 
 /// A log query without `interval`.
-fn run_limited(store: &Store, q: &LogQuery<'_>, max_bytes: usize) -> Result<LogResult, QueryError> {
+fn run_limited(store: &Store, q: &LogQuery<'_>, held: HeldBytes) -> Result<LogResult, QueryError> {
     let started = Instant::now();
     let mut result = LogResult {
         direction: q.direction,
@@ -391,7 +416,7 @@ fn run_limited(store: &Store, q: &LogQuery<'_>, max_bytes: usize) -> Result<LogR
             .par_iter()
             .map(|(stream, src)| {
                 let labels = snap.streams[*stream as usize].labels.labels();
-                (*stream, read_filtered(src, q, labels, max_bytes))
+                (*stream, read_filtered(src, q, labels, held))
             })
             .collect();
         for (stream, out) in outputs {
@@ -432,8 +457,8 @@ fn run_limited(store: &Store, q: &LogQuery<'_>, max_bytes: usize) -> Result<LogR
                     }
                 }
                 heap_bytes += entry_bytes(&entry);
-                if heap_bytes > max_bytes {
-                    return Err(too_large(max_bytes));
+                if heap_bytes > held.max {
+                    return Err(too_large(held));
                 }
                 let set = &out.label_sets[local as usize];
                 let labels = match label_ids.get(set.as_slice()) {
@@ -525,9 +550,9 @@ fn read_filtered(
     src: &Source,
     q: &LogQuery<'_>,
     stream: &[Label],
-    max_bytes: usize,
+    held: HeldBytes,
 ) -> Result<Result<SourceOutput, String>, QueryError> {
-    let mut kept = Kept::new(q, stream, max_bytes);
+    let mut kept = Kept::new(q, stream, held);
     match src {
         Source::Chunk(c) => {
             let block = match c.segment.read_decoded(c.at) {
@@ -570,11 +595,11 @@ struct Kept<'q> {
     bytes: u64,
     /// Bytes the kept entries hold, and the most they may.
     held_bytes: usize,
-    max_bytes: usize,
+    held: HeldBytes,
 }
 
 impl<'q> Kept<'q> {
-    fn new(q: &'q LogQuery<'q>, stream: &'q [Label], max_bytes: usize) -> Self {
+    fn new(q: &'q LogQuery<'q>, stream: &'q [Label], held: HeldBytes) -> Self {
         Kept {
             q,
             stream,
@@ -585,7 +610,7 @@ impl<'q> Kept<'q> {
             lines: 0,
             bytes: 0,
             held_bytes: 0,
-            max_bytes,
+            held,
         }
     }
 
@@ -615,11 +640,10 @@ impl<'q> Kept<'q> {
         };
         self.held_bytes += entry_bytes(&entry);
         self.entries.push((id, entry));
-        if self.entries.len() >= self.q.limit.saturating_mul(2) || self.held_bytes > self.max_bytes
-        {
+        if self.entries.len() >= self.q.limit.saturating_mul(2) || self.held_bytes > self.held.max {
             self.held_bytes = keep_best(&mut self.entries, self.q.limit, self.q.direction);
-            if self.held_bytes > self.max_bytes {
-                return Err(too_large(self.max_bytes));
+            if self.held_bytes > self.held.max {
+                return Err(too_large(self.held));
             }
         }
         Ok(())

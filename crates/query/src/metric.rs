@@ -21,8 +21,9 @@ pub struct MetricLimits {
     /// vector aggregation reduces them; bounds memory.
     pub max_inner_series: usize,
     /// Bytes a range aggregation may hold while reading its lines (series
-    /// keys and per-interval sums); past it, the query's range is read in
-    /// shorter parts.
+    /// keys and per-interval sums; the server's `max_query_memory`); past
+    /// it, the query's range is read in shorter parts, and a single step
+    /// that still does not fit fails the query naming the limit.
     pub max_range_bytes: usize,
 }
 

@@ -374,7 +374,7 @@ fn held_bytes_limit_error(budget: usize) -> QueryError {
         format!("{budget} bytes")
     };
     QueryError::HeldSeries(format!(
-        "more than {size} of series held over the query range; shorten the range, narrow the stream selector or filter, or group by fewer labels"
+        "the query needs more than {size} of memory for the series it holds (max_query_memory); shorten the range, narrow the stream selector or filter, or group by fewer labels"
     ))
 }
 

@@ -75,6 +75,13 @@ pub struct ServerConfig {
     /// pipeline formats them) a log query may hold for its answer; more
     /// fails the query naming this limit.
     pub max_response_bytes: usize,
+    /// Memory one query may hold for its working sets: the series of a
+    /// metric query and their per-interval values (past it, the range is
+    /// evaluated in shorter parts; a single step that does not fit fails
+    /// the query), and the entries a log query keeps. 0: no limit. The
+    /// default is a sixteenth of the machine's memory, between 64 MiB and
+    /// 256 MiB ([`default_query_memory`]).
+    pub max_query_memory: u64,
     /// Pattern mining at ingest (`[http.analysis]`).
     pub analysis: skald_analysis::index::IndexConfig,
     /// How long a query may run before it is stopped (504 / gRPC
@@ -108,6 +115,20 @@ pub struct ServerConfig {
     pub export_retention_hours: u64,
 }
 
+/// The default `max_query_memory`: a sixteenth of the machine's memory
+/// (`MemTotal` of `/proc/meminfo`), between 64 MiB and 256 MiB; 256 MiB
+/// where the total cannot be read.
+pub fn default_query_memory() -> u64 {
+    const MIN: u64 = 64 << 20;
+    const MAX: u64 = 256 << 20;
+    let total = std::fs::read_to_string("/proc/meminfo").ok().and_then(|s| {
+        let line = s.lines().find(|l| l.starts_with("MemTotal:"))?;
+        let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+        Some(kib * 1024)
+    });
+    total.map_or(MAX, |t| (t / 16).clamp(MIN, MAX))
+}
+
 impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
@@ -118,6 +139,7 @@ impl Default for ServerConfig {
             max_query_series: 500,
             max_query_bytes_read: 0,
             max_response_bytes: 32 * 1024 * 1024,
+            max_query_memory: default_query_memory(),
             analysis: Default::default(),
             query_timeout_secs: 120,
             max_concurrent_queries: 4,

@@ -29,6 +29,7 @@ use crate::discovery::{SERVICE_NAME, UNKNOWN_SERVICE};
 use crate::service::{Context, Role};
 use crate::{ApiError, AppState, blocking};
 use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
@@ -724,8 +725,9 @@ pub fn check_items(encoding: Encoding, body: &[u8], max_items: usize) -> Result<
 pub async fn push(
     State(app): State<Arc<AppState>>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
+    let body = crate::push::push_body(&app, body)?;
     let ctx = Context::from_http(&app, &headers)?;
     // Before decoding: a refused caller costs no decompression.
     ctx.authorize(Role::Push)?;

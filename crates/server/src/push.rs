@@ -12,17 +12,38 @@ use crate::service::push::{PushStream, RefusedLabels, refusal};
 use crate::service::{Context, Role};
 use crate::{ApiError, AppState, blocking};
 use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use skald_model::LabelSet;
 use std::sync::Arc;
 
+/// The body of a push, or the error a client can act on: a body over
+/// `max_push_body_bytes` is a 413 naming that setting (rather than the
+/// HTTP library's bare "length limit exceeded").
+pub(crate) fn push_body(
+    app: &AppState,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Bytes, ApiError> {
+    body.map_err(|r| {
+        if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::too_large(format!(
+                "push body is larger than the limit of {} bytes as received (max_push_body_bytes)",
+                app.config.max_push_body_bytes
+            ))
+        } else {
+            ApiError::bad_request(format!("could not read the push body: {}", r.body_text()))
+        }
+    })
+}
+
 pub async fn push(
     State(app): State<Arc<AppState>>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
+    let body = push_body(&app, body)?;
     let ctx = Context::from_http(&app, &headers)?;
     // Before decoding: a refused caller costs no decompression.
     ctx.authorize(Role::Push)?;

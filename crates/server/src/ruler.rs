@@ -60,6 +60,10 @@ impl skald_ruler::Evaluator for StoreEvaluator {
             step: 1_000_000_000,
             limits: MetricLimits {
                 max_series: self.config.max_query_series,
+                max_range_bytes: match self.config.max_query_memory {
+                    0 => usize::MAX,
+                    n => usize::try_from(n).unwrap_or(usize::MAX),
+                },
                 ..MetricLimits::default()
             },
         };

@@ -61,7 +61,7 @@ type InputChunk = (usize, (usize, usize));
 
 /// Runs until `wake` is disconnected (the store closing).
 pub(crate) fn run(shared: Arc<Shared>, wake: Receiver<()>) {
-    lower_priority();
+    lower_priority(10);
     // Segments whose data could not be read: never picked again.
     let mut broken: HashSet<u64> = HashSet::new();
     let retention_every = Duration::from_secs(shared.config.retention_interval_secs.max(1));
@@ -180,15 +180,15 @@ impl Drop for TenantLease<'_> {
     }
 }
 
-/// Compaction is background work: ingest, flushes and queries come first
-/// when the CPUs are busy. On Linux a thread has its own nice value, and
-/// `setpriority(PRIO_PROCESS, 0, ..)` sets the calling thread's.
-fn lower_priority() {
+/// Compaction and other background work: ingest, flushes and queries come
+/// first when the CPUs are busy. On Linux a thread has its own nice value,
+/// and `setpriority(PRIO_PROCESS, 0, ..)` sets the calling thread's.
+pub(crate) fn lower_priority(nice: i32) {
     // SAFETY: setpriority reads no memory of ours; failure only leaves the
     // priority as it was.
-    let rc = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, 10) };
+    let rc = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, nice) };
     if rc != 0 {
-        tracing::debug!(error = %std::io::Error::last_os_error(), "could not lower the compaction thread's priority");
+        tracing::debug!(error = %std::io::Error::last_os_error(), "could not lower a background thread's priority");
     }
 }
 

@@ -8,11 +8,13 @@
 //!
 //! Not here: durability (the WAL), compression (segments).
 
-use skald_chunk::filter::{FilterBuilder, FilterParams, FilterProbe, TrigramFilter};
+use skald_chunk::filter::{
+    BlockFilter, DigitFilter, FilterBuilder, FilterParams, FilterProbe, TrigramFilter,
+};
 use skald_model::{Entry, Label, LabelSet, StreamId, TenantId, Timestamp};
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, OnceLock, Weak};
 
 /// Raw bytes after which an open block is frozen. Small enough that copying
 /// the open block for a query is cheap; large enough that the per-block
@@ -37,16 +39,55 @@ pub struct HeadBlock {
     /// Set once the block can no longer change (frozen, or taken for a
     /// flush): only then is a filter worth building and keeping.
     immutable: bool,
-    /// The block's trigram filter, in the segment format
-    /// ([`skald_chunk::filter`]), built by the first query that asks: a
-    /// needle search in the head skips blocks as it does in segments,
-    /// at no cost to ingest.
-    filter: OnceLock<Vec<u8>>,
+    /// The block's trigram and digit-gram filters, in the segment format
+    /// ([`skald_chunk::filter`]), built in the background once the block is
+    /// frozen (see [`request_filters`]): a needle search in the head skips
+    /// blocks as it does in segments, at no cost to the commit path.
+    filter: OnceLock<(Vec<u8>, Vec<u8>)>,
 }
 
 thread_local! {
-    /// Builders keep a 2 MiB table between blocks: one per query thread.
+    /// Builders keep a 2 MiB table between blocks: one per thread that
+    /// builds.
     static FILTER_BUILDER: RefCell<Option<FilterBuilder>> = const { RefCell::new(None) };
+}
+
+/// Frozen blocks waiting for their filters; more are left for a query to
+/// ask again.
+const FILTER_QUEUE: usize = 16_384;
+
+/// Asks for `block`'s filters to be built by the one background thread
+/// that builds them, at the lowest CPU priority: ingest, flushes and
+/// queries come first, and a block flushed (dropped) before its turn is
+/// skipped. Never blocks.
+pub fn request_filters(block: &Arc<HeadBlock>) {
+    static QUEUE: OnceLock<Option<std::sync::mpsc::SyncSender<Weak<HeadBlock>>>> = OnceLock::new();
+    let queue = QUEUE.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Weak<HeadBlock>>(FILTER_QUEUE);
+        let spawned = std::thread::Builder::new()
+            .name("skald-head-filters".into())
+            .spawn(move || {
+                crate::compact::lower_priority(19);
+                for block in rx {
+                    if let Some(b) = block.upgrade() {
+                        b.filter.get_or_init(|| b.build_filter());
+                    }
+                }
+            });
+        match spawned {
+            Ok(_) => Some(tx),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not start the head filter thread; head blocks are scanned whole");
+                None
+            }
+        }
+    });
+    if let Some(tx) = queue
+        && block.immutable
+        && block.filter.get().is_none()
+    {
+        let _ = tx.try_send(Arc::downgrade(block));
+    }
 }
 
 impl HeadBlock {
@@ -177,16 +218,32 @@ impl HeadBlock {
 
     /// Whether a line of this block may contain `probe`'s needle (ASCII
     /// case-insensitively, as segment filters answer); `false` is certain.
-    /// Blocks that may still change always answer `true`.
-    pub fn may_match(&self, probe: &FilterProbe) -> bool {
+    /// Blocks that may still change, and frozen blocks whose filters are
+    /// not built yet, answer `true`: scanning a block once costs less than
+    /// building its filter, so a query never waits for one (it asks for it
+    /// again, in case the queue was full).
+    pub fn may_match(self: &Arc<Self>, probe: &FilterProbe) -> bool {
         if !self.immutable || !probe.is_selective() {
             return true;
         }
-        let bytes = self.filter.get_or_init(|| self.build_filter());
-        TrigramFilter::from_bytes(bytes).map_or(true, |f| f.may_match(probe))
+        let Some((trigrams, digits)) = self.filter.get() else {
+            request_filters(self);
+            return true;
+        };
+        match (
+            TrigramFilter::from_bytes(trigrams),
+            DigitFilter::from_bytes(digits),
+        ) {
+            (Ok(trigrams), Ok(digits)) => BlockFilter {
+                trigrams,
+                digits: Some(digits),
+            }
+            .may_match(probe),
+            _ => true,
+        }
     }
 
-    fn build_filter(&self) -> Vec<u8> {
+    fn build_filter(&self) -> (Vec<u8>, Vec<u8>) {
         FILTER_BUILDER.with(|cell| {
             let mut cell = cell.borrow_mut();
             let builder = cell.get_or_insert_with(|| {
@@ -196,9 +253,9 @@ impl HeadBlock {
             for i in 0..self.len() {
                 builder.add_line(self.line(i).as_bytes());
             }
-            let mut out = Vec::new();
-            builder.finish(&mut out);
-            out
+            let (mut trigrams, mut digits) = (Vec::new(), Vec::new());
+            builder.finish_both(&mut trigrams, &mut digits);
+            (trigrams, digits)
         })
     }
 
@@ -250,7 +307,9 @@ impl StreamHead {
         self.open.push(e);
         if self.open.raw_bytes() >= HEAD_BLOCK_BYTES {
             let full = std::mem::replace(&mut self.open, HeadBlock::new());
-            self.frozen.push(Arc::new(full.freeze()));
+            let frozen = Arc::new(full.freeze());
+            request_filters(&frozen);
+            self.frozen.push(frozen);
         }
         Some(size)
     }
@@ -393,5 +452,33 @@ mod tests {
         });
         assert!(b.metadata(0).is_empty());
         assert_eq!(b.metadata(1)[0].value, "t1");
+    }
+
+    #[test]
+    fn frozen_blocks_skip_needles_by_trigrams_and_digit_grams() {
+        let mut b = HeadBlock::new();
+        for (ts, l) in [
+            (1, "order 42424 user 124241"),
+            (2, "took 2424 ms shard 242"),
+        ] {
+            b.push(&e(ts, l));
+        }
+        let probe = |s: &str| FilterProbe::new(s.as_bytes());
+        // A block that may still grow lets everything through.
+        assert!(Arc::new(b.clone()).may_match(&probe("424242")));
+        let f = Arc::new(b.freeze());
+        // Asking builds the filters in the background; until then the
+        // block is read whole.
+        let _ = f.may_match(&probe("424242"));
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while f.filter.get().is_none() {
+            assert!(std::time::Instant::now() < deadline, "no filter built");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        assert!(!f.may_match(&probe("424242")));
+        assert!(!f.may_match(&probe("zebra")));
+        for present in ["124241", "user 124241", "42424", "2424 MS"] {
+            assert!(f.may_match(&probe(present)), "{present}");
+        }
     }
 }

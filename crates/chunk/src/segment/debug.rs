@@ -99,6 +99,10 @@ pub fn describe(reader: &SegmentReader, verify_blocks: bool) -> String {
                 ),
                 None => "filter missing".to_string(),
             };
+            let filter = match reader.digit_filter(c) {
+                Some(d) => format!("{filter}, digit filter {} bytes", d.byte_len()),
+                None => filter,
+            };
             let _ = writeln!(
                 out,
                 "    chunk at {} length {}: {} entries, raw {} bytes (ratio {:.2}), {}, time {} .. {}",

@@ -19,13 +19,14 @@
 use super::index::{self, Bounds};
 use super::range::{FileRange, RangeRead};
 use super::writer::{
-    FOOTER_LEN, HEADER_LEN, MAGIC, SECTION_BLOCKS, SECTION_ENTRY_LEN, SECTION_FILTERS,
-    SECTION_INDEX, SECTION_NO_CHECKSUM, SECTION_REQUIRED,
+    CHUNK_SECTION_DIGIT_FILTER, FOOTER_LEN, HEADER_LEN, MAGIC, SECTION_BLOCKS,
+    SECTION_DIGIT_FILTERS, SECTION_ENTRY_LEN, SECTION_FILTERS, SECTION_INDEX, SECTION_NO_CHECKSUM,
+    SECTION_REQUIRED,
 };
 use super::{ChunkMeta, FORMAT_VERSION, SegmentSummary, StreamMeta};
 use crate::ChunkError;
 use crate::block::DecodedBlock;
-use crate::filter::{FilterProbe, TrigramFilter};
+use crate::filter::{DigitFilter, FilterProbe, TrigramFilter};
 use crate::varint::Cursor;
 use skald_model::{Entry, StreamId};
 use std::ops::Range;
@@ -48,6 +49,7 @@ impl SectionInfo {
             SECTION_BLOCKS => "blocks",
             SECTION_INDEX => "index",
             SECTION_FILTERS => "filters",
+            SECTION_DIGIT_FILTERS => "digit filters",
             _ => "unknown",
         }
     }
@@ -64,6 +66,10 @@ pub struct SegmentReader {
     blocks: Range<u64>,
     streams: Vec<StreamMeta>,
     filters: Vec<u8>,
+    /// The digit filters section and its file offset; empty in files
+    /// written before digit filters existed.
+    digit_filters: Vec<u8>,
+    digit_filters_offset: u64,
     summary: SegmentSummary,
 }
 
@@ -203,7 +209,10 @@ impl SegmentReader {
                     ),
                 ));
             }
-            let known = matches!(s.kind, SECTION_BLOCKS | SECTION_INDEX | SECTION_FILTERS);
+            let known = matches!(
+                s.kind,
+                SECTION_BLOCKS | SECTION_INDEX | SECTION_FILTERS | SECTION_DIGIT_FILTERS
+            );
             if !known && s.flags & SECTION_REQUIRED != 0 {
                 return Err(ChunkError::UnsupportedFeature {
                     path: path.clone(),
@@ -259,6 +268,13 @@ impl SegmentReader {
         let index_bytes = read_checked(index_section)?;
         let filters_section = find(SECTION_FILTERS)?;
         let filters = read_checked(filters_section)?;
+        let (digit_filters, digit_filters_offset) =
+            if sections.iter().any(|s| s.kind == SECTION_DIGIT_FILTERS) {
+                let s = find(SECTION_DIGIT_FILTERS)?;
+                (read_checked(s)?, s.offset)
+            } else {
+                (Vec::new(), 0)
+            };
 
         let bounds = Bounds {
             blocks: blocks.clone(),
@@ -286,11 +302,36 @@ impl SegmentReader {
                     format!("filter of the chunk at offset {}: {e}", chunk.offset),
                 ));
             }
+            for x in chunk
+                .sections
+                .iter()
+                .filter(|x| x.kind == CHUNK_SECTION_DIGIT_FILTER)
+            {
+                let bytes = x
+                    .offset
+                    .checked_sub(digit_filters_offset)
+                    .and_then(|start| {
+                        let start = usize::try_from(start).ok()?;
+                        digit_filters.get(start..start.checked_add(usize::try_from(x.len).ok()?)?)
+                    });
+                let checked = match bytes {
+                    None => Err("it lies outside the digit filters section".to_string()),
+                    Some(b) => DigitFilter::from_bytes(b)
+                        .map(|_| ())
+                        .map_err(|e| e.to_string()),
+                };
+                if let Err(e) = checked {
+                    return Err(corrupt(
+                        x.offset,
+                        format!("digit filter of the chunk at offset {}: {e}", chunk.offset),
+                    ));
+                }
+            }
         }
 
         let mut summary = SegmentSummary::from_streams(&streams);
         summary.stored_bytes = file_len;
-        summary.filter_bytes = filters.len() as u64;
+        summary.filter_bytes = (filters.len() + digit_filters.len()) as u64;
         summary.index_bytes = index_bytes.len() as u64;
         Ok(SegmentReader {
             path,
@@ -300,6 +341,8 @@ impl SegmentReader {
             blocks,
             streams,
             filters,
+            digit_filters,
+            digit_filters_offset,
             summary,
         })
     }
@@ -405,8 +448,29 @@ impl SegmentReader {
         self.may_match(chunk, &FilterProbe::ignore_case(needle))
     }
 
+    /// The digit-gram filter of `chunk`, if it has one (files written
+    /// before digit filters existed have none).
+    pub fn digit_filter(&self, chunk: &ChunkMeta) -> Option<DigitFilter<'_>> {
+        let x = chunk
+            .sections
+            .iter()
+            .find(|x| x.kind == CHUNK_SECTION_DIGIT_FILTER)?;
+        let start = usize::try_from(x.offset.checked_sub(self.digit_filters_offset)?).ok()?;
+        let bytes = self
+            .digit_filters
+            .get(start..start.checked_add(usize::try_from(x.len).ok()?)?)?;
+        DigitFilter::from_bytes(bytes).ok()
+    }
+
     /// Checks a prepared probe; true when the filter cannot be found.
     pub fn may_match(&self, chunk: &ChunkMeta, probe: &FilterProbe) -> bool {
+        if probe.has_digit_grams()
+            && self
+                .digit_filter(chunk)
+                .is_some_and(|d| !d.may_match(probe))
+        {
+            return false;
+        }
         self.filter(chunk).is_none_or(|f| f.may_match(probe))
     }
 }

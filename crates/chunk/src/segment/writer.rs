@@ -24,6 +24,7 @@
 //! 12       4     reserved flags, u32, zero in version 1
 //! 16       ...   blocks section: the blocks, back to back (a block's bytes
 //!                are described in crate::block; each ends in its own CRC)
+//! .        ...   digit filters section (optional; absent in older files)
 //! .        ...   stream index section
 //! .        ...   filters section
 //! T        ...   section table
@@ -46,7 +47,8 @@
 //! ```text
 //! 0    4   section count c, u32
 //! 4    24 × c entries:
-//!          0    2   kind, u16: 1 = blocks, 2 = stream index, 3 = filters
+//!          0    2   kind, u16: 1 = blocks, 2 = stream index, 3 = filters,
+//!                   4 = digit filters
 //!          2    2   flags, u16: bit 0 = required (a reader that does not
 //!                   know this kind must refuse the file); bit 1 = no
 //!                   section checksum (its records carry their own);
@@ -87,7 +89,8 @@
 //!     raw bytes          lines and metadata before compression
 //!     filter offset      relative to the start of the filters section
 //!     filter length
-//!     extra section count e   (0 in files this version writes)
+//!     extra section count e   (1 in files this writer writes: the
+//!                        digit filter; 0 in older files)
 //!     e × (kind, flags, offset, length)
 //!                        per-chunk sections for later versions (a column
 //!                        of parsed fields, say); flags bit 0 = required;
@@ -98,13 +101,21 @@
 //! through its index entry (a filter's bytes are described in
 //! [`crate::filter`]).
 //!
+//! Digit filters section (kind 4, optional, checksummed, written by this
+//! writer right after the blocks): the chunks' digit-gram filters back to
+//! back ([`crate::filter`]). Each chunk names its own with a per-chunk
+//! section of kind 1, flags 0, whose absolute offset and length lie inside
+//! this section. Both are optional, so a reader that predates them skips
+//! them and reads the file as before; a chunk without one is searched by
+//! its trigram filter alone.
+//!
 //! Every byte of a version 1 file is covered by a check: header fields are
 //! validated exactly, blocks by their own CRC (verified on read), the index
 //! and filters sections and the section table by the CRCs above, the footer
 //! by its own CRC and magic.
 
 use super::index;
-use super::{ChunkMeta, FORMAT_VERSION, SegmentSummary, StreamMeta};
+use super::{ChunkMeta, ChunkSection, FORMAT_VERSION, SegmentSummary, StreamMeta};
 use crate::ChunkError;
 use crate::block::{BlockEncoder, DEFAULT_ZSTD_LEVEL};
 use crate::filter::{FilterBuilder, FilterParams};
@@ -122,6 +133,11 @@ pub(crate) const SECTION_ENTRY_LEN: u64 = 24;
 pub(crate) const SECTION_BLOCKS: u16 = 1;
 pub(crate) const SECTION_INDEX: u16 = 2;
 pub(crate) const SECTION_FILTERS: u16 = 3;
+/// Optional: the chunks' digit-gram filters.
+pub(crate) const SECTION_DIGIT_FILTERS: u16 = 4;
+/// Per-chunk section kind: the chunk's digit-gram filter, inside the
+/// digit filters section.
+pub(crate) const CHUNK_SECTION_DIGIT_FILTER: u32 = 1;
 pub(crate) const SECTION_REQUIRED: u16 = 1;
 pub(crate) const SECTION_NO_CHECKSUM: u16 = 2;
 
@@ -179,6 +195,7 @@ pub struct SegmentWriter {
     filter: FilterBuilder,
     block_buf: Vec<u8>,
     filters: Vec<u8>,
+    digit_filters: Vec<u8>,
     streams: Vec<StreamMeta>,
     by_id: HashMap<StreamId, usize>,
     /// Set when a write failed: the temporary file is then in an unknown
@@ -238,6 +255,7 @@ impl SegmentWriter {
             filter,
             block_buf: Vec::new(),
             filters: Vec::new(),
+            digit_filters: Vec::new(),
             streams: Vec::new(),
             by_id: HashMap::new(),
             failed: false,
@@ -339,7 +357,11 @@ impl SegmentWriter {
             self.filter.add_line(e.line.as_bytes());
         }
         let filter_offset = self.filters.len() as u64;
-        let filter_len = self.filter.finish(&mut self.filters) as u32;
+        let digit_offset = self.digit_filters.len() as u64;
+        let (filter_len, digit_len) = self
+            .filter
+            .finish_both(&mut self.filters, &mut self.digit_filters);
+        let filter_len = filter_len as u32;
         self.streams[stream].chunks.push(ChunkMeta {
             offset: self.offset,
             len: info.block_bytes,
@@ -349,7 +371,14 @@ impl SegmentWriter {
             raw_bytes: info.raw_bytes,
             filter_offset,
             filter_len,
-            sections: Vec::new(),
+            // Relative to the digit filters section until `finish` knows
+            // where that section starts.
+            sections: vec![ChunkSection {
+                kind: CHUNK_SECTION_DIGIT_FILTER,
+                flags: 0,
+                offset: digit_offset,
+                len: digit_len as u64,
+            }],
         });
         self.offset += u64::from(info.block_bytes);
         Ok(())
@@ -370,14 +399,18 @@ impl SegmentWriter {
         }
         let mut streams = std::mem::take(&mut self.streams);
         streams.sort_by_key(|s| s.id);
+        let digits_offset = self.offset;
         for s in &mut streams {
             s.chunks.sort_by_key(|c| c.min_ts);
+            for x in s.chunks.iter_mut().flat_map(|c| &mut c.sections) {
+                x.offset += digits_offset;
+            }
         }
         let mut index_bytes = Vec::new();
         index::encode(&streams, &mut index_bytes);
 
         let blocks_start = HEADER_LEN;
-        let index_offset = self.offset;
+        let index_offset = digits_offset + self.digit_filters.len() as u64;
         let filters_offset = index_offset + index_bytes.len() as u64;
         let table_offset = filters_offset + self.filters.len() as u64;
         let sections = [
@@ -386,7 +419,14 @@ impl SegmentWriter {
                 SECTION_REQUIRED | SECTION_NO_CHECKSUM,
                 0,
                 blocks_start,
-                index_offset - blocks_start,
+                digits_offset - blocks_start,
+            ),
+            (
+                SECTION_DIGIT_FILTERS,
+                0,
+                crc32c::crc32c(&self.digit_filters),
+                digits_offset,
+                self.digit_filters.len() as u64,
             ),
             (
                 SECTION_INDEX,
@@ -425,7 +465,13 @@ impl SegmentWriter {
         let tmp = self.tmp_path.clone();
         let io = || ChunkError::io(&tmp);
         let mut file = self.file.take().expect("file is present until finish");
-        for part in [&index_bytes, &self.filters, &table, &footer] {
+        for part in [
+            &self.digit_filters,
+            &index_bytes,
+            &self.filters,
+            &table,
+            &footer,
+        ] {
             file.write_all(part).map_err(io())?;
         }
         let file = file.into_inner().map_err(|e| io()(e.into_error()))?;
@@ -444,7 +490,7 @@ impl SegmentWriter {
 
         let mut summary = SegmentSummary::from_streams(&streams);
         summary.stored_bytes = stored_bytes;
-        summary.filter_bytes = self.filters.len() as u64;
+        summary.filter_bytes = (self.filters.len() + self.digit_filters.len()) as u64;
         summary.index_bytes = index_bytes.len() as u64;
         Ok(summary)
     }

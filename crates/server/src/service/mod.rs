@@ -363,6 +363,8 @@ pub struct TenantQueryLimits {
     pub max_bytes_read: u64,
     /// How long a query may run (`query_timeout`).
     pub timeout: Option<Duration>,
+    /// Memory a query may hold (`max_query_memory`; 0: none).
+    pub max_memory: u64,
     /// Queries of the tenant running at once (`max_concurrent_queries`;
     /// 0: none).
     pub max_concurrent: usize,
@@ -373,8 +375,8 @@ pub struct TenantQueryLimits {
 /// The query limits of `tenant`: its own limits (`[limits]` merged with
 /// `[tenants.<id>]`, as reloaded on a running server) under the server's
 /// ceilings of `[http]` (`max_query_limit`, `max_query_length_hours`,
-/// `max_query_series`, `max_query_bytes_read`, `query_timeout_secs`,
-/// `max_export_jobs`): the smaller of the two applies, a 0 on either side
+/// `max_query_series`, `max_query_bytes_read`, `max_query_memory`,
+/// `query_timeout_secs`, `max_export_jobs`): the smaller of the two applies, a 0 on either side
 /// meaning "no limit" from that side.
 pub fn limits_for(app: &AppState, tenant: &TenantId) -> TenantQueryLimits {
     let own = app.store.limits(tenant);
@@ -402,6 +404,7 @@ pub fn limits_for(app: &AppState, tenant: &TenantId) -> TenantQueryLimits {
         max_series: smaller(own.max_query_series as u64, server.max_query_series as u64) as usize,
         max_bytes_read: smaller(own.max_query_bytes_read, server.max_query_bytes_read),
         timeout: min_duration(own.query_timeout, server.query_timeout_secs),
+        max_memory: smaller(own.max_query_memory, server.max_query_memory),
         max_concurrent: own.max_concurrent_queries,
         max_export_jobs: smaller(own.max_export_jobs as u64, server.max_export_jobs as u64)
             as usize,

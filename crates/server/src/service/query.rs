@@ -11,7 +11,9 @@ use crate::AppState;
 use skald_logql::{Expr, LogExpr, Stage};
 use skald_model::{Entry, LabelSet, Matcher, TenantId, Timestamp};
 use skald_pipeline::Pipeline;
-use skald_query::{Direction, LogQuery, LogResult, MetricLimits, MetricQuery, MetricResult};
+use skald_query::{
+    Direction, HeldBytes, LogQuery, LogResult, MetricLimits, MetricQuery, MetricResult,
+};
 use std::sync::Arc;
 
 pub const SECOND_NS: i64 = 1_000_000_000;
@@ -408,10 +410,19 @@ pub(crate) async fn run_logs(
                 direction,
                 interval,
             };
-            let max_bytes = app.config.max_response_bytes;
-            Ok(skald_query::run_log_query_within(
-                &app.store, &q, max_bytes,
-            )?)
+            let memory = memory_bound(limits_for(&app, &tenant).max_memory);
+            let held = if memory < app.config.max_response_bytes {
+                HeldBytes {
+                    max: memory,
+                    setting: "max_query_memory",
+                }
+            } else {
+                HeldBytes {
+                    max: app.config.max_response_bytes,
+                    setting: "max_response_bytes",
+                }
+            };
+            Ok(skald_query::run_log_query_held(&app.store, &q, held)?)
         };
         match admitted {
             Some(a) => a.run(run),
@@ -603,6 +614,14 @@ fn keeps_tenants_apart(expr: &Expr) -> bool {
     }
 }
 
+/// `max_query_memory` in bytes a query may hold (0: no limit).
+fn memory_bound(max_memory: u64) -> usize {
+    match max_memory {
+        0 => usize::MAX,
+        n => usize::try_from(n).unwrap_or(usize::MAX),
+    }
+}
+
 /// The body of an admitted metric query, on the blocking pool.
 fn metric_admitted(
     app: &AppState,
@@ -610,6 +629,7 @@ fn metric_admitted(
     req: &MetricRequest,
 ) -> Result<MetricResult, ServiceError> {
     check_bytes(app, tenant, &req.expr, req.start, req.end)?;
+    let limits = limits_for(app, tenant);
     let q = MetricQuery {
         tenant,
         expr: &req.expr,
@@ -617,10 +637,11 @@ fn metric_admitted(
         end: req.end,
         step: req.step,
         limits: MetricLimits {
-            max_series: match limits_for(app, tenant).max_series {
+            max_series: match limits.max_series {
                 0 => usize::MAX,
                 n => n,
             },
+            max_range_bytes: memory_bound(limits.max_memory),
             ..MetricLimits::default()
         },
     };
