@@ -80,6 +80,9 @@
 //! s3_endpoint = "http://127.0.0.1:9000"  # S3-compatible servers; or --s3-endpoint
 //! region = "eu-west-1"          # default AWS_REGION, else us-east-1
 //! cache_bytes = 268435456       # remote ranges kept in memory
+//!
+//! [catalog]                     # which segments exist; unset: the segment store's key tree
+//! url = "postgres://skald@db:5432/skald"  # or --catalog / SKALD_CATALOG; password: PGPASSWORD
 //!                               # credentials: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY
 //!
 //! [ingest]                      # Loki's discovery and otlp_config (docs/otlp.md)
@@ -125,6 +128,9 @@ pub struct FileConfig {
     pub audit: skald_server::service::audit::AuditConfig,
     /// Where segments live (the data directory, or S3).
     pub storage: crate::storage::StorageConfig,
+    /// Where the list of segments and delete requests are kept (the
+    /// segment store itself, or PostgreSQL shared by several nodes).
+    pub catalog: crate::catalog::CatalogConfig,
 }
 
 /// `[scrub]`: masking secrets at ingest.

@@ -7,6 +7,8 @@
 //! Flags win over the file, the file over the defaults.
 
 mod analyze;
+mod catalog;
+mod cluster;
 mod config;
 mod debug;
 mod patterns;

@@ -69,6 +69,27 @@ pub struct ServeArgs {
     /// Overrides `[storage] s3_endpoint`.
     #[arg(long)]
     pub s3_endpoint: Option<String>,
+    /// Keep the list of segments and the delete requests in PostgreSQL
+    /// (`postgres://user@host:port/db`, password from `PGPASSWORD`),
+    /// shared by every node over the same `--storage`. Overrides
+    /// `[catalog] url`.
+    #[arg(long, env = "SKALD_CATALOG")]
+    pub catalog: Option<String>,
+    /// What this node does in a cluster over one --storage and --catalog:
+    /// `ingest` (pushes, WAL, flushes), `query` (reads, asking the ingest
+    /// nodes for their heads), `compact` (compaction and retention), or
+    /// `all`.
+    #[arg(long, env = "SKALD_TARGET", value_enum, default_value = "all")]
+    pub target: crate::cluster::Target,
+    /// The base URL other nodes reach this node's HTTP API at (default:
+    /// http://<--http-addr>).
+    #[arg(long, env = "SKALD_ADVERTISE_URL")]
+    pub advertise_url: Option<String>,
+    /// API token this node sends when it asks the ingest nodes for their
+    /// heads, if they require authentication: valid for every tenant
+    /// (`skald token create --tenant '*' --role admin`).
+    #[arg(long, env = "SKALD_CLUSTER_TOKEN", hide_env_values = true)]
+    pub cluster_token: Option<String>,
     /// Log filter, e.g. `info` or `skald_store=debug,info`.
     #[arg(long, env = "SKALD_LOG", default_value = "info")]
     pub log: String,
@@ -117,6 +138,10 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(endpoint) = &args.s3_endpoint {
         cfg.storage.s3_endpoint = Some(endpoint.clone());
     }
+    if let Some(url) = &args.catalog {
+        cfg.catalog.url = Some(url.clone());
+    }
+    cfg.store.role = args.target.role();
     cfg.validate()?;
     let exposed = [args.http_addr, args.grpc_addr]
         .into_iter()
@@ -146,8 +171,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         .context("starting the async runtime")?;
     let opened = Instant::now();
     let segments = crate::storage::segment_store(&cfg.storage, &cfg.store)?;
+    let catalog = crate::catalog::catalog_store(&cfg.catalog, &segments, &cfg.store)?;
     let store = Arc::new(
-        Store::open_with(cfg.store.clone(), segments)
+        Store::open_with_catalog(cfg.store.clone(), segments, catalog)
             .with_context(|| format!("opening the store in {}", args.data_dir.display()))?,
     );
     tracing::info!(data_dir = %args.data_dir.display(), took_ms = opened.elapsed().as_millis() as u64, "store open");
@@ -173,10 +199,25 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         crate::reload::spawn(path.clone(), store.clone(), cfg.reloadable()?, audit)
             .context("installing the configuration reload (SIGHUP)")?;
     }
+    if store.catalog().shared() {
+        crate::catalog::follow_deletes(&runtime, state.clone());
+    }
+    let node = crate::cluster::join(
+        &runtime,
+        &store,
+        args.target,
+        args.advertise_url.clone(),
+        args.http_addr,
+        tls.is_some(),
+        args.cluster_token.clone(),
+    )?;
     let result = runtime.block_on(serve(state, &args, tls, cfg.listen.clone()));
     ruler.stop();
     tracing::info!("flushing and closing the store");
     store.close().context("closing the store")?;
+    if let Some(node) = node {
+        node.leave();
+    }
     tracing::info!("stopped");
     result
 }

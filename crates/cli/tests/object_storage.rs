@@ -7,10 +7,9 @@ mod common;
 #[path = "../../store/tests/common/s3.rs"]
 mod s3;
 
-use common::{Server, now_ns};
+use common::{Server, now_ns, refused};
 use s3::{ACCESS_KEY, BUCKET, S3Server, SECRET_KEY};
 use serde_json::json;
-use std::process::{Command, Stdio};
 
 fn credentials(secret: &str) -> [(&'static str, String); 2] {
     [
@@ -55,33 +54,6 @@ fn segments_go_to_the_bucket_and_a_fresh_data_directory_reads_them_back() {
     assert!(
         server.lines(r#"{app="s3"} |= "line 42 ""#, 10, "forward") == ["line 42 from the bucket"]
     );
-}
-
-/// Runs `skald serve` expecting it to refuse to start; returns its
-/// standard error.
-fn refused(args: &[&str], env: &[(&str, String)]) -> String {
-    let data = tempfile::tempdir().unwrap();
-    let http = common::free_port();
-    let out = Command::new(env!("CARGO_BIN_EXE_skald"))
-        .arg("serve")
-        .arg("--data-dir")
-        .arg(data.path())
-        .arg("--http-addr")
-        .arg(format!("127.0.0.1:{http}"))
-        .arg("--grpc-addr")
-        .arg(format!("127.0.0.1:{}", common::free_port()))
-        .args(args)
-        .envs(env.iter().map(|(k, v)| (k, v)))
-        .env("SKALD_LOG", "error")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(!stderr.contains("listening"), "{stderr}");
-    assert_eq!(stderr.trim_end().lines().count(), 1, "one line: {stderr}");
-    stderr
 }
 
 #[test]

@@ -2,9 +2,11 @@
 //! and the gRPC `DeleteStream`.
 //!
 //! A request is a stream selector with optional line filters and an
-//! inclusive time range. It is written to `<data_dir>/delete_requests.json`
-//! (a small JSON list, replaced atomically: temporary file, fsync, rename)
-//! before it is acknowledged, and registered with the store as a tombstone:
+//! inclusive time range. It is recorded in the store's catalog before it
+//! is acknowledged (the local catalog's `<data_dir>/delete_requests.json`,
+//! a small JSON list replaced atomically; or PostgreSQL, where every node
+//! sees it: [`Deletes::sync`] picks up other nodes' requests and
+//! cancellations), and registered with the store as a tombstone:
 //! matching entries vanish from queries, labels, series and statistics at
 //! once, and compaction drops them from disk once the request is older
 //! than [`CANCEL_PERIOD_NS`]. Until then it is `received` and can be
@@ -20,36 +22,21 @@ use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use skald_logql::{Expr, Stage};
 use skald_model::{TenantId, Timestamp};
 use skald_pipeline::LineFilterChain;
 use skald_store::Store;
 use skald_store::delete::{LinePredicate, Tombstone};
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 /// How long a request can be cancelled; compaction drops data after it.
 pub const CANCEL_PERIOD_NS: i64 = 10 * 60 * 1_000_000_000;
-const FILE: &str = "delete_requests.json";
 
-/// One delete request as persisted.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct DeleteRequest {
-    pub request_id: String,
-    pub tenant: String,
-    pub query: String,
-    /// Inclusive, ns.
-    pub start_ns: i64,
-    /// Inclusive, ns.
-    pub end_ns: i64,
-    pub created_ns: i64,
-}
+pub use skald_store::delete::DeleteRequest;
 
 /// Every delete request of the server.
 pub struct Deletes {
-    path: PathBuf,
     store: Arc<Store>,
     requests: Mutex<Vec<DeleteRequest>>,
 }
@@ -83,29 +70,44 @@ fn compile(query: &str) -> Result<(Vec<skald_model::Matcher>, Option<LinePredica
 impl Deletes {
     /// Loads the persisted requests and registers them with the store.
     pub fn open(store: Arc<Store>) -> Result<Deletes, String> {
-        let path = store.config().data_dir.join(FILE);
-        let requests: Vec<DeleteRequest> = match std::fs::read(&path) {
-            Ok(bytes) => {
-                serde_json::from_slice(&bytes).map_err(|e| format!("{}: {e}", path.display()))?
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-            Err(e) => return Err(format!("{}: {e}", path.display())),
-        };
         let d = Deletes {
-            path,
             store,
             requests: Mutex::new(Vec::new()),
         };
-        for r in &requests {
-            match d.register(r) {
-                Ok(()) => {}
-                Err(e) => {
-                    tracing::error!(request = %r.request_id, error = %e, "ignoring a delete request that no longer compiles")
-                }
+        d.sync()?;
+        Ok(d)
+    }
+
+    /// Reads the requests from the catalog: registers those this server
+    /// does not know yet (another node's) and withdraws those no longer
+    /// there (cancelled on another node).
+    pub fn sync(&self) -> Result<(), String> {
+        let requests = self
+            .store
+            .catalog()
+            .delete_requests()
+            .map_err(|e| e.to_string())?;
+        let mut known = self.requests.lock().unwrap();
+        let same = |a: &DeleteRequest, b: &DeleteRequest| {
+            a.tenant == b.tenant && a.request_id == b.request_id
+        };
+        for old in known.iter() {
+            if !requests.iter().any(|r| same(r, old))
+                && let Ok(tenant) = TenantId::new(&old.tenant)
+            {
+                self.store.remove_tombstone(&tenant, &old.request_id);
             }
         }
-        *d.requests.lock().unwrap() = requests;
-        Ok(d)
+        for r in &requests {
+            if known.iter().any(|k| same(k, r)) {
+                continue;
+            }
+            if let Err(e) = self.register(r) {
+                tracing::error!(request = %r.request_id, error = %e, "ignoring a delete request that no longer compiles");
+            }
+        }
+        *known = requests;
+        Ok(())
     }
 
     fn register(&self, r: &DeleteRequest) -> Result<(), String> {
@@ -124,27 +126,10 @@ impl Deletes {
         Ok(())
     }
 
-    fn persist(&self, list: &[DeleteRequest]) -> Result<(), ApiError> {
-        let io = |e: std::io::Error| {
-            tracing::error!(error = %e, "writing delete requests");
-            ApiError::internal("the server could not record the delete request; see its log")
-        };
-        let tmp = self.path.with_extension("json.tmp");
-        let body =
-            serde_json::to_vec_pretty(list).map_err(|e| ApiError::internal(e.to_string()))?;
-        {
-            use std::io::Write;
-            let mut f = std::fs::File::create(&tmp).map_err(io)?;
-            f.write_all(&body).map_err(io)?;
-            f.sync_all().map_err(io)?;
-        }
-        std::fs::rename(&tmp, &self.path).map_err(io)?;
-        if let Some(dir) = self.path.parent() {
-            std::fs::File::open(dir)
-                .and_then(|d| d.sync_all())
-                .map_err(io)?;
-        }
-        Ok(())
+    /// Maps a catalog error to the client's answer (details in the log).
+    fn catalog_error(e: skald_store::CatalogError) -> ApiError {
+        tracing::error!(error = %e, "recording delete requests");
+        ApiError::internal("the server could not record the delete request; see its log")
     }
 
     /// Records and applies a request. `end` defaults to now.
@@ -179,10 +164,11 @@ impl Deletes {
             created_ns: created.0,
         };
         let mut list = self.requests.lock().unwrap();
-        let mut next = list.clone();
-        next.push(r.clone());
-        self.persist(&next)?;
-        *list = next;
+        self.store
+            .catalog()
+            .add_delete_request(&r)
+            .map_err(Self::catalog_error)?;
+        list.push(r.clone());
         drop(list);
         self.register(&r).map_err(ApiError::bad_request)?;
         Ok(r)
@@ -222,10 +208,11 @@ impl Deletes {
                 "request_id: delete request {id} is past its cancel period and is being processed"
             )));
         }
-        let mut next = list.clone();
-        next.remove(pos);
-        self.persist(&next)?;
-        *list = next;
+        self.store
+            .catalog()
+            .remove_delete_request(tenant, id)
+            .map_err(Self::catalog_error)?;
+        list.remove(pos);
         self.store.remove_tombstone(tenant, id);
         Ok(())
     }

@@ -29,6 +29,7 @@
 //! reported, so keep such queries short or delay deletes, see
 //! `docs/architecture.md`).
 
+use crate::catalog::CatalogError;
 use crate::segment::{NewSegment, Segment};
 use crate::{Shared, StoreError};
 use skald_model::{Entry, LabelSet, StreamId, TenantId, Timestamp};
@@ -52,6 +53,9 @@ const IDLE_CHECK: Duration = Duration::from_secs(60);
 /// reading them (object storage only).
 const RETIRED_CHECK: Duration = Duration::from_secs(1);
 
+/// How often the thread looks for work over a shared catalog.
+const SHARED_CHECK: Duration = Duration::from_secs(5);
+
 /// A chunk of an input: the input's position and the chunk's place in it.
 type InputChunk = (usize, (usize, usize));
 
@@ -64,10 +68,14 @@ pub(crate) fn run(shared: Arc<Shared>, wake: Receiver<()>) {
     let mut last_retention: Option<Instant> = None;
     loop {
         // Segments waiting for their last query come back sooner.
-        let idle = match shared.retired.is_empty() {
+        let mut idle = match shared.retired.is_empty() {
             true => IDLE_CHECK.min(retention_every),
             false => RETIRED_CHECK,
         };
+        if shared.catalog.shared() {
+            // Other nodes' flushes wake no thread here.
+            idle = idle.min(SHARED_CHECK);
+        }
         match wake.recv_timeout(idle) {
             Ok(()) | Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => return,
@@ -75,7 +83,13 @@ pub(crate) fn run(shared: Arc<Shared>, wake: Receiver<()>) {
         if let Err(e) = crate::segment::reap(&shared) {
             tracing::warn!(error = %e, "could not delete a replaced or expired segment; trying again later");
         }
-        if last_retention.is_none_or(|t| t.elapsed() >= retention_every) {
+        if !shared.config.role.compact {
+            // Another node of the cluster compacts (--target).
+            continue;
+        }
+        if last_retention.is_none_or(|t| t.elapsed() >= retention_every)
+            && retention_due(&shared, retention_every)
+        {
             last_retention = Some(Instant::now());
             let _one_at_a_time = shared.compacting.lock();
             if let Err(e) = crate::retention::run_pass(&shared) {
@@ -86,13 +100,26 @@ pub(crate) fn run(shared: Arc<Shared>, wake: Receiver<()>) {
                 tracing::error!(error = %e, "retention pass failed; it runs again at the next interval");
             }
         }
+        // Tenants another node holds the lease of, this round.
+        let mut busy: HashSet<TenantId> = HashSet::new();
         loop {
             if shared.closing.load(Ordering::Relaxed) {
                 return;
             }
             let _one_at_a_time = shared.compacting.lock();
-            let Some((tenant, inputs)) = pick(&shared, &broken) else {
+            let Some((tenant, inputs)) = pick(&shared, &broken, &busy) else {
                 break;
+            };
+            let _lease = match TenantLease::take(&shared, &tenant) {
+                Ok(Some(lease)) => lease,
+                Ok(None) => {
+                    busy.insert(tenant);
+                    continue;
+                }
+                Err(e) => {
+                    tracing::warn!(tenant = %tenant, error = %e, "could not take the compaction lease; trying again later");
+                    break;
+                }
             };
             match compact(&shared, &tenant, &inputs) {
                 Ok(()) => {}
@@ -108,6 +135,47 @@ pub(crate) fn run(shared: Arc<Shared>, wake: Receiver<()>) {
                     broken.extend(inputs.iter().map(|s| s.id));
                 }
             }
+        }
+    }
+}
+
+/// Whether this process runs the retention pass now (one process per
+/// interval across a shared catalog).
+fn retention_due(shared: &Shared, every: Duration) -> bool {
+    match shared.catalog.retention_due(every) {
+        Ok(due) => due,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not ask the catalog whether retention is due; trying again later");
+            false
+        }
+    }
+}
+
+/// The catalog's lease on a tenant's compaction and retention, released
+/// when dropped (the local catalog's is free: the store's `compacting`
+/// lock already keeps its one compactor alone).
+pub(crate) struct TenantLease<'a> {
+    shared: &'a Shared,
+    tenant: TenantId,
+}
+
+impl<'a> TenantLease<'a> {
+    /// The lease, or None while another process holds it.
+    pub fn take(shared: &'a Shared, tenant: &TenantId) -> Result<Option<Self>, StoreError> {
+        if !shared.catalog.lease_tenant(tenant)? {
+            return Ok(None);
+        }
+        Ok(Some(TenantLease {
+            shared,
+            tenant: tenant.clone(),
+        }))
+    }
+}
+
+impl Drop for TenantLease<'_> {
+    fn drop(&mut self) {
+        if let Err(e) = self.shared.catalog.release_tenant(&self.tenant) {
+            tracing::warn!(tenant = %self.tenant, error = %e, "could not release the compaction lease; it expires by itself");
         }
     }
 }
@@ -184,10 +252,16 @@ pub(crate) fn plan_exists(state: &crate::State, config: &crate::StoreConfig) -> 
 pub(crate) fn pick(
     shared: &Shared,
     broken: &HashSet<u64>,
+    busy: &HashSet<TenantId>,
 ) -> Option<(TenantId, Vec<Arc<Segment>>)> {
     let config = &shared.config;
     let state = shared.state.read();
-    let mut tenants: Vec<&TenantId> = state.catalog.segments.keys().collect();
+    let mut tenants: Vec<&TenantId> = state
+        .catalog
+        .segments
+        .keys()
+        .filter(|t| !busy.contains(*t))
+        .collect();
     tenants.sort();
     for tenant in tenants {
         let segs = &state.catalog.segments[tenant];
@@ -214,12 +288,18 @@ pub(crate) fn pick(
 }
 
 /// Merges `inputs` (segments of `tenant`) into one new segment. The caller
-/// holds `shared.compacting` from [`pick`] to here.
+/// holds `shared.compacting` from [`pick`] to here, and the tenant's
+/// [`TenantLease`]. Inputs another node replaced meanwhile are left alone:
+/// under a shared catalog the view is brought up to date first, and a
+/// replacement that loses a race anyway (a lease that expired) is dropped.
 pub(crate) fn compact(
     shared: &Shared,
     tenant: &TenantId,
     inputs: &[Arc<Segment>],
 ) -> Result<(), StoreError> {
+    if shared.catalog.shared() {
+        crate::refresh_view(shared)?;
+    }
     {
         // Another compaction may have taken some inputs since they were
         // picked.
@@ -287,7 +367,15 @@ pub(crate) fn compact(
         dropped += write_run(output.writer(), &labels, &mut run)?;
     }
 
-    let output = output.replace(shared, tenant, inputs)?;
+    let output = match output.replace(shared, tenant, inputs) {
+        Ok(output) => output,
+        Err(StoreError::Catalog(CatalogError::Conflict(why))) => {
+            // Another node's output stands; this view catches up.
+            tracing::info!(tenant = %tenant, reason = %why, "compaction lost a race; its output was dropped");
+            return crate::refresh_view(shared);
+        }
+        Err(e) => return Err(e),
+    };
     let (in_bytes, out_bytes) = (
         inputs.iter().map(|s| s.disk_bytes).sum::<u64>(),
         output.disk_bytes,

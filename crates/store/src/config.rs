@@ -68,6 +68,29 @@ pub struct StoreConfig {
     /// them); the file's `[scrub]` table fills it.
     #[serde(skip)]
     pub scrub: crate::scrub::Scrubber,
+    /// What this node does (`skald serve --target`): whether it accepts
+    /// pushes, and whether it compacts and applies retention. Not part of
+    /// `[store]`: how this process runs, not what is stored.
+    #[serde(skip)]
+    pub role: NodeRole,
+}
+
+/// What a node of a cluster does; a single node does everything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NodeRole {
+    /// Accepts pushes (WAL, head, flushes).
+    pub ingest: bool,
+    /// Compacts and applies retention and deletes.
+    pub compact: bool,
+}
+
+impl Default for NodeRole {
+    fn default() -> Self {
+        NodeRole {
+            ingest: true,
+            compact: true,
+        }
+    }
 }
 
 impl Default for StoreConfig {
@@ -90,6 +113,7 @@ impl Default for StoreConfig {
             retention_interval_secs: 600,
             limits: TenantLimits::default(),
             scrub: Default::default(),
+            role: NodeRole::default(),
         }
     }
 }

@@ -24,6 +24,20 @@ use skald_model::{Entry, LabelSet, Matcher, TenantId, Timestamp};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+/// A delete request as the catalog keeps it (Loki's `/loki/api/v1/delete`;
+/// the server compiles its query into a [`Tombstone`]).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct DeleteRequest {
+    pub request_id: String,
+    pub tenant: String,
+    pub query: String,
+    /// Inclusive, ns.
+    pub start_ns: i64,
+    /// Inclusive, ns.
+    pub end_ns: i64,
+    pub created_ns: i64,
+}
+
 /// Decides whether a line is deleted (true) by a line-filtered request.
 pub type LinePredicate = Arc<dyn Fn(&str) -> bool + Send + Sync>;
 

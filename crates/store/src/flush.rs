@@ -79,7 +79,7 @@ fn flush(shared: &Shared, job: &FlushJob) -> Result<(), StoreError> {
                 segment.writer().add_chunk(labels, &entries)?;
             }
         }
-        written.push((tenant.clone(), segment.publish(shared)?));
+        written.push((tenant.clone(), segment.publish(shared, tenant)?));
     }
 
     {

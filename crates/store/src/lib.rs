@@ -18,7 +18,8 @@
 //! Not here: query evaluation (`skald-query`), HTTP (`skald-server`),
 //! byte formats (`skald-chunk`).
 
-mod catalog;
+pub mod catalog;
+pub mod cluster;
 mod commit;
 mod compact;
 mod config;
@@ -35,8 +36,11 @@ mod segment;
 pub mod storage;
 pub mod tail;
 
-pub use catalog::CorruptFile;
-pub use config::{FsyncMode, StoreConfig};
+pub use catalog::{
+    CatalogError, CatalogStore, CorruptFile, LocalCatalog, NodeRecord, PostgresCatalog,
+    SegmentRecord,
+};
+pub use config::{FsyncMode, NodeRole, StoreConfig};
 pub use head::HeadBlock;
 pub use index::StreamInfo;
 pub use limits::{LimitUsage, TenantLimits};
@@ -73,6 +77,10 @@ pub enum StoreError {
     ShuttingDown,
     #[error("the store could not write its wal: {0}")]
     WriteFailed(String),
+    #[error("this node does not take pushes (--target {0}); send them to an ingest node")]
+    NotIngesting(&'static str),
+    #[error(transparent)]
+    Catalog(#[from] catalog::CatalogError),
 }
 
 /// Entries of a push that were not stored, and why.
@@ -269,8 +277,15 @@ pub(crate) struct Shared {
     pub commit_hook: std::sync::OnceLock<CommitHook>,
     /// Where segments live.
     pub segments: Arc<dyn storage::SegmentStore>,
+    /// Where the list of segments is kept (this process's view of it is
+    /// `state.catalog`).
+    pub catalog: Arc<dyn CatalogStore>,
     /// Segments out of the catalog, deleted once no query holds them.
     pub retired: segment::Retired,
+    /// When the view last caught up with a shared catalog.
+    pub last_refresh: Mutex<Option<Instant>>,
+    /// The other nodes' heads, asked by every snapshot (see [`cluster`]).
+    pub peers: std::sync::OnceLock<Arc<dyn cluster::PeerHeads>>,
 }
 
 /// Receives each group of entries once durable and in the head, on the
@@ -326,6 +341,19 @@ impl Store {
         config: StoreConfig,
         segments: Arc<dyn storage::SegmentStore>,
     ) -> Result<Store, StoreError> {
+        let catalog = Arc::new(LocalCatalog::new(segments.clone(), &config.data_dir));
+        Store::open_with_catalog(config, segments, catalog)
+    }
+
+    /// [`Store::open_with`] with the list of segments kept in `catalog`
+    /// (PostgreSQL, shared by several nodes): this store then also learns,
+    /// every [`CATALOG_REFRESH`], of the segments other nodes publish and
+    /// remove.
+    pub fn open_with_catalog(
+        config: StoreConfig,
+        segments: Arc<dyn storage::SegmentStore>,
+        catalog: Arc<dyn CatalogStore>,
+    ) -> Result<Store, StoreError> {
         let io = |path: &std::path::Path| {
             let path = path.to_path_buf();
             move |source| StoreError::Io { path, source }
@@ -339,10 +367,16 @@ impl Store {
             }
             _ => {}
         }
-        let catalog =
-            Catalog::load(&*segments).map_err(|e| io(&segments.location("tenants"))(e))?;
+        if catalog.shared() {
+            // Segments stored before this catalog listed them keep their
+            // keys: new ids start after them.
+            let stored = catalog::max_stored_id(&*segments)
+                .map_err(|e| io(&segments.location("tenants"))(e))?;
+            catalog.reserve_ids_through(stored)?;
+        }
+        let view = Catalog::load(&*segments, &*catalog)?;
         let mut index: HashMap<TenantId, TenantIndex> = HashMap::new();
-        for (tenant, segs) in &catalog.segments {
+        for (tenant, segs) in &view.segments {
             let idx = index.entry(tenant.clone()).or_default();
             for seg in segs {
                 for (labels, id, min, max) in seg.streams() {
@@ -354,7 +388,7 @@ impl Store {
             head: Head::default(),
             head_since: None,
             flushing: None,
-            catalog,
+            catalog: view,
             index,
             flushes_started: 0,
             flushes_done: 0,
@@ -429,7 +463,10 @@ impl Store {
             config,
             commit_hook: Default::default(),
             segments,
+            catalog: catalog.clone(),
             retired: Default::default(),
+            last_refresh: Mutex::new(None),
+            peers: Default::default(),
         });
         let (commands, commands_rx) = mpsc::sync_channel(1024);
         let (jobs, jobs_rx) = mpsc::sync_channel(1);
@@ -457,15 +494,36 @@ impl Store {
                 .spawn(move || commit::run(shared, wal, commands_rx, jobs))
                 .map_err(io(std::path::Path::new("thread")))?
         };
+        let mut threads = vec![committer, flusher, compactor];
+        if catalog.shared() {
+            let shared = shared.clone();
+            threads.push(
+                std::thread::Builder::new()
+                    .name("skald-catalog".into())
+                    .spawn(move || follow_catalog(shared))
+                    .map_err(io(std::path::Path::new("thread")))?,
+            );
+        }
         Ok(Store {
             shared,
             commands,
-            threads: Mutex::new(vec![committer, flusher, compactor]),
+            threads: Mutex::new(threads),
         })
     }
 
     pub fn config(&self) -> &StoreConfig {
         &self.shared.config
+    }
+
+    /// Where the list of segments and the delete requests are kept.
+    pub fn catalog(&self) -> &Arc<dyn CatalogStore> {
+        &self.shared.catalog
+    }
+
+    /// Brings this store's view up to date with a shared catalog now (the
+    /// store also does it every [`CATALOG_REFRESH`]).
+    pub fn refresh_catalog(&self) -> Result<(), StoreError> {
+        refresh_view(&self.shared)
     }
 
     /// Installs the hook that sees every durable group (pattern mining).
@@ -482,6 +540,13 @@ impl Store {
         tenant: &TenantId,
         mut streams: Vec<StreamBatch>,
     ) -> Result<PushOutcome, StoreError> {
+        if !self.shared.config.role.ingest {
+            let target = match self.shared.config.role.compact {
+                true => "compact",
+                false => "query",
+            };
+            return Err(StoreError::NotIngesting(target));
+        }
         let limits = self.shared.limiter.limits(tenant);
         let scrubber = self.shared.scrubber.read().clone();
         scrubber.scrub(tenant, &mut streams);
@@ -574,12 +639,18 @@ impl Store {
     /// thread does the same after every flush).
     pub fn compact(&self) -> Result<(), StoreError> {
         let never = std::collections::HashSet::new();
+        let mut busy = std::collections::HashSet::new();
         loop {
             let _one_at_a_time = self.shared.compacting.lock();
-            let Some((tenant, inputs)) = compact::pick(&self.shared, &never) else {
+            let Some((tenant, inputs)) = compact::pick(&self.shared, &never, &busy) else {
                 // Inputs no query holds go now, not at the thread's next
                 // check.
                 return segment::reap(&self.shared);
+            };
+            let Some(_lease) = compact::TenantLease::take(&self.shared, &tenant)? else {
+                // Another node compacts this tenant.
+                busy.insert(tenant);
+                continue;
             };
             compact::compact(&self.shared, &tenant, &inputs)?;
         }
@@ -608,8 +679,55 @@ impl Store {
         Ok(())
     }
 
+    /// Makes every snapshot ask `peers` for the entries other nodes hold
+    /// in memory (see [`cluster`]). Only the first call takes effect.
+    pub fn set_peers(&self, peers: Arc<dyn cluster::PeerHeads>) {
+        let _ = self.shared.peers.set(peers);
+    }
+
+    /// The entries of this node's head (and of a head being flushed) of
+    /// `tenant`'s streams matching `matchers`, in `[start, end)`, sorted:
+    /// what a query node asks an ingest node for. No tombstones applied
+    /// (the asking node applies its own).
+    pub fn head_streams(
+        &self,
+        tenant: &TenantId,
+        matchers: &[Matcher],
+        start: Timestamp,
+        end: Timestamp,
+    ) -> Vec<(LabelSet, Vec<Entry>)> {
+        let state = self.shared.state.read();
+        let Some(index) = state.index.get(tenant) else {
+            return Vec::new();
+        };
+        let head = state.head.tenants.get(tenant);
+        let flushing = state.flushing.as_ref().and_then(|f| f.tenants.get(tenant));
+        let mut out = Vec::new();
+        for info in index.select(matchers, start, end) {
+            let mut blocks: Vec<Arc<HeadBlock>> = Vec::new();
+            if let Some((_, flushed)) = flushing.and_then(|f| f.get(&info.id)) {
+                blocks.extend(flushed.iter().cloned());
+            }
+            if let Some(s) = head.and_then(|h| h.get(&info.id)) {
+                blocks.extend(s.blocks_in(start, end));
+            }
+            let mut entries: Vec<Entry> = blocks
+                .iter()
+                .flat_map(|b| b.entries())
+                .filter(|e| e.ts >= start && e.ts < end)
+                .collect();
+            if entries.is_empty() {
+                continue;
+            }
+            entries.sort_by_key(|e| e.ts);
+            out.push((info.labels.clone(), entries));
+        }
+        out
+    }
+
     /// The streams matching `matchers` with entries in `[start, end)`, with
-    /// every head block and segment chunk that may hold those entries.
+    /// every head block and segment chunk that may hold those entries
+    /// (other nodes' heads too, when peers are set: see [`cluster`]).
     pub fn snapshot(
         &self,
         tenant: &TenantId,
@@ -617,13 +735,25 @@ impl Store {
         start: Timestamp,
         end: Timestamp,
     ) -> Snapshot {
+        let from_peers = self
+            .shared
+            .peers
+            .get()
+            .map(|p| p.fetch(tenant, matchers, start, end));
+        if from_peers.is_some()
+            && self.shared.catalog.shared()
+            && let Err(e) = refresh_view(&self.shared)
+        {
+            tracing::warn!(error = %e, "could not refresh the catalog view before a query");
+        }
         let state = self.shared.state.read();
         let mut snap = Snapshot {
             corrupt: state.catalog.corrupt.clone(),
             ..Default::default()
         };
         let Some(index) = state.index.get(tenant) else {
-            return snap;
+            drop(state);
+            return self.finish_snapshot(tenant, snap, from_peers);
         };
         let segments: Vec<&Arc<Segment>> = state
             .catalog
@@ -667,6 +797,19 @@ impl Store {
             }
         }
         drop(state);
+        self.finish_snapshot(tenant, snap, from_peers)
+    }
+
+    /// Adds the peers' entries to a snapshot and hides deleted entries.
+    fn finish_snapshot(
+        &self,
+        tenant: &TenantId,
+        mut snap: Snapshot,
+        from_peers: Option<cluster::PeerAnswer>,
+    ) -> Snapshot {
+        if let Some(answer) = from_peers {
+            cluster::merge(&mut snap, answer);
+        }
         delete::apply_to_snapshot(&self.shared.tombstones.of(tenant), &mut snap);
         snap
     }
@@ -674,7 +817,7 @@ impl Store {
     /// Label names of `tenant`'s streams with entries in `[start, end)`.
     pub fn label_names(&self, tenant: &TenantId, start: Timestamp, end: Timestamp) -> Vec<String> {
         let deleted = self.shared.tombstones.of(tenant);
-        if !deleted.is_empty() {
+        if !deleted.is_empty() || self.shared.peers.get().is_some() {
             let mut names: Vec<String> = self
                 .streams(tenant, &[], start, end)
                 .iter()
@@ -702,7 +845,7 @@ impl Store {
         end: Timestamp,
     ) -> Vec<String> {
         let deleted = self.shared.tombstones.of(tenant);
-        if !deleted.is_empty() {
+        if !deleted.is_empty() || self.shared.peers.get().is_some() {
             let mut values: Vec<String> = self
                 .streams(tenant, matchers, start, end)
                 .iter()
@@ -728,6 +871,16 @@ impl Store {
         start: Timestamp,
         end: Timestamp,
     ) -> Vec<LabelSet> {
+        if self.shared.peers.get().is_some() {
+            let mut out: Vec<LabelSet> = selectors
+                .iter()
+                .flat_map(|m| self.streams(tenant, m, start, end))
+                .map(|s| s.labels)
+                .collect();
+            out.sort();
+            out.dedup();
+            return out;
+        }
         let state = self.shared.state.read();
         let Some(index) = state.index.get(tenant) else {
             return Vec::new();
@@ -744,7 +897,8 @@ impl Store {
         out
     }
 
-    /// Every stream of a tenant the index knows, with its time bounds.
+    /// Every stream of a tenant the index knows (and the other nodes'
+    /// heads hold, when peers are set), with its time bounds.
     pub fn streams(
         &self,
         tenant: &TenantId,
@@ -752,9 +906,14 @@ impl Store {
         start: Timestamp,
         end: Timestamp,
     ) -> Vec<StreamInfo> {
+        let from_peers = self
+            .shared
+            .peers
+            .get()
+            .map(|p| cluster::stream_infos(p.streams(tenant, matchers, start, end)));
         let deleted = self.shared.tombstones.of(tenant);
         let state = self.shared.state.read();
-        state
+        let mut out: Vec<StreamInfo> = state
             .index
             .get(tenant)
             .map(|i| {
@@ -764,7 +923,21 @@ impl Store {
                     .cloned()
                     .collect()
             })
-            .unwrap_or_default()
+            .unwrap_or_default();
+        drop(state);
+        for info in from_peers.into_iter().flatten() {
+            if delete::Tombstones::hides(&deleted, &info) {
+                continue;
+            }
+            match out.iter_mut().find(|s| s.id == info.id) {
+                Some(s) => {
+                    s.min_ts = s.min_ts.min(info.min_ts);
+                    s.max_ts = s.max_ts.max(info.max_ts);
+                }
+                None => out.push(info),
+            }
+        }
+        out
     }
 
     pub fn tenant_stats(&self, tenant: &TenantId) -> TenantStats {
@@ -897,6 +1070,53 @@ impl Drop for Store {
     fn drop(&mut self) {
         let _ = self.close();
     }
+}
+
+/// How often a store over a shared catalog asks it what other nodes
+/// changed.
+pub const CATALOG_REFRESH: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The `skald-catalog` thread: refreshes the view every
+/// [`CATALOG_REFRESH`] until the store closes.
+fn follow_catalog(shared: Arc<Shared>) {
+    let mut failing = false;
+    while !shared.closing.load(Ordering::Relaxed) {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let last = *shared.last_refresh.lock();
+        if last.is_some_and(|t| t.elapsed() < CATALOG_REFRESH) {
+            continue;
+        }
+        match refresh_view(&shared) {
+            Ok(()) if failing => {
+                failing = false;
+                tracing::info!(catalog = %shared.catalog.describe(), "the catalog answers again");
+            }
+            Ok(()) => {}
+            Err(e) if !failing => {
+                failing = true;
+                tracing::warn!(error = %e, "could not refresh the catalog view; serving the segments known so far");
+            }
+            Err(_) => *shared.last_refresh.lock() = Some(Instant::now()),
+        }
+    }
+}
+
+/// Adds the segments other processes published to the view, and drops
+/// those they removed.
+pub(crate) fn refresh_view(shared: &Shared) -> Result<(), StoreError> {
+    let version = shared.state.read().catalog.version;
+    let fetched = Catalog::fetch_changes(version, &*shared.segments, &*shared.catalog)?;
+    let mut state = shared.state.write();
+    let added = state.catalog.apply(fetched);
+    for (tenant, seg) in added {
+        let idx = state.index.entry(tenant).or_default();
+        for (labels, id, min, max) in seg.streams() {
+            idx.observe(labels, id, min, max);
+        }
+    }
+    drop(state);
+    *shared.last_refresh.lock() = Some(Instant::now());
+    Ok(())
 }
 
 pub(crate) fn wal_options() -> skald_wal::WalOptions {

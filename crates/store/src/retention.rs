@@ -71,6 +71,10 @@ impl RetentionReport {
 
 /// Runs one pass over every tenant. The caller holds `shared.compacting`.
 pub(crate) fn run_pass(shared: &Shared) -> Result<RetentionReport, StoreError> {
+    if shared.catalog.shared() {
+        // Work on what other nodes published and left, not a stale view.
+        crate::refresh_view(shared)?;
+    }
     let tenants: Vec<TenantId> = {
         let state = shared.state.read();
         let mut t: Vec<TenantId> = state.catalog.segments.keys().cloned().collect();
@@ -84,6 +88,10 @@ pub(crate) fn run_pass(shared: &Shared) -> Result<RetentionReport, StoreError> {
         if shared.closing.load(Ordering::Relaxed) {
             break;
         }
+        // Another node sharing the catalog may be working on it.
+        let Some(_lease) = crate::compact::TenantLease::take(shared, &tenant)? else {
+            continue;
+        };
         let report = tenant_pass(shared, &tenant)?;
         if !report.is_empty() {
             tracing::info!(

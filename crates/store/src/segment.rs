@@ -4,7 +4,7 @@
 //! retention all use it). The one module that touches the segment
 //! format's API.
 
-use crate::catalog::{replaces_key, segment_key};
+use crate::catalog::{SegmentRecord, segment_key};
 use crate::storage::SegmentStore;
 use crate::{Shared, StoreError};
 use parking_lot::Mutex;
@@ -13,6 +13,7 @@ use skald_model::{Entry, LabelSet, StreamId, TenantId, Timestamp};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Instant;
 
 #[derive(Debug)]
 pub struct Segment {
@@ -163,7 +164,7 @@ pub(crate) struct NewSegment {
 
 impl NewSegment {
     pub fn create(shared: &Shared, tenant: &TenantId, zstd_level: i32) -> Result<Self, StoreError> {
-        let id = shared.state.write().catalog.allocate_id();
+        let id = shared.catalog.allocate_id()?;
         let key = segment_key(tenant, id);
         let store = &*shared.segments;
         let (file, staged) = match store.local_path(&key) {
@@ -190,9 +191,20 @@ impl NewSegment {
         &mut self.writer
     }
 
-    /// Finishes the file, publishes it in the segment store and opens it;
-    /// the caller lists it in the catalog.
-    pub fn publish(self, shared: &Shared) -> Result<Arc<Segment>, StoreError> {
+    /// Finishes the file, stores it, opens it and lists it in the catalog
+    /// store; the caller adds it to the view.
+    pub fn publish(self, shared: &Shared, tenant: &TenantId) -> Result<Arc<Segment>, StoreError> {
+        let segment = self.store(shared)?;
+        let record = SegmentRecord::of(tenant, &segment);
+        if let Err(e) = shared.catalog.publish(&record) {
+            forget(shared, &segment);
+            return Err(e.into());
+        }
+        Ok(segment)
+    }
+
+    /// Finishes the file, puts it in the segment store and opens it.
+    fn store(self, shared: &Shared) -> Result<Arc<Segment>, StoreError> {
         let NewSegment {
             id,
             key,
@@ -211,29 +223,45 @@ impl NewSegment {
     }
 
     /// Publishes this segment in place of `inputs` (segments of `tenant`):
-    /// a sidecar naming the inputs is stored first, so a crash at any point
-    /// leaves either the inputs or the output (see `crate::catalog`); the
-    /// catalog swaps them in one step, then the inputs and the sidecar go.
+    /// the catalog store prepares (a local catalog stores a sidecar naming
+    /// the inputs, so a crash at any point leaves either the inputs or the
+    /// output, see `crate::catalog`), the output is stored, the catalog
+    /// store swaps them (refusing if another process replaced an input
+    /// meanwhile: [`StoreError::Catalog`] with a conflict, and the output
+    /// is deleted), the view swaps them in one step, then the inputs go.
     pub fn replace(
         self,
         shared: &Shared,
         tenant: &TenantId,
         inputs: &[Arc<Segment>],
     ) -> Result<Arc<Segment>, StoreError> {
-        let store = &*shared.segments;
-        let sidecar = replaces_key(tenant, self.id);
-        let listing: String = inputs.iter().map(|s| format!("{}\n", s.id)).collect();
-        store
-            .put_bytes(&sidecar, listing.as_bytes())
-            .map_err(storage_error(store, &sidecar))?;
-        let output = self.publish(shared)?;
+        let ids: Vec<u64> = inputs.iter().map(|s| s.id).collect();
+        let leftover = shared.catalog.prepare_replace(tenant, &ids, self.id)?;
+        let output = self.store(shared)?;
+        if let Err(e) = shared
+            .catalog
+            .replace(&ids, &SegmentRecord::of(tenant, &output))
+        {
+            forget(shared, &output);
+            if let Some(key) = &leftover {
+                let _ = shared.segments.delete(key);
+            }
+            return Err(e.into());
+        }
         shared
             .state
             .write()
             .catalog
             .replace(tenant, inputs, output.clone());
-        retire(shared, inputs.to_vec(), Some(sidecar))?;
+        retire(shared, inputs.to_vec(), leftover)?;
         Ok(output)
+    }
+}
+
+/// Deletes a segment stored but never listed (its catalog change failed).
+fn forget(shared: &Shared, seg: &Arc<Segment>) {
+    if let Err(e) = shared.segments.delete(&seg.key) {
+        tracing::warn!(path = %seg.path.display(), error = %e, "could not delete a segment the catalog did not take; it is never read");
     }
 }
 
@@ -243,6 +271,7 @@ pub(crate) fn delete(
     tenant: &TenantId,
     seg: &Arc<Segment>,
 ) -> Result<(), StoreError> {
+    shared.catalog.remove(tenant, seg.id)?;
     shared.state.write().catalog.remove(tenant, seg.id);
     retire(shared, vec![seg.clone()], None)
 }
@@ -253,8 +282,9 @@ pub(crate) fn delete(
 #[derive(Debug, Default)]
 pub(crate) struct Retired(Mutex<Vec<RetiredGroup>>);
 
-/// Segments to delete together, and the sidecar to delete after them.
-type RetiredGroup = (Vec<Arc<Segment>>, Option<String>);
+/// Segments to delete together, the sidecar to delete after them, and
+/// when they left the catalog.
+type RetiredGroup = (Vec<Arc<Segment>>, Option<String>, Instant);
 
 impl Retired {
     pub fn is_empty(&self) -> bool {
@@ -272,10 +302,15 @@ fn retire(
     segs: Vec<Arc<Segment>>,
     sidecar: Option<String>,
 ) -> Result<(), StoreError> {
-    if shared.segments.readable_after_delete() {
+    let grace = shared.catalog.delete_grace();
+    if shared.segments.readable_after_delete() && grace.is_zero() {
         return delete_stored(&*shared.segments, &segs, sidecar.as_deref());
     }
-    shared.retired.0.lock().push((segs, sidecar));
+    shared
+        .retired
+        .0
+        .lock()
+        .push((segs, sidecar, Instant::now()));
     reap(shared)
 }
 
@@ -285,17 +320,22 @@ pub(crate) fn reap(shared: &Shared) -> Result<(), StoreError> {
         let mut retired = shared.retired.0.lock();
         // Out of the catalog, a segment gains no new holder: a count of
         // one (this list's) stays one.
-        let (ready, waiting) = std::mem::take(&mut *retired)
-            .into_iter()
-            .partition(|(segs, _)| segs.iter().all(|s| Arc::strong_count(s) == 1));
+        // Other processes' queries are given `delete_grace`.
+        let grace = shared.catalog.delete_grace();
+        let (ready, waiting) =
+            std::mem::take(&mut *retired)
+                .into_iter()
+                .partition(|(segs, _, since)| {
+                    since.elapsed() >= grace && segs.iter().all(|s| Arc::strong_count(s) == 1)
+                });
         *retired = waiting;
         ready
     };
     let mut result = Ok(());
-    for (segs, sidecar) in ready {
+    for (segs, sidecar, since) in ready {
         if let Err(e) = delete_stored(&*shared.segments, &segs, sidecar.as_deref()) {
             // Tried again at the next reap.
-            shared.retired.0.lock().push((segs, sidecar));
+            shared.retired.0.lock().push((segs, sidecar, since));
             result = Err(e);
         }
     }

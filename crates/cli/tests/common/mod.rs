@@ -464,3 +464,30 @@ pub fn create_token(s: &Server, tenant: &str, role: &str, name: &str) -> String 
     assert!(token.starts_with("skald_") && token.len() > 70, "{token}");
     token
 }
+
+/// Runs `skald serve` expecting it to refuse to start; returns its
+/// standard error.
+pub fn refused(args: &[&str], env: &[(&str, String)]) -> String {
+    let data = tempfile::tempdir().unwrap();
+    let http = free_port();
+    let out = Command::new(env!("CARGO_BIN_EXE_skald"))
+        .arg("serve")
+        .arg("--data-dir")
+        .arg(data.path())
+        .arg("--http-addr")
+        .arg(format!("127.0.0.1:{http}"))
+        .arg("--grpc-addr")
+        .arg(format!("127.0.0.1:{}", free_port()))
+        .args(args)
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .env("SKALD_LOG", "error")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(!stderr.contains("listening"), "{stderr}");
+    assert_eq!(stderr.trim_end().lines().count(), 1, "one line: {stderr}");
+    stderr
+}

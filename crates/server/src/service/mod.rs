@@ -39,6 +39,7 @@ pub mod admin;
 pub mod analysis;
 pub mod audit;
 pub mod auth;
+pub mod cluster;
 pub mod delete;
 pub mod export;
 pub mod labels;
@@ -183,6 +184,9 @@ impl From<skald_store::StoreError> for ServiceError {
         match e {
             skald_store::StoreError::ShuttingDown => {
                 ServiceError::unavailable("the server is shutting down")
+            }
+            e @ skald_store::StoreError::NotIngesting(_) => {
+                ServiceError::new(ErrorCode::FailedPrecondition, e.to_string())
             }
             other => {
                 tracing::error!(error = %other, "store error");

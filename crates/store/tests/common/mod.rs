@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod contract;
+pub mod postgres;
 pub mod s3;
 
 pub use skald_store::storage::SegmentStore;

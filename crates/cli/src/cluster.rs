@@ -1,0 +1,353 @@
+//! Several `skald serve` processes over one bucket and one PostgreSQL
+//! catalog, each doing part of the work (`--target`, as Loki's `-target`):
+//!
+//! - `ingest`: takes pushes (WAL and head on its own disk), flushes
+//!   segments to the bucket and lists them in the catalog, registers in
+//!   the catalog (`skald_nodes`) with a heartbeat every
+//!   [`HEARTBEAT`], and answers the internal heads endpoint;
+//! - `query`: refuses pushes; answers every read from the catalog and the
+//!   bucket plus the registered ingest nodes' heads ([`HttpPeers`]);
+//! - `compact`: refuses pushes; compacts and applies retention (a lease
+//!   per tenant in the catalog keeps compactors apart);
+//! - `all` (the default): everything, alone or beside others.
+//!
+//! Every node serves the whole API; a load balancer may send any read to
+//! any node that queries, and pushes to the ingest nodes. How an answer
+//! stays complete is in `skald_store::cluster`.
+
+use anyhow::Context;
+use clap::ValueEnum;
+use skald_model::{Entry, LabelSet, Matcher, TenantId, Timestamp};
+use skald_store::cluster::{PeerAnswer, PeerHeads};
+use skald_store::{CatalogStore, NodeRole, Store};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How often an ingest node tells the catalog it is alive.
+pub const HEARTBEAT: Duration = Duration::from_secs(2);
+
+/// How long a query node waits for an ingest node's head.
+const PEER_TIMEOUT: Duration = Duration::from_secs(3);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Target {
+    All,
+    Ingest,
+    Query,
+    Compact,
+}
+
+impl Target {
+    pub fn name(self) -> &'static str {
+        match self {
+            Target::All => "all",
+            Target::Ingest => "ingest",
+            Target::Query => "query",
+            Target::Compact => "compact",
+        }
+    }
+
+    pub fn role(self) -> NodeRole {
+        NodeRole {
+            ingest: matches!(self, Target::All | Target::Ingest),
+            compact: matches!(self, Target::All | Target::Compact),
+        }
+    }
+
+    fn queries(self) -> bool {
+        matches!(self, Target::All | Target::Query)
+    }
+}
+
+/// This node's part in a cluster, once the store is open.
+pub struct Node {
+    target: Target,
+    address: String,
+    catalog: Arc<dyn CatalogStore>,
+}
+
+/// Joins the cluster the store's catalog is shared with: registers an
+/// ingest node (and keeps its heartbeat), and makes a query node ask the
+/// ingest nodes' heads. Nothing for a store with its own catalog.
+pub fn join(
+    runtime: &tokio::runtime::Runtime,
+    store: &Arc<Store>,
+    target: Target,
+    advertise: Option<String>,
+    http_addr: std::net::SocketAddr,
+    tls: bool,
+    token: Option<String>,
+) -> anyhow::Result<Option<Node>> {
+    let catalog = store.catalog().clone();
+    if !catalog.shared() {
+        if target != Target::All {
+            anyhow::bail!(
+                "--target {} needs a catalog shared by the nodes: --catalog postgres://... (and --storage s3://...)",
+                target.name()
+            );
+        }
+        return Ok(None);
+    }
+    let address = match advertise {
+        Some(a) => a.trim_end_matches('/').to_string(),
+        None if http_addr.ip().is_unspecified() && target.role().ingest => anyhow::bail!(
+            "--http-addr {http_addr} is not an address other nodes can reach: pass --advertise-url http://<host>:{}",
+            http_addr.port()
+        ),
+        None => format!("{}://{http_addr}", if tls { "https" } else { "http" }),
+    };
+    if target.role().ingest {
+        catalog
+            .register_node(&address, target.name())
+            .context("registering in the catalog")?;
+        let (catalog, address) = (catalog.clone(), address.clone());
+        runtime.spawn(async move {
+            let mut failing = false;
+            loop {
+                tokio::time::sleep(HEARTBEAT).await;
+                let (catalog, address) = (catalog.clone(), address.clone());
+                let beat = tokio::task::spawn_blocking(move || {
+                    catalog.register_node(&address, target.name())
+                })
+                .await;
+                match beat {
+                    Ok(Ok(())) => failing = false,
+                    Ok(Err(e)) if !failing => {
+                        failing = true;
+                        tracing::warn!(error = %e, "could not renew this node's registration");
+                    }
+                    _ => {}
+                }
+            }
+        });
+    }
+    if target.queries() {
+        let client = reqwest::Client::builder()
+            .timeout(PEER_TIMEOUT)
+            .connect_timeout(PEER_TIMEOUT)
+            .build()
+            .context("building the client for the ingest nodes")?;
+        store.set_peers(Arc::new(HttpPeers {
+            catalog: catalog.clone(),
+            own: address.clone(),
+            client,
+            token,
+            runtime: runtime.handle().clone(),
+        }));
+    }
+    tracing::info!(target = target.name(), address = %address, "joined the cluster");
+    Ok(Some(Node {
+        target,
+        address,
+        catalog,
+    }))
+}
+
+impl Node {
+    /// Leaves the cluster after a clean stop (the head is flushed: query
+    /// nodes need not ask for it any more).
+    pub fn leave(&self) {
+        if !self.target.role().ingest {
+            return;
+        }
+        if let Err(e) = self.catalog.leave(&self.address) {
+            tracing::warn!(error = %e, "could not remove this node from the catalog");
+        }
+    }
+}
+
+/// The ingest nodes' heads over their internal HTTP endpoint.
+struct HttpPeers {
+    catalog: Arc<dyn CatalogStore>,
+    /// This node's address (never asked: its head is read directly).
+    own: String,
+    client: reqwest::Client,
+    /// Sent as a bearer token when set.
+    token: Option<String>,
+    runtime: tokio::runtime::Handle,
+}
+
+/// A stream selector for `matchers` (empty for none: every stream).
+fn selector(matchers: &[Matcher]) -> String {
+    if matchers.is_empty() {
+        return String::new();
+    }
+    let parts: Vec<String> = matchers.iter().map(Matcher::to_string).collect();
+    format!("{{{}}}", parts.join(", "))
+}
+
+type HeadStreams = Vec<(LabelSet, Vec<Entry>)>;
+
+impl HttpPeers {
+    async fn ask(
+        &self,
+        address: &str,
+        tenant: &TenantId,
+        query: &str,
+        (start, end): (i64, i64),
+        bounds_only: bool,
+    ) -> Result<HeadStreams, String> {
+        let url = format!("{address}{}", skald_server::cluster::HEADS_PATH);
+        let mut request = self
+            .client
+            .get(&url)
+            .header("X-Scope-OrgID", tenant.as_str())
+            .query(&[
+                ("query", query),
+                ("start", &start.to_string()),
+                ("end", &end.to_string()),
+                ("entries", if bounds_only { "bounds" } else { "all" }),
+            ]);
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.map_err(|e| {
+            let mut text = e.to_string();
+            let mut source = std::error::Error::source(&e);
+            while let Some(s) = source {
+                text = format!("{text}: {s}");
+                source = s.source();
+            }
+            format!("did not answer ({text})")
+        })?;
+        let status = response.status();
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| format!("answer cut short ({e})"))?;
+        if !status.is_success() {
+            return Err(format!(
+                "answered {status}: {}",
+                String::from_utf8_lossy(&body).trim()
+            ));
+        }
+        skald_server::cluster::decode(&body).map_err(|e| format!("answered nonsense ({e})"))
+    }
+}
+
+impl PeerHeads for HttpPeers {
+    fn fetch(
+        &self,
+        tenant: &TenantId,
+        matchers: &[Matcher],
+        start: Timestamp,
+        end: Timestamp,
+    ) -> PeerAnswer {
+        self.gather(tenant, matchers, (start, end), false)
+    }
+
+    fn streams(
+        &self,
+        tenant: &TenantId,
+        matchers: &[Matcher],
+        start: Timestamp,
+        end: Timestamp,
+    ) -> PeerAnswer {
+        self.gather(tenant, matchers, (start, end), true)
+    }
+}
+
+impl HttpPeers {
+    /// Asks every registered ingest node but this one, in parallel.
+    fn gather(
+        &self,
+        tenant: &TenantId,
+        matchers: &[Matcher],
+        (start, end): (Timestamp, Timestamp),
+        bounds_only: bool,
+    ) -> PeerAnswer {
+        let mut answer = PeerAnswer::default();
+        let nodes = match self.catalog.ingest_nodes() {
+            Ok(nodes) => nodes,
+            Err(e) => {
+                answer
+                    .unreachable
+                    .push(("(catalog)".into(), format!("could not list them: {e}")));
+                return answer;
+            }
+        };
+        let peers: Vec<String> = nodes
+            .into_iter()
+            .map(|n| n.address)
+            .filter(|a| *a != self.own)
+            .collect();
+        if peers.is_empty() {
+            return answer;
+        }
+        let query = selector(matchers);
+        let (tx, rx) = std::sync::mpsc::channel();
+        for address in peers {
+            let this = HttpPeers {
+                catalog: self.catalog.clone(),
+                own: self.own.clone(),
+                client: self.client.clone(),
+                token: self.token.clone(),
+                runtime: self.runtime.clone(),
+            };
+            let (tenant, query, tx) = (tenant.clone(), query.clone(), tx.clone());
+            self.runtime.spawn(async move {
+                let got = this
+                    .ask(&address, &tenant, &query, (start.0, end.0), bounds_only)
+                    .await;
+                let _ = tx.send((address, got));
+            });
+        }
+        drop(tx);
+        for (address, got) in rx {
+            match got {
+                Ok(streams) => answer.streams.extend(streams),
+                Err(why) => answer.unreachable.push((address, why)),
+            }
+        }
+        answer
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use skald_model::MatchOp;
+
+    #[test]
+    fn selectors_round_trip_through_logql() {
+        let m = vec![
+            Matcher::new("app", MatchOp::Eq, "a\"b").unwrap(),
+            Matcher::new("env", MatchOp::Re, "prod|dev").unwrap(),
+        ];
+        let text = selector(&m);
+        let parsed = match skald_logql::parse_expr(&text).unwrap() {
+            skald_logql::Expr::Log(l) => l.selector,
+            other => panic!("{other:?}"),
+        };
+        let back: Vec<String> = parsed.iter().map(Matcher::to_string).collect();
+        let sent: Vec<String> = m.iter().map(Matcher::to_string).collect();
+        assert_eq!(back, sent);
+        assert_eq!(selector(&[]), "");
+    }
+
+    #[test]
+    fn targets_say_what_a_node_does() {
+        assert_eq!(
+            Target::Query.role(),
+            NodeRole {
+                ingest: false,
+                compact: false
+            }
+        );
+        assert_eq!(
+            Target::Compact.role(),
+            NodeRole {
+                ingest: false,
+                compact: true
+            }
+        );
+        assert_eq!(
+            Target::Ingest.role(),
+            NodeRole {
+                ingest: true,
+                compact: false
+            }
+        );
+        assert_eq!(Target::All.role(), NodeRole::default());
+    }
+}

@@ -1,0 +1,290 @@
+//! Several `skald serve` processes as one cluster: two ingest nodes, a
+//! query node and a compactor over one S3 server (`s3s-fs`, in this
+//! process) and one PostgreSQL catalog (started for the test). Every
+//! acknowledged entry is read back from the query node at once, before and
+//! after flushes; an ingest node killed with SIGKILL is reported in the
+//! answers' warnings until it is back, and then nothing acknowledged is
+//! missing; compaction runs while queries do, and no answer misses or
+//! repeats an entry. Label and series answers include streams only the
+//! ingest nodes' heads hold.
+
+mod common;
+#[path = "../../store/tests/common/postgres.rs"]
+mod postgres;
+#[path = "../../store/tests/common/s3.rs"]
+mod s3;
+
+use common::{Server, day_ago, now_ns};
+use postgres::Postgres;
+use s3::{ACCESS_KEY, BUCKET, S3Server, SECRET_KEY};
+use serde_json::{Value, json};
+use std::time::{Duration, Instant};
+
+struct Cluster {
+    env: Vec<(&'static str, String)>,
+    args: Vec<String>,
+}
+
+impl Cluster {
+    fn node(&self, target: &str) -> Server {
+        self.node_with(target, &[])
+    }
+
+    fn node_with(&self, target: &str, extra: &[&str]) -> Server {
+        let mut args: Vec<&str> = self.args.iter().map(String::as_str).collect();
+        args.extend(["--target", target]);
+        args.extend(extra);
+        let env: Vec<(&str, &str)> = self.env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        Server::start_with_env(&args, &env)
+    }
+}
+
+/// Pushes `n` lines to `{app="<app>"}` through `node`; returns them.
+fn push(node: &Server, app: &str, batch: &str, n: usize) -> Vec<String> {
+    let t0 = now_ns() - 3_600_000_000_000;
+    let lines: Vec<String> = (0..n).map(|i| format!("{app} {batch} line {i}")).collect();
+    let values: Vec<Value> = lines
+        .iter()
+        .enumerate()
+        .map(|(i, l)| json!([(t0 + i as i64).to_string(), l]))
+        .collect();
+    let r = node.push_json(&json!({"streams": [{"stream": {"app": app}, "values": values}]}));
+    assert!(r.status().is_success(), "{}", r.text().unwrap());
+    lines
+}
+
+/// Every line of both apps and the answer's warnings, from `node`.
+fn read(node: &Server) -> (Vec<String>, Vec<String>) {
+    let v = node.get_json(
+        "/loki/api/v1/query_range",
+        &[
+            ("query", r#"{app=~"a|b"}"#),
+            ("start", &day_ago()),
+            ("limit", "5000"),
+        ],
+    );
+    let mut lines: Vec<String> = v["data"]["result"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| s["values"].as_array().unwrap().clone())
+        .map(|e| e[1].as_str().unwrap().to_string())
+        .collect();
+    lines.sort();
+    let warnings = v["warnings"]
+        .as_array()
+        .map(|w| w.iter().map(|s| s.as_str().unwrap().to_string()).collect())
+        .unwrap_or_default();
+    (lines, warnings)
+}
+
+fn sorted(mut v: Vec<String>) -> Vec<String> {
+    v.sort();
+    v
+}
+
+#[test]
+fn two_ingest_nodes_a_query_node_and_a_compactor_serve_one_data_set() {
+    let Some(pg) = Postgres::start() else { return };
+    let catalog = pg.create_database("cluster");
+    let s3 = S3Server::start();
+    let cluster = Cluster {
+        env: vec![
+            ("AWS_ACCESS_KEY_ID", ACCESS_KEY.to_string()),
+            ("AWS_SECRET_ACCESS_KEY", SECRET_KEY.to_string()),
+            ("AWS_ENDPOINT_URL", s3.endpoint.clone()),
+        ],
+        args: vec![
+            "--storage".into(),
+            format!("s3://{BUCKET}/skald"),
+            "--catalog".into(),
+            catalog.clone(),
+        ],
+    };
+    let mut a = cluster.node("ingest");
+    let mut b = cluster.node("ingest");
+    let query = cluster.node("query");
+    let mut acked: Vec<String> = Vec::new();
+
+    // Acknowledged on either ingest node: in the query node's next answer.
+    acked.extend(push(&a, "a", "first", 100));
+    acked.extend(push(&b, "b", "first", 100));
+    assert_eq!(read(&query), (sorted(acked.clone()), vec![]));
+
+    // Streams that exist only in the ingest nodes' heads are in label and
+    // series answers too.
+    let since = day_ago();
+    let v = query.get_json("/loki/api/v1/label/app/values", &[("start", &since)]);
+    assert_eq!(v["data"], json!(["a", "b"]), "{v}");
+    let v = query.get_json("/loki/api/v1/labels", &[("start", &since)]);
+    assert_eq!(v["data"], json!(["app"]), "{v}");
+    let v = query.get_json(
+        "/loki/api/v1/series",
+        &[("match[]", r#"{app=~"a|b"}"#), ("start", &since)],
+    );
+    assert_eq!(v["data"], json!([{"app": "a"}, {"app": "b"}]), "{v}");
+
+    // Another tenant's head entries reach only that tenant's reads.
+    let other = json!({"streams": [{"stream": {"app": "a"}, "values": [[now_ns().to_string(), "other tenant"]]}]});
+    assert!(a.push_json_tenant("other", &other).status().is_success());
+    assert_eq!(read(&query), (sorted(acked.clone()), vec![]));
+    let v: Value = reqwest::blocking::Client::new()
+        .get(query.url("/loki/api/v1/query_range"))
+        .header("X-Scope-OrgID", "other")
+        .query(&[("query", r#"{app="a"}"#), ("start", &day_ago())])
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(
+        v["data"]["result"][0]["values"][0][1], "other tenant",
+        "{v}"
+    );
+    assert_eq!(
+        v["data"]["result"][0]["values"].as_array().unwrap().len(),
+        1
+    );
+
+    // The query node takes no pushes, and says so.
+    let r = query.push_json(
+        &json!({"streams": [{"stream": {"app": "q"}, "values": [[now_ns().to_string(), "x"]]}]}),
+    );
+    assert!(r.status().is_client_error(), "{}", r.status());
+    assert!(r.text().unwrap().contains("--target query"));
+
+    // A flushed head is read from the bucket instead, and a node that
+    // stopped cleanly is no longer asked.
+    assert!(a.stop().success());
+    assert_eq!(read(&query), (sorted(acked.clone()), vec![]));
+    a.start_again();
+    acked.extend(push(&a, "a", "second", 100));
+    assert_eq!(read(&query), (sorted(acked.clone()), vec![]));
+
+    // An ingest node killed: its unflushed entries are missing, and the
+    // answer says so; back from its WAL, nothing is missing.
+    acked.extend(push(&b, "b", "second", 100));
+    b.kill9();
+    let (lines, warnings) = read(&query);
+    assert_eq!(lines.len(), acked.len() - 200, "{warnings:?}");
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(
+        warnings[0].contains(&format!("ingest node {}", b.url("").trim_end_matches('/'))),
+        "{warnings:?}"
+    );
+    assert!(
+        warnings[0].contains("entries it has not flushed yet are missing"),
+        "{warnings:?}"
+    );
+    b.start_again();
+    assert_eq!(read(&query), (sorted(acked.clone()), vec![]));
+
+    // More flushes, until the tenant has segments to compact; then a
+    // compactor merges them while the query node answers.
+    for round in 0..2 {
+        for (app, node) in [("a", &mut a), ("b", &mut b)] {
+            acked.extend(push(node, app, &format!("round {round}"), 50));
+            assert!(node.stop().success());
+            node.start_again();
+        }
+    }
+    let listed = "SELECT count(*) FROM skald_segments WHERE removed_at IS NULL";
+    assert!(pg.count("cluster", listed) >= 4);
+    let compactor = cluster.node("compact");
+    let removed = "SELECT count(*) FROM skald_segments WHERE removed_at IS NOT NULL";
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut answers = 0;
+    let mut after = 0;
+    let expected = sorted(acked.clone());
+    while after < 5 {
+        assert_eq!(read(&query), (expected.clone(), vec![]), "answer {answers}");
+        answers += 1;
+        if pg.count("cluster", removed) > 0 {
+            after += 1;
+        }
+        assert!(Instant::now() < deadline, "no compaction within 2 minutes");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(compactor.log().contains("joined the cluster"));
+    // Every node reads the same.
+    assert_eq!(read(&a), (expected.clone(), vec![]));
+    assert_eq!(read(&b), (expected, vec![]));
+}
+
+#[test]
+fn a_query_node_reads_heads_with_its_cluster_token_and_nothing_else_does() {
+    let Some(pg) = Postgres::start() else { return };
+    let catalog = pg.create_database("auth");
+    let s3 = S3Server::start();
+    let cluster = Cluster {
+        env: vec![
+            ("AWS_ACCESS_KEY_ID", ACCESS_KEY.to_string()),
+            ("AWS_SECRET_ACCESS_KEY", SECRET_KEY.to_string()),
+            ("AWS_ENDPOINT_URL", s3.endpoint.clone()),
+        ],
+        args: vec![
+            "--storage".into(),
+            format!("s3://{BUCKET}/skald"),
+            "--catalog".into(),
+            catalog,
+        ],
+    };
+    let ingest = cluster.node_with("ingest", &["--auth"]);
+    let push_token = common::create_token(&ingest, "acme", "push", "pusher");
+    let cluster_token = common::create_token(&ingest, "*", "admin", "cluster");
+    let other_token = common::create_token(&ingest, "other", "read", "other");
+    let http = reqwest::blocking::Client::new();
+    // The running server picks the new tokens up within a second.
+    common::wait_until("tokens loaded", || {
+        http.get(ingest.url("/loki/api/v1/labels"))
+            .bearer_auth(&cluster_token)
+            .header("X-Scope-OrgID", "acme")
+            .send()
+            .unwrap()
+            .status()
+            == 200
+    });
+    let body = json!({"streams": [{"stream": {"app": "a"}, "values": [[now_ns().to_string(), "secret line"]]}]});
+    let r = http
+        .post(ingest.url("/loki/api/v1/push"))
+        .bearer_auth(&push_token)
+        .header("X-Scope-OrgID", "acme")
+        .json(&body)
+        .send()
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.text().unwrap());
+
+    let trusted = cluster.node_with("query", &["--cluster-token", &cluster_token]);
+    let stranger = cluster.node("query");
+    let ask = |node: &Server| -> Value {
+        let r = http
+            .get(node.url("/loki/api/v1/query_range"))
+            .header("X-Scope-OrgID", "acme")
+            .query(&[("query", r#"{app="a"}"#), ("start", &day_ago())])
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        r.json().unwrap()
+    };
+    let v = ask(&trusted);
+    assert_eq!(v["data"]["result"][0]["values"][0][1], "secret line", "{v}");
+    assert!(v.get("warnings").is_none(), "{v}");
+    let v = ask(&stranger);
+    assert_eq!(v["data"]["result"].as_array().unwrap().len(), 0, "{v}");
+    assert!(v["warnings"][0].as_str().unwrap().contains("401"), "{v}");
+
+    // The endpoint itself: a read of that tenant, nothing less.
+    let heads = |token: Option<&str>| {
+        let mut r = http
+            .get(ingest.url("/skald/internal/v1/heads"))
+            .header("X-Scope-OrgID", "acme")
+            .query(&[("query", r#"{app="a"}"#)]);
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        r.send().unwrap().status().as_u16()
+    };
+    assert_eq!(heads(None), 401);
+    assert_eq!(heads(Some(&other_token)), 403);
+    assert_eq!(heads(Some(&push_token)), 403);
+    assert_eq!(heads(Some(&cluster_token)), 200);
+}
