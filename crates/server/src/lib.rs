@@ -18,6 +18,7 @@
 
 pub mod admission;
 pub mod analysis;
+mod analysis_alerts;
 mod delete;
 pub mod discovery;
 mod drilldown;
