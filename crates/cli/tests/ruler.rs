@@ -962,3 +962,73 @@ fn a_new_error_group_alerts_through_alertmanager_and_the_webhook() {
         0.0
     );
 }
+
+/// An anomaly as an alert: a steady stream, then a burst ten times its
+/// rate; LogAnomaly fires at the webhook with the stream's labels, the
+/// kind and the detector's evidence, and resolves once the burst's
+/// window leaves the configured window.
+#[test]
+fn an_anomaly_alerts_and_resolves_at_the_webhook() {
+    let (hook, got) = webhook_sink();
+    let (s, _cfg) = skald(&format!(
+        "evaluation_interval = \"1s\"\nresend_delay = \"1s\"\nwebhook_url = \"{hook}\"\n\
+         [ruler.analysis_alerts]\ntenants = [\"fake\"]\nnew_error_groups = false\n\
+         window = \"30s\"\nanomaly_window = \"10s\"\n"
+    ));
+    // Five lines per ten seconds for three minutes, then 200 in the last
+    // whole ten seconds.
+    let now = now_ns();
+    let second = 1_000_000_000;
+    let mut values: Vec<Value> = Vec::new();
+    for t in (now - 200 * second..now - 20 * second).step_by(2 * second as usize) {
+        values.push(json!([t.to_string(), "GET /cart 200 served"]));
+    }
+    let burst = (now / second / 10 * 10 - 10) * second;
+    for i in 0..200 {
+        values.push(json!([
+            (burst + i * 10_000_000).to_string(),
+            "GET /cart 200 served"
+        ]));
+    }
+    let r = s.push_json(&json!({"streams": [{"stream": {"app": "shop"}, "values": values}]}));
+    assert_eq!(r.status().as_u16(), 204);
+
+    let webhook = |status: &'static str| {
+        let got = got.clone();
+        move || {
+            got.lock().unwrap().iter().find_map(|(_, body)| {
+                body["alerts"]
+                    .as_array()?
+                    .iter()
+                    .find(|a| a["labels"]["alertname"] == "LogAnomaly" && a["status"] == status)
+                    .cloned()
+            })
+        }
+    };
+    let firing = wait_for(30, "LogAnomaly at the webhook", webhook("firing"));
+    assert_eq!(firing["labels"]["app"], "shop");
+    assert_eq!(firing["labels"]["kind"], "spike");
+    assert_eq!(firing["labels"]["tenant"], "fake");
+    assert!(
+        firing["annotations"]["description"]
+            .as_str()
+            .is_some_and(|d| d.contains("200 lines")),
+        "{firing}"
+    );
+    assert!(
+        firing["annotations"]["link"]
+            .as_str()
+            .is_some_and(|l| l.starts_with(&s.url("/skald/api/v1/anomalies?query="))),
+        "{firing}"
+    );
+    assert_eq!(
+        skald_alert_json(&s, "LogAnomaly").unwrap()["state"],
+        "firing"
+    );
+    wait_for(
+        60,
+        "LogAnomaly resolved at the webhook",
+        webhook("resolved"),
+    );
+    assert!(skald_alert_json(&s, "LogAnomaly").is_none());
+}
