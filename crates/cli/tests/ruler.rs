@@ -823,6 +823,21 @@ rules:
     assert!(metric(&s, "skald_ruler_notifications_sent_total") >= 2.0);
 }
 
+/// A poll for the first alert named `name` with `status` that a webhook
+/// received (in Alertmanager's webhook shape).
+fn hooked(got: &Hooks, name: &'static str, status: &'static str) -> impl FnMut() -> Option<Value> {
+    let got = got.clone();
+    move || {
+        got.lock().unwrap().iter().find_map(|(_, body)| {
+            body["alerts"]
+                .as_array()?
+                .iter()
+                .find(|a| a["labels"]["alertname"] == name && a["status"] == status)
+                .cloned()
+        })
+    }
+}
+
 /// Skald's alert named `name`, whole (labels, annotations, state).
 fn skald_alert_json(s: &Server, name: &str) -> Option<Value> {
     let v = s.get_json("/prometheus/api/v1/alerts", &[]);
@@ -923,18 +938,7 @@ fn a_new_error_group_alerts_through_alertmanager_and_the_webhook() {
     wait_for(30, "Alertmanager's notification", || {
         notified(&am_notified, "NewErrorGroup", "firing").then_some(())
     });
-    let webhook = |status: &'static str| {
-        let got = got.clone();
-        move || {
-            got.lock().unwrap().iter().find_map(|(_, body)| {
-                body["alerts"]
-                    .as_array()?
-                    .iter()
-                    .find(|a| a["labels"]["alertname"] == "NewErrorGroup" && a["status"] == status)
-                    .cloned()
-            })
-        }
-    };
+    let webhook = |status: &'static str| hooked(&got, "NewErrorGroup", status);
     let firing = wait_for(30, "the firing alert at the webhook", webhook("firing"));
     assert_eq!(firing["labels"]["error_group"], group.as_str());
 
@@ -993,18 +997,7 @@ fn an_anomaly_alerts_and_resolves_at_the_webhook() {
     let r = s.push_json(&json!({"streams": [{"stream": {"app": "shop"}, "values": values}]}));
     assert_eq!(r.status().as_u16(), 204);
 
-    let webhook = |status: &'static str| {
-        let got = got.clone();
-        move || {
-            got.lock().unwrap().iter().find_map(|(_, body)| {
-                body["alerts"]
-                    .as_array()?
-                    .iter()
-                    .find(|a| a["labels"]["alertname"] == "LogAnomaly" && a["status"] == status)
-                    .cloned()
-            })
-        }
-    };
+    let webhook = |status: &'static str| hooked(&got, "LogAnomaly", status);
     let firing = wait_for(30, "LogAnomaly at the webhook", webhook("firing"));
     assert_eq!(firing["labels"]["app"], "shop");
     assert_eq!(firing["labels"]["kind"], "spike");
