@@ -93,13 +93,78 @@ struct Scan {
     panicked: bool,
 }
 
+/// Markers the automaton looks for after the phrases, by index past
+/// `PHRASES.len()`: type names may follow the first two, Rust's panic
+/// message is the last two.
+const SCAN_MARKERS: [&str; 4] = ["exception", "error", "' panicked at", "panicked at '"];
+
+/// Three letters of each phrase and marker, lower case: a line holding
+/// none of them can match none of them. Chosen among the rarer trigrams
+/// of log text, so most lines skip the automaton.
+const ANCHORS: [&[u8; 3]; 15] = [
+    b"f m", // out of memory
+    b"omk", // oomkilled
+    b"m-k", // oom-kill
+    b"ofm", // outofmemoryerror
+    b"efu", // connection refused, econnrefused
+    b"med", // timed out
+    b"eou", // timeout
+    b"xce", // deadline exceeded, exception
+    b"rmi", // permission denied
+    b"cce", // access denied, eacces
+    b"t f", // not found
+    b"h f", // no such file
+    b"rro", // error
+    b"' p", // ' panicked at
+    b"t '", // panicked at '
+];
+
+/// Whether `line` holds one of the [`ANCHORS`], ASCII case-insensitively.
+/// A byte `| 0x20` is its lower case for letters and leaves the anchors'
+/// other bytes (space, `'`, `-`) as they are, so no match is missed; a
+/// bitmap of the anchors' folded trigrams rules out most positions with
+/// one lookup.
+fn may_match(line: &[u8]) -> bool {
+    const fn key(a: u8, b: u8, c: u8) -> usize {
+        ((a as usize) << 7 ^ (b as usize) << 3 ^ (c as usize)) & 4095
+    }
+    static BITMAP: [u64; 64] = {
+        let mut bits = [0u64; 64];
+        let mut i = 0;
+        while i < ANCHORS.len() {
+            let [a, b, c] = *ANCHORS[i];
+            let k = key(a | 0x20, b | 0x20, c | 0x20);
+            bits[k / 64] |= 1 << (k % 64);
+            i += 1;
+        }
+        bits
+    };
+    line.windows(3).any(|w| {
+        let folded = [w[0] | 0x20, w[1] | 0x20, w[2] | 0x20];
+        let k = key(folded[0], folded[1], folded[2]);
+        BITMAP[k / 64] & (1 << (k % 64)) != 0 && ANCHORS.iter().any(|a| **a == folded)
+    })
+}
+
 /// One automaton for every phrase and marker, ASCII case-insensitive:
-/// a line costs one pass however many phrases there are.
+/// a line costs one pass however many phrases there are, and lines
+/// without any anchor trigram skip it.
 fn scan(line: &str) -> Scan {
+    if !may_match(line.as_bytes()) {
+        return Scan {
+            phrase: None,
+            type_word: false,
+            panicked: false,
+        };
+    }
+    scan_all(line)
+}
+
+/// The automaton's pass over a whole line.
+fn scan_all(line: &str) -> Scan {
     use aho_corasick::AhoCorasick;
     use std::sync::LazyLock;
-    /// Markers after the phrases, by index past `PHRASES.len()`.
-    const MARKERS: [&str; 4] = ["exception", "error", "' panicked at", "panicked at '"];
+    const MARKERS: [&str; 4] = SCAN_MARKERS;
     static AUTOMATON: LazyLock<AhoCorasick> = LazyLock::new(|| {
         AhoCorasick::builder()
             .ascii_case_insensitive(true)
@@ -350,6 +415,43 @@ mod tests {
         assert_eq!(cat("cache entry not found, loading", Level::Info), None);
         assert_eq!(cat("took 503 ms", Level::Unknown), None);
         assert_eq!(cat("ErrorPage rendered", Level::Unknown), None);
+    }
+
+    #[test]
+    fn every_phrase_and_marker_holds_an_anchor() {
+        for phrase in PHRASES.iter().map(|p| p.0).chain(SCAN_MARKERS) {
+            assert!(may_match(phrase.as_bytes()), "{phrase}");
+            assert!(may_match(phrase.to_uppercase().as_bytes()), "{phrase}");
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(4096))]
+
+        /// Skipping the automaton on lines without an anchor changes no
+        /// answer: lines made of the phrases' pieces, in any case.
+        #[test]
+        fn the_anchor_filter_never_hides_a_match(
+            parts in proptest::collection::vec(proptest::prop_oneof![
+                proptest::string::string_regex("(out|of|memory|oom|kill(ed)?|-|connection|refused|econn|timed|time|out|deadline|exceeded|permission|access|denied|eacces|not|found|no|such|file|exception|error|'|panicked|at|Error|Exception)").unwrap(),
+                proptest::string::string_regex("[ a-zA-Z':.-]{1,3}").unwrap(),
+            ], 0..16),
+            upper in proptest::collection::vec(proptest::bool::ANY, 64),
+        ) {
+            let line: String = parts
+                .concat()
+                .chars()
+                .zip(upper.iter().cycle())
+                .map(|(c, &u)| if u { c.to_ascii_uppercase() } else { c })
+                .collect();
+            let fast = scan(&line);
+            let all = scan_all(&line);
+            proptest::prop_assert_eq!(
+                (fast.phrase, fast.type_word, fast.panicked),
+                (all.phrase, all.type_word, all.panicked),
+                "{:?}", line
+            );
+        }
     }
 
     #[test]

@@ -87,34 +87,61 @@ pub fn detect<'a>(line: &str, metadata: impl IntoIterator<Item = (&'a str, &'a s
 
 /// `"level": "warn"` (or `lvl`, `severity`) in a JSON line.
 fn json_level(line: &str) -> Option<Level> {
-    for key in ["\"level\"", "\"lvl\"", "\"severity\""] {
-        let Some(at) = line.find(key) else { continue };
-        let rest = line[at + key.len()..].trim_start().strip_prefix(':')?;
+    use memchr::memmem::Finder;
+    use std::sync::LazyLock;
+    // Searchers built once: building one per line cost more than the
+    // search itself.
+    static KEYS: LazyLock<[Finder<'static>; 3]> = LazyLock::new(|| {
+        [
+            Finder::new("\"level\""),
+            Finder::new("\"lvl\""),
+            Finder::new("\"severity\""),
+        ]
+    });
+    for key in KEYS.iter() {
+        let Some(at) = key.find(line.as_bytes()) else {
+            continue;
+        };
+        let rest = line[at + key.needle().len()..]
+            .trim_start()
+            .strip_prefix(':')?;
         let rest = rest.trim_start().strip_prefix('"')?;
-        let end = rest.find('"')?;
+        let end = memchr::memchr(b'"', rest.as_bytes())?;
         return Level::parse(&rest[..end]);
     }
     None
 }
 
+/// `s` without the brackets, quotes and separators around a level.
+/// Byte-wise: every trimmed character is ASCII, which UTF-8 never uses
+/// inside a longer character.
 fn trim(s: &str) -> &str {
-    s.trim_matches(|c: char| {
+    let edge = |b: &u8| {
         matches!(
-            c,
-            '[' | ']' | '(' | ')' | '<' | '>' | ':' | ',' | '"' | '\'' | '{' | '}'
+            b,
+            b'[' | b']' | b'(' | b')' | b'<' | b'>' | b':' | b',' | b'"' | b'\'' | b'{' | b'}'
         )
-    })
+    };
+    let bytes = s.as_bytes();
+    let Some(start) = bytes.iter().position(|b| !edge(b)) else {
+        return "";
+    };
+    let end = bytes
+        .iter()
+        .rposition(|b| !edge(b))
+        .map_or(start, |e| e + 1);
+    &s[start..end]
 }
 
 fn token_level(token: &str) -> Option<Level> {
     // `level=error`, `"level":"error"`, `severity:warn`
-    if let Some((key, value)) = token.split_once(['=', ':']) {
+    if let Some(at) = memchr::memchr2(b'=', b':', token.as_bytes()) {
         let mut buf = [0u8; 12];
         if matches!(
-            lower(trim(key), &mut buf),
+            lower(trim(&token[..at]), &mut buf),
             Some("level" | "lvl" | "severity" | "loglevel")
         ) {
-            return Level::parse(trim(value));
+            return Level::parse(trim(&token[at + 1..]));
         }
     }
     let word = trim(token);

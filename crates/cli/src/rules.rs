@@ -213,6 +213,7 @@ pub fn start_ruler(
     cfg: &FileConfig,
     args: &ServeArgs,
     store: Arc<skald_store::Store>,
+    analysis: Option<Arc<skald_analysis::index::PatternIndex>>,
 ) -> anyhow::Result<skald_ruler::Ruler> {
     let mut rc = cfg.ruler.clone();
     if rc.rules_dir.is_none() {
@@ -229,16 +230,16 @@ pub fn start_ruler(
         };
         rc.external_url = Some(format!("{scheme}://{}", args.http_addr));
     }
-    let evaluator = Arc::new(skald_server::ruler::StoreEvaluator::new(
-        store,
-        cfg.http.clone(),
-    ));
+    let evaluator = Arc::new(
+        skald_server::ruler::StoreEvaluator::new(store, cfg.http.clone()).with_analysis(analysis),
+    );
     let _entered = runtime.enter();
     let ruler = skald_ruler::Ruler::start(rc.clone(), evaluator).context("starting the ruler")?;
     tracing::info!(
         rules_dir = %rc.rules_dir.as_deref().unwrap_or(Path::new("")).display(),
         alertmanagers = rc.alertmanager_url.len(),
         remote_write = rc.remote_write_url.is_some(),
+        analysis_alert_tenants = rc.analysis_alerts.tenants.len(),
         "ruler started"
     );
     Ok(ruler)

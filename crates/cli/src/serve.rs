@@ -184,7 +184,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         cfg.auth.clone(),
     )?;
     tracing::info!(auth = cfg.auth.enabled, "authentication");
-    let ruler = crate::rules::start_ruler(&runtime, &cfg, &args, store.clone())?;
+    let analysis = state.analysis.clone();
+    let ruler = crate::rules::start_ruler(&runtime, &cfg, &args, store.clone(), analysis)?;
     let audit = Arc::new(
         skald_server::service::audit::Audit::open(&cfg.audit, &store)
             .map_err(anyhow::Error::msg)

@@ -822,3 +822,206 @@ rules:
     assert!(alert["endsAt"].as_str().is_some_and(|t| t.contains('T')));
     assert!(metric(&s, "skald_ruler_notifications_sent_total") >= 2.0);
 }
+
+/// A poll for the first alert named `name` with `status` that a webhook
+/// received (in Alertmanager's webhook shape).
+fn hooked(got: &Hooks, name: &'static str, status: &'static str) -> impl FnMut() -> Option<Value> {
+    let got = got.clone();
+    move || {
+        got.lock().unwrap().iter().find_map(|(_, body)| {
+            body["alerts"]
+                .as_array()?
+                .iter()
+                .find(|a| a["labels"]["alertname"] == name && a["status"] == status)
+                .cloned()
+        })
+    }
+}
+
+/// Skald's alert named `name`, whole (labels, annotations, state).
+fn skald_alert_json(s: &Server, name: &str) -> Option<Value> {
+    let v = s.get_json("/prometheus/api/v1/alerts", &[]);
+    v["data"]["alerts"]
+        .as_array()?
+        .iter()
+        .find(|a| a["labels"]["alertname"] == name)
+        .cloned()
+}
+
+/// Analysis events as built-in alert sources: an error never seen before
+/// goes pending, keeps its pending time through a restart, fires to
+/// Alertmanager and the webhook with the stream's labels, its error group
+/// and an example line, and resolves once its first line leaves the
+/// window. The built-in group is listed beside the file groups.
+#[test]
+fn a_new_error_group_alerts_through_alertmanager_and_the_webhook() {
+    let c = client();
+    let (am_hook, am_notified) = webhook_sink();
+    let mut am = alertmanager(free_port(), &am_hook);
+    am.wait_ready(&c);
+    let (hook, got) = webhook_sink();
+    let (mut s, _cfg) = skald(&format!(
+        "evaluation_interval = \"1s\"\nresend_delay = \"1s\"\nfor_grace_period = \"2s\"\n\
+         alertmanager_url = [\"{}\"]\nwebhook_url = \"{hook}\"\n\
+         [ruler.analysis_alerts]\ntenants = [\"fake\"]\nanomalies = false\nwindow = \"25s\"\n\
+         for = \"10s\"\nlabels = {{ severity = \"warning\" }}\n",
+        am.url("")
+    ));
+    let lines: Vec<Value> = (0..3)
+        .map(|i| {
+            json!([
+                (now_ns() + i).to_string(),
+                format!("java.lang.IllegalStateException: cart {i} is in a bad state")
+            ])
+        })
+        .collect();
+    let r = s.push_json(&json!({"streams": [{"stream": {"app": "checkout"}, "values": lines}]}));
+    assert_eq!(r.status().as_u16(), 204);
+
+    let pending = wait_for(20, "NewErrorGroup pending", || {
+        skald_alert_json(&s, "NewErrorGroup")
+    });
+    assert_eq!(pending["state"], "pending");
+    let labels = &pending["labels"];
+    assert_eq!(labels["app"], "checkout");
+    assert_eq!(labels["tenant"], "fake");
+    assert_eq!(labels["category"], "exception");
+    assert_eq!(labels["exception"], "java.lang.IllegalStateException");
+    assert_eq!(labels["severity"], "warning");
+    let group = labels["error_group"].as_str().unwrap().to_string();
+    assert!(!group.is_empty());
+    let active_at = parse_rfc3339(pending["activeAt"].as_str().unwrap());
+
+    // A restart in the middle of `for` keeps the pending time.
+    std::thread::sleep(Duration::from_secs(4));
+    let stopped = now_ns();
+    s.stop();
+    s.start_again();
+    let restarted = now_ns();
+    let restored = wait_for(20, "NewErrorGroup after the restart", || {
+        skald_alert_json(&s, "NewErrorGroup")
+    });
+    assert_eq!(restored["state"], "pending");
+    let restored_at = parse_rfc3339(restored["activeAt"].as_str().unwrap());
+    // As for rules from files: the pending time is kept, the downtime is
+    // not counted as pending time.
+    assert!(
+        restored_at >= active_at && restored_at - active_at <= restarted - stopped + 2_000_000_000,
+        "the restart must not start `for` over: {restored_at} vs {active_at}"
+    );
+
+    let fired = wait_for(60, "NewErrorGroup firing in Alertmanager", || {
+        let a = am_alerts(&am, &c, "NewErrorGroup");
+        (!a.is_empty()).then(|| a[0].clone())
+    });
+    assert_eq!(fired["labels"]["error_group"], group.as_str());
+    assert_eq!(fired["labels"]["app"], "checkout");
+    assert!(
+        fired["annotations"]["example"]
+            .as_str()
+            .is_some_and(|e| e.contains("IllegalStateException: cart")),
+        "{fired}"
+    );
+    let link = fired["annotations"]["link"].as_str().unwrap();
+    assert!(
+        link.starts_with(&s.url("/skald/api/v1/errors?query=")),
+        "{link}"
+    );
+    // The link answers with the group.
+    let (status, body) = s.get(link.strip_prefix(&s.url("")).unwrap(), &[]);
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains(&group), "{body}");
+    assert_eq!(
+        skald_alert_json(&s, "NewErrorGroup").unwrap()["state"],
+        "firing"
+    );
+    wait_for(30, "Alertmanager's notification", || {
+        notified(&am_notified, "NewErrorGroup", "firing").then_some(())
+    });
+    let webhook = |status: &'static str| hooked(&got, "NewErrorGroup", status);
+    let firing = wait_for(30, "the firing alert at the webhook", webhook("firing"));
+    assert_eq!(firing["labels"]["error_group"], group.as_str());
+
+    // Listed with the rules, as a group of its own.
+    let rules = s.get_json("/prometheus/api/v1/rules", &[]);
+    let listed = rules["data"]["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["name"] == "analysis-events")
+        .cloned()
+        .unwrap_or_else(|| panic!("no built-in group in {rules}"));
+    assert_eq!(listed["file"], "skald-analysis");
+    assert_eq!(listed["rules"][0]["query"], "skald:new_error_groups");
+
+    // The first line leaves the 25 s window: resolved everywhere.
+    wait_for(60, "the resolution at the webhook", webhook("resolved"));
+    wait_for(30, "NewErrorGroup resolved", || {
+        (skald_alert_json(&s, "NewErrorGroup").is_none()
+            && am_alerts(&am, &c, "NewErrorGroup").is_empty())
+        .then_some(())
+    });
+    assert_eq!(
+        metric(&s, "skald_ruler_group_evaluation_failures_total"),
+        0.0
+    );
+}
+
+/// An anomaly as an alert: a steady stream, then a burst ten times its
+/// rate; LogAnomaly fires at the webhook with the stream's labels, the
+/// kind and the detector's evidence, and resolves once the burst's
+/// window leaves the configured window.
+#[test]
+fn an_anomaly_alerts_and_resolves_at_the_webhook() {
+    let (hook, got) = webhook_sink();
+    let (s, _cfg) = skald(&format!(
+        "evaluation_interval = \"1s\"\nresend_delay = \"1s\"\nwebhook_url = \"{hook}\"\n\
+         [ruler.analysis_alerts]\ntenants = [\"fake\"]\nnew_error_groups = false\n\
+         window = \"30s\"\nanomaly_window = \"10s\"\n"
+    ));
+    // Five lines per ten seconds for three minutes, then 200 in the last
+    // whole ten seconds.
+    let now = now_ns();
+    let second = 1_000_000_000;
+    let mut values: Vec<Value> = Vec::new();
+    for t in (now - 200 * second..now - 20 * second).step_by(2 * second as usize) {
+        values.push(json!([t.to_string(), "GET /cart 200 served"]));
+    }
+    let burst = (now / second / 10 * 10 - 10) * second;
+    for i in 0..200 {
+        values.push(json!([
+            (burst + i * 10_000_000).to_string(),
+            "GET /cart 200 served"
+        ]));
+    }
+    let r = s.push_json(&json!({"streams": [{"stream": {"app": "shop"}, "values": values}]}));
+    assert_eq!(r.status().as_u16(), 204);
+
+    let webhook = |status: &'static str| hooked(&got, "LogAnomaly", status);
+    let firing = wait_for(30, "LogAnomaly at the webhook", webhook("firing"));
+    assert_eq!(firing["labels"]["app"], "shop");
+    assert_eq!(firing["labels"]["kind"], "spike");
+    assert_eq!(firing["labels"]["tenant"], "fake");
+    assert!(
+        firing["annotations"]["description"]
+            .as_str()
+            .is_some_and(|d| d.contains("200 lines")),
+        "{firing}"
+    );
+    assert!(
+        firing["annotations"]["link"]
+            .as_str()
+            .is_some_and(|l| l.starts_with(&s.url("/skald/api/v1/anomalies?query="))),
+        "{firing}"
+    );
+    assert_eq!(
+        skald_alert_json(&s, "LogAnomaly").unwrap()["state"],
+        "firing"
+    );
+    wait_for(
+        60,
+        "LogAnomaly resolved at the webhook",
+        webhook("resolved"),
+    );
+    assert!(skald_alert_json(&s, "LogAnomaly").is_none());
+}

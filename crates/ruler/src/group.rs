@@ -18,9 +18,10 @@
 use crate::alert::{
     self, Alert, AlertState, Candidate, Labels, Notification, RestorePolicy, Timing,
 };
+use crate::analysis::Event;
 use crate::metrics::GroupMetrics;
 use crate::remote_write::{STALE_NAN, TimeSeries, series};
-use crate::rules::{CompiledGroup, CompiledRule, RuleKind};
+use crate::rules::{CompiledGroup, CompiledRule, RuleKind, Source};
 use crate::template::AlertData;
 use crate::{Evaluator, Sample};
 use parking_lot::Mutex;
@@ -174,15 +175,26 @@ impl Group {
         let mut failed = false;
         for (i, rule) in self.compiled.rules.iter().enumerate() {
             let rule_started = Instant::now();
-            let result = ctx
-                .evaluator
-                .instant(&self.key.tenant, &rule.expr, Timestamp(ts));
+            let result = match &rule.source {
+                Source::Query(expr) => ctx
+                    .evaluator
+                    .instant(&self.key.tenant, expr, Timestamp(ts))
+                    .map(|samples| (samples, Vec::new())),
+                Source::Analysis(source) => ctx
+                    .evaluator
+                    .analysis_events(&self.key.tenant, source, Timestamp(ts))
+                    .map(|events| from_events(events, &ctx.external_url)),
+            };
             let mut st = self.state.lock();
             let restore = st.restore.take();
             let rt = &mut st.rules[i];
-            let outcome = result.and_then(|samples| match rule.kind {
+            let outcome = result.and_then(|(samples, annotations)| match rule.kind {
                 RuleKind::Alerting => {
-                    self.eval_alerting(ctx, rule, rt, samples, ts, restore.as_ref(), &mut out)
+                    let found = Found {
+                        samples,
+                        annotations,
+                    };
+                    self.eval_alerting(ctx, rule, rt, found, ts, restore.as_ref(), &mut out)
                 }
                 RuleKind::Recording => self.eval_recording(ctx, rule, rt, samples, ts, &mut out),
             });
@@ -217,13 +229,14 @@ impl Group {
         ctx: &Context,
         rule: &CompiledRule,
         rt: &mut RuleRuntime,
-        samples: Vec<Sample>,
+        found: Found,
         ts: i64,
         restore: Option<&PersistedGroup>,
         out: &mut Outputs,
     ) -> Result<(), String> {
-        let mut candidates = Vec::with_capacity(samples.len());
-        for s in samples {
+        let mut candidates = Vec::with_capacity(found.samples.len());
+        let mut given = found.annotations.into_iter();
+        for s in found.samples {
             let mut labels: Labels = s
                 .labels
                 .into_iter()
@@ -242,11 +255,15 @@ impl Group {
                 .iter()
                 .map(|(k, t)| (k.clone(), t.render(&data)))
                 .collect();
-            let annotations: Labels = rule
+            let mut annotations: Labels = rule
                 .annotations
                 .iter()
                 .map(|(k, t)| (k.clone(), t.render(&data)))
                 .collect();
+            // An event's own annotations, where the rule has none.
+            for (k, v) in given.next().unwrap_or_default() {
+                annotations.entry(k).or_insert(v);
+            }
             for (k, v) in extra {
                 if v.is_empty() {
                     labels.remove(&k);
@@ -402,6 +419,35 @@ impl Group {
     pub fn remove_state(&self, ctx: &Context) {
         let _ = std::fs::remove_file(state_path(&ctx.state_dir, &self.key));
     }
+}
+
+/// What a rule's source found: the series, and for analysis events the
+/// annotations of each (empty for LogQL rules).
+struct Found {
+    samples: Vec<Sample>,
+    annotations: Vec<Labels>,
+}
+
+/// Analysis events as samples and their annotations; a `link` given as a
+/// path of the server's API is made absolute with `external_url`.
+fn from_events(events: Vec<Event>, external_url: &str) -> (Vec<Sample>, Vec<Labels>) {
+    let base = external_url.trim_end_matches('/');
+    events
+        .into_iter()
+        .map(|e| {
+            let mut annotations: Labels = e.annotations.into_iter().collect();
+            if let Some(link) = annotations.get_mut("link")
+                && link.starts_with('/')
+            {
+                *link = format!("{base}{link}");
+            }
+            let sample = Sample {
+                labels: e.labels,
+                value: e.value,
+            };
+            (sample, annotations)
+        })
+        .unzip()
 }
 
 /// Staleness markers for the series written last time but not now, so

@@ -31,6 +31,7 @@
 //! federated rules over several tenants, `query_offset`.
 
 pub mod alert;
+pub mod analysis;
 pub mod client;
 pub mod duration;
 mod group;
@@ -68,6 +69,19 @@ pub struct Sample {
 pub trait Evaluator: Send + Sync + 'static {
     fn instant(&self, tenant: &TenantId, expr: &Expr, at: Timestamp)
     -> Result<Vec<Sample>, String>;
+
+    /// The analysis events of `source`'s kind active at `at` (the
+    /// built-in rules of [`analysis`]). Servers without log analysis keep
+    /// the default, which fails the rule with a clear reason.
+    fn analysis_events(
+        &self,
+        tenant: &TenantId,
+        source: &analysis::AnalysisSource,
+        at: Timestamp,
+    ) -> Result<Vec<analysis::Event>, String> {
+        let _ = (tenant, source, at);
+        Err("log analysis is not enabled on this server".into())
+    }
 }
 
 /// `[ruler]` of the configuration file. Durations are Prometheus
@@ -118,6 +132,8 @@ pub struct RulerConfig {
     pub external_url: Option<String>,
     /// Labels added to every alert and written series.
     pub external_labels: BTreeMap<String, String>,
+    /// Analysis events (new error groups, anomalies) as built-in alerts.
+    pub analysis_alerts: analysis::AnalysisAlertsConfig,
 }
 
 impl Default for RulerConfig {
@@ -141,6 +157,7 @@ impl Default for RulerConfig {
             remote_write_queue_bytes: 256 * 1024 * 1024,
             external_url: None,
             external_labels: BTreeMap::new(),
+            analysis_alerts: analysis::AnalysisAlertsConfig::default(),
         }
     }
 }
@@ -173,6 +190,7 @@ impl RulerConfig {
                 return Err(format!("{what} {url:?}: the scheme must be http or https"));
             }
         }
+        self.analysis_alerts.validate()?;
         for name in self.external_labels.keys() {
             if !skald_model::is_valid_label_name(name) {
                 return Err(format!(

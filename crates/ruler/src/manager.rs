@@ -188,7 +188,13 @@ impl Ruler {
                     .keys()
                     .map(|k| k.tenant.clone())
                     .collect();
-                for t in running.into_iter().chain(tenants).collect::<BTreeSet<_>>() {
+                let analysis = self.inner.config.analysis_alerts.tenant_ids();
+                for t in running
+                    .into_iter()
+                    .chain(tenants)
+                    .chain(analysis)
+                    .collect::<BTreeSet<_>>()
+                {
                     if let Err(e) = self.sync_tenant(&t) {
                         tracing::error!(tenant = %t, error = %e, "loading rules failed");
                     }
@@ -229,6 +235,17 @@ impl Ruler {
                     broken.insert(ns);
                 }
             }
+        }
+        // Analysis events as alerts: a built-in group, beside the files'.
+        let analysis = &self.inner.config.analysis_alerts;
+        if analysis.covers(tenant) {
+            let key = GroupKey {
+                tenant: tenant.clone(),
+                namespace: crate::analysis::NAMESPACE.to_string(),
+                name: crate::analysis::GROUP.to_string(),
+            };
+            broken.remove(&key.namespace);
+            wanted.insert(key, analysis.group());
         }
         let mut running = self.inner.groups.lock();
         let gone: Vec<GroupKey> = running

@@ -272,7 +272,7 @@ impl Rule {
                 .clone()
                 .or_else(|| self.record.clone())
                 .unwrap_or_default(),
-            expr,
+            source: Source::Query(expr),
             hold: self.for_.map(|d| d.0).unwrap_or_default(),
             keep_firing_for: self.keep_firing_for.map(|d| d.0).unwrap_or_default(),
             labels,
@@ -288,13 +288,23 @@ pub enum RuleKind {
     Recording,
 }
 
+/// What a rule evaluates.
+#[derive(Debug)]
+pub enum Source {
+    /// A LogQL metric query (rule files).
+    Query(Expr),
+    /// The server's analysis events (the built-in group of
+    /// [`crate::analysis`]).
+    Analysis(crate::analysis::AnalysisSource),
+}
+
 /// A checked rule, ready to evaluate.
 #[derive(Debug)]
 pub struct CompiledRule {
     pub kind: RuleKind,
     /// The alert name or the recorded metric name.
     pub name: String,
-    pub expr: Expr,
+    pub source: Source,
     /// `for`.
     pub hold: std::time::Duration,
     pub keep_firing_for: std::time::Duration,

@@ -18,6 +18,7 @@
 
 pub mod admission;
 pub mod analysis;
+mod analysis_alerts;
 pub mod cluster;
 mod delete;
 pub mod discovery;

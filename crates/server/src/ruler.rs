@@ -24,19 +24,35 @@ use serde_json::json;
 use skald_logql::Expr;
 use skald_model::{TenantId, Timestamp};
 use skald_query::{MetricLimits, MetricOutput, MetricQuery};
+use skald_ruler::analysis::EventKind;
 use skald_ruler::{Ruler, RulerError};
 use skald_store::Store;
 use std::sync::Arc;
 
-/// Instant queries over the store for the ruler.
+/// Instant queries over the store for the ruler, and the analysis events
+/// of the pattern index for its built-in analysis rules.
 pub struct StoreEvaluator {
     store: Arc<Store>,
     config: ServerConfig,
+    analysis: Option<Arc<skald_analysis::index::PatternIndex>>,
 }
 
 impl StoreEvaluator {
     pub fn new(store: Arc<Store>, config: ServerConfig) -> StoreEvaluator {
-        StoreEvaluator { store, config }
+        StoreEvaluator {
+            store,
+            config,
+            analysis: None,
+        }
+    }
+
+    /// Answers analysis events from `index` (pattern mining is on).
+    pub fn with_analysis(
+        mut self,
+        index: Option<Arc<skald_analysis::index::PatternIndex>>,
+    ) -> StoreEvaluator {
+        self.analysis = index;
+        self
     }
 }
 
@@ -88,6 +104,30 @@ impl skald_ruler::Evaluator for StoreEvaluator {
                 })
                 .collect(),
         })
+    }
+
+    fn analysis_events(
+        &self,
+        tenant: &TenantId,
+        source: &skald_ruler::analysis::AnalysisSource,
+        at: Timestamp,
+    ) -> Result<Vec<skald_ruler::analysis::Event>, String> {
+        let index = self
+            .analysis
+            .as_ref()
+            .ok_or("pattern mining is off on this server ([http.analysis] enabled = false)")?;
+        match source.kind {
+            EventKind::NewErrorGroup => crate::analysis_alerts::new_error_groups(
+                index,
+                &self.config.analysis,
+                tenant,
+                source,
+                at,
+            ),
+            EventKind::Anomaly => {
+                crate::analysis_alerts::anomalies(index, &self.config.analysis, tenant, source, at)
+            }
+        }
     }
 }
 

@@ -1,87 +1,14 @@
-//! Tokenising and masking a log line before it reaches the miner.
-//!
-//! A line is split on ASCII whitespace into tokens; each token is then
-//! masked in place so that values which obviously vary never reach the
-//! similarity test: any alphanumeric run holding a digit (numbers, hex,
-//! UUID parts, IP octets, `12ms`, `4KiB`, `v2`), long hexadecimal words,
-//! the value of `key=value`, paths and URLs, `host:port`, day and month
-//! names, and quoted words. A token
-//! whose kept text is only punctuation around masks (`10.0.0.1:80`,
-//! `2024-01-02T03:04:05Z`, `[42]`, `1.5s`) becomes a single [`WILDCARD`].
-//!
-//! Not for: semantic parsing of fields (that is the pipeline's `json` and
-//! `logfmt`), nor preserving the original values (the miner needs shapes).
-//! The scanner is byte-oriented and allocation-free once its buffers have
-//! grown; non-ASCII bytes count as letters.
+//! The straightforward scanner the fast one in the parent module replaced:
+//! each check is its own pass over the token, written as the rules read.
+//! Kept for tests only, as the oracle the fast scanner must agree with
+//! byte for byte (`mask::tests::agrees_with_the_reference`).
 
-/// The placeholder a masked value becomes, as Loki prints patterns.
-pub const WILDCARD: &str = "<_>";
-
-/// A masked line: token texts in one buffer, with their byte spans.
-#[derive(Debug, Default, Clone)]
-pub struct Masked {
-    text: String,
-    spans: Vec<(u32, u32)>,
-}
-
-impl Masked {
-    /// Number of tokens.
-    pub fn len(&self) -> usize {
-        self.spans.len()
-    }
-
-    /// Whether the line had no tokens (empty or only whitespace).
-    pub fn is_empty(&self) -> bool {
-        self.spans.is_empty()
-    }
-
-    /// The `i`-th masked token.
-    pub fn get(&self, i: usize) -> &str {
-        let (start, end) = self.spans[i];
-        &self.text[start as usize..end as usize]
-    }
-
-    /// Masked tokens in order.
-    pub fn tokens(&self) -> impl ExactSizeIterator<Item = &str> + '_ {
-        self.spans
-            .iter()
-            .map(|&(s, e)| &self.text[s as usize..e as usize])
-    }
-
-    fn last_ends_with_wildcard(&self) -> bool {
-        self.spans
-            .last()
-            .is_some_and(|&(s, e)| self.text[s as usize..e as usize].ends_with(WILDCARD))
-    }
-
-    fn last_is_wildcard(&self) -> bool {
-        self.spans
-            .last()
-            .is_some_and(|&(s, e)| &self.text[s as usize..e as usize] == WILDCARD)
-    }
-
-    fn clear(&mut self) {
-        self.text.clear();
-        self.spans.clear();
-    }
-
-    /// Adds a wildcard token, unless the previous token is one: a run of
-    /// values (`IRQs 3 4 5 7`, `took 1.5 s`) is one variable, whatever
-    /// its length.
-    fn push_wildcard(&mut self) {
-        if self.last_is_wildcard() {
-            return;
-        }
-        let start = self.text.len() as u32;
-        self.text.push_str(WILDCARD);
-        self.spans.push((start, self.text.len() as u32));
-    }
-}
+use super::{Masked, WILDCARD};
 
 /// Masks `line` into `out` (cleared first), keeping at most `max_tokens`
 /// tokens: when the line has more, the last kept one is a wildcard
 /// standing for the rest, so a hostile line costs bounded work.
-pub fn mask_into(line: &str, max_tokens: usize, out: &mut Masked) {
+pub(super) fn mask_into(line: &str, max_tokens: usize, out: &mut Masked) {
     out.clear();
     let bytes = line.as_bytes();
     let mut i = 0;
@@ -278,82 +205,4 @@ fn is_date_word(token: &str) -> bool {
         "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
     ];
     token.len() == 3 && WORDS.contains(&token)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn masked(line: &str) -> Vec<String> {
-        let mut out = Masked::default();
-        mask_into(line, 64, &mut out);
-        out.tokens().map(str::to_owned).collect()
-    }
-
-    #[test]
-    fn numbers_ips_and_times_become_one_wildcard() {
-        assert_eq!(
-            masked("GET 10.0.0.1:8080 took 12ms at 2024-01-02T03:04:05.123Z"),
-            ["GET", "<_>", "took", "<_>", "at", "<_>"]
-        );
-    }
-
-    #[test]
-    fn words_around_numbers_keep_their_shape() {
-        assert_eq!(masked("blk_-123 blk_77"), ["blk_<_>", "blk_<_>"]);
-        assert_eq!(masked("Switch<0>(0x0)::cb"), ["Switch<<_>>(<_>)::cb"]);
-    }
-
-    #[test]
-    fn uuids_hex_paths_urls_and_values() {
-        assert_eq!(
-            masked("id 123e4567-e89b-12d3-a456-426614174000 of deadbeefcafe"),
-            ["id", "<_>", "of", "<_>"]
-        );
-        assert_eq!(
-            masked("open /var/log/x.log from https://a.b/c user=alice"),
-            ["open", "<_>", "from", "<_>", "user=<_>"]
-        );
-    }
-
-    #[test]
-    fn quoted_words_are_values() {
-        assert_eq!(
-            masked(r#"said "GET /x HTTP/1.1" then 'x'"#),
-            ["said", "\"GET", "<_>", "HTTP/<_>.<_>\"", "then", "<_>"]
-        );
-        assert_eq!(masked(r#"said "hello"#), ["said", "\"hello"]);
-        assert_eq!(
-            masked(r#"msg="slow query" took=1s x="y""#),
-            ["msg=<_>", "took=<_>", "x=<_>"]
-        );
-    }
-
-    #[test]
-    fn long_lines_are_cut_with_a_wildcard() {
-        let mut out = Masked::default();
-        mask_into("a b c d e", 3, &mut out);
-        assert_eq!(out.tokens().collect::<Vec<_>>(), ["a", "b", "<_>"]);
-        mask_into("a b c", 3, &mut out);
-        assert_eq!(out.tokens().collect::<Vec<_>>(), ["a", "b", "c"]);
-    }
-
-    #[test]
-    fn runs_of_values_and_their_units_are_one_variable() {
-        assert_eq!(
-            masked("IRQs 3 4 5 7 sent 10 bytes (0.1 KB) in 5 ms"),
-            ["IRQs", "<_>", "sent", "<_>", "in", "<_>"]
-        );
-        assert_eq!(masked("5 bytes"), ["<_>"]);
-        assert_eq!(masked("no bytes"), ["no", "bytes"]);
-        assert_eq!(masked("took=12 ms"), ["took=<_>"]);
-    }
-
-    #[test]
-    fn words_without_digits_are_kept() {
-        assert_eq!(
-            masked("Connection refused by peer"),
-            ["Connection", "refused", "by", "peer"]
-        );
-    }
 }
