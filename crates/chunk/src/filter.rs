@@ -197,6 +197,68 @@ fn hash_digit_gram(g: u32) -> u64 {
     hash_trigram(g + TRIGRAM_SPACE as u32)
 }
 
+/// Calls `f` with every window of [`DIGIT_GRAM`] consecutive ASCII digits
+/// of `bytes`, as the number it spells, in order (repeats included).
+#[inline]
+fn for_each_digit_gram(bytes: &[u8], mut f: impl FnMut(u32)) {
+    let mut run = 0usize;
+    let mut gram = 0u32;
+    for &b in bytes {
+        if b.is_ascii_digit() {
+            run += 1;
+            gram = (gram % DIGIT_GRAM_SPACE_DIV) * 10 + u32::from(b - b'0');
+            if run >= DIGIT_GRAM {
+                f(gram);
+            }
+        } else {
+            run = 0;
+            gram = 0;
+        }
+    }
+}
+
+/// The header and bits of a stored bloom filter of `kind`, checked: the
+/// probe count, a bit count that is a multiple of 64 (and not 0 unless
+/// `empty_ok`), and exactly that many bits. `what` names the filter in
+/// errors.
+fn parse_bloom<'a>(
+    bytes: &'a [u8],
+    kind: u8,
+    empty_ok: bool,
+    what: &str,
+) -> Result<(u8, u32, &'a [u8]), ChunkError> {
+    let bad = |reason: String| ChunkError::CorruptFilter { reason };
+    if bytes.len() < HEADER_LEN {
+        return Err(bad(format!(
+            "{} bytes is shorter than a {what}",
+            bytes.len()
+        )));
+    }
+    if bytes[0] != kind {
+        return Err(bad(format!("filter kind {} is not a {what}", bytes[0])));
+    }
+    let hashes = bytes[1];
+    if hashes == 0 || hashes > MAX_HASHES {
+        return Err(bad(format!(
+            "hash count {hashes} is outside 1..={MAX_HASHES}"
+        )));
+    }
+    let num_bits = u32::from_le_bytes([bytes[2], bytes[3], bytes[4], bytes[5]]);
+    if (num_bits == 0 && !empty_ok) || !num_bits.is_multiple_of(64) {
+        return Err(bad(format!(
+            "bit count {num_bits} is not a positive multiple of 64"
+        )));
+    }
+    let bits = &bytes[HEADER_LEN..];
+    if bits.len() as u64 != u64::from(num_bits / 8) {
+        return Err(bad(format!(
+            "{} bytes of bits for a {what} of {num_bits} bits",
+            bits.len()
+        )));
+    }
+    Ok((hashes, num_bits, bits))
+}
+
 /// The bit positions probed for a trigram hash, in a filter of `m` bits.
 #[inline]
 fn probes(h: u64, k: u8, m: u32) -> impl Iterator<Item = u32> {
@@ -274,28 +336,17 @@ impl FilterBuilder {
     /// spells: one sequential pass, cheap beside the trigram loop's random
     /// accesses to its 2 MiB table.
     fn add_digit_grams(&mut self, line: &[u8]) {
-        let mut run = 0usize;
-        let mut gram = 0u32;
-        for &b in line {
-            if b.is_ascii_digit() {
-                run += 1;
-                gram = (gram % DIGIT_GRAM_SPACE_DIV) * 10 + u32::from(b - b'0');
-                if run >= DIGIT_GRAM {
-                    if self.numbers_seen.is_empty() {
-                        self.numbers_seen = vec![0u64; (DIGIT_GRAM_SPACE as usize).div_ceil(64)];
-                    }
-                    let word = &mut self.numbers_seen[(gram >> 6) as usize];
-                    let bit = 1u64 << (gram & 63);
-                    if *word & bit == 0 {
-                        *word |= bit;
-                        self.numbers.push(gram);
-                    }
-                }
-            } else {
-                run = 0;
-                gram = 0;
+        for_each_digit_gram(line, |gram| {
+            if self.numbers_seen.is_empty() {
+                self.numbers_seen = vec![0u64; (DIGIT_GRAM_SPACE as usize).div_ceil(64)];
             }
-        }
+            let word = &mut self.numbers_seen[(gram >> 6) as usize];
+            let bit = 1u64 << (gram & 63);
+            if *word & bit == 0 {
+                *word |= bit;
+                self.numbers.push(gram);
+            }
+        });
     }
 
     /// Distinct trigrams added since the last [`FilterBuilder::finish`].
@@ -421,20 +472,7 @@ impl FilterProbe {
         // Case folding maps no character to an ASCII digit or back, so the
         // digit grams hold for every kind of search.
         let mut digit_grams = Vec::new();
-        let mut run = 0usize;
-        let mut gram = 0u32;
-        for &b in needle {
-            if b.is_ascii_digit() {
-                run += 1;
-                gram = (gram % DIGIT_GRAM_SPACE_DIV) * 10 + u32::from(b - b'0');
-                if run >= DIGIT_GRAM {
-                    digit_grams.push(hash_digit_gram(gram));
-                }
-            } else {
-                run = 0;
-                gram = 0;
-            }
-        }
+        for_each_digit_gram(needle, |gram| digit_grams.push(hash_digit_gram(gram)));
         digit_grams.sort_unstable();
         digit_grams.dedup();
         FilterProbe {
@@ -468,35 +506,8 @@ impl<'a> TrigramFilter<'a> {
     /// Checks the header and length of a stored filter. The bytes must be
     /// exactly one filter.
     pub fn from_bytes(bytes: &'a [u8]) -> Result<Self, ChunkError> {
-        let bad = |reason: String| ChunkError::CorruptFilter { reason };
-        if bytes.len() < HEADER_LEN {
-            return Err(bad(format!(
-                "{} bytes is shorter than a filter",
-                bytes.len()
-            )));
-        }
-        if bytes[0] != KIND_TRIGRAM_BLOOM {
-            return Err(bad(format!("unknown filter kind {}", bytes[0])));
-        }
-        let hashes = bytes[1];
-        if hashes == 0 || hashes > MAX_HASHES {
-            return Err(bad(format!(
-                "hash count {hashes} is outside 1..={MAX_HASHES}"
-            )));
-        }
-        let num_bits = u32::from_le_bytes([bytes[2], bytes[3], bytes[4], bytes[5]]);
-        if num_bits == 0 || !num_bits.is_multiple_of(64) {
-            return Err(bad(format!(
-                "bit count {num_bits} is not a positive multiple of 64"
-            )));
-        }
-        let bits = &bytes[HEADER_LEN..];
-        if bits.len() as u64 != u64::from(num_bits / 8) {
-            return Err(bad(format!(
-                "{} bytes of bits for a filter of {num_bits} bits",
-                bits.len()
-            )));
-        }
+        let (hashes, num_bits, bits) =
+            parse_bloom(bytes, KIND_TRIGRAM_BLOOM, false, "trigram filter")?;
         Ok(TrigramFilter {
             hashes,
             num_bits,
@@ -558,36 +569,8 @@ impl<'a> DigitFilter<'a> {
     /// Checks the header and length of a stored digit-gram filter. The
     /// bytes must be exactly one filter.
     pub fn from_bytes(bytes: &'a [u8]) -> Result<Self, ChunkError> {
-        let bad = |reason: String| ChunkError::CorruptFilter { reason };
-        if bytes.len() < HEADER_LEN {
-            return Err(bad(format!(
-                "{} bytes is shorter than a digit filter",
-                bytes.len()
-            )));
-        }
-        if bytes[0] != KIND_DIGIT_GRAM_BLOOM {
-            return Err(bad(format!(
-                "filter kind {} is not a digit filter",
-                bytes[0]
-            )));
-        }
-        let hashes = bytes[1];
-        if hashes == 0 || hashes > MAX_HASHES {
-            return Err(bad(format!(
-                "hash count {hashes} is outside 1..={MAX_HASHES}"
-            )));
-        }
-        let num_bits = u32::from_le_bytes([bytes[2], bytes[3], bytes[4], bytes[5]]);
-        if !num_bits.is_multiple_of(64) {
-            return Err(bad(format!("bit count {num_bits} is not a multiple of 64")));
-        }
-        let bits = &bytes[HEADER_LEN..];
-        if bits.len() as u64 != u64::from(num_bits / 8) {
-            return Err(bad(format!(
-                "{} bytes of bits for a digit filter of {num_bits} bits",
-                bits.len()
-            )));
-        }
+        let (hashes, num_bits, bits) =
+            parse_bloom(bytes, KIND_DIGIT_GRAM_BLOOM, true, "digit filter")?;
         Ok(DigitFilter {
             hashes,
             num_bits,

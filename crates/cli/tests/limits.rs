@@ -426,6 +426,27 @@ fn p99_at(mut v: Vec<Duration>, pct: usize) -> Duration {
     v[(v.len() * pct / 100).min(v.len() - 1)]
 }
 
+/// A query as `tenant` at `now` (instant) or over the hour before it
+/// (range, limit 4000): the status and the start of the body, enough to
+/// tell what happened without a page of entries.
+fn ask_at(s: &Server, now: i64, tenant: &str, path: &str, query: &str) -> (u16, String) {
+    let r = reqwest::blocking::Client::new()
+        .get(s.url(path))
+        .header("X-Scope-OrgID", tenant)
+        .query(&[
+            ("query", query),
+            ("time", &now.to_string()),
+            ("start", &(now - 3_600_000_000_000).to_string()),
+            ("end", &now.to_string()),
+            ("limit", "4000"),
+        ])
+        .send()
+        .unwrap();
+    let status = r.status().as_u16();
+    let text = r.text().unwrap();
+    (status, text.chars().take(400).collect())
+}
+
 /// `max_query_memory`, the server's and a tenant's: a metric query whose
 /// series do not fit at a single step, and a log query whose kept entries
 /// do not fit, fail with 400 naming the setting; within it, the same
@@ -457,24 +478,7 @@ max_query_memory = "32KB"
     }
     let metric = r#"count(sum by (id) (count_over_time({job="mem"} | logfmt [5m])))"#;
     let log = r#"{job="mem"} | logfmt | line_format "{{ .msg }}{{ .msg }}{{ .msg }}""#;
-    let ask = |tenant: &str, path: &str, query: &str| {
-        let r = reqwest::blocking::Client::new()
-            .get(s.url(path))
-            .header("X-Scope-OrgID", tenant)
-            .query(&[
-                ("query", query),
-                ("time", &now.to_string()),
-                ("start", &(now - 3_600_000_000_000).to_string()),
-                ("end", &now.to_string()),
-                ("limit", "4000"),
-            ])
-            .send()
-            .unwrap();
-        let status = r.status().as_u16();
-        let text = r.text().unwrap();
-        // Enough of a body to tell what happened, not a page of entries.
-        (status, text.chars().take(400).collect::<String>())
-    };
+    let ask = |tenant: &str, path: &str, query: &str| ask_at(&s, now, tenant, path, query);
     // The server's 64 KiB, and a tenant's own 32 KB under it.
     for tenant in ["fake", "tight"] {
         let (status, text) = ask(tenant, "/loki/api/v1/query", metric);
@@ -495,24 +499,7 @@ max_query_memory = "32KB"
         let (status, text) = push(&s, tenant, &body(&[(json!({"job": "mem"}), lines.clone())]));
         assert_eq!(status, 204, "{text}");
     }
-    let ask = |tenant: &str, path: &str, query: &str| {
-        let r = reqwest::blocking::Client::new()
-            .get(s.url(path))
-            .header("X-Scope-OrgID", tenant)
-            .query(&[
-                ("query", query),
-                ("time", &now.to_string()),
-                ("start", &(now - 3_600_000_000_000).to_string()),
-                ("end", &now.to_string()),
-                ("limit", "4000"),
-            ])
-            .send()
-            .unwrap();
-        let status = r.status().as_u16();
-        let text = r.text().unwrap();
-        // Enough of a body to tell what happened, not a page of entries.
-        (status, text.chars().take(400).collect::<String>())
-    };
+    let ask = |tenant: &str, path: &str, query: &str| ask_at(&s, now, tenant, path, query);
     let (status, text) = ask("fake", "/loki/api/v1/query", metric);
     assert_eq!(status, 200, "{text}");
     assert!(
