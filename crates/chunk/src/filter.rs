@@ -259,6 +259,12 @@ fn parse_bloom<'a>(
     Ok((hashes, num_bits, bits))
 }
 
+/// Whether every probed bit of hash `h` is set in a stored bloom filter.
+#[inline]
+fn bloom_has(bits: &[u8], hashes: u8, num_bits: u32, h: u64) -> bool {
+    probes(h, hashes, num_bits).all(|bit| bits[(bit >> 3) as usize] >> (bit & 7) & 1 == 1)
+}
+
 /// The bit positions probed for a trigram hash, in a filter of `m` bits.
 #[inline]
 fn probes(h: u64, k: u8, m: u32) -> impl Iterator<Item = u32> {
@@ -530,10 +536,10 @@ impl<'a> TrigramFilter<'a> {
 
     /// Whether the block may contain the needle `probe` was built from.
     pub fn may_match(&self, probe: &FilterProbe) -> bool {
-        probe.hashes.iter().all(|&h| {
-            probes(h, self.hashes, self.num_bits)
-                .all(|bit| self.bits[(bit >> 3) as usize] >> (bit & 7) & 1 == 1)
-        })
+        probe
+            .hashes
+            .iter()
+            .all(|&h| bloom_has(self.bits, self.hashes, self.num_bits, h))
     }
 
     /// Length of the stored filter, header included.
@@ -589,10 +595,10 @@ impl<'a> DigitFilter<'a> {
         if self.num_bits == 0 {
             return false;
         }
-        probe.digit_grams.iter().all(|&h| {
-            probes(h, self.hashes, self.num_bits)
-                .all(|bit| self.bits[(bit >> 3) as usize] >> (bit & 7) & 1 == 1)
-        })
+        probe
+            .digit_grams
+            .iter()
+            .all(|&h| bloom_has(self.bits, self.hashes, self.num_bits, h))
     }
 
     /// Length of the stored filter, header included.

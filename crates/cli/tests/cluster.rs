@@ -26,6 +26,23 @@ struct Cluster {
 }
 
 impl Cluster {
+    /// Nodes over the bucket of `s3` and the PostgreSQL catalog `catalog`.
+    fn over(s3: &S3Server, catalog: String) -> Cluster {
+        Cluster {
+            env: vec![
+                ("AWS_ACCESS_KEY_ID", ACCESS_KEY.to_string()),
+                ("AWS_SECRET_ACCESS_KEY", SECRET_KEY.to_string()),
+                ("AWS_ENDPOINT_URL", s3.endpoint.clone()),
+            ],
+            args: vec![
+                "--storage".into(),
+                format!("s3://{BUCKET}/skald"),
+                "--catalog".into(),
+                catalog,
+            ],
+        }
+    }
+
     fn node(&self, target: &str) -> Server {
         self.node_with(target, &[])
     }
@@ -88,19 +105,7 @@ fn two_ingest_nodes_a_query_node_and_a_compactor_serve_one_data_set() {
     let Some(pg) = Postgres::start() else { return };
     let catalog = pg.create_database("cluster");
     let s3 = S3Server::start();
-    let cluster = Cluster {
-        env: vec![
-            ("AWS_ACCESS_KEY_ID", ACCESS_KEY.to_string()),
-            ("AWS_SECRET_ACCESS_KEY", SECRET_KEY.to_string()),
-            ("AWS_ENDPOINT_URL", s3.endpoint.clone()),
-        ],
-        args: vec![
-            "--storage".into(),
-            format!("s3://{BUCKET}/skald"),
-            "--catalog".into(),
-            catalog.clone(),
-        ],
-    };
+    let cluster = Cluster::over(&s3, catalog.clone());
     let mut a = cluster.node("ingest");
     let mut b = cluster.node("ingest");
     let query = cluster.node("query");
@@ -215,19 +220,7 @@ fn a_query_node_reads_heads_with_its_cluster_token_and_nothing_else_does() {
     let Some(pg) = Postgres::start() else { return };
     let catalog = pg.create_database("auth");
     let s3 = S3Server::start();
-    let cluster = Cluster {
-        env: vec![
-            ("AWS_ACCESS_KEY_ID", ACCESS_KEY.to_string()),
-            ("AWS_SECRET_ACCESS_KEY", SECRET_KEY.to_string()),
-            ("AWS_ENDPOINT_URL", s3.endpoint.clone()),
-        ],
-        args: vec![
-            "--storage".into(),
-            format!("s3://{BUCKET}/skald"),
-            "--catalog".into(),
-            catalog,
-        ],
-    };
+    let cluster = Cluster::over(&s3, catalog);
     let ingest = cluster.node_with("ingest", &["--auth"]);
     let push_token = common::create_token(&ingest, "acme", "push", "pusher");
     let cluster_token = common::create_token(&ingest, "*", "admin", "cluster");
