@@ -5,8 +5,8 @@
 //! fsync = "always"              # or "interval"
 //! fsync_interval_ms = 1000
 //! out_of_order_window_secs = 3600
-//! flush_bytes = 67108864
-//! max_head_bytes = 167772160
+//! flush_bytes = 50331648
+//! max_head_bytes = 83886080
 //! max_chunk_age_secs = 600
 //! block_bytes = 1048576
 //! zstd_level = 3

@@ -102,6 +102,7 @@ pub enum Fsync {
 }
 
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
+    skald_store::alloc::tune();
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_new(&args.log).context("--log")?)
         .with_writer(std::io::stderr)

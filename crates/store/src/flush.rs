@@ -47,6 +47,11 @@ pub(crate) fn run(shared: Arc<Shared>, jobs: Receiver<FlushJob>, wake_compactor:
                 }
             }
         }
+        // The flushed head's blocks are freed with the job (unless a query
+        // still holds some): give their pages back now, not at the next
+        // allocation of the same size.
+        drop(job);
+        crate::alloc::trim();
     }
 }
 

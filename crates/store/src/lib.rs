@@ -18,6 +18,7 @@
 //! Not here: query evaluation (`skald-query`), HTTP (`skald-server`),
 //! byte formats (`skald-chunk`).
 
+pub mod alloc;
 pub mod catalog;
 pub mod cluster;
 mod commit;
