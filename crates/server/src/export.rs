@@ -17,7 +17,7 @@
 
 use crate::AppState;
 use crate::service::ServiceError;
-use crate::service::query::{ParsedLogQuery, plain_streams, run_logs};
+use crate::service::query::{ParsedLogQuery, plain_streams, run_logs, with_tenant_label};
 use serde::{Deserialize, Serialize};
 use skald_model::{Entry, LabelSet, TenantId, Timestamp};
 use skald_query::Direction;
@@ -59,30 +59,44 @@ pub struct Chunk {
 /// The next `size` entries at or after `from`, before `end`.
 pub async fn next_chunk(
     app: &Arc<AppState>,
-    tenant: &TenantId,
+    tenants: &[TenantId],
+    labelled: bool,
     query: &ParsedLogQuery,
     from: Cursor,
     end: Timestamp,
     size: usize,
 ) -> Result<Chunk, ServiceError> {
     let limit = size.saturating_add(from.skip as usize);
-    let result = run_logs(
-        app,
-        tenant.clone(),
-        query,
-        Timestamp(from.ts),
-        end,
-        limit,
-        Direction::Forward,
-        0,
-        false,
-        None,
-    )
-    .await?;
+    // Several tenants (`a|b`; `labelled`, even when the selector's
+    // `__tenant_id__` kept one): each stream gains `__tenant_id__`, as in
+    // a multi-tenant query, and the chunk is cut from all of them merged;
+    // the export is done once every tenant's part is.
     let mut all: Vec<(Arc<LabelSet>, Entry)> = Vec::new();
-    for (labels, entries) in plain_streams(result) {
-        let labels = Arc::new(labels);
-        all.extend(entries.into_iter().map(|e| (labels.clone(), e)));
+    let mut got = 0;
+    for tenant in tenants {
+        let result = run_logs(
+            app,
+            tenant.clone(),
+            query,
+            Timestamp(from.ts),
+            end,
+            limit,
+            Direction::Forward,
+            0,
+            false,
+            None,
+        )
+        .await?;
+        let before = all.len();
+        for (labels, entries) in plain_streams(result) {
+            let labels = Arc::new(if labelled {
+                with_tenant_label(&labels, tenant)
+            } else {
+                labels
+            });
+            all.extend(entries.into_iter().map(|e| (labels.clone(), e)));
+        }
+        got = got.max(all.len() - before);
     }
     let got = all.len();
     all.sort_by(|a, b| (a.1.ts, &*a.0, &a.1.line).cmp(&(b.1.ts, &*b.0, &b.1.line)));
@@ -652,9 +666,17 @@ async fn run_job(app: &Arc<AppState>, spec: &JobSpec, job: &Job, sink: Sink) -> 
     let mut first = true;
     let span = (spec.end.0 as i128 - spec.start.0 as i128).max(1);
     loop {
-        let chunk = next_chunk(app, &spec.tenant, &spec.query, cursor, spec.end, spec.chunk)
-            .await
-            .map_err(|e| e.message)?;
+        let chunk = next_chunk(
+            app,
+            std::slice::from_ref(&spec.tenant),
+            false,
+            &spec.query,
+            cursor,
+            spec.end,
+            spec.chunk,
+        )
+        .await
+        .map_err(|e| e.message)?;
         let n = chunk.entries.len() as u64;
         let mut out = sink.take().expect("sink");
         let format = spec.format;

@@ -3,7 +3,7 @@
 //! file on the server (role `admin`); a job's status is the tenant's alone.
 //! The mechanics are `crate::export`.
 
-use super::query::{ParsedLogQuery, entry_limit, parse_log_query};
+use super::query::{ParsedLogQuery, entry_limit, parse_log_query, pick_tenants};
 use super::{Context, ErrorCode, Role, ServiceError, limits_for};
 use crate::AppState;
 use crate::export::{Chunk, Cursor, ExportError, Format, Job, JobSpec};
@@ -15,7 +15,11 @@ const DEFAULT_CHUNK: usize = 1000;
 
 /// An export, checked and ready to run.
 pub struct Export {
-    tenant: TenantId,
+    /// One tenant, or several for a streamed export (`a|b`, each
+    /// authorised): their streams then carry `__tenant_id__`.
+    tenants: Vec<TenantId>,
+    /// The request named several tenants: streams carry `__tenant_id__`.
+    labelled: bool,
     query: ParsedLogQuery,
     end: Timestamp,
     chunk: usize,
@@ -49,16 +53,36 @@ fn prepare(
     role: Role,
     req: ExportRequest,
 ) -> Result<Export, ServiceError> {
-    let tenant = ctx.tenant_for(role)?;
-    let query = parse_log_query("query", &req.query)?;
+    // A job writes one tenant's file; a streamed export may read several.
+    let tenants = match role {
+        Role::Read => ctx.tenants_for(role)?,
+        _ => vec![ctx.tenant_for(role)?],
+    };
+    let labelled = tenants.len() > 1;
+    let mut query = parse_log_query("query", &req.query)?;
+    let (tenants, selector) = pick_tenants(&tenants, &query.selector);
+    query.selector = selector;
     let end = req
         .end
         .unwrap_or_else(|| Timestamp::now().saturating_add(1));
     if req.start > end {
         return Err(ServiceError::invalid("start_ns", "after end_ns"));
     }
-    let default = DEFAULT_CHUNK.min(limits_for(app, &tenant).max_entries);
-    let chunk = entry_limit(app, &tenant, Some(req.chunk.unwrap_or(default)))?;
+    // The strictest of the tenants' limits applies to the merged chunk.
+    let mut chunk = usize::MAX;
+    for tenant in &tenants {
+        let default = DEFAULT_CHUNK.min(limits_for(app, tenant).max_entries);
+        chunk = chunk.min(entry_limit(
+            app,
+            tenant,
+            Some(req.chunk.unwrap_or(default)),
+        )?);
+    }
+    let chunk = if tenants.is_empty() {
+        DEFAULT_CHUNK
+    } else {
+        chunk
+    };
     let cursor = if req.cursor.is_empty() {
         Cursor {
             ts: req.start.0,
@@ -69,7 +93,8 @@ fn prepare(
             .ok_or_else(|| ServiceError::invalid("cursor", "not a cursor this server issued"))?
     };
     Ok(Export {
-        tenant,
+        tenants,
+        labelled,
         query,
         end,
         chunk,
@@ -102,7 +127,8 @@ fn export_params(req: &ExportRequest, dest: Option<&Destination>) -> serde_json:
 pub async fn next(app: &Arc<AppState>, export: &mut Export) -> Result<Chunk, ServiceError> {
     let chunk = crate::export::next_chunk(
         app,
-        &export.tenant,
+        &export.tenants,
+        export.labelled,
         &export.query,
         export.cursor,
         export.end,
@@ -133,9 +159,12 @@ fn start_job_audited(
     dest: Destination,
 ) -> Result<Arc<Job>, ServiceError> {
     let export = prepare(app, ctx, Role::Admin, req)?;
-    let max_running = limits_for(app, &export.tenant).max_export_jobs;
+    // `prepare` gave a job its one tenant (`tenant_for`).
+    let [tenant] = <[TenantId; 1]>::try_from(export.tenants)
+        .map_err(|_| ServiceError::bad_request("an export job writes a single tenant's file"))?;
+    let max_running = limits_for(app, &tenant).max_export_jobs;
     let spec = JobSpec {
-        tenant: export.tenant,
+        tenant,
         query: export.query,
         start: Timestamp(export.cursor.ts),
         end: export.end,
