@@ -29,6 +29,12 @@ pub const HEARTBEAT: Duration = Duration::from_secs(2);
 /// How long a query node waits for an ingest node's head.
 const PEER_TIMEOUT: Duration = Duration::from_secs(3);
 
+/// Heartbeats missed after which an ingest node is not asked any more
+/// (each query would otherwise wait up to [`PEER_TIMEOUT`] for it): it is
+/// reported as missing at once, until it beats again or is forgotten
+/// (`--forget-node-after`).
+const SILENT_AFTER: Duration = Duration::from_secs(30);
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Target {
     All,
@@ -72,12 +78,12 @@ pub struct Node {
 pub fn join(
     runtime: &tokio::runtime::Runtime,
     store: &Arc<Store>,
-    target: Target,
-    advertise: Option<String>,
-    http_addr: std::net::SocketAddr,
+    args: &crate::serve::ServeArgs,
     tls: bool,
-    token: Option<String>,
 ) -> anyhow::Result<Option<Node>> {
+    let (target, http_addr) = (args.target, args.http_addr);
+    let (advertise, token) = (args.advertise_url.clone(), args.cluster_token.clone());
+    let forget_after = Duration::from_secs(args.forget_node_after);
     let catalog = store.catalog().clone();
     if !catalog.shared() {
         if target != Target::All {
@@ -130,6 +136,7 @@ pub fn join(
         store.set_peers(Arc::new(HttpPeers {
             catalog: catalog.clone(),
             own: address.clone(),
+            forget_after,
             client,
             token,
             runtime: runtime.handle().clone(),
@@ -161,6 +168,8 @@ struct HttpPeers {
     catalog: Arc<dyn CatalogStore>,
     /// This node's address (never asked: its head is read directly).
     own: String,
+    /// Silence after which a node is removed from the catalog.
+    forget_after: Duration,
     client: reqwest::Client,
     /// Sent as a bearer token when set.
     token: Option<String>,
@@ -266,11 +275,31 @@ impl HttpPeers {
                 return answer;
             }
         };
-        let peers: Vec<String> = nodes
-            .into_iter()
-            .map(|n| n.address)
-            .filter(|a| *a != self.own)
-            .collect();
+        let mut peers = Vec::new();
+        for node in nodes.into_iter().filter(|n| n.address != self.own) {
+            let silent = Duration::from_secs_f64(node.silent_secs.max(0.0));
+            if silent < SILENT_AFTER {
+                peers.push(node.address);
+                continue;
+            }
+            let why = format!("no heartbeat for {} s, not asked", silent.as_secs());
+            if silent >= self.forget_after {
+                // Only if it is still silent (it may have come back since
+                // it was listed): then it leaves the catalog for good.
+                match self.catalog.forget_node(&node.address, self.forget_after) {
+                    Ok(true) => tracing::warn!(
+                        node = %node.address,
+                        silent_secs = silent.as_secs(),
+                        "removed a silent ingest node from the catalog; its entries not flushed are lost unless it comes back with its data directory"
+                    ),
+                    Ok(false) => {}
+                    Err(e) => {
+                        tracing::warn!(node = %node.address, error = %e, "could not remove a silent ingest node")
+                    }
+                }
+            }
+            answer.unreachable.push((node.address, why));
+        }
         if peers.is_empty() {
             return answer;
         }
@@ -280,6 +309,7 @@ impl HttpPeers {
             let this = HttpPeers {
                 catalog: self.catalog.clone(),
                 own: self.own.clone(),
+                forget_after: self.forget_after,
                 client: self.client.clone(),
                 token: self.token.clone(),
                 runtime: self.runtime.clone(),

@@ -90,6 +90,13 @@ pub struct ServeArgs {
     /// (`skald token create --tenant '*' --role admin`).
     #[arg(long, env = "SKALD_CLUSTER_TOKEN", hide_env_values = true)]
     pub cluster_token: Option<String>,
+    /// Seconds without a heartbeat after which an ingest node is removed
+    /// from the catalog for good (a node restarted at the same address
+    /// registers again). Until then a node silent for more than 30 s is
+    /// not asked, and every query warns that its unflushed entries are
+    /// missing.
+    #[arg(long, env = "SKALD_FORGET_NODE_AFTER", default_value_t = 3600, value_parser = clap::value_parser!(u64).range(60..))]
+    pub forget_node_after: u64,
     /// Log filter, e.g. `info` or `skald_store=debug,info`.
     #[arg(long, env = "SKALD_LOG", default_value = "info")]
     pub log: String,
@@ -204,15 +211,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     if store.catalog().shared() {
         crate::catalog::follow_deletes(&runtime, state.clone());
     }
-    let node = crate::cluster::join(
-        &runtime,
-        &store,
-        args.target,
-        args.advertise_url.clone(),
-        args.http_addr,
-        tls.is_some(),
-        args.cluster_token.clone(),
-    )?;
+    let node = crate::cluster::join(&runtime, &store, &args, tls.is_some())?;
     let result = runtime.block_on(serve(state, &args, tls, cfg.listen.clone()));
     ruler.stop();
     tracing::info!("flushing and closing the store");

@@ -212,7 +212,34 @@ fn two_ingest_nodes_a_query_node_and_a_compactor_serve_one_data_set() {
     assert!(compactor.log().contains("joined the cluster"));
     // Every node reads the same.
     assert_eq!(read(&a), (expected.clone(), vec![]));
-    assert_eq!(read(&b), (expected, vec![]));
+    assert_eq!(read(&b), (expected.clone(), vec![]));
+
+    // A node silent for minutes (its host gone: an address nothing
+    // answers at) is not asked, and the answer says so; one silent for
+    // longer than --forget-node-after (an hour) leaves the catalog.
+    let (silent, gone) = ("http://192.0.2.1:3100", "http://192.0.2.2:3100");
+    pg.execute(
+        "cluster",
+        &format!(
+            "INSERT INTO skald_nodes (address, target, node, heartbeat_at) VALUES
+             ('{silent}', 'ingest', 'n1', now() - interval '5 minutes'),
+             ('{gone}', 'ingest', 'n2', now() - interval '2 hours')"
+        ),
+    );
+    let (lines, warnings) = read(&query);
+    assert_eq!(lines, expected);
+    assert_eq!(warnings.len(), 2, "{warnings:?}");
+    assert!(
+        warnings.iter().all(|w| w.contains("no heartbeat for")),
+        "{warnings:?}"
+    );
+    let (lines, warnings) = read(&query);
+    assert_eq!(lines, expected);
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(warnings[0].contains(silent), "{warnings:?}");
+    let nodes = "SELECT count(*) FROM skald_nodes WHERE address LIKE 'http://192.0.2.%'";
+    assert_eq!(pg.count("cluster", nodes), 1);
+    assert!(query.log().contains("removed a silent ingest node"));
 }
 
 #[test]

@@ -233,6 +233,14 @@ pub trait CatalogStore: Send + Sync + std::fmt::Debug {
         Ok(())
     }
 
+    /// Removes `address`'s registration if its last heartbeat is at least
+    /// `silent` old (a node that came back since is kept); true when
+    /// removed.
+    fn forget_node(&self, address: &str, silent: Duration) -> Result<bool, CatalogError> {
+        let _ = (address, silent);
+        Ok(false)
+    }
+
     /// The registered nodes that hold heads (targets `all` and `ingest`).
     fn ingest_nodes(&self) -> Result<Vec<NodeRecord>, CatalogError> {
         Ok(Vec::new())

@@ -238,6 +238,28 @@ fn nodes_starting_together_migrate_once_and_see_each_others_changes() {
         .map(|n| n.retention_due(hour).unwrap())
         .collect();
     assert_eq!(due.iter().filter(|d| **d).count(), 1, "{due:?}");
+
+    // A silent node is forgotten only once silent long enough, by any
+    // node; one that beats again registers again.
+    let address = "http://10.0.0.9:3100";
+    one.register_node(address, "ingest").unwrap();
+    let addresses = |n: &PostgresCatalog| -> Vec<String> {
+        n.ingest_nodes()
+            .unwrap()
+            .into_iter()
+            .map(|r| r.address)
+            .collect()
+    };
+    assert_eq!(addresses(two), [address]);
+    assert!(!two.forget_node(address, hour).unwrap(), "beat just now");
+    assert_eq!(addresses(two), [address]);
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let second = std::time::Duration::from_secs(1);
+    assert!(two.forget_node(address, second).unwrap());
+    assert!(addresses(one).is_empty());
+    assert!(!two.forget_node(address, second).unwrap(), "already gone");
+    one.register_node(address, "ingest").unwrap();
+    assert_eq!(addresses(two), [address]);
 }
 
 #[test]

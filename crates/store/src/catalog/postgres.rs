@@ -617,6 +617,21 @@ impl CatalogStore for PostgresCatalog {
         })
     }
 
+    fn forget_node(&self, address: &str, silent: Duration) -> Result<bool, CatalogError> {
+        let address = address.to_string();
+        let secs = silent.as_secs_f64();
+        self.run(move |client, _| async move {
+            let removed = client
+                .execute(
+                    "DELETE FROM skald_nodes
+                     WHERE address = $1 AND heartbeat_at <= now() - make_interval(secs => $2)",
+                    &[&address, &secs],
+                )
+                .await?;
+            Ok(removed > 0)
+        })
+    }
+
     fn ingest_nodes(&self) -> Result<Vec<NodeRecord>, CatalogError> {
         self.run(|client, _| async move {
             let rows = client
