@@ -241,6 +241,15 @@ pub trait CatalogStore: Send + Sync + std::fmt::Debug {
         Ok(false)
     }
 
+    /// The key of every segment this catalog has a row for, listed or
+    /// removed but not yet purged; `None` when it keeps no such record
+    /// (the local catalog lists what the directory holds). An object of
+    /// the segment store with no row is an orphan: stored by a node that
+    /// stopped before listing it, or removed and purged long ago.
+    fn known_keys(&self) -> Result<Option<HashSet<String>>, CatalogError> {
+        Ok(None)
+    }
+
     /// The registered nodes that hold heads (targets `all` and `ingest`).
     fn ingest_nodes(&self) -> Result<Vec<NodeRecord>, CatalogError> {
         Ok(Vec::new())
@@ -632,7 +641,7 @@ pub(crate) fn max_stored_id(store: &dyn SegmentStore) -> std::io::Result<u64> {
 }
 
 /// Where every tenant's keys start.
-const TENANTS: &str = "tenants/";
+pub(crate) const TENANTS: &str = "tenants/";
 
 /// The key of segment `id` of `tenant`.
 pub(crate) fn segment_key(tenant: &TenantId, id: u64) -> String {
@@ -643,6 +652,11 @@ pub(crate) fn segment_key(tenant: &TenantId, id: u64) -> String {
 /// replaces.
 pub(crate) fn replaces_key(tenant: &TenantId, id: u64) -> String {
     format!("{TENANTS}{}/segments/{id:012}.replaces", tenant.as_str())
+}
+
+/// Whether `key` names a segment (not a sidecar or a temporary file).
+pub(crate) fn is_segment_key(key: &str) -> bool {
+    matches!(parse_key(key), Some((_, Key::Segment(_))))
 }
 
 /// What a key under `tenants/` is.

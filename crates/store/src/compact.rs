@@ -99,6 +99,9 @@ pub(crate) fn run(shared: Arc<Shared>, wake: Receiver<()>) {
                     .fetch_add(1, Ordering::Relaxed);
                 tracing::error!(error = %e, "retention pass failed; it runs again at the next interval");
             }
+            if let Err(e) = crate::orphans::sweep(&shared) {
+                tracing::warn!(error = %e, "could not look for orphan segment objects; trying again at the next interval");
+            }
         }
         // Tenants another node holds the lease of, this round.
         let mut busy: HashSet<TenantId> = HashSet::new();

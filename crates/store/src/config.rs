@@ -59,6 +59,11 @@ pub struct StoreConfig {
     /// How often the compaction thread applies retention and deletes
     /// (Loki's `compaction_interval`).
     pub retention_interval_secs: u64,
+    /// How long an object of a shared segment store must stay without a
+    /// row in the catalog, seen at two retention passes at least this far
+    /// apart, before it is deleted as an orphan (a publish in flight lists
+    /// its object within seconds).
+    pub orphan_grace_secs: u64,
     /// Per-tenant limits at open; [`crate::Store::set_limits`] replaces
     /// them on a running store. Not part of `[store]`: the file's
     /// `[limits]` and `[tenants.<id>]` tables fill it.
@@ -111,6 +116,7 @@ impl Default for StoreConfig {
             compact_max_segment_bytes: 2 * 1024 * 1024 * 1024,
             max_commit_group_bytes: 16 * 1024 * 1024,
             retention_interval_secs: 600,
+            orphan_grace_secs: 3600,
             limits: TenantLimits::default(),
             scrub: Default::default(),
             role: NodeRole::default(),

@@ -30,6 +30,7 @@ mod head;
 pub mod histogram;
 mod index;
 pub mod limits;
+mod orphans;
 pub mod record;
 pub mod retention;
 pub mod scrub;
@@ -283,6 +284,9 @@ pub(crate) struct Shared {
     pub catalog: Arc<dyn CatalogStore>,
     /// Segments out of the catalog, deleted once no query holds them.
     pub retired: segment::Retired,
+    /// Objects of the segment store without a catalog row, and when this
+    /// process first saw each so (see `orphans.rs`).
+    pub orphans_seen: Mutex<HashMap<String, Instant>>,
     /// When the view last caught up with a shared catalog.
     pub last_refresh: Mutex<Option<Instant>>,
     /// The other nodes' heads, asked by every snapshot (see [`cluster`]).
@@ -466,6 +470,7 @@ impl Store {
             segments,
             catalog: catalog.clone(),
             retired: Default::default(),
+            orphans_seen: Default::default(),
             last_refresh: Mutex::new(None),
             peers: Default::default(),
         });
@@ -665,6 +670,13 @@ impl Store {
         let report = retention::run_pass(&self.shared)?;
         segment::reap(&self.shared)?;
         Ok(report)
+    }
+
+    /// Deletes the objects of a shared segment store that the catalog has
+    /// had no row for since at least `orphan_grace_secs` ago, as the
+    /// compaction thread does after each retention pass; returns how many.
+    pub fn sweep_orphans(&self) -> Result<usize, StoreError> {
+        orphans::sweep(&self.shared)
     }
 
     /// Flushes the head, syncs and stops the store's threads.

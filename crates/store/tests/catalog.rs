@@ -494,6 +494,34 @@ fn retention_on_one_node_and_tenants_apart_are_seen_by_every_node() {
     a.refresh_catalog().unwrap();
     assert_eq!(read_app(&a, &acme, "app"), new);
     assert_eq!(read_app(&a, &bravo, "app"), new);
+
+    // An object stored but never listed (its node stopped before the
+    // catalog took it) is deleted once it has stayed without a row for
+    // the grace; listed segments, and the one retention just removed
+    // (its row stays for a day), are never taken for orphans.
+    let orphan = "tenants/acme/segments/000000999999.seg";
+    let bucket = objects(&s3);
+    bucket.put_bytes(orphan, b"stored, never listed").unwrap();
+    let stored = |key: &str| s3.objects("skald/").contains(&format!("skald/{key}"));
+    let before = s3.objects("skald/").len();
+    assert_eq!(b.sweep_orphans().unwrap(), 0, "inside the grace");
+    assert!(stored(orphan));
+    let dir_c = tempfile::tempdir().unwrap();
+    let c = {
+        let catalog = Arc::new(PostgresCatalog::connect(&url).unwrap());
+        let config = StoreConfig {
+            data_dir: dir_c.path().to_path_buf(),
+            orphan_grace_secs: 0,
+            ..config.clone()
+        };
+        Store::open_with_catalog(config, objects(&s3), catalog).unwrap()
+    };
+    assert_eq!(c.sweep_orphans().unwrap(), 1);
+    assert!(!stored(orphan));
+    assert_eq!(s3.objects("skald/").len(), before - 1);
+    assert_eq!(read_app(&c, &acme, "app"), new);
+    assert_eq!(read_app(&c, &bravo, "app"), new);
+    c.close().unwrap();
     a.close().unwrap();
     b.close().unwrap();
 }

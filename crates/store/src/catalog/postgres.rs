@@ -36,6 +36,7 @@ use super::{CatalogError, CatalogStore, Changes, NodeRecord, SegmentRecord};
 use crate::delete::DeleteRequest;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use skald_model::{TenantId, Timestamp};
+use std::collections::HashSet;
 use std::str::FromStr;
 use std::time::Duration;
 use tokio_postgres::NoTls;
@@ -395,6 +396,13 @@ impl CatalogStore for PostgresCatalog {
                 )
                 .await?;
             Ok(rows.iter().filter_map(record).collect())
+        })
+    }
+
+    fn known_keys(&self) -> Result<Option<HashSet<String>>, CatalogError> {
+        self.run(|client, _| async move {
+            let rows = client.query("SELECT key FROM skald_segments", &[]).await?;
+            Ok(Some(rows.iter().map(|r| r.get::<_, String>(0)).collect()))
         })
     }
 
