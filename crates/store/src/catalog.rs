@@ -29,6 +29,7 @@
 //! `quarantine/tenants/<tenant>/` for inspection. Damage inside a block is
 //! found when the block is read, and reported with the query that read it.
 
+mod pg_tls;
 pub mod postgres;
 
 pub use postgres::PostgresCatalog;

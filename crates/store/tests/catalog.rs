@@ -346,6 +346,39 @@ fn a_newer_schema_bad_credentials_and_no_server_are_refused() {
     assert!(said.contains("not a PostgreSQL URL"), "{said}");
 }
 
+/// `sslmode=require` connects over TLS, verifying the server against
+/// `sslrootcert` (or the system's trust store, which does not know the
+/// test CA); a server that takes TLS only refuses plain connections.
+#[test]
+fn the_catalog_connects_over_verified_tls_when_the_url_asks() {
+    let Some(mut pg) = Postgres::start() else {
+        return;
+    };
+    let url = pg.create_database("tls");
+    let ca = pg.require_tls();
+    let verified = format!("{url}?sslmode=verify-full&sslrootcert={}", ca.display());
+    let catalog = PostgresCatalog::connect(&verified).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    contract(&catalog, &LocalDir::new(dir.path()));
+
+    let said = PostgresCatalog::connect(&url).unwrap_err().to_string();
+    assert!(
+        said.contains("pg_hba.conf") || said.contains("no encryption"),
+        "plain TCP refused: {said}"
+    );
+    let said = PostgresCatalog::connect(&format!("{url}?sslmode=require"))
+        .unwrap_err()
+        .to_string();
+    assert!(said.to_lowercase().contains("certificate"), "{said}");
+    let said = PostgresCatalog::connect(&format!(
+        "{url}?sslmode=require&sslrootcert=/nonexistent.pem"
+    ))
+    .unwrap_err()
+    .to_string();
+    assert!(said.contains("/nonexistent.pem"), "{said}");
+    assert!(!said.contains(common::postgres::PASSWORD), "{said}");
+}
+
 fn objects(server: &S3Server) -> Arc<ObjectSegments> {
     let config = ObjectStoreConfig {
         endpoint: Some(server.endpoint.clone()),

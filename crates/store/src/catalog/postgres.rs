@@ -29,9 +29,12 @@
 //! The client is async (`tokio-postgres` with a `deadpool` pool of
 //! [`POOL_SIZE`] connections); like the object store, this catalog owns a
 //! small runtime and each call blocks its thread on a task spawned there.
-//! Connections are plain TCP: put the database on a private network or a
-//! local socket proxy until TLS is supported.
+//! Connections are TLS when the URL asks (`?sslmode=require` or
+//! `verify-full`, `sslrootcert=` for a private authority; see `pg_tls`),
+//! always verifying the server's certificate and name; plain TCP
+//! otherwise.
 
+use super::pg_tls::TlsMode;
 use super::{CatalogError, CatalogStore, Changes, NodeRecord, SegmentRecord};
 use crate::delete::DeleteRequest;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
@@ -41,6 +44,7 @@ use std::str::FromStr;
 use std::time::Duration;
 use tokio_postgres::NoTls;
 use tokio_postgres::types::ToSql;
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 /// The schema migrations, in order: (version, SQL).
 pub const MIGRATIONS: &[(i64, &str)] = &[
@@ -147,6 +151,12 @@ impl PostgresCatalog {
     /// unreachable server, refused credentials or a newer schema is an
     /// error naming the database.
     pub fn connect(url: &str) -> Result<PostgresCatalog, CatalogError> {
+        let (url, tls) =
+            super::pg_tls::split_url(url).map_err(|message| CatalogError::Unavailable {
+                at: redact(url),
+                message,
+            })?;
+        let url = url.as_str();
         let mut config =
             tokio_postgres::Config::from_str(url).map_err(|e| CatalogError::Unavailable {
                 at: redact(url),
@@ -160,13 +170,22 @@ impl PostgresCatalog {
         config.connect_timeout(CONNECT_TIMEOUT);
         config.application_name("skald");
         let at = describe_config(&config);
-        let manager = Manager::from_config(
-            config,
-            NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
+        let recycling = || ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        };
+        let manager = match tls {
+            TlsMode::Plain => Manager::from_config(config, NoTls, recycling()),
+            TlsMode::Verified { root_cert } => {
+                let client =
+                    super::pg_tls::client_config(root_cert.as_deref()).map_err(|message| {
+                        CatalogError::Unavailable {
+                            at: at.clone(),
+                            message,
+                        }
+                    })?;
+                Manager::from_config(config, MakeRustlsConnect::new(client), recycling())
+            }
+        };
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("skald-catalog")

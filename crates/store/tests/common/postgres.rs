@@ -24,6 +24,8 @@ pub struct Postgres {
     bin: PathBuf,
     as_postgres: bool,
     running: bool,
+    /// Serving TLS only (see [`Postgres::require_tls`]).
+    tls: bool,
 }
 
 /// The directory holding `pg_ctl` and `initdb`, if installed.
@@ -81,6 +83,7 @@ impl Postgres {
             bin,
             as_postgres,
             running: false,
+            tls: false,
         };
         let data = pg.data_dir();
         let pwfile = pg.dir.path().join("password");
@@ -125,13 +128,63 @@ impl Postgres {
         }
     }
 
+    /// Restarts the cluster serving TLS only, with a certificate for
+    /// 127.0.0.1 and localhost from a new CA; returns the CA's PEM file.
+    /// Connections without TLS are then refused (`hostssl` only).
+    pub fn require_tls(&mut self) -> PathBuf {
+        use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+        self.stop();
+        let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate().unwrap()).unwrap();
+        let key = KeyPair::generate().unwrap();
+        let cert = CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
+            .unwrap()
+            .signed_by(&key, &ca)
+            .unwrap();
+        let data = self.data_dir();
+        let ca_file = self.dir.path().join("ca.pem");
+        std::fs::write(&ca_file, ca.pem()).unwrap();
+        std::fs::write(data.join("server.crt"), cert.pem()).unwrap();
+        std::fs::write(data.join("server.key"), key.serialize_pem()).unwrap();
+        let hba = std::fs::read_to_string(data.join("pg_hba.conf")).unwrap();
+        let hba: String = hba
+            .lines()
+            .map(|l| match l.strip_prefix("host ") {
+                Some(rest) => format!("hostssl {rest}\n"),
+                None => format!("{l}\n"),
+            })
+            .collect();
+        std::fs::write(data.join("pg_hba.conf"), hba).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(
+            data.join("server.key"),
+            std::fs::Permissions::from_mode(0o600),
+        )
+        .unwrap();
+        if self.as_postgres {
+            let status = Command::new("chown")
+                .args(["-R", "postgres:postgres"])
+                .arg(self.dir.path())
+                .status()
+                .unwrap();
+            assert!(status.success());
+        }
+        self.tls = true;
+        self.start_again();
+        ca_file
+    }
+
     /// Starts the cluster again after [`Postgres::stop`].
     pub fn start_again(&mut self) {
-        let options = format!(
+        let mut options = format!(
             "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=100",
             self.port,
             self.dir.path().display()
         );
+        if self.tls {
+            options.push_str(" -c ssl=on");
+        }
         let out = self
             .command("pg_ctl")
             .arg("-D")
