@@ -1,10 +1,12 @@
 //! LogQL conformance: runs every case in `tests/conformance/*.txt` (the
 //! format is described in `tests/conformance/README.md`) against a real
-//! store in three states — every entry still in the head, every entry
-//! flushed to segments, and half of each stream flushed with the rest in
-//! the head — and log queries in both directions.
+//! store in four states — every entry still in the head, every entry
+//! flushed to segments, half of each stream flushed with the rest in the
+//! head, and every entry flushed to segments in S3 and read back by a new
+//! store with an empty data directory — and log queries in both
+//! directions.
 //!
-//! Each data block of a file is stored under its own tenant, so the three
+//! Each data block of a file is stored under its own tenant, so the four
 //! stores are built once for the whole corpus. A failing case is reported
 //! with its file, line and name, the store state and the direction, and
 //! the test fails after every case has run.
@@ -508,9 +510,27 @@ enum State {
     Head,
     Flushed,
     Mixed,
+    /// Flushed to segments in S3 (an in-process S3 server), then read by
+    /// a new store with an empty data directory: every byte comes from
+    /// the bucket, through the range reads and caches of object storage.
+    ObjectStorage,
 }
 
-fn open_store(dir: &Path) -> Store {
+#[path = "../../store/tests/common/s3.rs"]
+mod s3;
+
+/// The S3 segment store over `server`'s bucket.
+fn bucket(server: &s3::S3Server) -> std::sync::Arc<skald_store::storage::ObjectSegments> {
+    let config = skald_store::storage::ObjectStoreConfig {
+        endpoint: Some(server.endpoint.clone()),
+        access_key_id: Some(s3::ACCESS_KEY.into()),
+        secret_access_key: Some(s3::SECRET_KEY.into()),
+        ..skald_store::storage::ObjectStoreConfig::new(format!("s3://{}/conformance", s3::BUCKET))
+    };
+    std::sync::Arc::new(skald_store::storage::ObjectSegments::open(&config).expect("bucket"))
+}
+
+fn open_store(dir: &Path, server: Option<&s3::S3Server>) -> Store {
     let mut config = StoreConfig {
         data_dir: dir.to_path_buf(),
         fsync: FsyncMode::Interval,
@@ -518,12 +538,20 @@ fn open_store(dir: &Path) -> Store {
         ..StoreConfig::default()
     };
     config.limits = skald_store::TenantLimits::unlimited();
-    Store::open(config).expect("open store")
+    match server {
+        None => Store::open(config).expect("open store"),
+        Some(server) => Store::open_with(config, bucket(server)).expect("open store over S3"),
+    }
 }
 
 /// Pushes every data block into a new store in `state`.
-fn build(dir: &Path, data: &[Data], state: State) -> Store {
-    let store = open_store(dir);
+fn build(dir: &Path, data: &[Data], state: State, server: Option<&s3::S3Server>) -> Store {
+    if let State::ObjectStorage = state {
+        let writer = build(&dir.join("writer"), data, State::Flushed, server);
+        writer.close().expect("close the writer");
+        return open_store(&dir.join("reader"), server);
+    }
+    let store = open_store(dir, server);
     // Mixed: the older half of each stream (or every other single-entry
     // stream) is flushed, the rest stays in the head.
     let mut later: Vec<(TenantId, Vec<StreamBatch>)> = Vec::new();
@@ -794,9 +822,17 @@ fn conformance() {
     let only = std::env::var("CONFORMANCE_ONLY").ok();
 
     let mut failures = Vec::new();
-    for state in [State::Head, State::Flushed, State::Mixed] {
+    let server = s3::S3Server::start();
+    let states = [
+        State::Head,
+        State::Flushed,
+        State::Mixed,
+        State::ObjectStorage,
+    ];
+    for state in states {
         let dir = tempfile::tempdir().expect("temp dir");
-        let store = build(dir.path(), &data, state);
+        let on_s3 = matches!(state, State::ObjectStorage).then_some(&server);
+        let store = build(dir.path(), &data, state, on_s3);
         for case in &cases {
             if only.as_deref().is_some_and(|o| {
                 !case.name.contains(o) && !format!("{}:{}", case.file, case.line).contains(o)
