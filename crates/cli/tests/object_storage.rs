@@ -54,6 +54,25 @@ fn segments_go_to_the_bucket_and_a_fresh_data_directory_reads_them_back() {
     assert!(
         server.lines(r#"{app="s3"} |= "line 42 ""#, 10, "forward") == ["line 42 from the bucket"]
     );
+
+    // What was fetched, and what the cache served, is in /metrics.
+    let (status, metrics) = server.get("/metrics", &[]);
+    assert_eq!(status, 200);
+    let value = |name: &str| -> u64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("{name} missing from /metrics"))
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    assert!(value("skald_object_store_get_requests_total") > 0);
+    assert!(value("skald_object_store_get_bytes_total") > 0);
+    assert!(
+        value("skald_object_cache_hits_total") > 0,
+        "the second query reads cached blocks"
+    );
 }
 
 #[test]

@@ -105,6 +105,54 @@ pub async fn metrics(
         "1 while a compaction runs or the policy asks for one.",
         u64::from(c.compaction_pending),
     );
+    if let Some(o) = app.store.object_stats() {
+        for (name, kind, help, value) in [
+            (
+                "skald_object_store_get_requests_total",
+                "counter",
+                "GET requests for segment data (opening and reading segments).",
+                o.gets,
+            ),
+            (
+                "skald_object_store_get_bytes_total",
+                "counter",
+                "Bytes fetched from the object store.",
+                o.get_bytes,
+            ),
+            (
+                "skald_object_store_put_requests_total",
+                "counter",
+                "Objects uploaded (whole or in parts).",
+                o.puts,
+            ),
+            (
+                "skald_object_store_put_bytes_total",
+                "counter",
+                "Bytes uploaded to the object store.",
+                o.put_bytes,
+            ),
+            (
+                "skald_object_cache_hits_total",
+                "counter",
+                "Segment reads served by the local cache of footers, indexes and blocks.",
+                o.cache.hits,
+            ),
+            (
+                "skald_object_cache_misses_total",
+                "counter",
+                "Segment reads the local cache could not serve.",
+                o.cache.misses,
+            ),
+            (
+                "skald_object_cache_bytes",
+                "gauge",
+                "Bytes held by the local cache.",
+                o.cache.bytes,
+            ),
+        ] {
+            metric(name, kind, help, value);
+        }
+    }
     metric(
         "skald_head_bytes",
         "gauge",

@@ -1043,6 +1043,12 @@ impl Store {
         t
     }
 
+    /// What went to and from the object store (`None` for segments on a
+    /// local disk).
+    pub fn object_stats(&self) -> Option<storage::ObjectStats> {
+        self.shared.segments.remote_stats()
+    }
+
     pub fn counters(&self) -> StoreCounters {
         let c = &self.shared.counters;
         let state = self.shared.state.read();

@@ -52,6 +52,12 @@ pub trait SegmentStore: Send + Sync + Debug {
     /// Where `key` is, for messages (an absolute path or a URL).
     fn location(&self, key: &str) -> PathBuf;
 
+    /// Requests and bytes to and from a remote store, and its cache; `None`
+    /// for a local one.
+    fn remote_stats(&self) -> Option<ObjectStats> {
+        None
+    }
+
     /// The file a new segment for `key` should be written to when this
     /// store keeps its segments as local files: writing there and then
     /// calling [`SegmentStore::put_file`] with the same path publishes it

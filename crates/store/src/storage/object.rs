@@ -257,6 +257,10 @@ fn to_io(location: &str) -> impl Fn(object_store::Error) -> io::Error + '_ {
 }
 
 impl SegmentStore for ObjectSegments {
+    fn remote_stats(&self) -> Option<ObjectStats> {
+        Some(self.stats())
+    }
+
     fn describe(&self) -> String {
         format!("object storage {}", self.url)
     }
