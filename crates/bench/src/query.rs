@@ -65,6 +65,10 @@ pub struct QueryRun {
     pub memory_before: Option<MemorySample>,
     /// Why the answer was wrong, if it was.
     pub problem: Option<String>,
+    /// (GET requests, bytes) the server fetched from its object store for
+    /// the cold run and for all warm runs together; `None` when its
+    /// segments are on a local disk.
+    pub fetched: Option<[(u64, u64); 2]>,
 }
 
 impl QueryRun {
@@ -93,7 +97,9 @@ pub fn run(
     pid: Option<u32>,
 ) -> anyhow::Result<QueryRun> {
     let memory_before = pid.and_then(MemorySample::reset_peak);
+    let fetched_before = object_reads(client, base_url);
     let (cold, first) = once(client, base_url, tenant, spec)?;
+    let fetched_cold = object_reads(client, base_url);
     let mut timings = Vec::with_capacity(spec.warm_runs);
     let mut last = first;
     for _ in 0..spec.warm_runs {
@@ -101,6 +107,10 @@ pub fn run(
         timings.push(took);
         last = answer;
     }
+    let fetched = match (fetched_before, fetched_cold, object_reads(client, base_url)) {
+        (Some(a), Some(b), Some(c)) => Some([(b.0 - a.0, b.1 - a.1), (c.0 - b.0, c.1 - b.1)]),
+        _ => None,
+    };
     timings.sort();
     let data = &last["data"];
     let lines = entries(data);
@@ -127,7 +137,30 @@ pub fn run(
             .map(|m| m.peak_rss),
         memory_before,
         problem,
+        fetched,
     })
+}
+
+/// The server's object-store GET requests and bytes so far, from
+/// `/metrics`; `None` when it exports none (segments on a local disk).
+fn object_reads(client: &reqwest::blocking::Client, base_url: &str) -> Option<(u64, u64)> {
+    let text = client
+        .get(format!("{base_url}/metrics"))
+        .send()
+        .ok()?
+        .text()
+        .ok()?;
+    let value = |name: &str| -> Option<u64> {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))?
+            .trim()
+            .parse()
+            .ok()
+    };
+    Some((
+        value("skald_object_store_get_requests_total")?,
+        value("skald_object_store_get_bytes_total")?,
+    ))
 }
 
 fn once(

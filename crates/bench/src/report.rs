@@ -479,6 +479,36 @@ impl Results {
             )
             .unwrap();
         }
+        self.object_reads_table(out);
+    }
+
+    /// What each query fetched from the object store, when the server's
+    /// segments are in one.
+    fn object_reads_table(&self, out: &mut String) {
+        if self.queries.iter().all(|q| q.fetched.is_none()) {
+            return;
+        }
+        out.push_str(
+            "\nObject store reads (segments in S3; warm: all warm runs together):\n\n\
+             | Query | Data | Cold GETs | Cold MB fetched | Warm GETs | Warm MB fetched |\n\
+             |---|---|---:|---:|---:|---:|\n",
+        );
+        for q in &self.queries {
+            let Some([cold, warm]) = q.fetched else {
+                continue;
+            };
+            writeln!(
+                out,
+                "| {} | {} | {} | {:.1} | {} | {:.1} |",
+                q.name,
+                q.phase,
+                cold.0,
+                cold.1 as f64 / 1e6,
+                warm.0,
+                warm.1 as f64 / 1e6
+            )
+            .unwrap();
+        }
     }
 }
 
