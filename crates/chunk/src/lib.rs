@@ -29,6 +29,7 @@
 //! beyond the filter check. Those belong to `skald-store` and `skald-query`.
 
 pub mod block;
+pub mod columns;
 mod error;
 pub mod filter;
 pub mod segment;
