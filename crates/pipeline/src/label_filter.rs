@@ -109,6 +109,21 @@ impl CompiledLabelFilter {
         }
     }
 
+    /// Like [`CompiledLabelFilter::for_each_name`], lending the names for
+    /// as long as the filter lives.
+    pub fn for_each_name_ref<'a>(&'a self, f: &mut impl FnMut(&'a str)) {
+        match self {
+            CompiledLabelFilter::Matcher(m) => f(&m.name),
+            CompiledLabelFilter::Number { name, .. }
+            | CompiledLabelFilter::Duration { name, .. }
+            | CompiledLabelFilter::Bytes { name, .. }
+            | CompiledLabelFilter::Ip { name, .. } => f(name),
+            CompiledLabelFilter::And(items) | CompiledLabelFilter::Or(items) => {
+                items.iter().for_each(|i| i.for_each_name_ref(f))
+            }
+        }
+    }
+
     /// Whether the line passes; may record a conversion error.
     pub fn process(&self, labels: &mut LabelsBuilder) -> bool {
         match self {

@@ -885,12 +885,15 @@ pub(crate) fn read_range(
                 src.may_hold(&required);
             });
     }
+    let pruner = crate::columns::ColumnPruner::new(&plan.pipeline);
     let mut units: Vec<(&[Label], Vec<&Source>)> = Vec::new();
     for s in &snap.streams {
         let mut sources: Vec<&Source> = Vec::new();
         for src in &s.sources {
             stats.chunks_ref += 1;
-            if !src.may_hold(&required) {
+            if !src.may_hold(&required)
+                || pruner.as_ref().is_some_and(|p| !p.may_pass(src, &s.labels))
+            {
                 stats.chunks_skipped += 1;
             } else {
                 sources.push(src);

@@ -178,6 +178,12 @@ impl JsonParser {
         self.projection = Some(projection);
     }
 
+    /// Whether this is the parameterless form, which sets a label for
+    /// every field [`skald_fields::json::flatten`] finds.
+    pub fn extracts_every_field(&self) -> bool {
+        self.params.is_empty()
+    }
+
     pub fn process(&self, line: &str, labels: &mut LabelsBuilder, name: &mut String) {
         if self.params.is_empty() {
             let mut s = Scanner::new(line);

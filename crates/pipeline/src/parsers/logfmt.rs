@@ -51,6 +51,13 @@ impl LogfmtParser {
         self.projection = Some(projection);
     }
 
+    /// Whether this parser sets a label for every pair with a value and
+    /// nothing else (no parameters, no `--keep-empty`); `--strict` only
+    /// differs on lines with a malformed pair.
+    pub fn extracts_every_field(&self) -> bool {
+        self.params.is_empty() && !self.keep_empty
+    }
+
     pub fn process(&self, line: &str, labels: &mut LabelsBuilder, name: &mut String) {
         for pair in Pairs::new(line) {
             let pair = match pair {
