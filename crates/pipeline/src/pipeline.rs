@@ -248,6 +248,21 @@ impl Pipeline {
         Some(crate::fields::collect(parser, filters))
     }
 
+    /// The parser, when the pipeline is that one `json` or `logfmt` stage
+    /// extracting every field and nothing else: a line's labels are then
+    /// its stream's, its metadata and its fields (or a parser error).
+    pub fn sole_field_parser(&self) -> Option<crate::fields::FieldParser> {
+        use crate::fields::FieldParser;
+        if !self.leading.is_empty() {
+            return None;
+        }
+        match self.steps.as_slice() {
+            [Step::Json(p)] if p.extracts_every_field() => Some(FieldParser::Json),
+            [Step::Logfmt(p)] if p.extracts_every_field() => Some(FieldParser::Logfmt),
+            _ => None,
+        }
+    }
+
     /// The `name="value"` equalities right after a parser that every
     /// passing line must contain as written, when the stream and the
     /// entry's metadata lack `name` and the line has no backslash escape

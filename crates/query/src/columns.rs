@@ -29,6 +29,7 @@
 //! corpus runs both ways.
 
 use skald_chunk::columns::{BlockColumns, Column, FieldFormat};
+use skald_model::Label;
 use skald_pipeline::Pipeline;
 use skald_pipeline::fields::{Bound, Conversion, FieldCondition, FieldConditions, FieldParser};
 use skald_store::{RequiredLiterals, Source};
@@ -200,4 +201,109 @@ fn bound_may_hold(column: &Column, bound: Bound) -> bool {
             .bytes
             .is_none_or(|(lo, hi)| Bound::may_hold_in(op, v, lo, hi)),
     }
+}
+
+/// Where the rows of a chunk go in a `sum by (names) (count_over_time(...
+/// | json [r]))` (or `| logfmt`, or `rate`), read from its columns
+/// instead of parsing each line: the labels of each distinct key, and each
+/// row's key.
+pub(crate) struct GroupedRows {
+    /// Per key, its labels, sorted by name, as the parser and the
+    /// grouping would leave them.
+    pub keys: Vec<Vec<Label>>,
+    /// Per row, its index in `keys`.
+    pub rows: Vec<u32>,
+}
+
+/// Most distinct value combinations read from columns for one chunk.
+const MAX_COMBINATIONS: usize = 4096;
+
+/// The grouping of every row of a chunk by `names`, when the columns give
+/// it exactly: every row is one the parser reads cleanly (no error
+/// labels), no entry carries metadata (which would add labels), and each
+/// name is a stream label (the field of that name then goes to
+/// `name_extracted`, which is not grouped), or a field with a dictionary,
+/// or a field no row has (a complete key set without it). Anything else
+/// (`__error__`, `_extracted` names, a field without dictionary) gives
+/// `None`, and the chunk is parsed line by line.
+pub(crate) fn grouped_rows(
+    cols: &BlockColumns,
+    format: FieldFormat,
+    stream: &[Label],
+    names: &[String],
+) -> Option<GroupedRows> {
+    if !cols.covers_all(format) || cols.metadata_rows > 0 {
+        return None;
+    }
+    let mut names: Vec<&str> = names.iter().map(String::as_str).collect();
+    names.sort_unstable();
+    names.dedup();
+    enum Part<'c> {
+        Fixed(&'c str),
+        Field(&'c [(String, u32)], &'c [u8]),
+    }
+    let mut parts: Vec<(&str, Part<'_>)> = Vec::new();
+    let mut combinations = 1usize;
+    for name in names {
+        if name.starts_with("__") || name.ends_with("_extracted") {
+            return None;
+        }
+        if let Some(l) = stream.iter().find(|l| l.name == name) {
+            parts.push((name, Part::Fixed(&l.value)));
+            continue;
+        }
+        match cols.column(format, name) {
+            Some(Column {
+                dictionary: Some(d),
+                ..
+            }) => {
+                combinations = combinations.checked_mul(d.values.len() + 1)?;
+                parts.push((name, Part::Field(&d.values, &d.codes)));
+            }
+            Some(_) => return None,
+            None if cols.keys_complete(format) => {}
+            None => return None,
+        }
+    }
+    if combinations > MAX_COMBINATIONS {
+        return None;
+    }
+    // Mixed radix over the fields' codes (0: no value).
+    let mut index = vec![0u32; cols.rows as usize];
+    let mut radix = 1u32;
+    for (_, part) in &parts {
+        if let Part::Field(values, codes) = part {
+            for (i, &c) in index.iter_mut().zip(codes.iter()) {
+                *i += u32::from(c) * radix;
+            }
+            radix *= values.len() as u32 + 1;
+        }
+    }
+    let mut slot: Vec<u32> = vec![u32::MAX; combinations];
+    let mut keys: Vec<Vec<Label>> = Vec::new();
+    let mut rows = Vec::with_capacity(index.len());
+    for combined in index {
+        let s = &mut slot[combined as usize];
+        if *s == u32::MAX {
+            *s = keys.len() as u32;
+            let mut rest = combined;
+            let mut labels = Vec::new();
+            for (name, part) in &parts {
+                match part {
+                    Part::Fixed(v) => labels.push(Label::new(*name, *v)),
+                    Part::Field(values, _) => {
+                        let base = values.len() as u32 + 1;
+                        let code = rest % base;
+                        rest /= base;
+                        if code > 0 {
+                            labels.push(Label::new(*name, values[code as usize - 1].0.as_str()));
+                        }
+                    }
+                }
+            }
+            keys.push(labels);
+        }
+        rows.push(*s);
+    }
+    Some(GroupedRows { keys, rows })
 }

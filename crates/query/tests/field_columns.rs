@@ -35,10 +35,15 @@ fn worker_line(i: i64) -> String {
 }
 
 fn api_line(i: i64) -> String {
-    let level = if i == 2200 { "error" } else { "info" };
+    let level = match i {
+        2200 => r#""error""#,
+        // null gives the label an empty value.
+        i if i % 97 == 0 => "null",
+        _ => r#""info""#,
+    };
     let code = if i == 2200 { 503 } else { 200 };
     format!(
-        r#"{{"level":"{level}","req":{{"status":{code},"path":"/api/{}"}},"took":"{}ms"}}"#,
+        r#"{{"level":{level},"req":{{"status":{code},"path":"/api/{}"}},"took":"{}ms"}}"#,
         i % 40,
         i % 90
     )
@@ -243,6 +248,11 @@ fn columns_skip_chunks_only_where_sound_and_never_change_an_answer() {
     for query in [
         r#"sum by (level) (count_over_time({job="worker"} | logfmt [5m]))"#,
         r#"sum by (level) (count_over_time({job="api"} | json [5m]))"#,
+        r#"sum by (job, level, req_status) (rate({job="api"} | json [5m]))"#,
+        r#"sum by (req_path) (count_over_time({job="api"} | json [5m]))"#,
+        r#"sum by (level, nothing) (count_over_time({job=~"worker|clash|meta"} | logfmt [5m]))"#,
+        r#"sum by (level_extracted) (count_over_time({job="clash"} | logfmt [5m]))"#,
+        r#"sum by (task) (count_over_time({job="worker"} | logfmt [5m]))"#,
         r#"sum by (status) (count_over_time({job="worker"} | logfmt | status > 250 [5m]))"#,
         r#"sum(count_over_time({job="worker"} | logfmt | __error__!="" [5m]))"#,
     ] {
