@@ -457,6 +457,14 @@ impl ColumnBuilder {
     }
 }
 
+/// Decodes one column set on its own (a segment's reader decodes its
+/// chunks' sets with [`crate::SegmentReader::columns`]).
+pub fn decode_column_set(bytes: &[u8]) -> Result<BlockColumns, crate::ChunkError> {
+    decode(bytes).map_err(|m| crate::ChunkError::CorruptBlock {
+        reason: format!("column set at byte {}: {}", m.at, m.what),
+    })
+}
+
 /// Decodes a column set written by [`ColumnBuilder::finish`], checking
 /// every invariant of the module documentation; errors carry the offset
 /// (in the section for the header, in the decompressed body otherwise).

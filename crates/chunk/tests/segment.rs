@@ -94,6 +94,8 @@ proptest! {
         // No false negatives through the reader either.
         for s in reader.streams() {
             for c in &s.chunks {
+                let columns = reader.columns(c).unwrap().unwrap();
+                prop_assert_eq!(columns.rows, c.entries);
                 for e in reader.read_block(c).unwrap() {
                     let needle = &e.line.as_bytes()[..e.line.len().min(12)];
                     prop_assert!(reader.may_contain(c, needle));

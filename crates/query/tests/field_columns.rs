@@ -260,3 +260,85 @@ fn columns_skip_chunks_only_where_sound_and_never_change_an_answer() {
     }
     store.close().unwrap();
 }
+
+fn arb_line() -> impl proptest::strategy::Strategy<Value = String> {
+    use proptest::prelude::*;
+    let key = prop_oneof![
+        Just("level".to_string()),
+        Just("job".to_string()),
+        Just("a.b".to_string()),
+        Just("1x".to_string()),
+        Just(" sp ".to_string()),
+        Just("__error__".to_string()),
+        "[a-z_]{1,3}",
+    ];
+    let value = prop_oneof![
+        Just("null".to_string()),
+        Just("\"\"".to_string()),
+        Just("{\"x\":1,\"y\":{\"z\":\"deep\"}}".to_string()),
+        Just("[1,2]".to_string()),
+        Just("\"a\\\"b\\u0041\"".to_string()),
+        "-?[0-9]{1,3}(\\.[0-9])?",
+        "\"[a-z =]{0,5}\"",
+        "[a-z=\"]{0,4}",
+    ];
+    let pairs = proptest::collection::vec((key, value), 0..6);
+    (pairs, any::<bool>()).prop_map(|(pairs, json)| {
+        if json {
+            let members: Vec<String> = pairs.iter().map(|(k, v)| format!("{k:?}:{v}")).collect();
+            format!("{{{}}}", members.join(","))
+        } else {
+            let words: Vec<String> = pairs
+                .iter()
+                .map(|(k, v)| format!("{}={v}", k.trim()))
+                .collect();
+            words.join(" ")
+        }
+    })
+}
+
+proptest::proptest! {
+    /// On any line the columns call JSON (or logfmt), the parser sets
+    /// exactly the fields of the columns, with their values, and no error.
+    #[test]
+    fn columns_name_what_the_parsers_extract(line in arb_line()) {
+        use skald_chunk::columns::{ColumnBuilder, FieldFormat, decode_column_set};
+        let mut b = ColumnBuilder::new();
+        b.add_line(&line, false);
+        let mut bytes = Vec::new();
+        b.finish(3, &mut bytes);
+        let cols = decode_column_set(&bytes).unwrap();
+        let stream = [Label::new("job", "x")];
+        for (format, stage) in [(FieldFormat::Json, "json"), (FieldFormat::Logfmt, "logfmt")] {
+            if !cols.covers_all(format) {
+                continue;
+            }
+            let Expr::Log(log) = parse_expr(&format!("{{job=\"x\"}} | {stage}")).unwrap() else {
+                unreachable!()
+            };
+            let pipeline = Pipeline::new(&log.pipeline).unwrap();
+            let mut processor = pipeline.processor();
+            let out = processor.process(0, &line, &stream, &[]).unwrap();
+            let got: Vec<(String, String)> = out
+                .labels
+                .iter()
+                .filter(|l| l.name != "job")
+                .map(|l| (l.name.clone(), l.value.clone()))
+                .collect();
+            let mut want: Vec<(String, String)> = cols
+                .columns
+                .iter()
+                .filter(|c| c.format == format)
+                .map(|c| {
+                    let value = c.dictionary.as_ref().unwrap().values[0].0.clone();
+                    // A field named like a stream label is renamed.
+                    let name = if c.name == "job" { "job_extracted".to_string() } else { c.name.clone() };
+                    (name, value)
+                })
+                .collect();
+            want.sort();
+            proptest::prop_assert!(cols.keys_complete(format));
+            proptest::prop_assert_eq!(got, want, "{}: {}", stage, line);
+        }
+    }
+}
