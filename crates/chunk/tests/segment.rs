@@ -508,30 +508,6 @@ fn every_chunk_gets_field_columns() {
 }
 
 #[test]
-fn a_damaged_columns_section_is_named() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("s.seg");
-    write(&path, small_blocks(), &sample(5));
-    let reader = SegmentReader::open(&path).unwrap();
-    let section = reader
-        .sections()
-        .iter()
-        .find(|s| s.kind_name() == "columns")
-        .cloned()
-        .unwrap();
-    drop(reader);
-    let mut bytes = std::fs::read(&path).unwrap();
-    bytes[section.offset as usize + 3] ^= 0x40;
-    std::fs::write(&path, &bytes).unwrap();
-    let msg = SegmentReader::open(&path).unwrap_err().to_string();
-    assert!(
-        msg.contains("columns section checksum")
-            && msg.contains(&format!("offset {}", section.offset)),
-        "{msg}"
-    );
-}
-
-#[test]
 fn digit_filters_skip_chunks_that_only_share_a_numbers_trigrams() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("s.seg");
@@ -583,8 +559,9 @@ fn digit_filters_skip_chunks_that_only_share_a_numbers_trigrams() {
     assert!(reader.summary().filter_bytes > 0);
 }
 
-#[test]
-fn a_damaged_digit_filters_section_is_named() {
+/// Flips a byte of the section named `kind` and checks that opening the
+/// segment fails naming that section and its offset.
+fn damaged_section_is_named(kind: &str) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("s.seg");
     write(&path, small_blocks(), &sample(5));
@@ -592,7 +569,7 @@ fn a_damaged_digit_filters_section_is_named() {
     let section = reader
         .sections()
         .iter()
-        .find(|s| s.kind_name() == "digit filters")
+        .find(|s| s.kind_name() == kind)
         .cloned()
         .unwrap();
     drop(reader);
@@ -601,9 +578,20 @@ fn a_damaged_digit_filters_section_is_named() {
     std::fs::write(&path, &bytes).unwrap();
     let msg = SegmentReader::open(&path).unwrap_err().to_string();
     assert!(
-        msg.contains("digit filters") && msg.contains(&format!("offset {}", section.offset)),
+        msg.contains(&format!("{kind} section checksum"))
+            && msg.contains(&format!("offset {}", section.offset)),
         "{msg}"
     );
+}
+
+#[test]
+fn a_damaged_digit_filters_section_is_named() {
+    damaged_section_is_named("digit filters");
+}
+
+#[test]
+fn a_damaged_columns_section_is_named() {
+    damaged_section_is_named("columns");
 }
 
 #[test]

@@ -97,16 +97,7 @@ impl CompiledLabelFilter {
 
     /// Calls `f` with the name of every label the filter reads.
     pub fn for_each_name(&self, f: &mut impl FnMut(&str)) {
-        match self {
-            CompiledLabelFilter::Matcher(m) => f(&m.name),
-            CompiledLabelFilter::Number { name, .. }
-            | CompiledLabelFilter::Duration { name, .. }
-            | CompiledLabelFilter::Bytes { name, .. }
-            | CompiledLabelFilter::Ip { name, .. } => f(name),
-            CompiledLabelFilter::And(items) | CompiledLabelFilter::Or(items) => {
-                items.iter().for_each(|i| i.for_each_name(f))
-            }
-        }
+        self.for_each_name_ref(&mut |name| f(name))
     }
 
     /// Like [`CompiledLabelFilter::for_each_name`], lending the names for
