@@ -52,10 +52,13 @@
 //!
 //! ```text
 //! 0     1    encoding: 1 = zstd
-//! 1     var  length r of the decompressed body, varint, at most 64 MiB
-//! .     ...  one zstd frame of the body:
+//! 1     var  length of the decompressed header, varint, at most 64 MiB
+//! .     var  length h of its zstd frame, varint
+//! .     h    the header, one zstd frame
+//! .     var  length of the decompressed codes, varint, at most 64 MiB
+//! .     ...  the codes, one zstd frame, to the end
 //!
-//! body, varints unless marked:
+//! header, varints unless marked:
 //!   rows n, json rows, logfmt rows, metadata rows, escaped rows
 //!   flags, u8: bit 0 = JSON key set complete, bit 1 = logfmt key set
 //!              complete; other bits zero
@@ -70,11 +73,17 @@
 //!     if bit 1: min, max        zigzag varints, nanoseconds, min <= max
 //!     if bit 2: min, max        varints, min <= max
 //!     if bit 3: value count d, 1..=MAX_DICTIONARY
-//!               d × (length, value UTF-8, row count >= 1), values unique
-//!               n codes, u8 each, 0..=d; code i > 0 appears exactly as
-//!               many times as value i's row count, and the counts add
-//!               up to present
+//!               d × (length, value UTF-8, row count >= 1), values unique,
+//!               the counts adding up to present
+//!
+//! codes: for each dictionary column in column order, n codes, u8 each,
+//!   0..=d; code i > 0 appears exactly as many times as value i's row
+//!   count. Nothing else.
 //! ```
+//!
+//! The codes are a frame of their own so that skipping a block, which
+//! needs only the header (a few hundred bytes), does not decompress them
+//! ([`ColumnDetail`]).
 //!
 //! The decoder checks every one of these invariants, so a query can trust
 //! what it reads; the segment's columns section carries a CRC32C too.
@@ -108,6 +117,15 @@ const KIND_DURATION: u8 = 2;
 const KIND_BYTES: u8 = 4;
 const KIND_DICTIONARY: u8 = 8;
 
+/// How much of a column set to decode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColumnDetail {
+    /// Counts, names, ranges and dictionaries: enough to skip a block.
+    Header,
+    /// The row codes too, for reading values per row.
+    Codes,
+}
+
 /// Which parser a column describes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum FieldFormat {
@@ -127,7 +145,8 @@ pub struct Dictionary {
     /// Each value with the number of rows that hold it.
     pub values: Vec<(String, u32)>,
     /// Per row of the block: 0 when the row has no value here, else the
-    /// index into `values` plus one.
+    /// index into `values` plus one. Empty when only the header was read
+    /// ([`ColumnDetail::Header`]).
     pub codes: Vec<u8>,
 }
 
@@ -384,6 +403,7 @@ impl ColumnBuilder {
         columns.sort_by(|a, b| a.0.cmp(&b.0));
         let body = &mut self.body;
         body.clear();
+        let mut all_codes: Vec<u8> = Vec::new();
         for v in [
             self.rows,
             self.json_rows,
@@ -440,14 +460,18 @@ impl ColumnBuilder {
                     put_uvarint(body, u64::from(*count));
                 }
                 codes.resize(self.rows as usize, 0);
-                body.extend_from_slice(&codes);
+                all_codes.extend_from_slice(&codes);
             }
         }
         let start = out.len();
         out.push(ENCODING_ZSTD);
+        let header = zstd::bulk::compress(body, level).expect("zstd compresses a buffer");
         put_uvarint(out, body.len() as u64);
-        let compressed = zstd::bulk::compress(body, level).expect("zstd compresses a buffer");
-        out.extend_from_slice(&compressed);
+        put_uvarint(out, header.len() as u64);
+        out.extend_from_slice(&header);
+        let codes = zstd::bulk::compress(&all_codes, level).expect("zstd compresses a buffer");
+        put_uvarint(out, all_codes.len() as u64);
+        out.extend_from_slice(&codes);
         *self = ColumnBuilder {
             body: std::mem::take(&mut self.body),
             row: std::mem::take(&mut self.row),
@@ -459,8 +483,11 @@ impl ColumnBuilder {
 
 /// Decodes one column set on its own (a segment's reader decodes its
 /// chunks' sets with [`crate::SegmentReader::columns`]).
-pub fn decode_column_set(bytes: &[u8]) -> Result<BlockColumns, crate::ChunkError> {
-    decode(bytes).map_err(|m| crate::ChunkError::CorruptBlock {
+pub fn decode_column_set(
+    bytes: &[u8],
+    detail: ColumnDetail,
+) -> Result<BlockColumns, crate::ChunkError> {
+    decode(bytes, detail).map_err(|m| crate::ChunkError::CorruptBlock {
         reason: format!("column set at byte {}: {}", m.at, m.what),
     })
 }
@@ -468,28 +495,75 @@ pub fn decode_column_set(bytes: &[u8]) -> Result<BlockColumns, crate::ChunkError
 /// Decodes a column set written by [`ColumnBuilder::finish`], checking
 /// every invariant of the module documentation; errors carry the offset
 /// (in the section for the header, in the decompressed body otherwise).
-pub(crate) fn decode(bytes: &[u8]) -> Result<BlockColumns, Malformed> {
+pub(crate) fn decode(bytes: &[u8], detail: ColumnDetail) -> Result<BlockColumns, Malformed> {
     let mut c = Cursor::new(bytes);
     if c.u8("column encoding")? != ENCODING_ZSTD {
         return Err(Malformed::new(0, "unknown column encoding"));
     }
-    let raw_len = c.uvarint_max("column body length", MAX_BODY_BYTES)? as usize;
-    let frame = c.bytes(c.remaining(), "column body")?;
-    let body = zstd::bulk::decompress(frame, raw_len)
-        .map_err(|e| Malformed::new(c.pos(), format!("column body does not decompress: {e}")))?;
-    if body.len() != raw_len {
-        return Err(Malformed::new(
-            c.pos(),
-            format!(
-                "column body is {} bytes, its header says {raw_len}",
-                body.len()
-            ),
-        ));
+    let frame = |c: &mut Cursor<'_>, what: &str, to_end: bool| -> Result<Vec<u8>, Malformed> {
+        let raw_len = c.uvarint_max(what, MAX_BODY_BYTES)? as usize;
+        let len = if to_end {
+            c.remaining()
+        } else {
+            c.uvarint_max(what, c.remaining() as u64)? as usize
+        };
+        let at = c.pos();
+        let bytes = c.bytes(len, what)?;
+        let raw = zstd::bulk::decompress(bytes, raw_len)
+            .map_err(|e| Malformed::new(at, format!("{what} does not decompress: {e}")))?;
+        if raw.len() != raw_len {
+            return Err(Malformed::new(
+                at,
+                format!("{what} is {} bytes, not {raw_len}", raw.len()),
+            ));
+        }
+        Ok(raw)
+    };
+    let header = frame(&mut c, "column header", false)?;
+    let mut columns = decode_header(&header)?;
+    if detail == ColumnDetail::Codes {
+        let codes = frame(&mut c, "column codes", true)?;
+        add_codes(&mut columns, &codes).map_err(|what| Malformed::new(c.pos(), what))?;
     }
-    decode_body(&body)
+    Ok(columns)
 }
 
-fn decode_body(body: &[u8]) -> Result<BlockColumns, Malformed> {
+/// Hands each dictionary column its codes, checking them.
+fn add_codes(cols: &mut BlockColumns, codes: &[u8]) -> Result<(), String> {
+    let rows = cols.rows as usize;
+    let mut rest = codes;
+    for (name, dict) in cols
+        .columns
+        .iter_mut()
+        .filter_map(|c| Some((&c.name, c.dictionary.as_mut()?)))
+    {
+        if rest.len() < rows {
+            return Err(format!("row codes of column {name} are missing"));
+        }
+        let (mine, more) = rest.split_at(rows);
+        rest = more;
+        let d = dict.values.len();
+        let mut seen = vec![0u32; d + 1];
+        for &code in mine {
+            match seen.get_mut(usize::from(code)) {
+                Some(n) => *n += 1,
+                None => return Err(format!("row code {code} of column {name} above {d}")),
+            }
+        }
+        if dict.values.iter().zip(&seen[1..]).any(|((_, n), s)| n != s) {
+            return Err(format!(
+                "row codes of column {name} disagree with its dictionary counts"
+            ));
+        }
+        dict.codes = mine.to_vec();
+    }
+    if !rest.is_empty() {
+        return Err("trailing bytes after the last row codes".into());
+    }
+    Ok(())
+}
+
+fn decode_header(body: &[u8]) -> Result<BlockColumns, Malformed> {
     let mut c = Cursor::new(body);
     let max = u64::from(u32::MAX);
     let rows = c.uvarint_max("rows", max)? as u32;
@@ -580,18 +654,10 @@ fn decode_body(body: &[u8]) -> Result<BlockColumns, Malformed> {
                     "dictionary counts add up to {total}, the column has {present} rows"
                 )));
             }
-            let codes = c.bytes(rows as usize, "row codes")?.to_vec();
-            let mut seen = vec![0u32; d + 1];
-            for &code in &codes {
-                match seen.get_mut(usize::from(code)) {
-                    Some(n) => *n += 1,
-                    None => return Err(c.malformed(format!("row code {code} above {d}"))),
-                }
-            }
-            if values.iter().zip(&seen[1..]).any(|((_, n), s)| n != s) {
-                return Err(c.malformed("row codes disagree with the dictionary counts"));
-            }
-            dictionary = Some(Dictionary { values, codes });
+            dictionary = Some(Dictionary {
+                values,
+                codes: Vec::new(),
+            });
         }
         columns.push(Column {
             format,

@@ -5,6 +5,7 @@ mod common;
 
 use common::loggen;
 use proptest::prelude::*;
+use skald_chunk::columns::ColumnDetail;
 use skald_chunk::{
     ChunkError, FilterParams, SegmentOptions, SegmentReader, SegmentWriter, describe_segment,
 };
@@ -94,7 +95,7 @@ proptest! {
         // No false negatives through the reader either.
         for s in reader.streams() {
             for c in &s.chunks {
-                let columns = reader.columns(c).unwrap().unwrap();
+                let columns = reader.columns(c, ColumnDetail::Codes).unwrap().unwrap();
                 prop_assert_eq!(columns.rows, c.entries);
                 for e in reader.read_block(c).unwrap() {
                     let needle = &e.line.as_bytes()[..e.line.len().min(12)];
@@ -443,7 +444,12 @@ fn fixture_v1_still_reads() {
     // Written before digit filters: numbers fall back to the trigrams.
     assert!(reader.digit_filter(&edge.chunks[0]).is_none());
     // ... and before field columns: none, and no error.
-    assert!(reader.columns(&edge.chunks[0]).unwrap().is_none());
+    assert!(
+        reader
+            .columns(&edge.chunks[0], ColumnDetail::Codes)
+            .unwrap()
+            .is_none()
+    );
     assert_eq!(s.column_bytes, 0);
 }
 
@@ -466,7 +472,7 @@ fn every_chunk_gets_field_columns() {
     let mut rows = 0;
     let mut errors = 0;
     for c in &stream.chunks {
-        let cols = reader.columns(c).unwrap().unwrap();
+        let cols = reader.columns(c, ColumnDetail::Codes).unwrap().unwrap();
         assert_eq!(cols.rows, c.entries);
         assert!(cols.covers_all(skald_chunk::columns::FieldFormat::Logfmt));
         let level = cols

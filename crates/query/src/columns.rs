@@ -28,7 +28,7 @@
 //! [`crate::set_field_columns`]) every answer is the same; the conformance
 //! corpus runs both ways.
 
-use skald_chunk::columns::{BlockColumns, Column, FieldFormat};
+use skald_chunk::columns::{BlockColumns, Column, ColumnDetail, FieldFormat};
 use skald_model::Label;
 use skald_pipeline::Pipeline;
 use skald_pipeline::fields::{Bound, Conversion, FieldCondition, FieldConditions, FieldParser};
@@ -108,7 +108,7 @@ impl<'p> ColumnPruner<'p> {
     /// Whether `src`, of the stream with `stream` labels, may hold a line
     /// that passes; `false` is certain.
     pub(crate) fn may_pass(&self, src: &Source, stream: &skald_model::LabelSet) -> bool {
-        let Some(cols) = src.columns() else {
+        let Some(cols) = src.columns(ColumnDetail::Header) else {
             return true;
         };
         if cols.escaped_rows == 0 && cols.metadata_rows == 0 {

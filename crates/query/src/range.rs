@@ -596,7 +596,7 @@ impl<'p> Worker<'p> {
         let Some((format, names)) = &plan.column_grouping else {
             return false;
         };
-        let Some(cols) = src.columns() else {
+        let Some(cols) = src.columns(skald_chunk::columns::ColumnDetail::Codes) else {
             return false;
         };
         if cols.rows as usize != block.len() {

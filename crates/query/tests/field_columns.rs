@@ -302,12 +302,12 @@ proptest::proptest! {
     /// exactly the fields of the columns, with their values, and no error.
     #[test]
     fn columns_name_what_the_parsers_extract(line in arb_line()) {
-        use skald_chunk::columns::{ColumnBuilder, FieldFormat, decode_column_set};
+        use skald_chunk::columns::{ColumnBuilder, ColumnDetail, FieldFormat, decode_column_set};
         let mut b = ColumnBuilder::new();
         b.add_line(&line, false);
         let mut bytes = Vec::new();
         b.finish(3, &mut bytes);
-        let cols = decode_column_set(&bytes).unwrap();
+        let cols = decode_column_set(&bytes, ColumnDetail::Codes).unwrap();
         let stream = [Label::new("job", "x")];
         for (format, stage) in [(FieldFormat::Json, "json"), (FieldFormat::Logfmt, "logfmt")] {
             if !cols.covers_all(format) {

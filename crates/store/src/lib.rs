@@ -181,10 +181,13 @@ impl Source {
     /// `None` for head blocks, for chunks written before columns existed,
     /// and for columns that do not decode (they are an index: the block
     /// is then read, and reports any damage of its own).
-    pub fn columns(&self) -> Option<skald_chunk::columns::BlockColumns> {
+    pub fn columns(
+        &self,
+        detail: skald_chunk::columns::ColumnDetail,
+    ) -> Option<skald_chunk::columns::BlockColumns> {
         match self {
             Source::Head(_) => None,
-            Source::Chunk(c) => c.segment.columns(c.at).ok().flatten(),
+            Source::Chunk(c) => c.segment.columns(c.at, detail).ok().flatten(),
         }
     }
 

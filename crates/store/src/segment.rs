@@ -153,8 +153,9 @@ impl Segment {
     pub fn columns(
         &self,
         at: (usize, usize),
+        detail: skald_chunk::columns::ColumnDetail,
     ) -> Result<Option<skald_chunk::columns::BlockColumns>, skald_chunk::ChunkError> {
-        self.reader.columns(self.chunk(at))
+        self.reader.columns(self.chunk(at), detail)
     }
 }
 

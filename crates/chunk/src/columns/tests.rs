@@ -9,7 +9,7 @@ fn build(lines: &[&str]) -> BlockColumns {
     let mut out = Vec::new();
     let len = b.finish(3, &mut out);
     assert_eq!(len, out.len());
-    decode(&out).unwrap()
+    decode(&out, ColumnDetail::Codes).unwrap()
 }
 
 #[test]
@@ -103,7 +103,7 @@ fn malformed_logfmt_and_metadata_and_escapes_are_counted() {
     b.add_line(r#"msg="a \"quoted\" word""#, false);
     let mut out = Vec::new();
     b.finish(3, &mut out);
-    let c = decode(&out).unwrap();
+    let c = decode(&out, ColumnDetail::Codes).unwrap();
     assert_eq!(
         (c.rows, c.logfmt_rows, c.metadata_rows, c.escaped_rows),
         (2, 1, 1, 1)
@@ -120,13 +120,26 @@ fn damaged_bytes_are_errors() {
     }
     let mut out = Vec::new();
     b.finish(3, &mut out);
-    assert!(decode(&out[..out.len() - 1]).is_err());
+    assert!(decode(&out[..out.len() - 1], ColumnDetail::Codes).is_err());
     let mut bad = out.clone();
     bad[0] = 9;
-    assert!(decode(&bad).unwrap_err().what.contains("encoding"));
+    assert!(
+        decode(&bad, ColumnDetail::Codes)
+            .unwrap_err()
+            .what
+            .contains("encoding")
+    );
     let mut bad = out.clone();
     bad[1] ^= 0x01;
-    assert!(decode(&bad).is_err());
+    assert!(decode(&bad, ColumnDetail::Codes).is_err());
+    // The header alone does not need the codes.
+    let header = decode(&out, ColumnDetail::Header).unwrap();
+    assert!(
+        header
+            .columns
+            .iter()
+            .all(|c| c.dictionary.as_ref().is_none_or(|d| d.codes.is_empty()))
+    );
 }
 
 fn arb_line() -> impl Strategy<Value = String> {
@@ -194,8 +207,8 @@ proptest! {
         b.finish(3, &mut out);
         let i = pos.index(out.len());
         out[i] = byte;
-        let _ = decode(&out);
-        let body_damage = decode_body(&out[i..]);
-        let _ = body_damage;
+        let _ = decode(&out, ColumnDetail::Codes);
+        let _ = decode(&out, ColumnDetail::Header);
+        let _ = decode_header(&out[i..]);
     }
 }

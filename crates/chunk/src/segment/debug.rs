@@ -109,7 +109,7 @@ pub fn describe(reader: &SegmentReader, verify_blocks: bool) -> String {
                 Some(d) => format!("{filter}, digit filter {} bytes", d.byte_len()),
                 None => filter,
             };
-            let filter = match reader.columns(c) {
+            let filter = match reader.columns(c, crate::columns::ColumnDetail::Codes) {
                 Ok(Some(cols)) => format!(
                     "{filter}, {} columns ({} json, {} logfmt of {} rows)",
                     cols.columns.len(),

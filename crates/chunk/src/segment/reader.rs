@@ -26,7 +26,7 @@ use super::writer::{
 use super::{ChunkMeta, FORMAT_VERSION, SegmentSummary, StreamMeta};
 use crate::ChunkError;
 use crate::block::DecodedBlock;
-use crate::columns::BlockColumns;
+use crate::columns::{BlockColumns, ColumnDetail};
 use crate::filter::{DigitFilter, FilterProbe, TrigramFilter};
 use crate::varint::Cursor;
 use skald_model::{Entry, StreamId};
@@ -499,7 +499,11 @@ impl SegmentReader {
     /// The field columns of `chunk` (see [`crate::columns`]); `None` when
     /// it has none (written before columns existed). Damage is an error
     /// naming the segment and the column set's offset.
-    pub fn columns(&self, chunk: &ChunkMeta) -> Result<Option<BlockColumns>, ChunkError> {
+    pub fn columns(
+        &self,
+        chunk: &ChunkMeta,
+        detail: ColumnDetail,
+    ) -> Result<Option<BlockColumns>, ChunkError> {
         let Some(x) = chunk
             .sections
             .iter()
@@ -518,7 +522,7 @@ impl SegmentReader {
                 chunk.offset
             ))
         })?;
-        let columns = crate::columns::decode(bytes).map_err(|m| {
+        let columns = crate::columns::decode(bytes, detail).map_err(|m| {
             corrupt(format!(
                 "columns of the chunk at offset {} (byte {}): {}",
                 chunk.offset, m.at, m.what
