@@ -131,7 +131,7 @@ impl<'p> ColumnPruner<'p> {
             {
                 return false;
             }
-            if !self.conversions_cannot_fail(&cols, cond) {
+            if !self.conversions_cannot_fail(&cols, cond, stream) {
                 // A row may now carry an error, which numeric filters let
                 // through: later conditions say nothing.
                 break;
@@ -166,21 +166,32 @@ impl<'p> ColumnPruner<'p> {
     }
 
     /// Whether every conversion `cond` makes succeeds on every row of the
-    /// chunk that has the field.
-    fn conversions_cannot_fail(&self, cols: &BlockColumns, cond: &FieldCondition<'_>) -> bool {
+    /// chunk that has the field. Not known for a stream label (the filter
+    /// converts the stream's value) nor for the names no column holds
+    /// (`__error__`, `name_extracted`).
+    fn conversions_cannot_fail(
+        &self,
+        cols: &BlockColumns,
+        cond: &FieldCondition<'_>,
+        stream: &skald_model::LabelSet,
+    ) -> bool {
         let mut ok = true;
         cond.conversions(&mut |name, kind| {
-            ok &= match cols.column(self.format, name) {
-                Some(c) => match kind {
-                    Conversion::Number => c.number.is_some(),
-                    Conversion::Duration => c.duration.is_some(),
-                    Conversion::Bytes => c.bytes.is_some(),
-                },
-                // Absent from every row: a numeric filter drops the row
-                // without converting (metadata of that name would be
-                // converted, though).
-                None => cols.keys_complete(self.format) && cols.metadata_rows == 0,
-            };
+            let field = stream.get(name).is_none()
+                && !name.starts_with("__")
+                && !name.ends_with("_extracted");
+            ok &= field
+                && match cols.column(self.format, name) {
+                    Some(c) => match kind {
+                        Conversion::Number => c.number.is_some(),
+                        Conversion::Duration => c.duration.is_some(),
+                        Conversion::Bytes => c.bytes.is_some(),
+                    },
+                    // Absent from every row: a numeric filter drops the row
+                    // without converting (metadata of that name would be
+                    // converted, though).
+                    None => cols.keys_complete(self.format) && cols.metadata_rows == 0,
+                };
         });
         ok
     }
