@@ -302,12 +302,34 @@ pub struct ColumnBuilder {
     metadata_rows: u32,
     escaped_rows: u32,
     complete: [bool; 2],
-    columns: HashMap<(FieldFormat, String), Accumulator>,
+    /// Per format (see [`FieldFormat::index`]), the columns by name.
+    columns: [HashMap<String, Accumulator>; 2],
     /// Per format, the number of names seen (with or without a column).
     names: [usize; 2],
-    /// The current row's fields, last value of a name winning.
+    /// The current row's fields, `row[..row_len]`, last value of a name
+    /// winning; the slots keep their buffers from row to row, so that a
+    /// line costs no allocation once the builder is warm.
     row: Vec<(String, String)>,
+    row_len: usize,
     body: Vec<u8>,
+}
+
+/// Sets `name` to `value` in `row[..*len]`, reusing the slots' buffers.
+fn set_field(row: &mut Vec<(String, String)>, len: &mut usize, name: &str, value: &str) {
+    if let Some(slot) = row[..*len].iter_mut().find(|(n, _)| n == name) {
+        slot.1.clear();
+        slot.1.push_str(value);
+        return;
+    }
+    if *len == row.len() {
+        row.push((String::new(), String::new()));
+    }
+    let slot = &mut row[*len];
+    slot.0.clear();
+    slot.0.push_str(name);
+    slot.1.clear();
+    slot.1.push_str(value);
+    *len += 1;
 }
 
 impl ColumnBuilder {
@@ -332,19 +354,19 @@ impl ColumnBuilder {
             FieldFormat::Json => self.json_rows += 1,
             FieldFormat::Logfmt => self.logfmt_rows += 1,
         }
-        for (name, value) in std::mem::take(&mut self.row) {
-            let key = (format, name);
-            match self.columns.get_mut(&key) {
-                Some(acc) => acc.add(row, &value),
+        let f = format.index();
+        for (name, value) in &self.row[..self.row_len] {
+            match self.columns[f].get_mut(name.as_str()) {
+                Some(acc) => acc.add(row, value),
                 None => {
-                    self.names[format.index()] += 1;
-                    if self.names[format.index()] > MAX_COLUMN_KEYS {
-                        self.complete[format.index()] = false;
+                    self.names[f] += 1;
+                    if self.names[f] > MAX_COLUMN_KEYS {
+                        self.complete[f] = false;
                         continue;
                     }
                     let mut acc = Accumulator::new(row);
-                    acc.add(row, &value);
-                    self.columns.insert(key, acc);
+                    acc.add(row, value);
+                    self.columns[f].insert(name.clone(), acc);
                 }
             }
         }
@@ -353,19 +375,14 @@ impl ColumnBuilder {
     /// Fills `self.row` with the line's fields and says which parser
     /// reads it cleanly, if one does.
     fn read_fields(&mut self, line: &str) -> Option<FieldFormat> {
-        self.row.clear();
-        let row = &mut self.row;
-        let mut set =
-            |name: &str, value: Cow<'_, str>| match row.iter_mut().find(|(n, _)| n == name) {
-                Some(slot) => slot.1 = value.into_owned(),
-                None => row.push((name.to_string(), value.into_owned())),
-            };
+        self.row_len = 0;
+        let (row, len) = (&mut self.row, &mut self.row_len);
         let looks_json = line.trim_start().starts_with('{');
+        let mut set = |name: &str, value: Cow<'_, str>| set_field(row, len, name, &value);
         let format = if looks_json && skald_fields::json::fields(line, &mut set).is_ok() {
             FieldFormat::Json
         } else {
-            self.row.clear();
-            let row = &mut self.row;
+            self.row_len = 0;
             let mut name = String::new();
             for pair in skald_fields::logfmt::Pairs::new(line) {
                 let Ok(pair) = pair else {
@@ -375,17 +392,16 @@ impl ColumnBuilder {
                     continue;
                 }
                 skald_fields::sanitize_label_name(pair.key, &mut name);
-                if name.is_empty() {
-                    continue;
-                }
-                match row.iter_mut().find(|(n, _)| *n == name) {
-                    Some(slot) => slot.1 = pair.value.into_owned(),
-                    None => row.push((name.clone(), pair.value.into_owned())),
+                if !name.is_empty() {
+                    set_field(&mut self.row, &mut self.row_len, &name, &pair.value);
                 }
             }
             FieldFormat::Logfmt
         };
-        if self.row.iter().any(|(n, _)| n.starts_with("__")) {
+        if self.row[..self.row_len]
+            .iter()
+            .any(|(n, _)| n.starts_with("__"))
+        {
             return None;
         }
         Some(format)
@@ -399,7 +415,13 @@ impl ColumnBuilder {
     /// Appends the encoded column set of the lines added so far to `out`,
     /// returns its length, and starts over for the next block.
     pub fn finish(&mut self, level: i32, out: &mut Vec<u8>) -> usize {
-        let mut columns: Vec<((FieldFormat, String), Accumulator)> = self.columns.drain().collect();
+        let mut columns: Vec<((FieldFormat, String), Accumulator)> = Vec::new();
+        for (format, map) in [FieldFormat::Json, FieldFormat::Logfmt]
+            .into_iter()
+            .zip(&mut self.columns)
+        {
+            columns.extend(map.drain().map(|(name, acc)| ((format, name), acc)));
+        }
         columns.sort_by(|a, b| a.0.cmp(&b.0));
         let body = &mut self.body;
         body.clear();
@@ -475,6 +497,7 @@ impl ColumnBuilder {
         *self = ColumnBuilder {
             body: std::mem::take(&mut self.body),
             row: std::mem::take(&mut self.row),
+            columns: std::mem::take(&mut self.columns),
             ..ColumnBuilder::new()
         };
         out.len() - start

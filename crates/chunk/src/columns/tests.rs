@@ -183,7 +183,7 @@ proptest! {
             for (row, line) in lines.iter().enumerate() {
                 let mut b = ColumnBuilder::new();
                 let format = b.read_fields(line);
-                let value = b.row.iter().find(|(n, _)| *n == col.name).map(|(_, v)| v.as_str());
+                let value = b.row[..b.row_len].iter().find(|(n, _)| *n == col.name).map(|(_, v)| v.as_str());
                 let code = d.codes[row];
                 if format == Some(col.format) {
                     match value {
