@@ -12,6 +12,10 @@
 //! - [`filter`]: a bloom filter over the ASCII-lowercased byte trigrams of a
 //!   block's lines, answering "may this block contain this substring?" for
 //!   `|= "needle"` and `|~ "(?i)needle"`.
+//! - [`columns`]: per block, the fields Loki's `json` and `logfmt` parsers
+//!   would extract from its lines (dictionaries, value ranges, row codes),
+//!   so that label filters can skip a block and counts by a field can
+//!   skip parsing; an index beside the lines, never instead of them.
 //! - [`segment`]: the file format. [`SegmentWriter`] appends blocks and
 //!   writes the index, filters and footer; [`SegmentReader`] validates a
 //!   segment, keeps its index and filters in memory and reads blocks by
@@ -29,6 +33,7 @@
 //! beyond the filter check. Those belong to `skald-store` and `skald-query`.
 
 pub mod block;
+pub mod columns;
 mod error;
 pub mod filter;
 pub mod segment;

@@ -5,6 +5,7 @@ mod common;
 
 use common::loggen;
 use proptest::prelude::*;
+use skald_chunk::columns::ColumnDetail;
 use skald_chunk::{
     ChunkError, FilterParams, SegmentOptions, SegmentReader, SegmentWriter, describe_segment,
 };
@@ -94,6 +95,8 @@ proptest! {
         // No false negatives through the reader either.
         for s in reader.streams() {
             for c in &s.chunks {
+                let columns = reader.columns(c, ColumnDetail::Codes).unwrap().unwrap();
+                prop_assert_eq!(columns.rows, c.entries);
                 for e in reader.read_block(c).unwrap() {
                     let needle = &e.line.as_bytes()[..e.line.len().min(12)];
                     prop_assert!(reader.may_contain(c, needle));
@@ -218,7 +221,7 @@ fn unknown_optional_sections_are_skipped_and_required_ones_refused() {
     add_section(&optional, 40, 0, b"field columns of a later version");
     let reader = SegmentReader::open(&optional).unwrap();
     assert_eq!(read_all(&reader).unwrap(), sorted_by_id(streams.clone()));
-    assert_eq!(reader.sections().len(), 5);
+    assert_eq!(reader.sections().len(), 6);
 
     let required = dir.path().join("required.seg");
     write(&required, small_blocks(), &streams);
@@ -440,6 +443,74 @@ fn fixture_v1_still_reads() {
     assert!(!reader.may_contain(&edge.chunks[0], b"kubernetes"));
     // Written before digit filters: numbers fall back to the trigrams.
     assert!(reader.digit_filter(&edge.chunks[0]).is_none());
+    // ... and before field columns: none, and no error.
+    assert!(
+        reader
+            .columns(&edge.chunks[0], ColumnDetail::Codes)
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(s.column_bytes, 0);
+}
+
+#[test]
+fn every_chunk_gets_field_columns() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.seg");
+    let labels = LabelSet::parse(r#"{app="worker"}"#).unwrap();
+    let entries: Vec<Entry> = (0..300)
+        .map(|i| {
+            let level = ["info", "warn", "error"][i % 3];
+            let line = format!("level={level} task=t{i} duration={}ms", i * 10);
+            Entry::new(Timestamp(i as i64), line)
+        })
+        .collect();
+    write(&path, small_blocks(), &[(labels.clone(), entries.clone())]);
+    let reader = SegmentReader::open(&path).unwrap();
+    let stream = reader.stream(labels.stream_id()).unwrap();
+    assert!(stream.chunks.len() > 3);
+    let mut rows = 0;
+    let mut errors = 0;
+    for c in &stream.chunks {
+        let cols = reader.columns(c, ColumnDetail::Codes).unwrap().unwrap();
+        assert_eq!(cols.rows, c.entries);
+        assert!(cols.covers_all(skald_chunk::columns::FieldFormat::Logfmt));
+        let level = cols
+            .column(skald_chunk::columns::FieldFormat::Logfmt, "level")
+            .unwrap();
+        let dict = level.dictionary.as_ref().unwrap();
+        errors += dict
+            .values
+            .iter()
+            .filter(|(v, _)| v == "error")
+            .map(|(_, n)| n)
+            .sum::<u32>();
+        let block = reader.read_block(c).unwrap();
+        let max = block
+            .iter()
+            .map(|e| {
+                e.line
+                    .rsplit('=')
+                    .next()
+                    .unwrap()
+                    .trim_end_matches("ms")
+                    .parse::<i64>()
+                    .unwrap()
+            })
+            .max()
+            .unwrap();
+        let duration = cols
+            .column(skald_chunk::columns::FieldFormat::Logfmt, "duration")
+            .unwrap()
+            .duration
+            .unwrap();
+        assert_eq!(duration.1, max * 1_000_000);
+        rows += cols.rows;
+    }
+    assert_eq!(rows, 300);
+    assert_eq!(errors, 100);
+    assert!(reader.summary().column_bytes > 0);
+    assert!(describe_segment(&path, false).unwrap().contains("columns"));
 }
 
 #[test]
@@ -494,8 +565,9 @@ fn digit_filters_skip_chunks_that_only_share_a_numbers_trigrams() {
     assert!(reader.summary().filter_bytes > 0);
 }
 
-#[test]
-fn a_damaged_digit_filters_section_is_named() {
+/// Flips a byte of the section named `kind` and checks that opening the
+/// segment fails naming that section and its offset.
+fn damaged_section_is_named(kind: &str) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("s.seg");
     write(&path, small_blocks(), &sample(5));
@@ -503,7 +575,7 @@ fn a_damaged_digit_filters_section_is_named() {
     let section = reader
         .sections()
         .iter()
-        .find(|s| s.kind_name() == "digit filters")
+        .find(|s| s.kind_name() == kind)
         .cloned()
         .unwrap();
     drop(reader);
@@ -512,9 +584,20 @@ fn a_damaged_digit_filters_section_is_named() {
     std::fs::write(&path, &bytes).unwrap();
     let msg = SegmentReader::open(&path).unwrap_err().to_string();
     assert!(
-        msg.contains("digit filters") && msg.contains(&format!("offset {}", section.offset)),
+        msg.contains(&format!("{kind} section checksum"))
+            && msg.contains(&format!("offset {}", section.offset)),
         "{msg}"
     );
+}
+
+#[test]
+fn a_damaged_digit_filters_section_is_named() {
+    damaged_section_is_named("digit filters");
+}
+
+#[test]
+fn a_damaged_columns_section_is_named() {
+    damaged_section_is_named("columns");
 }
 
 #[test]

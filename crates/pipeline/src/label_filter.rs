@@ -97,6 +97,12 @@ impl CompiledLabelFilter {
 
     /// Calls `f` with the name of every label the filter reads.
     pub fn for_each_name(&self, f: &mut impl FnMut(&str)) {
+        self.for_each_name_ref(&mut |name| f(name))
+    }
+
+    /// Like [`CompiledLabelFilter::for_each_name`], lending the names for
+    /// as long as the filter lives.
+    pub fn for_each_name_ref<'a>(&'a self, f: &mut impl FnMut(&'a str)) {
         match self {
             CompiledLabelFilter::Matcher(m) => f(&m.name),
             CompiledLabelFilter::Number { name, .. }
@@ -104,7 +110,7 @@ impl CompiledLabelFilter {
             | CompiledLabelFilter::Bytes { name, .. }
             | CompiledLabelFilter::Ip { name, .. } => f(name),
             CompiledLabelFilter::And(items) | CompiledLabelFilter::Or(items) => {
-                items.iter().for_each(|i| i.for_each_name(f))
+                items.iter().for_each(|i| i.for_each_name_ref(f))
             }
         }
     }

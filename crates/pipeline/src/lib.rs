@@ -34,6 +34,7 @@
 //! Not here: reading blocks, merging streams, aggregation (`skald-query`),
 //! or parsing LogQL (`skald-logql`).
 
+pub mod fields;
 mod format;
 pub mod ip;
 pub mod label_filter;

@@ -225,6 +225,54 @@ impl Pipeline {
         &self.required
     }
 
+    /// What the label filters after a leading `json` or `logfmt` parser
+    /// require of a line's fields, where that is sound (the rule is in
+    /// [`crate::fields`]); `None` for other pipelines.
+    pub fn field_conditions(&self) -> Option<crate::fields::FieldConditions<'_>> {
+        use crate::fields::FieldParser;
+        let mut steps = self
+            .steps
+            .iter()
+            .skip_while(|s| matches!(s, Step::Filter(_)));
+        let parser = match steps.next()? {
+            Step::Json(p) if p.extracts_every_field() => FieldParser::Json,
+            Step::Logfmt(p) if p.extracts_every_field() => FieldParser::Logfmt,
+            _ => return None,
+        };
+        let filters = steps
+            .take_while(|s| matches!(s, Step::Filter(_) | Step::LabelFilter(_)))
+            .filter_map(|s| match s {
+                Step::LabelFilter(f) => Some(f),
+                _ => None,
+            });
+        Some(crate::fields::collect(parser, filters))
+    }
+
+    /// The parser, when the pipeline is that one `json` or `logfmt` stage
+    /// extracting every field and nothing else: a line's labels are then
+    /// its stream's, its metadata and its fields (or a parser error).
+    pub fn sole_field_parser(&self) -> Option<crate::fields::FieldParser> {
+        use crate::fields::FieldParser;
+        if !self.leading.is_empty() {
+            return None;
+        }
+        match self.steps.as_slice() {
+            [Step::Json(p)] if p.extracts_every_field() => Some(FieldParser::Json),
+            [Step::Logfmt(p)] if p.extracts_every_field() => Some(FieldParser::Logfmt),
+            _ => None,
+        }
+    }
+
+    /// The `name="value"` equalities right after a parser that every
+    /// passing line must contain as written, when the stream and the
+    /// entry's metadata lack `name` and the line has no backslash escape
+    /// (see `implied_values`): for skipping blocks known to hold neither.
+    pub fn implied_literals(&self) -> impl Iterator<Item = (&str, &[u8])> {
+        self.implied
+            .iter()
+            .map(|i| (i.name.as_str(), i.value.needle()))
+    }
+
     /// Whether the pipeline may change a line's labels (parsers, label
     /// formatting, drop, keep, or errors from label filters). When false,
     /// the output labels are the stream labels plus structured metadata.

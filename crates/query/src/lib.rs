@@ -3,7 +3,8 @@
 //! Log queries ([`run_log_query`], module `log`): a query selects streams
 //! on the label index, takes every head block and segment chunk that may
 //! hold entries in its time range, skips chunks whose filters rule out a
-//! required literal, and runs the log pipeline over the rest in waves, in
+//! required literal or whose field columns rule out its label filters
+//! (`columns`), and runs the log pipeline over the rest in waves, in
 //! parallel, newest first for `backward` (oldest first for `forward`),
 //! keeping only the best `limit` entries. Because sources are visited in
 //! time order, it stops as soon as no unread source can beat the entries
@@ -20,6 +21,7 @@
 //! response encoding (`skald-server`).
 
 mod cancel;
+mod columns;
 mod cost;
 mod eval;
 mod log;
@@ -27,6 +29,7 @@ mod metric;
 mod range;
 
 pub use cancel::{CancelOnDrop, CancelToken};
+pub use columns::{field_columns, set_field_columns};
 pub use cost::{bytes_to_read, check_bytes_to_read, log_bytes_to_read};
 pub use eval::{Grid, SeriesVals};
 pub use log::{

@@ -377,8 +377,12 @@ fn run_limited(store: &Store, q: &LogQuery<'_>, held: HeldBytes) -> Result<LogRe
             src.may_hold(&required);
         });
     }
-    sources.retain(|(_, src)| {
-        let keep = src.may_hold(&required);
+    let pruner = crate::columns::ColumnPruner::new(q.pipeline);
+    sources.retain(|(stream, src)| {
+        let keep = src.may_hold(&required)
+            && pruner
+                .as_ref()
+                .is_none_or(|p| p.may_pass(src, &snap.streams[*stream as usize].labels));
         if !keep {
             stats.chunks_skipped += 1;
         }

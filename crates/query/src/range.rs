@@ -20,8 +20,10 @@ use crate::eval::{Grid, SeriesVals};
 use crate::log::QueryStats;
 use hashbrown::HashTable;
 use rayon::prelude::*;
+use skald_chunk::columns::FieldFormat;
 use skald_logql::{Grouping, RangeAggregation, RangeOp};
 use skald_model::{Entry, Label, Matcher, TenantId, Timestamp};
+use skald_pipeline::fields::FieldParser;
 use skald_pipeline::labels::{ERROR_DETAILS_LABEL, ERROR_LABEL};
 use skald_pipeline::{LineProcessor, Pipeline, Unwrapper};
 use skald_store::{RequiredLiterals, Source, Store};
@@ -168,6 +170,10 @@ pub(crate) struct RangePlan<'a> {
     /// Hashes series keys; one seed for every worker of the query, so
     /// that their tables merge without hashing keys again.
     hasher: foldhash::fast::RandomState,
+    /// When set, a count by these fields of this parser's output, which
+    /// chunks with field columns answer without parsing
+    /// (`Worker::add_from_columns`).
+    column_grouping: Option<(skald_chunk::columns::FieldFormat, Vec<String>)>,
 }
 
 /// Values a range aggregation may hand to the expression above it at
@@ -212,7 +218,22 @@ impl<'a> RangePlan<'a> {
             }
             pipeline.project(&outputs);
         }
+        let column_grouping = match (&grouping, &unwrap, pipeline.sole_field_parser()) {
+            (Some(g), None, Some(parser))
+                if !g.without
+                    && matches!(agg.op, RangeOp::CountOverTime | RangeOp::Rate)
+                    && crate::columns::field_columns() =>
+            {
+                let format = match parser {
+                    FieldParser::Json => FieldFormat::Json,
+                    FieldParser::Logfmt => FieldFormat::Logfmt,
+                };
+                Some((format, g.labels.clone()))
+            }
+            _ => None,
+        };
         Ok(RangePlan {
+            column_grouping,
             op: agg.op,
             param: agg.param,
             selector: &agg.range.log.selector,
@@ -461,6 +482,12 @@ impl<'p> Worker<'p> {
             Some(g) => g.labels.contains(&l.name) != g.without,
         };
         encode_key(&mut self.key, labels.iter().filter(keep));
+        self.add_keyed(ts, interval, value);
+    }
+
+    /// Adds a sample to the series whose key is in `self.key`.
+    fn add_keyed(&mut self, ts: i64, interval: u32, value: f64) {
+        let plan = self.plan;
         let hash = plan.hasher.hash_one(self.key.as_slice());
         let (id, new) = self.acc.intern(hash, &self.key);
         let mut grown = if new {
@@ -529,6 +556,10 @@ impl<'p> Worker<'p> {
                     Ok(b) => b,
                     Err(e) => return self.unreadable(src, &e),
                 };
+                if self.add_from_columns(stream, src, &block) {
+                    let bytes = block.iter().map(|e| e.line.len() as u64).sum();
+                    return self.count_read(src, block.len(), bytes);
+                }
                 let mut metadata: Vec<Label> = Vec::new();
                 let mut bytes = 0u64;
                 for e in block.iter() {
@@ -549,6 +580,46 @@ impl<'p> Worker<'p> {
                 self.count_read(src, b.len(), bytes);
             }
         }
+    }
+
+    /// Counts every line of a chunk from its field columns, when the
+    /// query is a count by fields that the columns give exactly (see
+    /// [`crate::columns::grouped_rows`]): no line is parsed. Returns false,
+    /// having done nothing, when they cannot.
+    fn add_from_columns(
+        &mut self,
+        stream: &[Label],
+        src: &Source,
+        block: &skald_chunk::DecodedBlock,
+    ) -> bool {
+        let plan = self.plan;
+        let Some((format, names)) = &plan.column_grouping else {
+            return false;
+        };
+        let Some(cols) = src.columns(skald_chunk::columns::ColumnDetail::Codes) else {
+            return false;
+        };
+        if cols.rows as usize != block.len() {
+            return false;
+        }
+        let Some(grouped) = crate::columns::grouped_rows(&cols, *format, stream, names) else {
+            return false;
+        };
+        let mut keys: Vec<Vec<u8>> = Vec::with_capacity(grouped.keys.len());
+        for labels in &grouped.keys {
+            encode_key(&mut self.key, labels.iter());
+            keys.push(self.key.clone());
+        }
+        for (&ts, &k) in block.timestamps().iter().zip(&grouped.rows) {
+            let Some(interval) = plan.cuts.interval(ts.0) else {
+                continue;
+            };
+            self.stats.entries_returned += 1;
+            self.key.clear();
+            self.key.extend_from_slice(&keys[k as usize]);
+            self.add_keyed(ts.0, interval, 1.0);
+        }
+        true
     }
 
     /// Counts a source read in the query's statistics.
@@ -885,12 +956,15 @@ pub(crate) fn read_range(
                 src.may_hold(&required);
             });
     }
+    let pruner = crate::columns::ColumnPruner::new(&plan.pipeline);
     let mut units: Vec<(&[Label], Vec<&Source>)> = Vec::new();
     for s in &snap.streams {
         let mut sources: Vec<&Source> = Vec::new();
         for src in &s.sources {
             stats.chunks_ref += 1;
-            if !src.may_hold(&required) {
+            if !src.may_hold(&required)
+                || pruner.as_ref().is_some_and(|p| !p.may_pass(src, &s.labels))
+            {
                 stats.chunks_skipped += 1;
             } else {
                 sources.push(src);

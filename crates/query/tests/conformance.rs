@@ -4,7 +4,8 @@
 //! flushed to segments, half of each stream flushed with the rest in the
 //! head, and every entry flushed to segments in S3 and read back by a new
 //! store with an empty data directory — and log queries in both
-//! directions.
+//! directions, each case with field columns turned off and on (the two
+//! answers must be identical).
 //!
 //! Each data block of a file is stored under its own tenant, so the four
 //! stores are built once for the whole corpus. A failing case is reported
@@ -852,7 +853,23 @@ fn conformance() {
                     Some(_) => case.expect.clone(),
                     None => in_direction(&case.expect, direction),
                 };
+                // Field columns are an index: the answer must be the same,
+                // to the byte, with them and without.
+                skald_query::set_field_columns(false);
+                let without = run(&store, tenant, case, direction);
+                skald_query::set_field_columns(true);
                 let got = run(&store, tenant, case, direction);
+                if show(&got) != show(&without) {
+                    failures.push(format!(
+                        "{}:{}: case {:?} ({state:?} store, {direction:?}) differs with field columns\n  query: {}\n--- without columns\n{}\n--- with columns\n{}\n",
+                        case.file,
+                        case.line,
+                        case.name,
+                        case.query,
+                        show(&without),
+                        show(&got)
+                    ));
+                }
                 if !matches(&want, &got) {
                     failures.push(format!(
                         "{}:{}: case {:?} ({state:?} store, {direction:?})\n  query: {}\n--- want\n{}\n--- got\n{}\n",

@@ -179,6 +179,20 @@ impl Source {
         })
     }
 
+    /// The field columns of a segment chunk ([`skald_chunk::columns`]);
+    /// `None` for head blocks, for chunks written before columns existed,
+    /// and for columns that do not decode (they are an index: the block
+    /// is then read, and reports any damage of its own).
+    pub fn columns(
+        &self,
+        detail: skald_chunk::columns::ColumnDetail,
+    ) -> Option<skald_chunk::columns::BlockColumns> {
+        match self {
+            Source::Head(_) => None,
+            Source::Chunk(c) => c.segment.columns(c.at, detail).ok().flatten(),
+        }
+    }
+
     /// (entries, uncompressed bytes of lines and metadata), from metadata
     /// alone.
     pub fn size(&self) -> (u64, u64) {

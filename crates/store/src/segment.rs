@@ -147,6 +147,16 @@ impl Segment {
     pub fn may_match(&self, at: (usize, usize), probe: &skald_chunk::FilterProbe) -> bool {
         self.reader.may_match(self.chunk(at), probe)
     }
+
+    /// The chunk's field columns, if it has some
+    /// ([`skald_chunk::columns`]).
+    pub fn columns(
+        &self,
+        at: (usize, usize),
+        detail: skald_chunk::columns::ColumnDetail,
+    ) -> Result<Option<skald_chunk::columns::BlockColumns>, skald_chunk::ChunkError> {
+        self.reader.columns(self.chunk(at), detail)
+    }
 }
 
 /// A segment being written for a tenant: created with the next id, filled

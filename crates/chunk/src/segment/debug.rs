@@ -74,6 +74,12 @@ pub fn describe(reader: &SegmentReader, verify_blocks: bool) -> String {
         percent(s.filter_bytes, s.block_bytes),
         s.index_bytes
     );
+    let _ = writeln!(
+        out,
+        "  columns {} bytes ({:.1}% of blocks)",
+        s.column_bytes,
+        percent(s.column_bytes, s.block_bytes)
+    );
     let mut failures = 0usize;
     for stream in reader.streams() {
         let raw: u64 = stream.chunks.iter().map(|c| c.raw_bytes).sum();
@@ -102,6 +108,20 @@ pub fn describe(reader: &SegmentReader, verify_blocks: bool) -> String {
             let filter = match reader.digit_filter(c) {
                 Some(d) => format!("{filter}, digit filter {} bytes", d.byte_len()),
                 None => filter,
+            };
+            let filter = match reader.columns(c, crate::columns::ColumnDetail::Codes) {
+                Ok(Some(cols)) => format!(
+                    "{filter}, {} columns ({} json, {} logfmt of {} rows)",
+                    cols.columns.len(),
+                    cols.json_rows,
+                    cols.logfmt_rows,
+                    cols.rows
+                ),
+                Ok(None) => filter,
+                Err(e) => {
+                    failures += 1;
+                    format!("{filter}, columns unreadable: {e}")
+                }
             };
             let _ = writeln!(
                 out,

@@ -63,14 +63,14 @@ pub struct ChunkMeta {
     /// Offset of the chunk's filter within the filters section.
     pub filter_offset: u64,
     pub filter_len: u32,
-    /// Per-chunk sections beyond the block and filter, such as the field
-    /// columns a later format version may add. Always empty in files
-    /// written by this version; kept when read so nothing is silently lost.
+    /// Per-chunk sections beyond the block and filter: its digit-gram
+    /// filter and its field columns in files this version writes; kinds
+    /// this version does not know are kept when read, so nothing is
+    /// silently lost.
     pub sections: Vec<ChunkSection>,
 }
 
-/// A per-chunk section this version does not interpret (see
-/// [`ChunkMeta::sections`]).
+/// A per-chunk section (see [`ChunkMeta::sections`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChunkSection {
     pub kind: u32,
@@ -99,6 +99,9 @@ pub struct SegmentSummary {
     pub filter_bytes: u64,
     /// Bytes of the index section.
     pub index_bytes: u64,
+    /// Bytes of the columns section (field columns, see
+    /// [`crate::columns`]); 0 in files written before columns existed.
+    pub column_bytes: u64,
 }
 
 impl SegmentSummary {
@@ -116,6 +119,7 @@ impl SegmentSummary {
             block_bytes: 0,
             filter_bytes: 0,
             index_bytes: 0,
+            column_bytes: 0,
         };
         for c in streams.iter().flat_map(|st| &st.chunks) {
             s.min_ts = s.min_ts.min(c.min_ts);

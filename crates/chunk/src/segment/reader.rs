@@ -19,13 +19,14 @@
 use super::index::{self, Bounds};
 use super::range::{FileRange, RangeRead};
 use super::writer::{
-    CHUNK_SECTION_DIGIT_FILTER, FOOTER_LEN, HEADER_LEN, MAGIC, SECTION_BLOCKS,
-    SECTION_DIGIT_FILTERS, SECTION_ENTRY_LEN, SECTION_FILTERS, SECTION_INDEX, SECTION_NO_CHECKSUM,
-    SECTION_REQUIRED,
+    CHUNK_SECTION_COLUMNS, CHUNK_SECTION_DIGIT_FILTER, FOOTER_LEN, HEADER_LEN, MAGIC,
+    SECTION_BLOCKS, SECTION_COLUMNS, SECTION_DIGIT_FILTERS, SECTION_ENTRY_LEN, SECTION_FILTERS,
+    SECTION_INDEX, SECTION_NO_CHECKSUM, SECTION_REQUIRED,
 };
 use super::{ChunkMeta, FORMAT_VERSION, SegmentSummary, StreamMeta};
 use crate::ChunkError;
 use crate::block::DecodedBlock;
+use crate::columns::{BlockColumns, ColumnDetail};
 use crate::filter::{DigitFilter, FilterProbe, TrigramFilter};
 use crate::varint::Cursor;
 use skald_model::{Entry, StreamId};
@@ -50,6 +51,7 @@ impl SectionInfo {
             SECTION_INDEX => "index",
             SECTION_FILTERS => "filters",
             SECTION_DIGIT_FILTERS => "digit filters",
+            SECTION_COLUMNS => "columns",
             _ => "unknown",
         }
     }
@@ -70,6 +72,10 @@ pub struct SegmentReader {
     /// written before digit filters existed.
     digit_filters: Vec<u8>,
     digit_filters_offset: u64,
+    /// The columns section and its file offset; empty in files written
+    /// before columns existed.
+    columns: Vec<u8>,
+    columns_offset: u64,
     summary: SegmentSummary,
 }
 
@@ -211,7 +217,11 @@ impl SegmentReader {
             }
             let known = matches!(
                 s.kind,
-                SECTION_BLOCKS | SECTION_INDEX | SECTION_FILTERS | SECTION_DIGIT_FILTERS
+                SECTION_BLOCKS
+                    | SECTION_INDEX
+                    | SECTION_FILTERS
+                    | SECTION_DIGIT_FILTERS
+                    | SECTION_COLUMNS
             );
             if !known && s.flags & SECTION_REQUIRED != 0 {
                 return Err(ChunkError::UnsupportedFeature {
@@ -275,6 +285,12 @@ impl SegmentReader {
             } else {
                 (Vec::new(), 0)
             };
+        let (columns, columns_offset) = if sections.iter().any(|s| s.kind == SECTION_COLUMNS) {
+            let s = find(SECTION_COLUMNS)?;
+            (read_checked(s)?, s.offset)
+        } else {
+            (Vec::new(), 0)
+        };
 
         let bounds = Bounds {
             blocks: blocks.clone(),
@@ -327,12 +343,28 @@ impl SegmentReader {
                     ));
                 }
             }
+            for x in chunk
+                .sections
+                .iter()
+                .filter(|x| x.kind == CHUNK_SECTION_COLUMNS)
+            {
+                if section_slice(&columns, columns_offset, x).is_none() {
+                    return Err(corrupt(
+                        x.offset,
+                        format!(
+                            "columns of the chunk at offset {} lie outside the columns section",
+                            chunk.offset
+                        ),
+                    ));
+                }
+            }
         }
 
         let mut summary = SegmentSummary::from_streams(&streams);
         summary.stored_bytes = file_len;
         summary.filter_bytes = (filters.len() + digit_filters.len()) as u64;
         summary.index_bytes = index_bytes.len() as u64;
+        summary.column_bytes = columns.len() as u64;
         Ok(SegmentReader {
             path,
             source,
@@ -343,6 +375,8 @@ impl SegmentReader {
             filters,
             digit_filters,
             digit_filters_offset,
+            columns,
+            columns_offset,
             summary,
         })
     }
@@ -462,6 +496,47 @@ impl SegmentReader {
         DigitFilter::from_bytes(bytes).ok()
     }
 
+    /// The field columns of `chunk` (see [`crate::columns`]); `None` when
+    /// it has none (written before columns existed). Damage is an error
+    /// naming the segment and the column set's offset.
+    pub fn columns(
+        &self,
+        chunk: &ChunkMeta,
+        detail: ColumnDetail,
+    ) -> Result<Option<BlockColumns>, ChunkError> {
+        let Some(x) = chunk
+            .sections
+            .iter()
+            .find(|x| x.kind == CHUNK_SECTION_COLUMNS)
+        else {
+            return Ok(None);
+        };
+        let corrupt = |reason: String| ChunkError::CorruptSegment {
+            path: self.path.clone(),
+            offset: x.offset,
+            reason,
+        };
+        let bytes = section_slice(&self.columns, self.columns_offset, x).ok_or_else(|| {
+            corrupt(format!(
+                "columns of the chunk at offset {} lie outside the columns section",
+                chunk.offset
+            ))
+        })?;
+        let columns = crate::columns::decode(bytes, detail).map_err(|m| {
+            corrupt(format!(
+                "columns of the chunk at offset {} (byte {}): {}",
+                chunk.offset, m.at, m.what
+            ))
+        })?;
+        if columns.rows != chunk.entries {
+            return Err(corrupt(format!(
+                "columns of the chunk at offset {} describe {} rows, the chunk holds {}",
+                chunk.offset, columns.rows, chunk.entries
+            )));
+        }
+        Ok(Some(columns))
+    }
+
     /// Checks a prepared probe; true when the filter cannot be found.
     pub fn may_match(&self, chunk: &ChunkMeta, probe: &FilterProbe) -> bool {
         if probe.has_digit_grams()
@@ -473,6 +548,13 @@ impl SegmentReader {
         }
         self.filter(chunk).is_none_or(|f| f.may_match(probe))
     }
+}
+
+/// The bytes of per-chunk section `x` inside the section `bytes` that
+/// starts at file offset `start`.
+fn section_slice<'a>(bytes: &'a [u8], start: u64, x: &super::ChunkSection) -> Option<&'a [u8]> {
+    let from = usize::try_from(x.offset.checked_sub(start)?).ok()?;
+    bytes.get(from..from.checked_add(usize::try_from(x.len).ok()?)?)
 }
 
 fn kind_name(kind: u16) -> &'static str {

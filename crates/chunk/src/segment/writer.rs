@@ -25,6 +25,7 @@
 //! 16       ...   blocks section: the blocks, back to back (a block's bytes
 //!                are described in crate::block; each ends in its own CRC)
 //! .        ...   digit filters section (optional; absent in older files)
+//! .        ...   columns section (optional; absent in older files)
 //! .        ...   stream index section
 //! .        ...   filters section
 //! T        ...   section table
@@ -48,7 +49,7 @@
 //! 0    4   section count c, u32
 //! 4    24 × c entries:
 //!          0    2   kind, u16: 1 = blocks, 2 = stream index, 3 = filters,
-//!                   4 = digit filters
+//!                   4 = digit filters, 5 = columns
 //!          2    2   flags, u16: bit 0 = required (a reader that does not
 //!                   know this kind must refuse the file); bit 1 = no
 //!                   section checksum (its records carry their own);
@@ -89,8 +90,9 @@
 //!     raw bytes          lines and metadata before compression
 //!     filter offset      relative to the start of the filters section
 //!     filter length
-//!     extra section count e   (1 in files this writer writes: the
-//!                        digit filter; 0 in older files)
+//!     extra section count e   (2 in files this writer writes: the
+//!                        digit filter and the columns; 0 or 1 in older
+//!                        files)
 //!     e × (kind, flags, offset, length)
 //!                        per-chunk sections for later versions (a column
 //!                        of parsed fields, say); flags bit 0 = required;
@@ -109,6 +111,17 @@
 //! them and reads the file as before; a chunk without one is searched by
 //! its trigram filter alone.
 //!
+//! Columns section (kind 5, optional, checksummed, written right after the
+//! digit filters): the chunks' field columns back to back, one column set
+//! per chunk, named by a per-chunk section of kind 2, flags 0, inside this
+//! section. A column set's bytes, and what a column holds, are described in
+//! [`crate::columns`]: for the lines of the block that are JSON objects or
+//! logfmt, the fields Loki's parsers would give them, as dictionaries and
+//! value ranges, so that label filters can skip a block unread. Columns
+//! are an index: the block still holds every line whole, and a reader
+//! that predates them (or a query that turns them off) reads the file and
+//! answers as before. A chunk without a column set has no columns.
+//!
 //! Every byte of a version 1 file is covered by a check: header fields are
 //! validated exactly, blocks by their own CRC (verified on read), the index
 //! and filters sections and the section table by the CRCs above, the footer
@@ -118,6 +131,7 @@ use super::index;
 use super::{ChunkMeta, ChunkSection, FORMAT_VERSION, SegmentSummary, StreamMeta};
 use crate::ChunkError;
 use crate::block::{BlockEncoder, DEFAULT_ZSTD_LEVEL};
+use crate::columns::ColumnBuilder;
 use crate::filter::{FilterBuilder, FilterParams};
 use skald_model::{Entry, LabelSet, StreamId};
 use std::collections::HashMap;
@@ -138,6 +152,11 @@ pub(crate) const SECTION_DIGIT_FILTERS: u16 = 4;
 /// Per-chunk section kind: the chunk's digit-gram filter, inside the
 /// digit filters section.
 pub(crate) const CHUNK_SECTION_DIGIT_FILTER: u32 = 1;
+/// Optional: the chunks' field columns.
+pub(crate) const SECTION_COLUMNS: u16 = 5;
+/// Per-chunk section kind: the chunk's column set, inside the columns
+/// section.
+pub(crate) const CHUNK_SECTION_COLUMNS: u32 = 2;
 pub(crate) const SECTION_REQUIRED: u16 = 1;
 pub(crate) const SECTION_NO_CHECKSUM: u16 = 2;
 
@@ -196,6 +215,9 @@ pub struct SegmentWriter {
     block_buf: Vec<u8>,
     filters: Vec<u8>,
     digit_filters: Vec<u8>,
+    columns: ColumnBuilder,
+    column_sets: Vec<u8>,
+    zstd_level: i32,
     streams: Vec<StreamMeta>,
     by_id: HashMap<StreamId, usize>,
     /// Set when a write failed: the temporary file is then in an unknown
@@ -256,6 +278,9 @@ impl SegmentWriter {
             block_buf: Vec::new(),
             filters: Vec::new(),
             digit_filters: Vec::new(),
+            columns: ColumnBuilder::new(),
+            column_sets: Vec::new(),
+            zstd_level: options.zstd_level,
             streams: Vec::new(),
             by_id: HashMap::new(),
             failed: false,
@@ -355,7 +380,10 @@ impl SegmentWriter {
         }
         for e in entries {
             self.filter.add_line(e.line.as_bytes());
+            self.columns.add_line(&e.line, !e.metadata.is_empty());
         }
+        let columns_offset = self.column_sets.len() as u64;
+        let columns_len = self.columns.finish(self.zstd_level, &mut self.column_sets);
         let filter_offset = self.filters.len() as u64;
         let digit_offset = self.digit_filters.len() as u64;
         let (filter_len, digit_len) = self
@@ -371,14 +399,22 @@ impl SegmentWriter {
             raw_bytes: info.raw_bytes,
             filter_offset,
             filter_len,
-            // Relative to the digit filters section until `finish` knows
-            // where that section starts.
-            sections: vec![ChunkSection {
-                kind: CHUNK_SECTION_DIGIT_FILTER,
-                flags: 0,
-                offset: digit_offset,
-                len: digit_len as u64,
-            }],
+            // Relative to their sections until `finish` knows where those
+            // start.
+            sections: vec![
+                ChunkSection {
+                    kind: CHUNK_SECTION_DIGIT_FILTER,
+                    flags: 0,
+                    offset: digit_offset,
+                    len: digit_len as u64,
+                },
+                ChunkSection {
+                    kind: CHUNK_SECTION_COLUMNS,
+                    flags: 0,
+                    offset: columns_offset,
+                    len: columns_len as u64,
+                },
+            ],
         });
         self.offset += u64::from(info.block_bytes);
         Ok(())
@@ -400,17 +436,21 @@ impl SegmentWriter {
         let mut streams = std::mem::take(&mut self.streams);
         streams.sort_by_key(|s| s.id);
         let digits_offset = self.offset;
+        let columns_offset = digits_offset + self.digit_filters.len() as u64;
         for s in &mut streams {
             s.chunks.sort_by_key(|c| c.min_ts);
             for x in s.chunks.iter_mut().flat_map(|c| &mut c.sections) {
-                x.offset += digits_offset;
+                x.offset += match x.kind {
+                    CHUNK_SECTION_COLUMNS => columns_offset,
+                    _ => digits_offset,
+                };
             }
         }
         let mut index_bytes = Vec::new();
         index::encode(&streams, &mut index_bytes);
 
         let blocks_start = HEADER_LEN;
-        let index_offset = digits_offset + self.digit_filters.len() as u64;
+        let index_offset = columns_offset + self.column_sets.len() as u64;
         let filters_offset = index_offset + index_bytes.len() as u64;
         let table_offset = filters_offset + self.filters.len() as u64;
         let sections = [
@@ -427,6 +467,13 @@ impl SegmentWriter {
                 crc32c::crc32c(&self.digit_filters),
                 digits_offset,
                 self.digit_filters.len() as u64,
+            ),
+            (
+                SECTION_COLUMNS,
+                0,
+                crc32c::crc32c(&self.column_sets),
+                columns_offset,
+                self.column_sets.len() as u64,
             ),
             (
                 SECTION_INDEX,
@@ -467,6 +514,7 @@ impl SegmentWriter {
         let mut file = self.file.take().expect("file is present until finish");
         for part in [
             &self.digit_filters,
+            &self.column_sets,
             &index_bytes,
             &self.filters,
             &table,
@@ -492,6 +540,7 @@ impl SegmentWriter {
         summary.stored_bytes = stored_bytes;
         summary.filter_bytes = (self.filters.len() + self.digit_filters.len()) as u64;
         summary.index_bytes = index_bytes.len() as u64;
+        summary.column_bytes = self.column_sets.len() as u64;
         Ok(summary)
     }
 }

@@ -21,312 +21,7 @@
 use crate::labels::{LabelsBuilder, errors, sanitize_label_name};
 use std::borrow::Cow;
 
-/// Deepest nesting of objects and arrays we follow.
-pub const MAX_DEPTH: usize = 128;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Kind {
-    Object,
-    Array,
-    String,
-    Number,
-    Bool,
-    Null,
-}
-
-pub(crate) struct Scanner<'a> {
-    src: &'a str,
-    b: &'a [u8],
-    pub(crate) pos: usize,
-}
-
-impl<'a> Scanner<'a> {
-    pub(crate) fn new(src: &'a str) -> Self {
-        Scanner {
-            src,
-            b: src.as_bytes(),
-            pos: 0,
-        }
-    }
-
-    fn fail<T>(&self, what: &str) -> Result<T, String> {
-        if self.pos >= self.b.len() {
-            Err(format!("unexpected end of JSON input, expected {what}"))
-        } else {
-            Err(format!(
-                "invalid character {:?} at offset {}, expected {what}",
-                self.src[self.pos..].chars().next().unwrap_or('?'),
-                self.pos
-            ))
-        }
-    }
-
-    pub(crate) fn ws(&mut self) {
-        while self.pos < self.b.len() && matches!(self.b[self.pos], b' ' | b'\t' | b'\n' | b'\r') {
-            self.pos += 1;
-        }
-    }
-
-    pub(crate) fn peek(&mut self) -> Option<u8> {
-        self.ws();
-        self.b.get(self.pos).copied()
-    }
-
-    pub(crate) fn kind(&mut self) -> Result<Kind, String> {
-        Ok(match self.peek() {
-            Some(b'{') => Kind::Object,
-            Some(b'[') => Kind::Array,
-            Some(b'"') => Kind::String,
-            Some(b't' | b'f') => Kind::Bool,
-            Some(b'n') => Kind::Null,
-            Some(b'-' | b'0'..=b'9') => Kind::Number,
-            _ => return self.fail("a value"),
-        })
-    }
-
-    fn eat(&mut self, c: u8) -> bool {
-        if self.peek() == Some(c) {
-            self.pos += 1;
-            true
-        } else {
-            false
-        }
-    }
-
-    /// Reads a string (at its opening quote), borrowing it when it has no
-    /// escapes.
-    pub(crate) fn string(&mut self) -> Result<Cow<'a, str>, String> {
-        if !self.eat(b'"') {
-            return self.fail("'\"'");
-        }
-        let start = self.pos;
-        while self.pos < self.b.len() {
-            match self.b[self.pos] {
-                b'"' => {
-                    let s = &self.src[start..self.pos];
-                    self.pos += 1;
-                    return Ok(Cow::Borrowed(s));
-                }
-                b'\\' => break,
-                c if c < 0x20 => return self.fail("a string character"),
-                _ => self.pos += 1,
-            }
-        }
-        let mut out = String::from(&self.src[start..self.pos]);
-        while self.pos < self.b.len() {
-            let c = self.b[self.pos];
-            match c {
-                b'"' => {
-                    self.pos += 1;
-                    return Ok(Cow::Owned(out));
-                }
-                b'\\' => {
-                    self.pos += 1;
-                    let Some(&e) = self.b.get(self.pos) else {
-                        break;
-                    };
-                    self.pos += 1;
-                    match e {
-                        b'"' => out.push('"'),
-                        b'\\' => out.push('\\'),
-                        b'/' => out.push('/'),
-                        b'b' => out.push('\u{8}'),
-                        b'f' => out.push('\u{c}'),
-                        b'n' => out.push('\n'),
-                        b'r' => out.push('\r'),
-                        b't' => out.push('\t'),
-                        b'u' => {
-                            let hi = self.hex4()?;
-                            let ch = if (0xD800..0xDC00).contains(&hi)
-                                && self.b.get(self.pos) == Some(&b'\\')
-                                && self.b.get(self.pos + 1) == Some(&b'u')
-                            {
-                                self.pos += 2;
-                                let lo = self.hex4()?;
-                                if (0xDC00..0xE000).contains(&lo) {
-                                    char::from_u32(0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00))
-                                } else {
-                                    None
-                                }
-                            } else {
-                                char::from_u32(hi)
-                            };
-                            out.push(ch.unwrap_or('\u{FFFD}'));
-                        }
-                        _ => {
-                            self.pos -= 1;
-                            return self.fail("an escape character");
-                        }
-                    }
-                }
-                c if c < 0x20 => return self.fail("a string character"),
-                _ => {
-                    // Copy a whole UTF-8 character.
-                    let ch = self.src[self.pos..].chars().next().unwrap_or('\u{FFFD}');
-                    out.push(ch);
-                    self.pos += ch.len_utf8();
-                }
-            }
-        }
-        self.fail("'\"'")
-    }
-
-    fn hex4(&mut self) -> Result<u32, String> {
-        let digits = self.src.get(self.pos..self.pos + 4);
-        match digits.and_then(|d| u32::from_str_radix(d, 16).ok()) {
-            Some(v) => {
-                self.pos += 4;
-                Ok(v)
-            }
-            None => self.fail("four hex digits"),
-        }
-    }
-
-    /// Skips one value of any kind; returns its kind and text.
-    pub(crate) fn skip_value(&mut self, depth: usize) -> Result<(Kind, &'a str), String> {
-        let kind = self.kind()?;
-        let start = self.pos;
-        match kind {
-            Kind::String => {
-                self.string()?;
-            }
-            Kind::Number => self.number()?,
-            Kind::Bool => {
-                if !(self.word("true") || self.word("false")) {
-                    return self.fail("true or false");
-                }
-            }
-            Kind::Null => {
-                if !self.word("null") {
-                    return self.fail("null");
-                }
-            }
-            Kind::Object => self.members(depth, |s, _| s.skip_value(depth + 1).map(|_| ()))?,
-            Kind::Array => self.elements(depth, |s, _| s.skip_value(depth + 1).map(|_| ()))?,
-        }
-        Ok((kind, &self.src[start..self.pos]))
-    }
-
-    fn word(&mut self, w: &str) -> bool {
-        if self.src[self.pos..].starts_with(w) {
-            self.pos += w.len();
-            true
-        } else {
-            false
-        }
-    }
-
-    fn number(&mut self) -> Result<(), String> {
-        let start = self.pos;
-        if self.b.get(self.pos) == Some(&b'-') {
-            self.pos += 1;
-        }
-        let digits = |s: &mut Self| {
-            let from = s.pos;
-            while s.pos < s.b.len() && s.b[s.pos].is_ascii_digit() {
-                s.pos += 1;
-            }
-            s.pos > from
-        };
-        if !digits(self) {
-            return self.fail("a digit");
-        }
-        if self.b.get(self.pos) == Some(&b'.') {
-            self.pos += 1;
-            if !digits(self) {
-                return self.fail("a digit");
-            }
-        }
-        if matches!(self.b.get(self.pos), Some(b'e' | b'E')) {
-            self.pos += 1;
-            if matches!(self.b.get(self.pos), Some(b'+' | b'-')) {
-                self.pos += 1;
-            }
-            if !digits(self) {
-                return self.fail("a digit");
-            }
-        }
-        debug_assert!(self.pos > start);
-        Ok(())
-    }
-
-    /// Walks an object's members; `f` must consume each value.
-    pub(crate) fn members(
-        &mut self,
-        depth: usize,
-        mut f: impl FnMut(&mut Self, Cow<'a, str>) -> Result<(), String>,
-    ) -> Result<(), String> {
-        if depth >= MAX_DEPTH {
-            return Err(format!("JSON nested deeper than {MAX_DEPTH} levels"));
-        }
-        if !self.eat(b'{') {
-            return self.fail("'{'");
-        }
-        if self.eat(b'}') {
-            return Ok(());
-        }
-        loop {
-            if self.peek() != Some(b'"') {
-                return self.fail("a string key");
-            }
-            let key = self.string()?;
-            if !self.eat(b':') {
-                return self.fail("':'");
-            }
-            f(self, key)?;
-            if self.eat(b',') {
-                continue;
-            }
-            if self.eat(b'}') {
-                return Ok(());
-            }
-            return self.fail("',' or '}'");
-        }
-    }
-
-    /// Walks an array's elements; `f` must consume each value.
-    pub(crate) fn elements(
-        &mut self,
-        depth: usize,
-        mut f: impl FnMut(&mut Self, usize) -> Result<(), String>,
-    ) -> Result<(), String> {
-        if depth >= MAX_DEPTH {
-            return Err(format!("JSON nested deeper than {MAX_DEPTH} levels"));
-        }
-        if !self.eat(b'[') {
-            return self.fail("'['");
-        }
-        if self.eat(b']') {
-            return Ok(());
-        }
-        let mut i = 0;
-        loop {
-            f(self, i)?;
-            i += 1;
-            if self.eat(b',') {
-                continue;
-            }
-            if self.eat(b']') {
-                return Ok(());
-            }
-            return self.fail("',' or ']'");
-        }
-    }
-
-    /// Reads a scalar or skips a composite value, giving the text a label
-    /// gets for it: unescaped strings, raw numbers and booleans, empty for
-    /// null, the JSON text of objects and arrays.
-    pub(crate) fn label_value(&mut self, depth: usize) -> Result<Cow<'a, str>, String> {
-        match self.kind()? {
-            Kind::String => self.string(),
-            Kind::Null => {
-                self.skip_value(depth)?;
-                Ok(Cow::Borrowed(""))
-            }
-            _ => self.skip_value(depth).map(|(_, text)| Cow::Borrowed(text)),
-        }
-    }
-}
+pub use skald_fields::json::{Kind, MAX_DEPTH, Scanner};
 
 /// One step of a JSON path.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -483,6 +178,12 @@ impl JsonParser {
         self.projection = Some(projection);
     }
 
+    /// Whether this is the parameterless form, which sets a label for
+    /// every field [`skald_fields::json::flatten`] finds.
+    pub fn extracts_every_field(&self) -> bool {
+        self.params.is_empty()
+    }
+
     pub fn process(&self, line: &str, labels: &mut LabelsBuilder, name: &mut String) {
         if self.params.is_empty() {
             let mut s = Scanner::new(line);
@@ -509,8 +210,9 @@ impl JsonParser {
     }
 }
 
-/// Sets a label for every scalar under the object at the scanner,
-/// `prefix` holding the flattened name so far.
+/// Sets a label for every scalar under the object at the scanner (named
+/// by [`skald_fields::json::flatten`]), only those of `projection` when
+/// there is one.
 fn flatten(
     s: &mut Scanner<'_>,
     labels: &mut LabelsBuilder,
@@ -518,33 +220,9 @@ fn flatten(
     depth: usize,
     projection: Option<&super::Projection>,
 ) -> Result<(), String> {
-    let mut part = String::new();
-    s.members(depth, |s, key| {
-        sanitize_label_name(&key, &mut part);
-        if part.is_empty() {
-            return s.skip_value(depth + 1).map(|_| ());
-        }
-        let restore = prefix.len();
-        if prefix.is_empty() {
-            prefix.push_str(&part);
-        } else {
-            // Only a name's first part gets `_` before a leading digit.
-            let digit_guard = key.trim().starts_with(|c: char| c.is_ascii_digit());
-            prefix.push('_');
-            prefix.push_str(if digit_guard { &part[1..] } else { &part });
-        }
-        let result = match s.kind()? {
-            Kind::Object => flatten(s, labels, prefix, depth + 1, projection),
-            Kind::Array => s.skip_value(depth + 1).map(|_| ()),
-            _ if projection.is_some_and(|p| !p.wants(prefix)) => {
-                s.skip_value(depth + 1).map(|_| ())
-            }
-            _ => s
-                .label_value(depth + 1)
-                .map(|v| labels.set_parsed(prefix, &v)),
-        };
-        prefix.truncate(restore);
-        result
+    let skip = |name: &str| projection.is_some_and(|p| !p.wants(name));
+    skald_fields::json::flatten(s, prefix, depth, &skip, &mut |name, value| {
+        labels.set_parsed(name, &value)
     })
 }
 

@@ -14,7 +14,6 @@
 //!   extracted (`| logfmt host, ip="remote_addr"`), matched as written.
 
 use crate::labels::{LabelsBuilder, errors, sanitize_label_name};
-use std::borrow::Cow;
 
 #[derive(Debug)]
 pub struct LogfmtParser {
@@ -26,153 +25,7 @@ pub struct LogfmtParser {
     projection: Option<super::Projection>,
 }
 
-/// One pair as found in the line.
-#[derive(Debug, PartialEq)]
-pub(crate) struct Pair<'a> {
-    pub key: &'a str,
-    pub value: Cow<'a, str>,
-}
-
-/// Scans the pairs of a line; an `Err` is a syntax error with its
-/// position, after which the scan resumes at the next space.
-pub(crate) struct Pairs<'a> {
-    line: &'a str,
-    pos: usize,
-}
-
-impl<'a> Pairs<'a> {
-    pub(crate) fn new(line: &'a str) -> Self {
-        Pairs { line, pos: 0 }
-    }
-
-    fn syntax_error(&mut self, at: usize, msg: &str) -> Result<Pair<'a>, String> {
-        let b = self.line.as_bytes();
-        // Resume after the malformed token.
-        let mut i = at;
-        while i < b.len() && b[i] > b' ' {
-            i += 1;
-        }
-        self.pos = i;
-        Err(format!("logfmt syntax error at pos {} : {msg}", at + 1))
-    }
-}
-
-impl<'a> Iterator for Pairs<'a> {
-    type Item = Result<Pair<'a>, String>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        let line = self.line;
-        let b = line.as_bytes();
-        let mut i = self.pos;
-        while i < b.len() && b[i] <= b' ' {
-            i += 1;
-        }
-        if i == b.len() {
-            self.pos = i;
-            return None;
-        }
-        let key_start = i;
-        while i < b.len() && b[i] > b' ' && b[i] != b'=' && b[i] != b'"' {
-            i += 1;
-        }
-        let key = &line[key_start..i];
-        if key.is_empty() {
-            let msg = format!("unexpected '{}'", b[i] as char);
-            return Some(self.syntax_error(i, &msg));
-        }
-        if i == b.len() || b[i] <= b' ' {
-            self.pos = i;
-            return Some(Ok(Pair {
-                key,
-                value: Cow::Borrowed(""),
-            }));
-        }
-        if b[i] == b'"' {
-            return Some(self.syntax_error(i, "unexpected '\"'"));
-        }
-        i += 1; // '='
-        if i == b.len() || b[i] <= b' ' {
-            self.pos = i;
-            return Some(Ok(Pair {
-                key,
-                value: Cow::Borrowed(""),
-            }));
-        }
-        if b[i] == b'"' {
-            let start = i;
-            i += 1;
-            let mut escaped = false;
-            while i < b.len() && b[i] != b'"' {
-                if b[i] == b'\\' {
-                    escaped = true;
-                    i += 1;
-                }
-                i += 1;
-            }
-            if i >= b.len() {
-                return Some(self.syntax_error(start, "unterminated quoted value"));
-            }
-            let raw = &line[start + 1..i];
-            i += 1;
-            self.pos = i;
-            if !escaped {
-                return Some(Ok(Pair {
-                    key,
-                    value: Cow::Borrowed(raw),
-                }));
-            }
-            return Some(match unquote(raw) {
-                Some(v) => Ok(Pair {
-                    key,
-                    value: Cow::Owned(v),
-                }),
-                None => self.syntax_error(start, "invalid quoted value"),
-            });
-        }
-        let value_start = i;
-        while i < b.len() && b[i] > b' ' {
-            if b[i] == b'=' || b[i] == b'"' {
-                let msg = format!("unexpected '{}'", b[i] as char);
-                return Some(self.syntax_error(i, &msg));
-            }
-            i += 1;
-        }
-        self.pos = i;
-        Some(Ok(Pair {
-            key,
-            value: Cow::Borrowed(&line[value_start..i]),
-        }))
-    }
-}
-
-/// Go's escapes inside a quoted value.
-fn unquote(raw: &str) -> Option<String> {
-    let mut out = String::with_capacity(raw.len());
-    let mut chars = raw.chars();
-    while let Some(c) = chars.next() {
-        if c != '\\' {
-            out.push(c);
-            continue;
-        }
-        match chars.next()? {
-            '"' => out.push('"'),
-            '\\' => out.push('\\'),
-            '/' => out.push('/'),
-            'n' => out.push('\n'),
-            't' => out.push('\t'),
-            'r' => out.push('\r'),
-            'b' => out.push('\u{8}'),
-            'f' => out.push('\u{c}'),
-            'u' => {
-                let hex: String = chars.by_ref().take(4).collect();
-                let v = u32::from_str_radix(&hex, 16).ok()?;
-                out.push(char::from_u32(v).unwrap_or('\u{FFFD}'));
-            }
-            _ => return None,
-        }
-    }
-    Some(out)
-}
+use skald_fields::logfmt::Pairs;
 
 impl LogfmtParser {
     pub fn new(spec: &skald_logql::LogfmtParser) -> LogfmtParser {
@@ -196,6 +49,13 @@ impl LogfmtParser {
     /// Sets only the labels of `projection` from now on.
     pub fn project(&mut self, projection: super::Projection) {
         self.projection = Some(projection);
+    }
+
+    /// Whether this parser sets a label for every pair with a value and
+    /// nothing else (no parameters, no `--keep-empty`); `--strict` only
+    /// differs on lines with a malformed pair.
+    pub fn extracts_every_field(&self) -> bool {
+        self.params.is_empty() && !self.keep_empty
     }
 
     pub fn process(&self, line: &str, labels: &mut LabelsBuilder, name: &mut String) {
