@@ -111,6 +111,12 @@ pub struct IndexConfig {
     /// it mines a sample of the lines, each standing for the lines skipped
     /// beside it, rather than slowing ingest. 0 competes as an equal.
     pub miner_nice: i32,
+    /// While the rest of the server keeps at least half the machine's
+    /// cores busy (ingest running flat out), the miner thread's CPU is
+    /// kept near this share of the rest's by mining a sample of the
+    /// lines: on a busy machine nice alone does not make its CPU free.
+    /// 0 turns the budget off.
+    pub miner_cpu_share: f64,
     /// How far back an error group's earlier lines are looked for before
     /// it is called new, in days.
     pub error_lookback_days: u64,
@@ -137,6 +143,7 @@ impl Default for IndexConfig {
             queue_bytes: 16 << 20,
             flush_secs: 5,
             miner_nice: 10,
+            miner_cpu_share: 0.1,
             error_lookback_days: 7,
             report_max_lines: 100_000,
             rollup_secs: 60,
@@ -212,6 +219,7 @@ struct MinerState {
     pending_errors: HashMap<(usize, PatternId, ErrorShape, i64), (u64, String)>,
     last_write: Option<Instant>,
     sampler: Sampler,
+    budget: CpuBudget,
     /// Keys defined in the day files appended to, by (tenant, day, errors?).
     files: HashMap<(TenantId, i64, bool), FileKeys>,
     /// When day files were last looked at for a rollup, and the files
@@ -655,13 +663,19 @@ impl Drop for PatternIndex {
 #[derive(Debug)]
 struct Sampler {
     step: u64,
+    /// The least step the CPU budget allows (see [`CpuBudget`]).
+    floor: u64,
     /// Lines seen since the last mined one, across groups.
     phase: u64,
 }
 
 impl Default for Sampler {
     fn default() -> Self {
-        Sampler { step: 1, phase: 0 }
+        Sampler {
+            step: 1,
+            floor: 1,
+            phase: 0,
+        }
     }
 }
 
@@ -678,16 +692,88 @@ impl Sampler {
         }
     }
 
-    /// Whether the next line is mined; it then stands for `step` lines.
+    /// The step lines are sampled at: the backlog's or the budget's.
+    fn effective(&self) -> u64 {
+        self.step.max(self.floor)
+    }
+
+    /// Whether the next line is mined; it then stands for
+    /// [`Sampler::effective`] lines.
     fn take(&mut self) -> bool {
         self.phase += 1;
-        if self.phase >= self.step {
+        if self.phase >= self.effective() {
             self.phase = 0;
             true
         } else {
             false
         }
     }
+}
+
+/// Keeps the miner thread's CPU near a share of what the rest of the
+/// process uses, while the rest is busy: every second it compares the
+/// two (thread and process CPU clocks) and scales the sample step it
+/// asks for by how far over or under the share the miner was. With the
+/// rest of the process under half the machine's cores, it asks for no
+/// sampling: ordinary rates are mined line by line.
+#[derive(Debug, Default)]
+struct CpuBudget {
+    /// When the current second started, and both clocks then.
+    since: Option<(Instant, f64, f64)>,
+    step: u64,
+}
+
+impl CpuBudget {
+    /// The least sample step for the next second, once one has passed.
+    fn check(&mut self, share: f64) -> Option<u64> {
+        if share <= 0.0 {
+            return None;
+        }
+        let (thread, process) = (cpu_secs(CpuClock::Thread), cpu_secs(CpuClock::Process));
+        let Some((since, thread_then, process_then)) = self.since else {
+            self.since = Some((Instant::now(), thread, process));
+            self.step = 1;
+            return None;
+        };
+        let wall = since.elapsed().as_secs_f64();
+        if wall < 1.0 {
+            return None;
+        }
+        self.since = Some((Instant::now(), thread, process));
+        let miner = thread - thread_then;
+        let rest = (process - process_then - miner).max(0.0);
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+        let busy = rest >= wall * (cores / 2.0).max(1.0);
+        self.step = match busy {
+            false => 1,
+            true => {
+                let over = miner / (share * rest).max(1e-9);
+                let step = (self.step.max(1) as f64 * over).round();
+                (step as u64).clamp(1, MAX_STEP)
+            }
+        };
+        Some(self.step)
+    }
+}
+
+enum CpuClock {
+    Thread,
+    Process,
+}
+
+/// CPU seconds of the calling thread or of the whole process.
+fn cpu_secs(clock: CpuClock) -> f64 {
+    let id = match clock {
+        CpuClock::Thread => libc::CLOCK_THREAD_CPUTIME_ID,
+        CpuClock::Process => libc::CLOCK_PROCESS_CPUTIME_ID,
+    };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec for the call.
+    unsafe { libc::clock_gettime(id, &mut ts) };
+    ts.tv_sec as f64 + ts.tv_nsec as f64 / 1e9
 }
 
 /// Lowers the calling thread's scheduling priority to `nice` (Linux
@@ -724,6 +810,9 @@ fn run(inner: &Inner, receiver: Receiver<Message>) {
                 let queued = inner.queued.fetch_sub(bytes, Ordering::Relaxed) - bytes;
                 let limit = inner.config.queue_bytes.max(1) as f64;
                 state.sampler.adjust(queued as f64 / limit);
+                if let Some(floor) = state.budget.check(inner.config.miner_cpu_share) {
+                    state.sampler.floor = floor;
+                }
                 let due = state.last_write.is_none_or(|t| t.elapsed() >= every);
                 if due {
                     if let Err(e) = write_pending(inner, &mut state) {
@@ -747,7 +836,7 @@ fn run(inner: &Inner, receiver: Receiver<Message>) {
 fn mine_group(inner: &Inner, state: &mut MinerState, tenant: TenantId, group: Group, exact: bool) {
     let bucket = inner.config.bucket_secs.max(1) as i64;
     let (mut lines, mut sampled) = (0u64, 0u64);
-    let step = if exact { 1 } else { state.sampler.step };
+    let step = if exact { 1 } else { state.sampler.effective() };
     for (labels, entries) in group {
         let index = match state.by_key.get(&tenant).and_then(|m| m.get(&labels)) {
             Some(&i) => i,
