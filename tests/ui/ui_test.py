@@ -283,21 +283,15 @@ def test_patterns_and_errors_report_missing_endpoints(page):
         shot(page, f"12-{view}")
 
 
-def test_patterns_and_errors_render_when_offered(page):
-    """A server that offers the endpoints: Loki's patterns shape, and error
-    groups as a list of objects (served here by the browser, since this
-    server may not offer them)."""
+def test_patterns_render_in_lokis_shape(page):
+    """Loki's patterns shape, served by the browser (a Loki server's
+    answer, which this server's own miner may word differently)."""
     now = int(time.time())
     patterns = {"status": "success", "data": [
         {"pattern": "level=info msg=\"order <_> processed\" latency_ms=<_>", "samples": [[now - 600 + i * 60, 3] for i in range(10)]},
         {"pattern": "level=error msg=\"order <_> failed: card declined\" latency_ms=<_>", "samples": [[now - 300, 2], [now - 60, 1]]},
     ]}
-    errors = {"status": "success", "data": [
-        {"message": "order <_> failed: card declined", "count": 20, "first_seen": str((now - 3000) * 10**9),
-         "last_seen": str((now - 60) * 10**9), "labels": {"app": "shop"}, "sample": "level=error msg=\"order 119 failed: card declined\""},
-    ]}
     page.route("**/loki/api/v1/patterns*", lambda r: r.fulfill(status=200, content_type="application/json", body=json.dumps(patterns)))
-    page.route("**/skald/api/v1/errors*", lambda r: r.fulfill(status=200, content_type="application/json", body=json.dumps(errors)))
     page.goto(f"{URL}/patterns?" + urllib.parse.urlencode({"query": '{app="shop"}'}))
     rows = page.locator("#patterns-table tbody tr")
     expect(rows).to_have_count(2)
@@ -306,13 +300,50 @@ def test_patterns_and_errors_render_when_offered(page):
     shot(page, "14-patterns-offered")
     rows.nth(1).locator("button.pattern").click()
     expect(page.locator("#query-input")).to_have_value('{app="shop"} |> "level=error msg=\\"order <_> failed: card declined\\" latency_ms=<_>"')
-    page.goto(f"{URL}/errors")
-    group = page.locator("#error-groups .error-group")
-    expect(group).to_have_count(1)
-    expect(group).to_contain_text("card declined")
-    expect(group).to_contain_text("app=shop")
-    expect(group).to_contain_text("last seen")
-    shot(page, "15-errors-offered")
+
+
+def get_json(path, params):
+    with urllib.request.urlopen(f"{URL}{path}?" + urllib.parse.urlencode(params), timeout=30) as res:
+        return json.load(res)
+
+
+def test_error_view_shows_the_servers_error_groups(page):
+    """Real error lines pushed to this server: the error view shows the
+    groups `/skald/api/v1/errors` answers, as that endpoint shapes them."""
+    selector = '{app="checkout-errors"}'
+    lines = [[ns(600 - i), f"java.lang.IllegalStateException: cart {i} is locked"] for i in range(6)]
+    lines += [[ns(300 - i), f"level=error upstream 10.0.0.{i}:8080 connection refused"] for i in range(3)]
+    push([{"stream": {"app": "checkout-errors", "env": "prod"}, "values": lines}])
+    answer = get_json("/skald/api/v1/errors", {"query": selector, "start": ns(3600), "end": ns()})
+    groups = answer["data"]
+    assert [g["count"] for g in groups] == [6, 3], groups
+    page.goto(f"{URL}/errors?" + urllib.parse.urlencode({"query": selector}))
+    shown = page.locator("#error-groups .error-group")
+    expect(shown).to_have_count(len(groups))
+    for i, g in enumerate(groups):
+        panel = shown.nth(i)
+        expect(panel).to_have_attribute("data-fingerprint", g["fingerprint"])
+        expect(panel.locator(".count")).to_have_text(str(g["count"]))
+        expect(panel.locator(".group-title")).to_have_text(g["pattern"])
+        expect(panel.locator(".group-kind")).to_contain_text(g["category"])
+        if g["exception"]:
+            expect(panel.locator(".group-kind")).to_contain_text(g["exception"])
+        # Never seen before this push: every group is new.
+        assert g["new"] is True, g
+        expect(panel.locator(".new-badge")).to_have_text("NEW")
+        expect(panel).to_contain_text("first seen")
+        expect(panel).to_contain_text("last seen")
+        for example in g["examples"]:
+            expect(panel.locator("pre.detail-line", has_text=example)).to_have_count(1)
+        for stream in g["streams"]:
+            expect(panel.locator(".group-streams")).to_contain_text(stream["labels"])
+        expect(panel.locator(".sparkline rect")).to_have_count(len(g["samples"]))
+    expect(shown.first).to_contain_text("java.lang.IllegalStateException")
+    expect(shown.nth(1)).to_contain_text("connection_refused")
+    shot(page, "15-errors")
+    shown.first.get_by_role("button", name="Show logs").click()
+    expect(page.locator("#query-input")).to_have_value(groups[0]["streams"][0]["labels"])
+    expect(page.locator("#logs .log-row").first).to_be_visible()
 
 
 def test_tenant_and_token_are_sent_and_refusals_explained(page):

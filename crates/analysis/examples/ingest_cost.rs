@@ -95,15 +95,23 @@ fn main() {
     let dir = std::env::temp_dir().join(format!("skald-ingest-cost-{}", std::process::id()));
     let index = PatternIndex::open(&dir, IndexConfig::default()).expect("index directory");
     let tenant = TenantId::new("bench").expect("valid tenant");
+    // Timestamps spread over the last two hours, as `skald bench` sends
+    // them: the lines then fall in many 10 s buckets, and the counts
+    // written per bucket are part of the cost.
+    const SPAN_NS: i64 = 2 * 3600 * 1_000_000_000;
     let now = Timestamp::now().0;
     let mut groups = Vec::new();
     for (labels, lines) in &streams {
         let labels = LabelSet::parse(labels).expect("stream labels");
-        for chunk in lines.chunks(1000) {
+        let step = SPAN_NS / lines.len().max(1) as i64;
+        for (c, chunk) in lines.chunks(1000).enumerate() {
             let entries = chunk
                 .iter()
                 .enumerate()
-                .map(|(i, l)| Entry::new(Timestamp(now + i as i64), *l))
+                .map(|(i, l)| {
+                    let at = now - SPAN_NS + (c * 1000 + i) as i64 * step;
+                    Entry::new(Timestamp(at), *l)
+                })
                 .collect();
             groups.push(vec![(labels.clone(), entries)]);
         }

@@ -10,6 +10,7 @@
 //!
 //! Not here: deciding what an error is (`crate::errors`), HTTP shapes.
 
+use crate::errors::ErrorShape;
 use crate::index::{PatternIndex, subsumers};
 use skald_model::{Matcher, TenantId};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -32,7 +33,7 @@ pub struct ErrorQuery<'a> {
 }
 
 /// One error group.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 pub struct ErrorGroup {
     /// 16 hex digits, stable across restarts and versions of the file.
     pub fingerprint: String,
@@ -67,6 +68,8 @@ struct Acc {
     /// (files keep examples for a key's first records only).
     earlier: BTreeSet<String>,
     streams: HashMap<String, u64>,
+    /// Streams the key was written for, look-back included (not folded).
+    written: std::collections::HashSet<String>,
 }
 
 impl Acc {
@@ -118,20 +121,30 @@ fn fnv(text: &str) -> String {
 /// (category, exception, frame, pattern)
 type Key = (String, String, String, String);
 
-/// The error groups of `q`, most lines first.
-pub fn query(index: &PatternIndex, q: &ErrorQuery<'_>) -> std::io::Result<Vec<ErrorGroup>> {
+/// Every error group of a range, those seen only in the look-back
+/// included, and the stream-and-pattern keys folded into each: what
+/// [`query`] answers from and what [`GroupLookup`] matches lines against.
+struct Collected {
+    groups: Vec<ErrorGroup>,
+    /// (stream labels, key as written) -> index in `groups`.
+    members: Vec<(String, Key, usize)>,
+}
+
+fn collect(index: &PatternIndex, q: &ErrorQuery<'_>) -> std::io::Result<Collected> {
     let step = q.step.max(1);
     let mut groups: BTreeMap<Key, Acc> = BTreeMap::new();
     let from = q.start.saturating_sub(q.lookback_secs.max(0));
     index.each_error_record(q.tenant, q.matchers, from, q.end, |r| {
-        let acc = groups
-            .entry((
-                r.category.to_owned(),
-                r.exception.to_owned(),
-                r.frame.to_owned(),
-                r.pattern.to_owned(),
-            ))
-            .or_default();
+        let key = (
+            r.category.to_owned(),
+            r.exception.to_owned(),
+            r.frame.to_owned(),
+            r.pattern.to_owned(),
+        );
+        let acc = groups.entry(key).or_default();
+        if !acc.written.contains(r.labels) {
+            acc.written.insert(r.labels.to_owned());
+        }
         acc.first_seen = min_opt(acc.first_seen, Some(r.bucket));
         if r.bucket < q.start {
             if acc.earlier.len() < q.examples && !r.example.is_empty() {
@@ -151,11 +164,19 @@ pub fn query(index: &PatternIndex, q: &ErrorQuery<'_>) -> std::io::Result<Vec<Er
     // Fold groups written before their pattern was generalised.
     let (keys, mut accs): (Vec<Key>, Vec<Option<Acc>>) =
         groups.into_iter().map(|(k, a)| (k, Some(a))).unzip();
+    let written: Vec<_> = accs
+        .iter_mut()
+        .map(|a| {
+            a.as_mut()
+                .map(|a| std::mem::take(&mut a.written))
+                .unwrap_or_default()
+        })
+        .collect();
     let targets = subsumers(
         &keys.iter().map(|k| k.3.as_str()).collect::<Vec<_>>(),
         |i, j| keys[i].0 == keys[j].0 && keys[i].1 == keys[j].1 && keys[i].2 == keys[j].2,
     );
-    for (i, to) in targets.into_iter().enumerate() {
+    for (i, &to) in targets.iter().enumerate() {
         if to != i
             && let Some(moved) = accs[i].take()
             && let Some(into) = accs[to].as_mut()
@@ -163,41 +184,159 @@ pub fn query(index: &PatternIndex, q: &ErrorQuery<'_>) -> std::io::Result<Vec<Er
             into.absorb(moved, q.examples);
         }
     }
-    let some = |s: String| (!s.is_empty()).then_some(s);
-    let mut out: Vec<ErrorGroup> = keys
+    let some = |s: &str| (!s.is_empty()).then(|| s.to_owned());
+    // Position in `groups` of each surviving key.
+    let mut position = vec![usize::MAX; keys.len()];
+    let mut out = Vec::new();
+    for (i, acc) in accs.into_iter().enumerate() {
+        let Some(mut acc) = acc else { continue };
+        let Some(first_seen) = acc.first_seen else {
+            continue;
+        };
+        let (category, exception, frame, pattern) = &keys[i];
+        let mut examples: Vec<String> = std::mem::take(&mut acc.examples).into_iter().collect();
+        let wanted = q.examples.saturating_sub(examples.len());
+        examples.extend(acc.earlier.into_iter().take(wanted));
+        let mut streams: Vec<(String, u64)> = acc.streams.into_iter().collect();
+        streams.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        streams.truncate(q.streams);
+        position[i] = out.len();
+        out.push(ErrorGroup {
+            fingerprint: fingerprint(category, exception, frame, pattern),
+            category: category.clone(),
+            exception: some(exception),
+            frame: some(frame),
+            pattern: pattern.clone(),
+            count: acc.count,
+            first_seen,
+            last_seen: acc.last_seen.unwrap_or(first_seen),
+            new: first_seen >= q.start,
+            samples: acc.samples.into_iter().collect(),
+            examples,
+            streams,
+        });
+    }
+    let mut members = Vec::new();
+    for (i, streams) in written.into_iter().enumerate() {
+        let at = position[targets[i]];
+        if at == usize::MAX {
+            continue;
+        }
+        for labels in streams {
+            members.push((labels, keys[i].clone(), at));
+        }
+    }
+    Ok(Collected {
+        groups: out,
+        members,
+    })
+}
+
+/// The error groups of `q`, most lines first.
+pub fn query(index: &PatternIndex, q: &ErrorQuery<'_>) -> std::io::Result<Vec<ErrorGroup>> {
+    let mut out: Vec<ErrorGroup> = collect(index, q)?
+        .groups
         .into_iter()
-        .zip(accs)
-        .filter_map(|((category, exception, frame, pattern), acc)| {
-            let mut acc = acc.filter(|a| a.count > 0)?;
-            let first_seen = acc.first_seen?;
-            let mut examples: Vec<String> = std::mem::take(&mut acc.examples).into_iter().collect();
-            let wanted = q.examples.saturating_sub(examples.len());
-            examples.extend(acc.earlier.into_iter().take(wanted));
-            let mut streams: Vec<(String, u64)> = acc.streams.into_iter().collect();
-            streams.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-            streams.truncate(q.streams);
-            Some(ErrorGroup {
-                fingerprint: fingerprint(&category, &exception, &frame, &pattern),
-                category,
-                exception: some(exception),
-                frame: some(frame),
-                pattern,
-                count: acc.count,
-                first_seen,
-                last_seen: acc.last_seen.unwrap_or(first_seen),
-                new: first_seen >= q.start,
-                samples: acc.samples.into_iter().collect(),
-                examples,
-                streams,
-            })
-        })
+        .filter(|g| g.count > 0)
         .collect();
-    out.sort_by(|a, b| {
+    sort(&mut out);
+    Ok(out)
+}
+
+fn sort(groups: &mut [ErrorGroup]) {
+    groups.sort_by(|a, b| {
         b.count
             .cmp(&a.count)
             .then_with(|| a.fingerprint.cmp(&b.fingerprint))
     });
-    Ok(out)
+}
+
+/// (stream labels, category, exception, frame): the keys a line of a
+/// stream with an error shape may belong to, by pattern tokens, with the
+/// group of each.
+type StreamShape = (String, String, String, String);
+
+/// Finds the error group of the index that a line of a stream belongs
+/// to, so a report that mines lines afresh (`crate::report`) names the
+/// very groups `/skald/api/v1/errors` lists — same fingerprint, same
+/// `new` — rather than groups of its own patterns.
+///
+/// A line belongs to a key written for its stream with its error shape
+/// whose pattern accepts the line's masked tokens (a wildcard takes any
+/// token, other tokens must be equal), as the stream's miner accepted
+/// it; the key's group is the one its pattern was folded into. When
+/// several keys accept the line (a pattern written before the position
+/// became a variable, beside the general one), they fold into the same
+/// group; otherwise the group with most lines in the range wins, then
+/// the smaller fingerprint, so the answer never depends on order.
+pub struct GroupLookup {
+    groups: Vec<ErrorGroup>,
+    keys: HashMap<StreamShape, Vec<(Vec<String>, usize)>>,
+    by_fingerprint: HashMap<String, usize>,
+    masked: crate::mask::Masked,
+}
+
+impl GroupLookup {
+    /// The groups of `q` (look-back included) and the keys of each.
+    pub fn new(index: &PatternIndex, q: &ErrorQuery<'_>) -> std::io::Result<GroupLookup> {
+        let collected = collect(index, q)?;
+        let mut keys: HashMap<_, Vec<(Vec<String>, usize)>> = HashMap::new();
+        for (labels, (category, exception, frame, pattern), at) in collected.members {
+            let tokens = pattern.split(' ').map(str::to_owned).collect();
+            keys.entry((labels, category, exception, frame))
+                .or_default()
+                .push((tokens, at));
+        }
+        let by_fingerprint = (collected.groups.iter().enumerate())
+            .map(|(i, g)| (g.fingerprint.clone(), i))
+            .collect();
+        Ok(GroupLookup {
+            groups: collected.groups,
+            keys,
+            by_fingerprint,
+            masked: Default::default(),
+        })
+    }
+
+    /// The group with this fingerprint.
+    pub fn get(&self, fingerprint: &str) -> Option<&ErrorGroup> {
+        Some(&self.groups[*self.by_fingerprint.get(fingerprint)?])
+    }
+
+    /// The index's group of an error line of stream `labels` with shape
+    /// `shape`; `None` when the index never counted such a line (it was
+    /// shed or sampled out, or written before the look-back).
+    pub fn find(&mut self, labels: &str, shape: &ErrorShape, line: &str) -> Option<&ErrorGroup> {
+        let key = (
+            labels.to_owned(),
+            shape.category.as_str().to_owned(),
+            crate::index::field(shape.exception.as_deref()),
+            crate::index::field(shape.frame.as_deref()),
+        );
+        let candidates = self.keys.get(&key)?;
+        crate::mask::mask_into(
+            line,
+            crate::MinerConfig::default().max_tokens,
+            &mut self.masked,
+        );
+        let masked = &self.masked;
+        let groups = &self.groups;
+        candidates
+            .iter()
+            .filter(|(tokens, _)| {
+                tokens.len() == masked.len()
+                    && tokens
+                        .iter()
+                        .zip(masked.tokens())
+                        .all(|(p, t)| p == crate::WILDCARD || p == t)
+            })
+            .map(|&(_, at)| &groups[at])
+            .min_by(|a, b| {
+                b.count
+                    .cmp(&a.count)
+                    .then_with(|| a.fingerprint.cmp(&b.fingerprint))
+            })
+    }
 }
 
 #[cfg(test)]

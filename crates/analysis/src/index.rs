@@ -78,6 +78,16 @@ const EXAMPLES_PER_KEY: u8 = 3;
 /// Longest example line kept per error record.
 pub const EXAMPLE_BYTES: usize = 512;
 const SECS_PER_DAY: i64 = 86_400;
+/// A day's files are rolled up once the day has been over this long and
+/// the file has not been written to for as long (a backfill of an old
+/// day is rolled up an hour after its last lines).
+const ROLLUP_DELAY_SECS: i64 = 3_600;
+/// The second line of a rolled-up file: `#rollup TAB <bucket width> TAB
+/// <file length then>`; a file longer than that took lines since, and is
+/// rolled up again once quiet.
+const ROLLUP_MARK: &str = "#rollup";
+/// How often the miner thread looks for days to roll up.
+const ROLLUP_SCAN: Duration = Duration::from_secs(600);
 
 /// Tuning of the pattern index (`[analysis]` in the configuration file).
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -101,11 +111,24 @@ pub struct IndexConfig {
     /// it mines a sample of the lines, each standing for the lines skipped
     /// beside it, rather than slowing ingest. 0 competes as an equal.
     pub miner_nice: i32,
+    /// While the rest of the server keeps at least half the machine's
+    /// cores busy (ingest running flat out), the miner thread's CPU is
+    /// kept near this share of the rest's by mining a sample of the
+    /// lines: on a busy machine nice alone does not make its CPU free.
+    /// 0 turns the budget off.
+    pub miner_cpu_share: f64,
     /// How far back an error group's earlier lines are looked for before
     /// it is called new, in days.
     pub error_lookback_days: u64,
     /// Most lines one analysis report (`skald analyze`) reads.
     pub report_max_lines: usize,
+    /// Width, in seconds, of the buckets a day's files are rewritten at
+    /// once the day has been over for an hour (0: never): anomaly
+    /// baselines and error look-backs then read a few records per key
+    /// and minute instead of one per write and 10 s. Must divide 60 (every
+    /// anomaly window is a multiple of it) and be a multiple of
+    /// `bucket_secs`; otherwise days are not rolled up.
+    pub rollup_secs: u64,
     /// The anomaly detector (`[http.analysis.anomalies]`).
     pub anomalies: crate::anomaly::DetectConfig,
 }
@@ -120,8 +143,10 @@ impl Default for IndexConfig {
             queue_bytes: 16 << 20,
             flush_secs: 5,
             miner_nice: 10,
+            miner_cpu_share: 0.1,
             error_lookback_days: 7,
             report_max_lines: 100_000,
+            rollup_secs: 60,
             anomalies: Default::default(),
         }
     }
@@ -194,8 +219,13 @@ struct MinerState {
     pending_errors: HashMap<(usize, PatternId, ErrorShape, i64), (u64, String)>,
     last_write: Option<Instant>,
     sampler: Sampler,
+    budget: CpuBudget,
     /// Keys defined in the day files appended to, by (tenant, day, errors?).
     files: HashMap<(TenantId, i64, bool), FileKeys>,
+    /// When day files were last looked at for a rollup, and the files
+    /// found due (rolled one per write, so mining never pauses long).
+    rollup_scan: Option<Instant>,
+    rollup_due: Vec<(TenantId, i64, bool)>,
 }
 
 /// The keys a version-2 day file defines: key text -> id, and how many
@@ -362,6 +392,24 @@ impl PatternIndex {
             let _ = thread.join();
         }
         write_pending(&self.inner, &mut self.inner.state.lock())
+    }
+
+    /// Rolls up every day file of a day over for an hour at `now` (unix
+    /// seconds) that is not rolled up yet, however recently written. The
+    /// miner thread does the same on its own, a file at a time and only
+    /// for files an hour quiet; this does them all at once (tests,
+    /// tools). Returns how many files were rewritten.
+    pub fn roll_up(&self, now: i64) -> std::io::Result<usize> {
+        self.sync()?;
+        let Some(width) = rollup_width(&self.inner.config) else {
+            return Ok(0);
+        };
+        let mut state = self.inner.state.lock();
+        let due = due_rollups(&self.inner.dir, now, false)?;
+        for file in &due {
+            roll_up_file(&self.inner, &mut state, file, width)?;
+        }
+        Ok(due.len())
     }
 
     /// Pattern series over a range, most frequent first.
@@ -547,6 +595,9 @@ fn read_v2(
     let mut keys: Vec<Option<String>> = Vec::new();
     let mut whole = String::new();
     read_lines(path, header, |line| {
+        if line.starts_with(ROLLUP_MARK) {
+            return true;
+        }
         if let Some((id, key)) = parse_definition(line) {
             let id = id as usize;
             if id >= keys.len() {
@@ -612,13 +663,19 @@ impl Drop for PatternIndex {
 #[derive(Debug)]
 struct Sampler {
     step: u64,
+    /// The least step the CPU budget allows (see [`CpuBudget`]).
+    floor: u64,
     /// Lines seen since the last mined one, across groups.
     phase: u64,
 }
 
 impl Default for Sampler {
     fn default() -> Self {
-        Sampler { step: 1, phase: 0 }
+        Sampler {
+            step: 1,
+            floor: 1,
+            phase: 0,
+        }
     }
 }
 
@@ -635,16 +692,88 @@ impl Sampler {
         }
     }
 
-    /// Whether the next line is mined; it then stands for `step` lines.
+    /// The step lines are sampled at: the backlog's or the budget's.
+    fn effective(&self) -> u64 {
+        self.step.max(self.floor)
+    }
+
+    /// Whether the next line is mined; it then stands for
+    /// [`Sampler::effective`] lines.
     fn take(&mut self) -> bool {
         self.phase += 1;
-        if self.phase >= self.step {
+        if self.phase >= self.effective() {
             self.phase = 0;
             true
         } else {
             false
         }
     }
+}
+
+/// Keeps the miner thread's CPU near a share of what the rest of the
+/// process uses, while the rest is busy: every second it compares the
+/// two (thread and process CPU clocks) and scales the sample step it
+/// asks for by how far over or under the share the miner was. With the
+/// rest of the process under half the machine's cores, it asks for no
+/// sampling: ordinary rates are mined line by line.
+#[derive(Debug, Default)]
+struct CpuBudget {
+    /// When the current second started, and both clocks then.
+    since: Option<(Instant, f64, f64)>,
+    step: u64,
+}
+
+impl CpuBudget {
+    /// The least sample step for the next second, once one has passed.
+    fn check(&mut self, share: f64) -> Option<u64> {
+        if share <= 0.0 {
+            return None;
+        }
+        let (thread, process) = (cpu_secs(CpuClock::Thread), cpu_secs(CpuClock::Process));
+        let Some((since, thread_then, process_then)) = self.since else {
+            self.since = Some((Instant::now(), thread, process));
+            self.step = 1;
+            return None;
+        };
+        let wall = since.elapsed().as_secs_f64();
+        if wall < 1.0 {
+            return None;
+        }
+        self.since = Some((Instant::now(), thread, process));
+        let miner = thread - thread_then;
+        let rest = (process - process_then - miner).max(0.0);
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+        let busy = rest >= wall * (cores / 2.0).max(1.0);
+        self.step = match busy {
+            false => 1,
+            true => {
+                let over = miner / (share * rest).max(1e-9);
+                let step = (self.step.max(1) as f64 * over).round();
+                (step as u64).clamp(1, MAX_STEP)
+            }
+        };
+        Some(self.step)
+    }
+}
+
+enum CpuClock {
+    Thread,
+    Process,
+}
+
+/// CPU seconds of the calling thread or of the whole process.
+fn cpu_secs(clock: CpuClock) -> f64 {
+    let id = match clock {
+        CpuClock::Thread => libc::CLOCK_THREAD_CPUTIME_ID,
+        CpuClock::Process => libc::CLOCK_PROCESS_CPUTIME_ID,
+    };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec for the call.
+    unsafe { libc::clock_gettime(id, &mut ts) };
+    ts.tv_sec as f64 + ts.tv_nsec as f64 / 1e9
 }
 
 /// Lowers the calling thread's scheduling priority to `nice` (Linux
@@ -681,15 +810,23 @@ fn run(inner: &Inner, receiver: Receiver<Message>) {
                 let queued = inner.queued.fetch_sub(bytes, Ordering::Relaxed) - bytes;
                 let limit = inner.config.queue_bytes.max(1) as f64;
                 state.sampler.adjust(queued as f64 / limit);
+                if let Some(floor) = state.budget.check(inner.config.miner_cpu_share) {
+                    state.sampler.floor = floor;
+                }
                 let due = state.last_write.is_none_or(|t| t.elapsed() >= every);
-                if due && let Err(e) = write_pending(inner, &mut state) {
-                    tracing::warn!(error = %e, "cannot write pattern counts");
+                if due {
+                    if let Err(e) = write_pending(inner, &mut state) {
+                        tracing::warn!(error = %e, "cannot write pattern counts");
+                    }
+                    roll_up_next(inner, &mut state);
                 }
             }
             Err(RecvTimeoutError::Timeout) => {
-                if let Err(e) = write_pending(inner, &mut inner.state.lock()) {
+                let mut state = inner.state.lock();
+                if let Err(e) = write_pending(inner, &mut state) {
                     tracing::warn!(error = %e, "cannot write pattern counts");
                 }
+                roll_up_next(inner, &mut state);
             }
             Err(RecvTimeoutError::Disconnected) => return,
         }
@@ -699,7 +836,7 @@ fn run(inner: &Inner, receiver: Receiver<Message>) {
 fn mine_group(inner: &Inner, state: &mut MinerState, tenant: TenantId, group: Group, exact: bool) {
     let bucket = inner.config.bucket_secs.max(1) as i64;
     let (mut lines, mut sampled) = (0u64, 0u64);
-    let step = if exact { 1 } else { state.sampler.step };
+    let step = if exact { 1 } else { state.sampler.effective() };
     for (labels, entries) in group {
         let index = match state.by_key.get(&tenant).and_then(|m| m.get(&labels)) {
             Some(&i) => i,
@@ -766,89 +903,166 @@ fn group_bytes(group: &Group) -> usize {
 
 /// Appends pending counts to the day files, then forgets them (and the
 /// merge history their pattern ids needed).
+///
+/// Work here is per distinct key, not per record: a pattern's text, a
+/// key's line and its id in a file are looked up once per write, and
+/// records refer to keys by number. A run of `skald bench` (two hours of
+/// timestamps pushed in seconds) writes about one record per line, and
+/// building the key text per record cost as much as mining the line.
 fn write_pending(inner: &Inner, state: &mut MinerState) -> std::io::Result<()> {
     state.last_write = Some(Instant::now());
     if state.pending.is_empty() && state.pending_errors.is_empty() {
         return Ok(());
     }
-    // (tenant, day, errors file?) -> (bucket, count, key, example)
-    type Rows = Vec<(i64, u64, String, Option<String>)>;
-    let mut by_file: BTreeMap<(TenantId, i64, bool), Rows> = BTreeMap::new();
-    let mut records = 0;
     let streams = &state.streams;
+    let mut texts = PatternTexts::default();
+    // Keys of this write: (tenant, errors file?, key line).
+    let mut keys: Vec<(&TenantId, bool, String)> = Vec::new();
+    // (text, level) or (text, shape) -> key
+    let mut pattern_keys: HashMap<(u32, Level), u32> = HashMap::new();
+    let mut error_keys: HashMap<(u32, &ErrorShape), u32> = HashMap::new();
+    // Records, merged per key and bucket: (key, bucket) -> (count, example)
+    let mut merged: HashMap<(u32, i64), (u64, Option<&str>)> = HashMap::new();
     // A pattern evicted before its counts were written loses them
     // (counted in `patterns_evicted`).
-    let text_of = |stream: usize, id: PatternId| streams[stream].miner.get(id).map(|p| p.text());
-    let mut merged: HashMap<(usize, String, Level, i64), u64> = HashMap::new();
     for (&(stream, id, level, at), &count) in &state.pending {
-        if let Some(pattern) = text_of(stream, id) {
-            *merged.entry((stream, pattern, level, at)).or_default() += count;
-        }
+        let Some(text) = texts.of(streams, stream, id) else {
+            continue;
+        };
+        let key = *pattern_keys.entry((text, level)).or_insert_with(|| {
+            let s = &streams[stream];
+            let line = format!("{}\t{}\t{}", level.as_str(), s.labels, texts.text(text));
+            keys.push((&s.tenant, false, line));
+            keys.len() as u32 - 1
+        });
+        merged.entry((key, at)).or_insert((0, None)).0 += count;
     }
-    for ((stream, pattern, level, at), count) in merged {
-        let s = &streams[stream];
-        let key = format!("{}\t{}\t{pattern}", level.as_str(), s.labels);
-        by_file
-            .entry((s.tenant.clone(), at.div_euclid(SECS_PER_DAY), false))
-            .or_default()
-            .push((at, count, key, None));
-        records += 1;
-    }
-    let mut merged_errors: HashMap<(usize, String, &ErrorShape, i64), (u64, &str)> = HashMap::new();
     for ((stream, id, shape, at), (count, example)) in &state.pending_errors {
-        if let Some(pattern) = text_of(*stream, *id) {
-            merged_errors
-                .entry((*stream, pattern, shape, *at))
-                .or_insert((0, example))
-                .0 += count;
-        }
+        let Some(text) = texts.of(streams, *stream, *id) else {
+            continue;
+        };
+        let key = *error_keys.entry((text, shape)).or_insert_with(|| {
+            let s = &streams[*stream];
+            let line = format!(
+                "{}\t{}\t{}\t{}\t{}",
+                shape.category.as_str(),
+                field(shape.exception.as_deref()),
+                field(shape.frame.as_deref()),
+                s.labels,
+                texts.text(text)
+            );
+            keys.push((&s.tenant, true, line));
+            keys.len() as u32 - 1
+        });
+        merged.entry((key, *at)).or_insert((0, Some(example))).0 += count;
     }
-    for ((stream, pattern, shape, at), (count, example)) in merged_errors {
-        let s = &streams[stream];
-        let key = format!(
-            "{}\t{}\t{}\t{}\t{pattern}",
-            shape.category.as_str(),
-            field(shape.exception.as_deref()),
-            field(shape.frame.as_deref()),
-            s.labels
-        );
+    // Records are written in (bucket, key line) order; the rank of each
+    // key line stands for it.
+    let mut by_line: Vec<u32> = (0..keys.len() as u32).collect();
+    by_line.sort_by(|&a, &b| keys[a as usize].2.cmp(&keys[b as usize].2));
+    let mut rank = vec![0u32; keys.len()];
+    for (r, &k) in by_line.iter().enumerate() {
+        rank[k as usize] = r as u32;
+    }
+    let mut by_file: BTreeMap<(TenantId, i64, bool), Vec<Row<'_>>> = BTreeMap::new();
+    let records = merged.len() as u64;
+    for ((key, at), (count, example)) in merged {
+        let (tenant, errors, _) = &keys[key as usize];
         by_file
-            .entry((s.tenant.clone(), at.div_euclid(SECS_PER_DAY), true))
+            .entry(((*tenant).clone(), at.div_euclid(SECS_PER_DAY), *errors))
             .or_default()
-            .push((at, count, key, Some(example.to_owned())));
-        records += 1;
+            .push(Row {
+                at,
+                count,
+                key,
+                example,
+            });
+    }
+    let newest_day = by_file.keys().map(|k| k.1).max();
+    let mut result = Ok(());
+    for ((tenant, day, is_errors), mut rows) in by_file {
+        let dir = inner.dir.join(tenant.as_str());
+        if let Err(e) = std::fs::create_dir_all(&dir) {
+            result = Err(e);
+            break;
+        }
+        let (path, header) = day_file(&dir, day, is_errors);
+        let file_key = (tenant, day, is_errors);
+        let file = match state.files.entry(file_key.clone()) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => match FileKeys::load(&path, header) {
+                Ok(k) => e.insert(k),
+                Err(err) => {
+                    result = Err(err);
+                    break;
+                }
+            },
+        };
+        rows.sort_unstable_by_key(|r| (r.at, rank[r.key as usize], r.key));
+        let text = encode_rows(file, &keys, rows);
+        if let Err(e) = append(&path, header, &text) {
+            // What reached the file is read back on the next write.
+            state.files.remove(&file_key);
+            result = Err(e);
+            break;
+        }
     }
     state.pending.clear();
     state.pending_errors.clear();
     for s in &mut state.streams {
         s.miner.clear_merge_history();
     }
-    let newest_day = by_file.keys().map(|k| k.1).max();
-    for ((tenant, day, is_errors), mut rows) in by_file {
-        let dir = inner.dir.join(tenant.as_str());
-        std::fs::create_dir_all(&dir)?;
-        let (path, header) = day_file(&dir, day, is_errors);
-        let file_key = (tenant, day, is_errors);
-        let keys = match state.files.entry(file_key.clone()) {
-            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-            std::collections::hash_map::Entry::Vacant(e) => {
-                e.insert(FileKeys::load(&path, header)?)
-            }
-        };
-        rows.sort_by(|a, b| (a.0, &a.2).cmp(&(b.0, &b.2)));
-        let text = encode_rows(keys, rows);
-        if let Err(e) = append(&path, header, &text) {
-            // What reached the file is read back on the next write.
-            state.files.remove(&file_key);
-            return Err(e);
-        }
-    }
+    result?;
     // Days before the newest one written are rarely appended to again.
     if let Some(newest) = newest_day {
         state.files.retain(|k, _| k.1 + 1 >= newest);
     }
     inner.written.fetch_add(records, Ordering::Relaxed);
     Ok(())
+}
+
+/// One record to write: a key of the write (see [`write_pending`]).
+struct Row<'a> {
+    at: i64,
+    count: u64,
+    key: u32,
+    /// Errors files only: the record's example line.
+    example: Option<&'a str>,
+}
+
+/// The text of each (stream, pattern id) counted in a write, looked up
+/// once: ids naming the same text in one stream (a pattern and one merged
+/// into it) share a number.
+#[derive(Default)]
+struct PatternTexts {
+    of_id: HashMap<(usize, PatternId), Option<u32>>,
+    numbers: HashMap<(usize, String), u32>,
+    texts: Vec<String>,
+}
+
+impl PatternTexts {
+    fn of(&mut self, streams: &[StreamState], stream: usize, id: PatternId) -> Option<u32> {
+        if let Some(&n) = self.of_id.get(&(stream, id)) {
+            return n;
+        }
+        let n = streams[stream].miner.get(id).map(|p| {
+            let text = p.text();
+            let next = self.texts.len() as u32;
+            *self
+                .numbers
+                .entry((stream, text))
+                .or_insert_with_key(|(_, text)| {
+                    self.texts.push(text.clone());
+                    next
+                })
+        });
+        self.of_id.insert((stream, id), n);
+        n
+    }
+
+    fn text(&self, n: u32) -> &str {
+        &self.texts[n as usize]
+    }
 }
 
 /// The version-2 day file of a kind, and its header.
@@ -862,27 +1076,36 @@ fn day_file(dir: &Path, day: i64, errors: bool) -> (PathBuf, &'static str) {
 /// The lines appended to a version-2 file: a definition for each key the
 /// file does not have yet, then `<bucket> TAB <count> TAB <id>` (and, in
 /// errors files, `TAB <example>`, empty once a key has enough).
-fn encode_rows(keys: &mut FileKeys, rows: Vec<(i64, u64, String, Option<String>)>) -> String {
+fn encode_rows(
+    file: &mut FileKeys,
+    keys: &[(&TenantId, bool, String)],
+    rows: Vec<Row<'_>>,
+) -> String {
     use std::fmt::Write as _;
     let mut text = String::new();
-    for (at, count, key, example) in rows {
-        let id = match keys.ids.get(&key) {
-            Some(&id) => id,
-            None => {
-                let id = keys.next;
-                keys.next += 1;
-                let _ = writeln!(text, "={id}\t{key}");
-                keys.ids.insert(key, id);
-                id
+    // The file's id of each key of the write, looked up once.
+    let mut ids: HashMap<u32, u32> = HashMap::new();
+    for row in rows {
+        let id = *ids.entry(row.key).or_insert_with(|| {
+            let line = &keys[row.key as usize].2;
+            match file.ids.get(line) {
+                Some(&id) => id,
+                None => {
+                    let id = file.next;
+                    file.next += 1;
+                    let _ = writeln!(text, "={id}\t{line}");
+                    file.ids.insert(line.clone(), id);
+                    id
+                }
             }
-        };
-        let _ = write!(text, "{at}\t{count}\t{id}");
-        if let Some(example) = example {
-            let shown = keys.examples.entry(id).or_default();
+        });
+        let _ = write!(text, "{}\t{}\t{id}", row.at, row.count);
+        if let Some(example) = row.example {
+            let shown = file.examples.entry(id).or_default();
             text.push('\t');
             if *shown < EXAMPLES_PER_KEY {
                 *shown += 1;
-                text.push_str(&example);
+                text.push_str(example);
             }
         }
         text.push('\n');
@@ -890,8 +1113,189 @@ fn encode_rows(keys: &mut FileKeys, rows: Vec<(i64, u64, String, Option<String>)
     text
 }
 
+/// The bucket width days are rolled up to, when rolling up is on and the
+/// width is one anomaly windows and buckets agree with.
+fn rollup_width(config: &IndexConfig) -> Option<i64> {
+    let width = config.rollup_secs;
+    let bucket = config.bucket_secs.max(1);
+    (width > bucket && 60 % width == 0 && width.is_multiple_of(bucket)).then_some(width as i64)
+}
+
+/// Rolls up the next due day file, looking for them every
+/// [`ROLLUP_SCAN`]; failures are logged and the file tried again later.
+fn roll_up_next(inner: &Inner, state: &mut MinerState) {
+    let Some(width) = rollup_width(&inner.config) else {
+        return;
+    };
+    if state.rollup_scan.is_none_or(|t| t.elapsed() >= ROLLUP_SCAN) {
+        state.rollup_scan = Some(Instant::now());
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        match due_rollups(&inner.dir, now, true) {
+            Ok(due) => state.rollup_due = due,
+            Err(e) => tracing::warn!(error = %e, "cannot list analysis files to roll up"),
+        }
+    }
+    if let Some(file) = state.rollup_due.pop()
+        && let Err(e) = roll_up_file(inner, state, &file, width)
+    {
+        tracing::warn!(error = %e, tenant = %file.0, day = file.1, "cannot roll up analysis file");
+    }
+}
+
+/// Version-2 day files under `dir` whose day has been over for
+/// [`ROLLUP_DELAY_SECS`] at `now` and that took lines since their last
+/// rollup, if any; with `quiet`, only those not written to for as long.
+fn due_rollups(dir: &Path, now: i64, quiet: bool) -> std::io::Result<Vec<(TenantId, i64, bool)>> {
+    let mut due = Vec::new();
+    for tenant in std::fs::read_dir(dir)? {
+        let tenant = tenant?;
+        let Some(id) = tenant
+            .file_name()
+            .to_str()
+            .and_then(|t| TenantId::new(t).ok())
+        else {
+            continue;
+        };
+        if !tenant.file_type()?.is_dir() {
+            continue;
+        }
+        for file in std::fs::read_dir(tenant.path())? {
+            let file = file?;
+            let name = file.file_name();
+            let Some(name) = name.to_str() else { continue };
+            let (errors, rest) =
+                match (name.strip_prefix("patterns-"), name.strip_prefix("errors-")) {
+                    (Some(rest), _) => (false, rest),
+                    (_, Some(rest)) => (true, rest),
+                    _ => continue,
+                };
+            let Some(day) = rest
+                .strip_suffix(".v2.tsv")
+                .and_then(|d| d.parse::<i64>().ok())
+            else {
+                continue;
+            };
+            if (day + 1) * SECS_PER_DAY + ROLLUP_DELAY_SECS > now {
+                continue;
+            }
+            let meta = file.metadata()?;
+            let written = meta
+                .modified()?
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs() as i64);
+            if quiet && written + ROLLUP_DELAY_SECS > now {
+                continue;
+            }
+            if rolled_up(&file.path())? != Some(meta.len()) {
+                due.push((id.clone(), day, errors));
+            }
+        }
+    }
+    due.sort();
+    // Popped from the end: oldest day last, newest (most read) first.
+    Ok(due)
+}
+
+/// The length a day file had when it was last rolled up, from its second
+/// line; `None` when it never was.
+fn rolled_up(path: &Path) -> std::io::Result<Option<u64>> {
+    use std::io::Read;
+    let mut start = [0u8; 64];
+    let mut file = std::fs::File::open(path)?;
+    let mut len = 0;
+    while len < start.len() {
+        let n = file.read(&mut start[len..])?;
+        if n == 0 {
+            break;
+        }
+        len += n;
+    }
+    let text = String::from_utf8_lossy(&start[..len]);
+    let mark = text
+        .lines()
+        .nth(1)
+        .and_then(|l| l.strip_prefix(ROLLUP_MARK));
+    Ok(mark.and_then(|m| m.rsplit('\t').next()?.parse().ok()))
+}
+
+/// Rewrites one day file with buckets of `width` seconds: one record per
+/// key and bucket, counts summed, an error key's first examples kept on
+/// its first records. The new file replaces the old one by a rename, so
+/// a reader sees one or the other whole, and a crash leaves the old one.
+fn roll_up_file(
+    inner: &Inner,
+    state: &mut MinerState,
+    (tenant, day, errors): &(TenantId, i64, bool),
+    width: i64,
+) -> std::io::Result<()> {
+    use std::fmt::Write as _;
+    let dir = inner.dir.join(tenant.as_str());
+    let (path, header) = day_file(&dir, *day, *errors);
+    // key -> bucket -> count, and an error key's examples in file order.
+    let mut counts: BTreeMap<String, BTreeMap<i64, u64>> = BTreeMap::new();
+    let mut examples: HashMap<String, Vec<String>> = HashMap::new();
+    let skipped = read_v2(&path, header, *errors, |line| {
+        let mut fields = line.splitn(3, '\t');
+        let (Some(at), Some(count), Some(rest)) = (fields.next(), fields.next(), fields.next())
+        else {
+            return false;
+        };
+        let (Ok(at), Ok(count)) = (at.parse::<i64>(), count.parse::<u64>()) else {
+            return false;
+        };
+        let (key, example) = match errors {
+            false => (rest, ""),
+            true => rest.rsplit_once('\t').unwrap_or((rest, "")),
+        };
+        let buckets = match counts.get_mut(key) {
+            Some(b) => b,
+            None => counts.entry(key.to_owned()).or_default(),
+        };
+        *buckets.entry(at.div_euclid(width) * width).or_default() += count;
+        if !example.is_empty() {
+            let kept = examples.entry(key.to_owned()).or_default();
+            if kept.len() < usize::from(EXAMPLES_PER_KEY) && !kept.iter().any(|e| e == example) {
+                kept.push(example.to_owned());
+            }
+        }
+        true
+    })?;
+    inner.skipped.fetch_add(skipped, Ordering::Relaxed);
+    let mut text = String::new();
+    for (id, (key, buckets)) in counts.iter().enumerate() {
+        let _ = writeln!(text, "={id}\t{key}");
+        let mut shown = examples.remove(key).unwrap_or_default().into_iter();
+        for (at, count) in buckets {
+            let _ = write!(text, "{at}\t{count}\t{id}");
+            if *errors {
+                text.push('\t');
+                text.push_str(&shown.next().unwrap_or_default());
+            }
+            text.push('\n');
+        }
+    }
+    // The mark records the file's length, itself included: digits of a
+    // fixed width keep that length from depending on itself.
+    let head = |len: usize| format!("{header}\n{ROLLUP_MARK}\t{width}\t{len:020}\n");
+    let len = head(0).len() + text.len();
+    let staged = path.with_extension("tsv.rollup");
+    {
+        let mut file = std::fs::File::create(&staged)?;
+        file.write_all(head(len).as_bytes())?;
+        file.write_all(text.as_bytes())?;
+        file.sync_all()?;
+    }
+    std::fs::rename(&staged, &path)?;
+    std::fs::File::open(&dir)?.sync_all()?;
+    // Ids changed: the next append reads the new definitions.
+    state.files.remove(&(tenant.clone(), *day, *errors));
+    Ok(())
+}
+
 /// A field of a record: tab- and line-free.
-fn field(text: Option<&str>) -> String {
+pub(crate) fn field(text: Option<&str>) -> String {
     text.unwrap_or("").replace(['\t', '\n', '\r'], " ")
 }
 
@@ -1303,6 +1707,67 @@ pub(crate) mod tests {
         let got = query(&index, &a, "web");
         assert_eq!(got.len(), 1, "{got:?}");
         assert_eq!(got[0].samples, [(0, 12)]);
+    }
+
+    #[test]
+    fn a_day_rolls_up_to_minutes_and_takes_late_lines_after() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = TenantId::new("a").unwrap();
+        let lines: Vec<(i64, String)> = (0..60)
+            .map(|i| (i * 5, format!("GET /x/{i} took {i}ms")))
+            .collect();
+        let lines: Vec<(i64, &str)> = lines.iter().map(|(t, l)| (*t, l.as_str())).collect();
+        let index = PatternIndex::open(dir.path(), IndexConfig::default()).unwrap();
+        // Written in three appends, as the miner thread would.
+        for part in lines.chunks(20) {
+            index.offer_waiting(a.clone(), group(r#"{app="web"}"#, part));
+            index.sync().unwrap();
+        }
+        let before = query(&index, &a, "web");
+        // Not yet due: the day has not been over for an hour.
+        assert_eq!(index.roll_up(SECS_PER_DAY + 60).unwrap(), 0);
+        assert_eq!(index.roll_up(SECS_PER_DAY + 3_600).unwrap(), 1);
+        let path = dir.path().join("a").join("patterns-0.v2.tsv");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let mut lines = text.lines();
+        assert_eq!(lines.next(), Some("skald-patterns\t2"));
+        let mark = lines.next().unwrap();
+        assert_eq!(mark, format!("#rollup\t60\t{:020}", text.len()));
+        assert_eq!(
+            lines.collect::<Vec<_>>(),
+            [
+                "=0\tunknown\t{app=\"web\"}\tGET <_> took <_>",
+                "0\t12\t0",
+                "60\t12\t0",
+                "120\t12\t0",
+                "180\t12\t0",
+                "240\t12\t0"
+            ]
+        );
+        // Rolled up once: not rewritten again while nothing is added.
+        assert_eq!(index.roll_up(10 * SECS_PER_DAY).unwrap(), 0);
+        // Same lines, in minutes now: steps of 100 s see 60 s buckets.
+        assert_eq!(before[0].samples, [(0, 20), (100, 20), (200, 20)]);
+        assert_eq!(
+            query(&index, &a, "web")[0].samples,
+            [(0, 24), (100, 24), (200, 12)]
+        );
+        // A late line of the rolled day is appended to the rolled file.
+        index.offer_waiting(
+            a.clone(),
+            group(r#"{app="web"}"#, &[(7, "GET /y took 1ms")]),
+        );
+        index.sync().unwrap();
+        drop(index);
+        let index = PatternIndex::open(dir.path(), IndexConfig::default()).unwrap();
+        let got = query(&index, &a, "web");
+        assert_eq!(got[0].samples, [(0, 25), (100, 24), (200, 12)]);
+        assert_eq!(index.counters().records_skipped, 0);
+        // The file took a line since: it is rolled up again.
+        assert_eq!(index.roll_up(10 * SECS_PER_DAY).unwrap(), 1);
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains("\n0\t13\t0\n60\t12\t0\n"), "{text}");
+        assert_eq!(query(&index, &a, "web"), got);
     }
 
     #[test]

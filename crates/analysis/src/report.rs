@@ -16,7 +16,7 @@
 
 use crate::anomaly::Anomaly;
 use crate::errors::{self, ErrorShape};
-use crate::groups::ErrorGroup;
+use crate::groups::{ErrorGroup, GroupLookup};
 use crate::level;
 use crate::miner::{Miner, MinerConfig, PatternId};
 use std::collections::{BTreeMap, HashMap};
@@ -101,6 +101,16 @@ pub struct Line<'a> {
     pub metadata: &'a [(&'a str, &'a str)],
 }
 
+/// What an error line of the report is grouped by: the index's group
+/// when the caller gave a [`GroupLookup`] that knows the line, else the
+/// report's own pattern and the line's shape.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum ErrorKey {
+    /// The fingerprint of one of the lookup's groups.
+    Known(String),
+    Mined(PatternId, ErrorShape),
+}
+
 struct ErrorAcc {
     count: u64,
     first: i64,
@@ -117,7 +127,9 @@ pub struct Builder {
     per_line: Vec<PatternId>,
     levels_of: Vec<crate::level::Level>,
     numbers: HashMap<(PatternId, String, &'static str), Vec<f64>>,
-    errors: HashMap<(PatternId, ErrorShape), ErrorAcc>,
+    errors: HashMap<ErrorKey, ErrorAcc>,
+    /// The index's error groups, matched exactly (see [`Builder::with_groups`]).
+    known: Option<GroupLookup>,
     hourly: BTreeMap<i64, (u64, u64)>,
     streams: std::collections::HashSet<String>,
 }
@@ -135,9 +147,20 @@ impl Builder {
             levels_of: Vec::new(),
             numbers: HashMap::new(),
             errors: HashMap::new(),
+            known: None,
             hourly: BTreeMap::new(),
             streams: Default::default(),
         }
+    }
+
+    /// Groups error lines by the index's error groups where the index
+    /// counted them: such a group keeps the index's fingerprint and
+    /// pattern, and `new` and `first_seen` come from the index's history.
+    /// Lines the index does not know (shed or sampled out at ingest) are
+    /// grouped by the report's own patterns, never marked new.
+    pub fn with_groups(mut self, known: GroupLookup) -> Builder {
+        self.known = Some(known);
+        self
     }
 
     pub fn add(&mut self, l: &Line<'_>) {
@@ -161,7 +184,15 @@ impl Builder {
         if let Some(shape) = errors::classify(l.line, level) {
             hour.1 += 1;
             self.report.error_lines += 1;
-            let acc = self.errors.entry((id, shape)).or_insert_with(|| ErrorAcc {
+            let known = self
+                .known
+                .as_mut()
+                .and_then(|k| k.find(l.labels, &shape, l.line));
+            let key = match known {
+                Some(group) => ErrorKey::Known(group.fingerprint.clone()),
+                None => ErrorKey::Mined(id, shape),
+            };
+            let acc = self.errors.entry(key).or_insert_with(|| ErrorAcc {
                 count: 0,
                 first: secs,
                 last: secs,
@@ -233,9 +264,13 @@ impl Builder {
             })
             .collect();
         report.error_rate = report.error_lines as f64 / lines;
-        let mut groups: HashMap<(PatternId, ErrorShape), ErrorAcc> = HashMap::new();
-        for ((id, shape), acc) in self.errors.drain() {
-            match groups.entry((resolve(id), shape)) {
+        let mut groups: HashMap<ErrorKey, ErrorAcc> = HashMap::new();
+        for (key, acc) in self.errors.drain() {
+            let key = match key {
+                ErrorKey::Mined(id, shape) => ErrorKey::Mined(resolve(id), shape),
+                known => known,
+            };
+            match groups.entry(key) {
                 std::collections::hash_map::Entry::Vacant(v) => {
                     v.insert(acc);
                 }
@@ -255,31 +290,49 @@ impl Builder {
                 }
             }
         }
+        let known = self.known.as_ref();
         let mut groups: Vec<ErrorGroup> = groups
             .into_iter()
-            .map(|((id, shape), acc)| {
-                let pattern = text(id);
+            .map(|(key, acc)| {
                 let mut streams: Vec<(String, u64)> = acc.streams.into_iter().collect();
                 streams.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-                ErrorGroup {
-                    fingerprint: crate::groups::fingerprint(
-                        shape.category.as_str(),
-                        shape.exception.as_deref().unwrap_or(""),
-                        shape.frame.as_deref().unwrap_or(""),
-                        &pattern,
-                    ),
-                    category: shape.category.as_str().to_owned(),
-                    exception: shape.exception,
-                    frame: shape.frame,
-                    pattern,
-                    count: acc.count,
-                    first_seen: acc.first,
-                    last_seen: acc.last,
-                    new: false,
-                    samples: Vec::new(),
-                    examples: acc.examples,
-                    streams,
-                }
+                let mut group = match key {
+                    ErrorKey::Known(fingerprint) => {
+                        let k = known
+                            .and_then(|k| k.get(&fingerprint))
+                            .expect("a known key names a group of the lookup");
+                        ErrorGroup {
+                            first_seen: k.first_seen.min(acc.first),
+                            new: k.new,
+                            ..k.clone()
+                        }
+                    }
+                    ErrorKey::Mined(id, shape) => {
+                        let pattern = text(id);
+                        ErrorGroup {
+                            fingerprint: crate::groups::fingerprint(
+                                shape.category.as_str(),
+                                shape.exception.as_deref().unwrap_or(""),
+                                shape.frame.as_deref().unwrap_or(""),
+                                &pattern,
+                            ),
+                            category: shape.category.as_str().to_owned(),
+                            exception: shape.exception,
+                            frame: shape.frame,
+                            pattern,
+                            first_seen: acc.first,
+                            new: false,
+                            ..ErrorGroup::default()
+                        }
+                    }
+                };
+                // The report's own counts, over the lines it read.
+                group.count = acc.count;
+                group.last_seen = acc.last;
+                group.samples = Vec::new();
+                group.examples = acc.examples;
+                group.streams = streams;
+                group
             })
             .collect();
         groups.sort_by(|a, b| {
@@ -461,5 +514,119 @@ mod tests {
                 .collect::<Vec<_>>(),
             [(0, 72, 12), (3600, 48, 8)]
         );
+    }
+}
+
+#[cfg(test)]
+mod known_groups {
+    use super::*;
+    use crate::groups::{self, ErrorQuery, GroupLookup};
+    use crate::index::tests::group;
+    use crate::index::{IndexConfig, PatternIndex};
+    use skald_model::{MatchOp, Matcher, TenantId};
+
+    /// A report over a few lines mines patterns of its own (`user bob`
+    /// where the index, having seen more users, has `user <_>`); its
+    /// error groups must still be the index's, with the index's
+    /// fingerprint and `new`, also when another group of the same shape
+    /// (level error, no exception, no frame) is new and larger.
+    #[test]
+    fn report_error_groups_carry_the_index_fingerprint_and_new_flag() {
+        let dir = tempfile::tempdir().unwrap();
+        let index = PatternIndex::open(dir.path(), IndexConfig::default()).unwrap();
+        let tenant = TenantId::new("t").unwrap();
+        let labels = r#"{app="pay"}"#;
+        let mut lines: Vec<(i64, String)> = ["alice", "carol", "dave", "erin"]
+            .iter()
+            .enumerate()
+            .map(|(i, u)| {
+                (
+                    1_000 + i as i64,
+                    format!("level=error payment declined for user {u}"),
+                )
+            })
+            .collect();
+        let in_range: Vec<(i64, String)> = std::iter::once((
+            5_000,
+            "level=error payment declined for user bob".to_owned(),
+        ))
+        .chain((0..5).map(|i| {
+            (
+                5_001 + i,
+                format!("level=error disk quota exceeded on volume {i}"),
+            )
+        }))
+        .collect();
+        lines.extend(in_range.iter().cloned());
+        let lines: Vec<(i64, &str)> = lines.iter().map(|(t, l)| (*t, l.as_str())).collect();
+        index.offer_waiting(tenant.clone(), group(labels, &lines));
+        let matchers = [Matcher::new("app", MatchOp::Eq, "pay").unwrap()];
+        let q = ErrorQuery {
+            tenant: &tenant,
+            matchers: &matchers,
+            start: 4_000,
+            end: 6_000,
+            step: 100,
+            lookback_secs: 10_000,
+            examples: 1,
+            streams: 5,
+        };
+        let listed = groups::query(&index, &q).unwrap();
+        let listed_payment = listed
+            .iter()
+            .find(|g| g.pattern.contains("payment"))
+            .unwrap();
+        assert_eq!(
+            listed_payment.pattern,
+            "level=<_> payment declined for user <_>"
+        );
+        assert!(!listed_payment.new);
+        let listed_disk = listed.iter().find(|g| g.pattern.contains("disk")).unwrap();
+        assert!(listed_disk.new);
+        assert!(listed_disk.count > listed_payment.count);
+
+        let mut b = Builder::new(ReportConfig::default())
+            .with_groups(GroupLookup::new(&index, &q).unwrap());
+        for (t, line) in &in_range {
+            b.add(&Line {
+                labels,
+                ts: t * 1_000_000_000,
+                line,
+                metadata: &[],
+            });
+        }
+        let report = b.finish();
+        assert_eq!(report.error_groups.len(), 2, "{:#?}", report.error_groups);
+        let named = |word: &str| {
+            let found = report
+                .error_groups
+                .iter()
+                .find(|g| g.pattern.contains(word));
+            found.expect("a group of the report").clone()
+        };
+        let payment = named("payment");
+        assert_eq!(payment.fingerprint, listed_payment.fingerprint);
+        assert_eq!(payment.pattern, listed_payment.pattern);
+        assert!(!payment.new, "seen before the range");
+        assert_eq!(payment.first_seen, 1_000);
+        assert_eq!(payment.count, 1);
+        let disk = named("disk");
+        assert_eq!(disk.fingerprint, listed_disk.fingerprint);
+        assert!(disk.new);
+        assert_eq!(disk.count, 5);
+
+        // A line the index never counted (another stream) is grouped by
+        // the report's own pattern and is never called new.
+        let mut b = Builder::new(ReportConfig::default())
+            .with_groups(GroupLookup::new(&index, &q).unwrap());
+        b.add(&Line {
+            labels: r#"{app="other"}"#,
+            ts: 5_000_000_000_000,
+            line: "level=error disk quota exceeded on volume 9",
+            metadata: &[],
+        });
+        let report = b.finish();
+        assert_eq!(report.error_groups.len(), 1);
+        assert!(!report.error_groups[0].new);
     }
 }

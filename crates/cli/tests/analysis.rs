@@ -436,6 +436,33 @@ fn error_groups_anomalies_and_the_report_of_an_incident() {
     ] {
         assert!(text.contains(part), "{part:?} missing from:\n{text}");
     }
+    // The report's error groups are the index's: same fingerprints, same
+    // NEW, as `/skald/api/v1/errors` lists them over the same range.
+    let (status, analyzed) = get(
+        &server,
+        "/skald/api/v1/analyze",
+        "team-a",
+        &[api(), ("since", "1h".into())],
+    );
+    assert_eq!(status, 200, "{analyzed}");
+    let key = |g: &Value| {
+        (
+            g["fingerprint"].clone(),
+            g["pattern"].clone(),
+            g["new"].clone(),
+            g["count"].clone(),
+        )
+    };
+    let mut reported: Vec<_> = analyzed["data"]["errorGroups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(key)
+        .collect();
+    let mut listed: Vec<_> = groups.iter().map(key).collect();
+    reported.sort_by_key(|k| k.0.to_string());
+    listed.sort_by_key(|k| k.0.to_string());
+    assert_eq!(reported, listed);
     let out = skald(&[
         "analyze",
         r#"{app="api"} |= "GET""#,

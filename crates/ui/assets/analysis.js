@@ -96,29 +96,36 @@ function renderPatterns(r, range, query, app) {
 
 const p0 = (rows) => rows.some((p) => p.level);
 
-const TITLE_FIELDS = ['message', 'pattern', 'signature', 'title', 'error', 'fingerprint'];
-const TIME_FIELDS = ['first_seen', 'last_seen', 'firstSeen', 'lastSeen'];
-
+/**
+ * Error groups as `GET /skald/api/v1/errors` answers them:
+ * `{status, data: [{fingerprint, category, exception, frame, pattern,
+ * count, firstSeen, lastSeen (unix s), new, samples: [[s, n]],
+ * examples: [line], streams: [{labels: '{app="api"}', count}]}]}`,
+ * most lines first.
+ */
 function renderErrors(r, range, query, app) {
-  const data = r.data;
-  const groups = Array.isArray(data) ? data : (data?.groups || data?.result || []);
+  const groups = Array.isArray(r.data) ? r.data : [];
   if (!groups.length) return h('p', { class: 'panel muted' }, 'No error groups in this time range.');
   return h('div', { class: 'error-groups', id: 'error-groups' }, groups.map((g) => {
-    const titleKey = TITLE_FIELDS.find((k) => typeof g[k] === 'string');
-    const labels = g.labels || g.stream || {};
-    const sample = g.sample || g.example || g.line;
-    const shown = new Set([titleKey, 'count', 'labels', 'stream', 'sample', 'example', 'line', 'samples', ...TIME_FIELDS]);
-    const times = TIME_FIELDS.filter((k) => g[k] !== undefined).map((k) => `${k.replace('_', ' ')}: ${formatTime(toMs(g[k]), false)}`);
-    const selector = Object.keys(labels).length ? `{${Object.entries(labels).map(([k, v]) => `${k}=${quote(v)}`).join(', ')}}` : query;
-    return h('div', { class: 'panel error-group' },
+    const streams = Array.isArray(g.streams) ? g.streams : [];
+    const examples = Array.isArray(g.examples) ? g.examples : [];
+    const times = [['first seen', g.firstSeen], ['last seen', g.lastSeen]]
+      .filter(([, v]) => v !== undefined && v !== null)
+      .map(([name, v]) => `${name}: ${formatTime(toMs(v), false)}`);
+    const kind = [g.category, g.exception, g.frame].filter((v) => v).join(' · ');
+    // The group's own stream when it has one, else the view's selector.
+    const selector = streams.length === 1 ? streams[0].labels : (query || (streams[0] && streams[0].labels));
+    return h('div', { class: 'panel error-group', 'data-fingerprint': g.fingerprint || '' },
       h('div', { class: 'row' },
         h('span', { class: 'count' }, formatNumber(Number(g.count ?? 0))),
-        h('strong', { class: 'group-title' }, titleKey ? g[titleKey] : JSON.stringify(g).slice(0, 200))),
+        g.new ? h('span', { class: 'chip static new-badge', title: 'First seen in this range: none in the days before' }, 'NEW') : null,
+        h('strong', { class: 'group-title' }, g.pattern || g.fingerprint || '')),
+      kind ? h('div', { class: 'group-kind' }, kind) : null,
       times.length ? h('div', { class: 'muted' }, times.join(' · ')) : null,
-      Object.keys(labels).length ? h('div', { class: 'chip-row' }, Object.entries(labels).map(([k, v]) => h('span', { class: 'chip static' }, `${k}=${v}`))) : null,
-      sample ? h('pre', { class: 'detail-line' }, sample) : null,
+      streams.length ? h('div', { class: 'chip-row group-streams' }, streams.map((s) => h('span', { class: 'chip static', title: `${formatNumber(Number(s.count ?? 0))} lines` }, `${s.labels} ${formatNumber(Number(s.count ?? 0))}`))) : null,
+      examples.map((e) => h('pre', { class: 'detail-line' }, e)),
       Array.isArray(g.samples) ? sparkline(g.samples, range.start, range.end) : null,
-      h('div', { class: 'muted' }, Object.entries(g).filter(([k]) => !shown.has(k)).map(([k, v]) => `${k}: ${typeof v === 'object' ? JSON.stringify(v) : v}`).join(' · ')),
+      g.fingerprint ? h('div', { class: 'muted' }, `fingerprint ${g.fingerprint}`) : null,
       selector ? h('button', { type: 'button', class: 'link', onclick: () => app.navigate('/explore', { query: selector }) }, 'Show logs') : null);
   }));
 }

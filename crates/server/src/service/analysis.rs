@@ -17,7 +17,7 @@ use super::query::{LogRequest, ParsedLogQuery, admitted_logs, check_length};
 use super::{Context, Role, ServiceError, blocking};
 use crate::AppState;
 use skald_analysis::anomaly::{self, Detection, Range};
-use skald_analysis::groups::{self, ErrorGroup, ErrorQuery};
+use skald_analysis::groups::{self, ErrorGroup, ErrorQuery, GroupLookup};
 use skald_analysis::index::{PatternIndex, PatternQuery, PatternSeries};
 use skald_analysis::report::{Builder, Line, Report, ReportConfig};
 use skald_model::{Matcher, TenantId, Timestamp};
@@ -183,7 +183,8 @@ fn detect(
 }
 
 /// The windows of a range: the asked width rounded up to one that
-/// divides a day (or a 288th of the range), aligned to the range start.
+/// divides a day (or a 288th of the range), from the start of the
+/// range's first minute.
 fn anomaly_range(r: &AnalysisRange) -> Result<Range, ServiceError> {
     let span = (r.end.0 - r.start.0) / SECOND_NS;
     let asked = match r.step {
@@ -197,7 +198,9 @@ fn anomaly_range(r: &AnalysisRange) -> Result<Range, ServiceError> {
         .find(|&w| w >= asked)
         .unwrap_or(86_400);
     Ok(Range {
-        start: r.start.0.div_euclid(SECOND_NS),
+        // Windows hold whole minutes, so a day's counts read the same
+        // before and after its files are rolled up to minutes.
+        start: r.start.0.div_euclid(SECOND_NS).div_euclid(60) * 60,
         window_secs,
         windows: span / window_secs,
     })
@@ -261,6 +264,26 @@ pub async fn analyze(
     let windows = anomaly_range(&range)?;
     blocking(move || {
         let mut builder = Builder::new(config);
+        if let Some(index) = &index {
+            // Error groups named as the index names them: the same
+            // fingerprints, and `new` from the index's history.
+            let (start, end) = range.secs();
+            let known = GroupLookup::new(
+                index,
+                &ErrorQuery {
+                    tenant: &tenant,
+                    matchers: &range.selector,
+                    start,
+                    end,
+                    step: range.step_secs()?,
+                    lookback_secs: lookback,
+                    examples: 1,
+                    streams: 10,
+                },
+            )
+            .map_err(io("error groups"))?;
+            builder = builder.with_groups(known);
+        }
         let mut read = 0usize;
         for stream in &result.streams {
             let labels = stream.labels.to_string();
@@ -285,23 +308,6 @@ pub async fn analyze(
             let d = found.detection;
             report.anomaly_rate = d.windows_anomalous as f64 / d.windows_judged.max(1) as f64;
             report.anomalies = d.anomalies;
-            // Whether a group is new needs the history the index has.
-            let step = range.step_secs()?;
-            let known = read_groups(&index, &tenant, &range, step, lookback, 1)?;
-            for g in &mut report.error_groups {
-                let same = |k: &&ErrorGroup| {
-                    k.category == g.category && k.exception == g.exception && k.frame == g.frame
-                };
-                if let Some(k) = known
-                    .iter()
-                    .filter(same)
-                    .find(|k| k.pattern == g.pattern)
-                    .or_else(|| known.iter().find(same))
-                {
-                    g.new = k.new;
-                    g.first_seen = g.first_seen.min(k.first_seen);
-                }
-            }
         }
         Ok(Analysis {
             report,
