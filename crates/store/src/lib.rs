@@ -1000,6 +1000,16 @@ impl Store {
                 }
             }
         }
+        // A head being flushed is still in memory, not yet in segments:
+        // without it a flush in progress hid its entries from the totals.
+        if let Some(streams) = state.flushing.as_ref().and_then(|f| f.tenants.get(tenant)) {
+            for (_, blocks) in streams.values() {
+                for b in blocks {
+                    st.head_entries += b.len() as u64;
+                    st.head_bytes += b.raw_bytes() as u64;
+                }
+            }
+        }
         st
     }
 
