@@ -1,7 +1,8 @@
 //! Where `skald serve` keeps its catalog (which segments exist, delete
-//! requests, compaction leases): the segment store's own key tree (the
-//! default), or PostgreSQL shared by several nodes (`--catalog
-//! postgres://user@host:port/db`, `[catalog] url`, `SKALD_CATALOG`).
+//! requests, compaction leases, and API tokens when shared): the segment
+//! store's own key tree (the default), or PostgreSQL shared by several
+//! nodes (`--catalog postgres://user@host:port/db`, `[catalog] url`,
+//! `SKALD_CATALOG`).
 //!
 //! The database is connected to, migrated and checked before the store
 //! opens, so an unreachable server, refused credentials or a catalog
@@ -36,30 +37,51 @@ pub fn catalog_store(
             &store.data_dir,
         )));
     };
-    if !url.starts_with("postgres://") && !url.starts_with("postgresql://") {
-        anyhow::bail!("--catalog: {url:?} is not a postgres://user@host:port/db URL");
-    }
-    let catalog = PostgresCatalog::connect(url).context("--catalog")?;
+    let catalog = connect_postgres(url)?;
     tracing::info!(catalog = %catalog.describe(), node = %catalog.node(), "catalog in PostgreSQL");
     Ok(Arc::new(catalog))
 }
 
-/// Keeps the delete requests of every node applied here: reads them from
-/// the shared catalog every [`skald_store::CATALOG_REFRESH`].
-pub fn follow_deletes(runtime: &tokio::runtime::Runtime, state: Arc<AppState>) {
+/// The PostgreSQL catalog at `url`, connected and migrated (`skald serve`
+/// and `skald token --catalog`).
+pub fn connect_postgres(url: &str) -> anyhow::Result<PostgresCatalog> {
+    if !url.starts_with("postgres://") && !url.starts_with("postgresql://") {
+        anyhow::bail!("--catalog: {url:?} is not a postgres://user@host:port/db URL");
+    }
+    PostgresCatalog::connect(url).context("--catalog")
+}
+
+/// Keeps what other nodes change in the shared catalog in effect here:
+/// reads the delete requests and the API tokens every
+/// [`skald_store::CATALOG_REFRESH`].
+pub fn follow_catalog(runtime: &tokio::runtime::Runtime, state: Arc<AppState>) {
     runtime.spawn(async move {
-        let mut failing = false;
+        let (mut deletes_failing, mut tokens_failing) = (false, false);
         loop {
             tokio::time::sleep(skald_store::CATALOG_REFRESH).await;
-            let deletes = state.deletes.clone();
-            let synced = tokio::task::spawn_blocking(move || deletes.sync()).await;
-            match synced {
-                Ok(Ok(())) => failing = false,
-                Ok(Err(e)) if !failing => {
-                    failing = true;
+            let app = state.clone();
+            let synced = tokio::task::spawn_blocking(move || {
+                (app.deletes.sync(), app.auth.refresh_tokens())
+            })
+            .await;
+            let Ok((deletes, tokens)) = synced else {
+                continue;
+            };
+            match deletes {
+                Ok(()) => deletes_failing = false,
+                Err(e) if !deletes_failing => {
+                    deletes_failing = true;
                     tracing::warn!(error = %e, "could not read delete requests from the catalog");
                 }
-                _ => {}
+                Err(_) => {}
+            }
+            match tokens {
+                Ok(()) => tokens_failing = false,
+                Err(e) if !tokens_failing => {
+                    tokens_failing = true;
+                    tracing::warn!(error = %e, "could not read tokens from the catalog; the last ones read stay in effect");
+                }
+                Err(_) => {}
             }
         }
     });

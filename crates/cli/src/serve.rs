@@ -209,7 +209,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             .context("installing the configuration reload (SIGHUP)")?;
     }
     if store.catalog().shared() {
-        crate::catalog::follow_deletes(&runtime, state.clone());
+        crate::catalog::follow_catalog(&runtime, state.clone());
     }
     let node = crate::cluster::join(&runtime, &store, &args, tls.is_some())?;
     let result = runtime.block_on(serve(state, &args, tls, cfg.listen.clone()));

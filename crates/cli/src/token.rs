@@ -1,11 +1,14 @@
 //! `skald token`: create, list and revoke the API tokens of a data
-//! directory (`tokens.json`; see `skald_server::service::auth`). A running
-//! server picks the changes up within a second, without a restart.
+//! directory (`tokens.json`), or of a cluster's shared catalog with
+//! `--catalog postgres://...` (see `skald_server::service::auth`). A
+//! running server picks the changes up within a second, without a
+//! restart; over a catalog, every node does.
 
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
-use skald_server::service::auth::{Role, TokenFile};
+use skald_server::service::auth::{Role, Tokens};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(Subcommand, Debug)]
@@ -28,6 +31,22 @@ pub struct DirArgs {
     /// The server's data directory.
     #[arg(long, env = "SKALD_DATA_DIR", default_value = "data")]
     pub data_dir: PathBuf,
+    /// The cluster's shared catalog (`postgres://user@host:port/db`, as
+    /// given to `skald serve --catalog`): its tokens are valid on every
+    /// node. Instead of the data directory.
+    #[arg(long, env = "SKALD_CATALOG")]
+    pub catalog: Option<String>,
+}
+
+impl DirArgs {
+    fn tokens(&self) -> anyhow::Result<Tokens> {
+        match self.catalog.as_deref().filter(|u| !u.is_empty()) {
+            Some(url) => Ok(Tokens::in_catalog(Arc::new(
+                crate::catalog::connect_postgres(url)?,
+            ))),
+            None => Ok(Tokens::new(&self.data_dir)),
+        }
+    }
 }
 
 #[derive(Args, Debug)]
@@ -73,17 +92,16 @@ pub fn run(cmd: TokenCommand) -> anyhow::Result<()> {
             })?;
             let expires = a.expires.as_deref().map(lifetime).transpose()?;
             let tenants: Vec<String> = a.tenant.split(',').map(|t| t.trim().to_string()).collect();
-            let file = TokenFile::new(&a.dir.data_dir);
-            let (_, token) = file
+            let (_, token) = a
+                .dir
+                .tokens()?
                 .create(a.name.as_deref(), &tenants, role, expires)
                 .map_err(anyhow::Error::msg)
                 .context("creating the token")?;
             println!("{token}");
         }
         TokenCommand::List(d) => {
-            let records = TokenFile::new(&d.data_dir)
-                .list()
-                .map_err(anyhow::Error::msg)?;
+            let records = d.tokens()?.list().map_err(anyhow::Error::msg)?;
             let now = skald_model::Timestamp::now();
             println!(
                 "{:<18} {:<24} {:<6} {:<24} EXPIRES",
@@ -105,7 +123,8 @@ pub fn run(cmd: TokenCommand) -> anyhow::Result<()> {
             }
         }
         TokenCommand::Revoke { dir, name_or_id } => {
-            let r = TokenFile::new(&dir.data_dir)
+            let r = dir
+                .tokens()?
                 .revoke(&name_or_id)
                 .map_err(anyhow::Error::msg)?;
             eprintln!("revoked token {} ({})", r.name, r.id);

@@ -18,6 +18,7 @@ use common::{Server, day_ago, now_ns};
 use postgres::Postgres;
 use s3::{ACCESS_KEY, BUCKET, S3Server, SECRET_KEY};
 use serde_json::{Value, json};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 struct Cluster {
@@ -247,11 +248,13 @@ fn a_query_node_reads_heads_with_its_cluster_token_and_nothing_else_does() {
     let Some(pg) = Postgres::start() else { return };
     let catalog = pg.create_database("auth");
     let s3 = S3Server::start();
-    let cluster = Cluster::over(&s3, catalog);
+    let cluster = Cluster::over(&s3, catalog.clone());
     let ingest = cluster.node_with("ingest", &["--auth"]);
-    let push_token = common::create_token(&ingest, "acme", "push", "pusher");
-    let cluster_token = common::create_token(&ingest, "*", "admin", "cluster");
-    let other_token = common::create_token(&ingest, "other", "read", "other");
+    // Tokens live in the catalog: made once, valid on every node.
+    let place = ["--catalog", catalog.as_str()];
+    let push_token = common::create_token_in(&place, "acme", "push", "pusher");
+    let cluster_token = common::create_token_in(&place, "*", "admin", "cluster");
+    let other_token = common::create_token_in(&place, "other", "read", "other");
     let http = reqwest::blocking::Client::new();
     // The running server picks the new tokens up within a second.
     common::wait_until("tokens loaded", || {
@@ -307,4 +310,63 @@ fn a_query_node_reads_heads_with_its_cluster_token_and_nothing_else_does() {
     assert_eq!(heads(Some(&other_token)), 403);
     assert_eq!(heads(Some(&push_token)), 403);
     assert_eq!(heads(Some(&cluster_token)), 200);
+}
+
+#[test]
+fn tokens_in_the_catalog_are_valid_on_every_node_until_revoked_on_any() {
+    let Some(pg) = Postgres::start() else { return };
+    let catalog = pg.create_database("tokens");
+    let s3 = S3Server::start();
+    let cluster = Cluster::over(&s3, catalog.clone());
+    let place = ["--catalog", catalog.as_str()];
+    let early = common::create_token_in(&place, "acme", "read", "early");
+    let one = cluster.node_with("all", &["--auth"]);
+    let two = cluster.node_with("query", &["--auth"]);
+    let http = reqwest::blocking::Client::new();
+    let status = |node: &Server, token: &str| {
+        http.get(node.url("/loki/api/v1/labels"))
+            .bearer_auth(token)
+            .send()
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    // Made before the nodes started: valid on both at once.
+    assert_eq!(status(&one, &early), 200);
+    assert_eq!(status(&two, &early), 200);
+    // Made while they run: valid on both within a few seconds, without a
+    // restart; the same name again is refused and changes nothing.
+    let late = common::create_token_in(&place, "acme", "read", "late");
+    common::wait_until("a new token valid on both nodes", || {
+        status(&one, &late) == 200 && status(&two, &late) == 200
+    });
+    let again = Command::new(env!("CARGO_BIN_EXE_skald"))
+        .args(["token", "create", "--catalog", &catalog])
+        .args(["--tenant", "acme", "--role", "admin", "--name", "late"])
+        .output()
+        .unwrap();
+    assert_eq!(again.status.code(), Some(1), "{again:?}");
+    assert!(again.stdout.is_empty());
+    let why = String::from_utf8_lossy(&again.stderr);
+    assert!(why.contains("a token named \"late\" exists"), "{why}");
+    // Listed without the token itself.
+    let list = Command::new(env!("CARGO_BIN_EXE_skald"))
+        .args(["token", "list", "--catalog", &catalog])
+        .output()
+        .unwrap();
+    let listed = String::from_utf8(list.stdout).unwrap();
+    assert!(list.status.success() && listed.contains("early") && listed.contains("late"));
+    assert!(!listed.contains(&late["skald_".len() + 17..]), "{listed}");
+    // Revoked once: refused by every node.
+    let revoke = Command::new(env!("CARGO_BIN_EXE_skald"))
+        .args(["token", "revoke", "--catalog", &catalog, "early"])
+        .output()
+        .unwrap();
+    assert!(revoke.status.success(), "{revoke:?}");
+    common::wait_until("a revoked token refused by both nodes", || {
+        status(&one, &early) == 401 && status(&two, &early) == 401
+    });
+    assert_eq!(status(&one, &late), 200);
+    // The nodes' data directories hold no token file.
+    assert!(!one.data_dir().join("tokens.json").exists());
 }

@@ -257,7 +257,7 @@ pub fn export_jobs(data: &[u8]) {
 pub fn tokens_file(data: &[u8]) {
     let dir = scratch("tokens");
     write(&dir.join("tokens.json"), data);
-    let tokens = skald_server::service::auth::TokenFile::new(&dir);
+    let tokens = skald_server::service::auth::Tokens::new(&dir);
     if tokens.reload_if_changed(true).is_ok() {
         let listed = tokens.list().expect("a file that loads lists");
         for t in &listed {

@@ -89,9 +89,9 @@ fn wal_file() -> Vec<u8> {
 }
 
 fn tokens_file() -> Vec<u8> {
-    use skald_server::service::{Role, auth::TokenFile};
+    use skald_server::service::{Role, auth::Tokens};
     let dir = scratch_dir("tokens");
-    let tokens = TokenFile::new(&dir);
+    let tokens = Tokens::new(&dir);
     tokens
         .create(Some("ci"), &[TENANT.to_string()], Role::Push, None)
         .expect("creating a token");

@@ -212,7 +212,7 @@ impl AppState {
             ),
             exports: Exports::open(&data_dir, retention)
                 .map_err(|e| format!("loading export jobs: {e}"))?,
-            auth: service::auth::Auth::new(&data_dir, auth)
+            auth: service::auth::Auth::new(&data_dir, store.catalog(), auth)
                 .map_err(|e| format!("loading tokens: {e}"))?,
             refused_entries: Default::default(),
             store,

@@ -264,6 +264,31 @@ pub trait CatalogStore: Send + Sync + std::fmt::Debug {
 
     /// Withdraws a delete request; false when there was none.
     fn remove_delete_request(&self, tenant: &TenantId, id: &str) -> Result<bool, CatalogError>;
+
+    /// The API token records (JSON, as `skald_server::service::auth`
+    /// writes them: an id, a name and a salted hash, never the token) when
+    /// this catalog keeps them, so every node sharing it authenticates
+    /// against the same list. `None`: tokens stay in the data directory's
+    /// `tokens.json`, as with the local catalog.
+    fn tokens(&self) -> Result<Option<Vec<String>>, CatalogError> {
+        Ok(None)
+    }
+
+    /// Adds a token record; a name already taken is a
+    /// [`CatalogError::Conflict`] and adds nothing.
+    fn add_token(&self, _id: &str, _name: &str, _record: &str) -> Result<(), CatalogError> {
+        Err(CatalogError::Conflict(
+            "this catalog keeps no tokens: they are in the data directory".into(),
+        ))
+    }
+
+    /// Removes the token of that name (or else that id) and answers its
+    /// record; `None` if there is none.
+    fn remove_token(&self, _name_or_id: &str) -> Result<Option<String>, CatalogError> {
+        Err(CatalogError::Conflict(
+            "this catalog keeps no tokens: they are in the data directory".into(),
+        ))
+    }
 }
 
 /// What [`Catalog::fetch_changes`] found, to apply under the lock.

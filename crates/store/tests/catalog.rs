@@ -168,6 +168,9 @@ fn the_local_catalog_keeps_the_contract() {
     let segments = Arc::new(LocalDir::new(dir.path()));
     let catalog = LocalCatalog::new(segments.clone(), dir.path());
     contract(&catalog, &*segments);
+    // Tokens stay in the data directory's tokens.json.
+    assert_eq!(catalog.tokens().unwrap(), None);
+    assert!(catalog.add_token("00aa", "ci", "{}").is_err());
     // Its delete requests are the file the server always wrote.
     let file = std::fs::read_to_string(dir.path().join("delete_requests.json")).unwrap();
     assert!(file.contains("\"request_id\": \"r2\""), "{file}");
@@ -260,6 +263,29 @@ fn nodes_starting_together_migrate_once_and_see_each_others_changes() {
     assert!(!two.forget_node(address, second).unwrap(), "already gone");
     one.register_node(address, "ingest").unwrap();
     assert_eq!(addresses(two), [address]);
+
+    // Tokens: added on one node, listed on every node; names are unique;
+    // removed by name or id, once.
+    assert_eq!(two.tokens().unwrap(), Some(Vec::new()));
+    one.add_token("00aa", "ci", r#"{"id":"00aa"}"#).unwrap();
+    one.add_token("00bb", "grafana", r#"{"id":"00bb"}"#)
+        .unwrap();
+    let taken = two.add_token("00cc", "ci", r#"{"id":"00cc"}"#).unwrap_err();
+    assert!(
+        matches!(&taken, CatalogError::Conflict(m) if m.contains("\"ci\"")),
+        "{taken}"
+    );
+    assert_eq!(
+        two.tokens().unwrap().unwrap(),
+        [r#"{"id":"00aa"}"#, r#"{"id":"00bb"}"#]
+    );
+    assert_eq!(
+        two.remove_token("ci").unwrap().as_deref(),
+        Some(r#"{"id":"00aa"}"#)
+    );
+    assert_eq!(two.remove_token("ci").unwrap(), None);
+    assert!(one.remove_token("00bb").unwrap().is_some());
+    assert_eq!(one.tokens().unwrap(), Some(Vec::new()));
 }
 
 #[test]

@@ -451,9 +451,15 @@ pub fn wait_until(what: &str, mut ok: impl FnMut() -> bool) {
 /// `skald token create` on the server's data directory; checks that it
 /// prints the token and nothing else.
 pub fn create_token(s: &Server, tenant: &str, role: &str, name: &str) -> String {
+    let dir = s.data_dir().to_str().unwrap().to_string();
+    create_token_in(&["--data-dir", &dir], tenant, role, name)
+}
+
+/// `skald token create` with `place` (`--data-dir D` or `--catalog URL`).
+pub fn create_token_in(place: &[&str], tenant: &str, role: &str, name: &str) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_skald"))
-        .args(["token", "create", "--data-dir"])
-        .arg(s.data_dir())
+        .args(["token", "create"])
+        .args(place)
         .args(["--tenant", tenant, "--role", role, "--name", name])
         .output()
         .expect("running skald");

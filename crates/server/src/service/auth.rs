@@ -13,7 +13,11 @@
 //!
 //! `tokens.json` is written by `skald token` (temporary file, fsync,
 //! rename) and re-read by a running server when it changes (checked at
-//! most once a second), so tokens take effect without a restart.
+//! most once a second), so tokens take effect without a restart. Over a
+//! shared catalog (`--catalog postgres://...`) the records are rows of
+//! the catalog instead (`skald token ... --catalog`), re-read by every
+//! node each second ([`Auth::refresh_tokens`]), so a token made once is
+//! valid on every node of the cluster and a revoked one on none.
 //!
 //! Credentials: `Authorization: Bearer <token>` or HTTP basic auth with
 //! the tenant as user name and the token as password (Grafana, logcli,
@@ -26,6 +30,7 @@ use super::{Context, ErrorCode, ServiceError};
 use crate::AppState;
 use serde::{Deserialize, Serialize};
 use skald_model::{TenantId, Timestamp};
+use skald_store::CatalogStore;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -183,20 +188,49 @@ impl AuthConfig {
 /// The server's authentication state.
 pub struct Auth {
     pub config: AuthConfig,
-    tokens: TokenFile,
+    tokens: Tokens,
     /// Refused authentications (for `/metrics`).
     pub failures: AtomicU64,
 }
 
 impl Auth {
-    pub fn new(data_dir: &Path, config: AuthConfig) -> Result<Auth, String> {
-        let tokens = TokenFile::new(data_dir);
+    /// Tokens from the catalog when it keeps them (a shared catalog),
+    /// else from the data directory's `tokens.json`.
+    pub fn new(
+        data_dir: &Path,
+        catalog: &Arc<dyn CatalogStore>,
+        config: AuthConfig,
+    ) -> Result<Auth, String> {
+        let tokens = match catalog.tokens().map_err(|e| e.to_string())? {
+            Some(_) => {
+                let file = data_dir.join(TOKENS_FILE);
+                if file.exists() {
+                    tracing::warn!(
+                        file = %file.display(),
+                        catalog = %catalog.describe(),
+                        "tokens are read from the catalog; this file is not used (create them again with skald token create --catalog)"
+                    );
+                }
+                Tokens::in_catalog(catalog.clone())
+            }
+            None => Tokens::new(data_dir),
+        };
         tokens.reload_if_changed(true)?;
         Ok(Auth {
             config,
             tokens,
             failures: AtomicU64::new(0),
         })
+    }
+
+    /// Re-reads the tokens of a shared catalog (each node does so every
+    /// second); a data directory's file is re-read by requests when it
+    /// changes.
+    pub fn refresh_tokens(&self) -> Result<(), String> {
+        match self.tokens.source {
+            Source::Catalog(_) => self.tokens.reload_if_changed(true),
+            Source::File(_) => Ok(()),
+        }
     }
 
     fn refuse(&self, message: impl Into<String>) -> ServiceError {
@@ -336,10 +370,17 @@ fn split_authorization(header: &str) -> Result<(Option<String>, String), String>
     Err("unsupported authorization scheme; use Bearer or Basic".into())
 }
 
-/// `tokens.json` of a data directory, cached and re-read when it changes.
-pub struct TokenFile {
-    path: PathBuf,
+/// The token records, cached: the data directory's `tokens.json`
+/// (re-read when it changes) or a shared catalog's (re-read by
+/// [`Auth::refresh_tokens`]).
+pub struct Tokens {
+    source: Source,
     state: Mutex<Loaded>,
+}
+
+enum Source {
+    File(PathBuf),
+    Catalog(Arc<dyn CatalogStore>),
 }
 
 #[derive(Default)]
@@ -373,27 +414,54 @@ fn hash(salt: &str, token: &str) -> String {
     hex(ctx.finish().as_ref())
 }
 
-impl TokenFile {
-    pub fn new(data_dir: &Path) -> TokenFile {
-        TokenFile {
-            path: data_dir.join(TOKENS_FILE),
+impl Tokens {
+    /// The tokens of a data directory (`tokens.json`).
+    pub fn new(data_dir: &Path) -> Tokens {
+        Tokens {
+            source: Source::File(data_dir.join(TOKENS_FILE)),
+            state: Mutex::new(Loaded::default()),
+        }
+    }
+
+    /// The tokens a shared catalog keeps (see [`CatalogStore::tokens`]).
+    pub fn in_catalog(catalog: Arc<dyn CatalogStore>) -> Tokens {
+        Tokens {
+            source: Source::Catalog(catalog),
             state: Mutex::new(Loaded::default()),
         }
     }
 
     fn read(&self) -> Result<Vec<TokenRecord>, String> {
-        match std::fs::read(&self.path) {
+        let path = match &self.source {
+            Source::File(path) => path,
+            Source::Catalog(catalog) => {
+                let rows = catalog
+                    .tokens()
+                    .map_err(|e| e.to_string())?
+                    .unwrap_or_default();
+                return rows
+                    .iter()
+                    .map(|row| {
+                        serde_json::from_str(row)
+                            .map_err(|e| format!("a token record in {}: {e}", catalog.describe()))
+                    })
+                    .collect();
+            }
+        };
+        match std::fs::read(path) {
             Ok(bytes) => {
-                serde_json::from_slice(&bytes).map_err(|e| format!("{}: {e}", self.path.display()))
+                serde_json::from_slice(&bytes).map_err(|e| format!("{}: {e}", path.display()))
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
-            Err(e) => Err(format!("{}: {e}", self.path.display())),
+            Err(e) => Err(format!("{}: {e}", path.display())),
         }
     }
 
     /// Re-reads the file if it changed since last read (looked at most
-    /// once per [`RELOAD_CHECK`] unless `force`). A file that fails to
-    /// parse keeps the tokens read before and is reported.
+    /// once per [`RELOAD_CHECK`] unless `force`); a catalog's records only
+    /// when `force`d (by [`Auth::refresh_tokens`], off the request path).
+    /// Records that fail to parse keep the tokens read before and are
+    /// reported.
     pub fn reload_if_changed(&self, force: bool) -> Result<(), String> {
         let mut st = self.state.lock().unwrap();
         if !force && st.checked.is_some_and(|c| c.elapsed() < RELOAD_CHECK) {
@@ -401,14 +469,22 @@ impl TokenFile {
         }
         let first_load = st.checked.is_none();
         st.checked = Some(Instant::now());
-        let seen = std::fs::metadata(&self.path)
-            .ok()
-            .map(|m| (m.modified().unwrap_or(SystemTime::UNIX_EPOCH), m.len()));
+        let seen = match &self.source {
+            Source::File(path) => std::fs::metadata(path)
+                .ok()
+                .map(|m| (m.modified().unwrap_or(SystemTime::UNIX_EPOCH), m.len())),
+            Source::Catalog(_) if !force => return Ok(()),
+            Source::Catalog(_) => None,
+        };
         if !force && seen == st.seen {
             return Ok(());
         }
         let records: Vec<Arc<TokenRecord>> = self.read()?.into_iter().map(Arc::new).collect();
-        tracing::info!(tokens = records.len(), "tokens loaded");
+        let same = records.len() == st.records.len()
+            && records.iter().zip(&st.records).all(|(a, b)| a.id == b.id);
+        if first_load || !same {
+            tracing::info!(tokens = records.len(), "tokens loaded");
+        }
         if !first_load {
             let had =
                 |list: &[Arc<TokenRecord>], r: &TokenRecord| list.iter().any(|o| o.id == r.id);
@@ -457,13 +533,14 @@ impl TokenFile {
         self.read()
     }
 
-    fn write(&self, records: &[TokenRecord]) -> Result<(), String> {
-        let io = |e: std::io::Error| format!("{}: {e}", self.path.display());
-        if let Some(dir) = self.path.parent() {
+    /// Writes the whole file (a data directory's tokens only).
+    fn write(path: &Path, records: &[TokenRecord]) -> Result<(), String> {
+        let io = |e: std::io::Error| format!("{}: {e}", path.display());
+        if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(io)?;
         }
         let body = serde_json::to_vec_pretty(records).map_err(|e| e.to_string())?;
-        let tmp = self.path.with_extension("json.tmp");
+        let tmp = path.with_extension("json.tmp");
         {
             use std::io::Write;
             use std::os::unix::fs::OpenOptionsExt;
@@ -477,8 +554,8 @@ impl TokenFile {
             f.write_all(&body).map_err(io)?;
             f.sync_all().map_err(io)?;
         }
-        std::fs::rename(&tmp, &self.path).map_err(io)?;
-        if let Some(dir) = self.path.parent() {
+        std::fs::rename(&tmp, path).map_err(io)?;
+        if let Some(dir) = path.parent() {
             std::fs::File::open(dir)
                 .and_then(|d| d.sync_all())
                 .map_err(io)?;
@@ -511,18 +588,12 @@ impl TokenFile {
                 "a push or read token is bound to one tenant; create one per tenant".into(),
             );
         }
-        let mut records = self.read()?;
         let id = random_hex(8)?;
         let name = name
             .map(str::to_string)
             .unwrap_or_else(|| format!("{}-{}", tenants.join("+"), &id[..8]));
         if name.is_empty() || name.chars().any(char::is_control) || name.len() > 100 {
             return Err("--name: 1 to 100 characters, no control characters".into());
-        }
-        if records.iter().any(|r| r.name == name) {
-            return Err(format!(
-                "a token named {name:?} exists; revoke it or pick another --name"
-            ));
         }
         let token = format!("skald_{id}_{}", random_hex(32)?);
         let salt = random_hex(16)?;
@@ -542,21 +613,53 @@ impl TokenFile {
             hash: hash(&salt, &token),
             salt,
         };
-        records.push(record.clone());
-        self.write(&records)?;
+        match &self.source {
+            Source::File(path) => {
+                let mut records = self.read()?;
+                if records.iter().any(|r| r.name == record.name) {
+                    return Err(format!(
+                        "a token named {:?} exists; revoke it or pick another --name",
+                        record.name
+                    ));
+                }
+                records.push(record.clone());
+                Self::write(path, &records)?;
+            }
+            Source::Catalog(catalog) => {
+                let row = serde_json::to_string(&record).map_err(|e| e.to_string())?;
+                catalog
+                    .add_token(&record.id, &record.name, &row)
+                    .map_err(|e| match e {
+                        skald_store::CatalogError::Conflict(why) => why,
+                        other => other.to_string(),
+                    })?;
+            }
+        }
         Ok((record, token))
     }
 
     /// Removes the token of that name or id; answers it.
     pub fn revoke(&self, name_or_id: &str) -> Result<TokenRecord, String> {
-        let mut records = self.read()?;
-        let pos = records
-            .iter()
-            .position(|r| r.name == name_or_id || r.id == name_or_id)
-            .ok_or_else(|| format!("no token named {name_or_id:?}"))?;
-        let removed = records.remove(pos);
-        self.write(&records)?;
-        Ok(removed)
+        let missing = || format!("no token named {name_or_id:?}");
+        match &self.source {
+            Source::File(path) => {
+                let mut records = self.read()?;
+                let pos = records
+                    .iter()
+                    .position(|r| r.name == name_or_id || r.id == name_or_id)
+                    .ok_or_else(missing)?;
+                let removed = records.remove(pos);
+                Self::write(path, &records)?;
+                Ok(removed)
+            }
+            Source::Catalog(catalog) => {
+                let row = catalog
+                    .remove_token(name_or_id)
+                    .map_err(|e| e.to_string())?
+                    .ok_or_else(missing)?;
+                serde_json::from_str(&row).map_err(|e| format!("the revoked token's record: {e}"))
+            }
+        }
     }
 }
 
@@ -571,7 +674,7 @@ mod tests {
     #[test]
     fn tokens_verify_until_revoked_or_expired_and_are_stored_hashed() {
         let dir = tempfile::tempdir().unwrap();
-        let file = TokenFile::new(dir.path());
+        let file = Tokens::new(dir.path());
         let (rec, token) = file
             .create(Some("ci"), &["team-a".into()], Role::Push, None)
             .unwrap();

@@ -50,6 +50,7 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 pub const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../../migrations/0001_catalog.sql")),
     (2, include_str!("../../migrations/0002_nodes.sql")),
+    (3, include_str!("../../migrations/0003_tokens.sql")),
 ];
 
 /// How long a compaction lease lasts if its holder dies.
@@ -739,6 +740,55 @@ impl CatalogStore for PostgresCatalog {
                 )
                 .await?;
             Ok(n > 0)
+        })
+    }
+
+    fn tokens(&self) -> Result<Option<Vec<String>>, CatalogError> {
+        self.run(|client, _| async move {
+            let rows = client
+                .query(
+                    "SELECT record FROM skald_tokens ORDER BY created_at, id",
+                    &[],
+                )
+                .await?;
+            Ok(Some(rows.iter().map(|r| r.get::<_, String>(0)).collect()))
+        })
+    }
+
+    fn add_token(&self, id: &str, name: &str, record: &str) -> Result<(), CatalogError> {
+        let (id, name, record) = (id.to_string(), name.to_string(), record.to_string());
+        let taken = name.clone();
+        let added = self.run(move |client, _| async move {
+            let n = client
+                .execute(
+                    "INSERT INTO skald_tokens (id, name, record) VALUES ($1, $2, $3)
+                     ON CONFLICT DO NOTHING",
+                    &[&id, &name, &record],
+                )
+                .await?;
+            Ok(n == 1)
+        })?;
+        match added {
+            true => Ok(()),
+            false => Err(CatalogError::Conflict(format!(
+                "a token named {taken:?} exists; revoke it or pick another --name"
+            ))),
+        }
+    }
+
+    fn remove_token(&self, name_or_id: &str) -> Result<Option<String>, CatalogError> {
+        let key = name_or_id.to_string();
+        self.run(move |client, _| async move {
+            let rows = client
+                .query(
+                    "DELETE FROM skald_tokens WHERE id = (
+                         SELECT id FROM skald_tokens WHERE name = $1 OR id = $1
+                         ORDER BY (name = $1) DESC LIMIT 1)
+                     RETURNING record",
+                    &[&key],
+                )
+                .await?;
+            Ok(rows.first().map(|r| r.get::<_, String>(0)))
         })
     }
 }
