@@ -19,7 +19,8 @@ use anyhow::Context;
 use clap::ValueEnum;
 use skald_model::{Entry, LabelSet, Matcher, TenantId, Timestamp};
 use skald_store::cluster::{PeerAnswer, PeerHeads};
-use skald_store::{CatalogStore, NodeRole, Store};
+use skald_store::{CatalogStore, NodeRole, Store, TailFeed};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,6 +29,14 @@ pub const HEARTBEAT: Duration = Duration::from_secs(2);
 
 /// How long a query node waits for an ingest node's head.
 const PEER_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// How often a live tail looks for ingest nodes it does not follow yet
+/// (new ones, or one whose connection ended).
+const FOLLOW_REFRESH: Duration = Duration::from_secs(2);
+
+/// The longest line of an ingest node's tail endpoint taken (its queue is
+/// bounded by `tail_queue_bytes`, far less).
+const MAX_TAIL_LINE: usize = 256 << 20;
 
 /// Heartbeats missed after which an ingest node is not asked any more
 /// (each query would otherwise wait up to [`PEER_TIMEOUT`] for it): it is
@@ -133,11 +142,17 @@ pub fn join(
             .connect_timeout(PEER_TIMEOUT)
             .build()
             .context("building the client for the ingest nodes")?;
+        // Tails stay open: no overall timeout, keep-alive lines instead.
+        let tail_client = reqwest::Client::builder()
+            .connect_timeout(PEER_TIMEOUT)
+            .build()
+            .context("building the client for the ingest nodes")?;
         store.set_peers(Arc::new(HttpPeers {
             catalog: catalog.clone(),
             own: address.clone(),
             forget_after,
             client,
+            tail_client,
             token,
             runtime: runtime.handle().clone(),
         }));
@@ -163,7 +178,8 @@ impl Node {
     }
 }
 
-/// The ingest nodes' heads over their internal HTTP endpoint.
+/// The ingest nodes' heads over their internal HTTP endpoints.
+#[derive(Clone)]
 struct HttpPeers {
     catalog: Arc<dyn CatalogStore>,
     /// This node's address (never asked: its head is read directly).
@@ -171,6 +187,7 @@ struct HttpPeers {
     /// Silence after which a node is removed from the catalog.
     forget_after: Duration,
     client: reqwest::Client,
+    tail_client: reqwest::Client,
     /// Sent as a bearer token when set.
     token: Option<String>,
     runtime: tokio::runtime::Handle,
@@ -254,6 +271,135 @@ impl PeerHeads for HttpPeers {
     ) -> PeerAnswer {
         self.gather(tenant, matchers, (start, end), true)
     }
+
+    fn follow(&self, tenant: &TenantId, matchers: &[Matcher], feed: TailFeed) {
+        let this = self.clone();
+        let (tenant, query) = (tenant.clone(), selector(matchers));
+        self.runtime
+            .spawn(async move { this.follow_nodes(tenant, query, feed).await });
+    }
+}
+
+impl HttpPeers {
+    /// Follows every live ingest node but this one into `feed` until its
+    /// tail ends: each node's tail endpoint on its own task, looked after
+    /// every [`FOLLOW_REFRESH`] (nodes that joined, connections that
+    /// ended). Entries a node makes durable while it is not followed (it
+    /// restarted, or was unreachable) are not tailed; queries have them.
+    async fn follow_nodes(self, tenant: TenantId, query: String, feed: TailFeed) {
+        let mut running: HashMap<String, tokio::task::JoinHandle<()>> = HashMap::new();
+        let mut first = true;
+        while !feed.closed() {
+            running.retain(|_, task| !task.is_finished());
+            let catalog = self.catalog.clone();
+            let listed = tokio::task::spawn_blocking(move || catalog.ingest_nodes()).await;
+            let nodes: Vec<String> = match listed {
+                Ok(Ok(nodes)) => nodes
+                    .into_iter()
+                    .filter(|n| n.address != self.own && n.silent_secs < SILENT_AFTER.as_secs_f64())
+                    .map(|n| n.address)
+                    .collect(),
+                _ => Vec::new(),
+            };
+            let mut answers = Vec::new();
+            for address in nodes {
+                if running.contains_key(&address) {
+                    continue;
+                }
+                let (answered, answer) = tokio::sync::oneshot::channel();
+                let task = tokio::spawn(self.clone().follow_node(
+                    address.clone(),
+                    tenant.clone(),
+                    query.clone(),
+                    feed.clone(),
+                    answered,
+                ));
+                running.insert(address, task);
+                answers.push(answer);
+            }
+            if first {
+                first = false;
+                let deadline = tokio::time::Instant::now() + PEER_TIMEOUT;
+                for answer in answers {
+                    let _ = tokio::time::timeout_at(deadline, answer).await;
+                }
+                feed.ready();
+            }
+            tokio::time::sleep(FOLLOW_REFRESH).await;
+        }
+        for task in running.values() {
+            task.abort();
+        }
+    }
+
+    /// Forwards one node's tail endpoint into `feed`; `answered` once the
+    /// node answered (its subscription exists from then on) or failed.
+    async fn follow_node(
+        self,
+        address: String,
+        tenant: TenantId,
+        query: String,
+        feed: TailFeed,
+        answered: tokio::sync::oneshot::Sender<()>,
+    ) {
+        let url = format!("{address}{}", skald_server::cluster::TAIL_PATH);
+        let mut request = self
+            .tail_client
+            .get(&url)
+            .header("X-Scope-OrgID", tenant.as_str())
+            .query(&[("query", query.as_str())]);
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        let sent = tokio::time::timeout(PEER_TIMEOUT, request.send()).await;
+        let _ = answered.send(());
+        let mut response = match sent {
+            Ok(Ok(r)) if r.status().is_success() => r,
+            Ok(Ok(r)) => {
+                let status = r.status();
+                let body = r.text().await.unwrap_or_default();
+                tracing::warn!(node = %address, %status, body = %body.trim(), "an ingest node refused to be followed by a live tail");
+                return;
+            }
+            Ok(Err(e)) => {
+                tracing::debug!(node = %address, error = %e, "could not follow an ingest node");
+                return;
+            }
+            Err(_) => return,
+        };
+        let quiet = skald_server::cluster::TAIL_KEEPALIVE * 3;
+        let mut pending: Vec<u8> = Vec::new();
+        loop {
+            let chunk = match tokio::time::timeout(quiet, response.chunk()).await {
+                Ok(Ok(Some(chunk))) => chunk,
+                _ => return,
+            };
+            pending.extend_from_slice(&chunk);
+            while let Some(end) = pending.iter().position(|&b| b == b'\n') {
+                let line: Vec<u8> = pending.drain(..=end).collect();
+                let (streams, dropped) = match skald_server::cluster::decode_tail(&line) {
+                    Ok(decoded) => decoded,
+                    Err(e) => {
+                        tracing::warn!(node = %address, error = %e, "an ingest node's tail answered nonsense");
+                        return;
+                    }
+                };
+                for (labels, entries) in streams {
+                    if !feed.offer(labels, &entries) {
+                        return;
+                    }
+                }
+                for (labels, first_ts, count) in dropped {
+                    if !feed.dropped(labels, first_ts, count) {
+                        return;
+                    }
+                }
+            }
+            if feed.closed() || pending.len() > MAX_TAIL_LINE {
+                return;
+            }
+        }
+    }
 }
 
 impl HttpPeers {
@@ -306,14 +452,7 @@ impl HttpPeers {
         let query = selector(matchers);
         let (tx, rx) = std::sync::mpsc::channel();
         for address in peers {
-            let this = HttpPeers {
-                catalog: self.catalog.clone(),
-                own: self.own.clone(),
-                forget_after: self.forget_after,
-                client: self.client.clone(),
-                token: self.token.clone(),
-                runtime: self.runtime.clone(),
-            };
+            let this = self.clone();
             let (tenant, query, tx) = (tenant.clone(), query.clone(), tx.clone());
             self.runtime.spawn(async move {
                 let got = this

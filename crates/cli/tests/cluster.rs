@@ -370,3 +370,110 @@ fn tokens_in_the_catalog_are_valid_on_every_node_until_revoked_on_any() {
     // The nodes' data directories hold no token file.
     assert!(!one.data_dir().join("tokens.json").exists());
 }
+
+/// A live tail (Loki's websocket) on `node`, read without a runtime.
+struct WsTail(
+    tokio_tungstenite::tungstenite::WebSocket<
+        tokio_tungstenite::tungstenite::stream::MaybeTlsStream<std::net::TcpStream>,
+    >,
+);
+
+impl WsTail {
+    fn open(node: &Server, query: &str) -> WsTail {
+        let url = format!(
+            "ws://127.0.0.1:{}/loki/api/v1/tail?query={}&limit=100&start={}",
+            node.http,
+            common::urlencode(query),
+            day_ago()
+        );
+        let (ws, _) = tokio_tungstenite::tungstenite::connect(url).unwrap();
+        if let tokio_tungstenite::tungstenite::stream::MaybeTlsStream::Plain(s) = ws.get_ref() {
+            s.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
+        }
+        WsTail(ws)
+    }
+
+    /// The lines of the next message; empty after a second without one.
+    fn lines(&mut self) -> Vec<String> {
+        use tokio_tungstenite::tungstenite::{Error, Message};
+        let text = match self.0.read() {
+            Ok(Message::Text(t)) => t,
+            Ok(_) => return Vec::new(),
+            Err(Error::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => return Vec::new(),
+            Err(Error::Io(e)) if e.kind() == std::io::ErrorKind::TimedOut => return Vec::new(),
+            Err(e) => panic!("tail: {e}"),
+        };
+        let v: Value = serde_json::from_str(&text).unwrap();
+        v["streams"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|s| s["values"].as_array().unwrap().clone())
+            .map(|e| e[1].as_str().unwrap().to_string())
+            .collect()
+    }
+
+    /// Reads until every line of `want` came (in any order), at most
+    /// `within`; fails on a line twice.
+    fn expect(&mut self, want: &[String], within: Duration) {
+        let deadline = Instant::now() + within;
+        let mut got: Vec<String> = Vec::new();
+        while got.len() < want.len() {
+            assert!(
+                Instant::now() < deadline,
+                "tail: got {got:?}, want {want:?}"
+            );
+            got.extend(self.lines());
+        }
+        assert_eq!(sorted(got), sorted(want.to_vec()));
+    }
+}
+
+#[test]
+fn a_live_tail_on_a_query_node_follows_every_ingest_node() {
+    let Some(pg) = Postgres::start() else { return };
+    let catalog = pg.create_database("tail");
+    let s3 = S3Server::start();
+    let cluster = Cluster::over(&s3, catalog);
+    let a = cluster.node("ingest");
+    let mut b = cluster.node("ingest");
+    let query = cluster.node("query");
+
+    // History from the heads, then what either node is pushed.
+    let early = push(&a, "a", "early", 3);
+    let mut tail = WsTail::open(&query, r#"{app=~"a|b"}"#);
+    tail.expect(&early, Duration::from_secs(10));
+    let mut live = push(&a, "a", "live", 5);
+    live.extend(push(&b, "b", "live", 5));
+    tail.expect(&live, Duration::from_secs(10));
+
+    // An ingest node that restarts is followed again once it is back;
+    // entries it took meanwhile are read by queries, not necessarily
+    // tailed.
+    b.kill9();
+    b.start_again();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut round = 0;
+    'back: loop {
+        assert!(
+            Instant::now() < deadline,
+            "the restarted node is not followed"
+        );
+        let sent = push(&b, "b", &format!("after restart {round}"), 1);
+        round += 1;
+        for _ in 0..2 {
+            let lines = tail.lines();
+            assert!(
+                lines.iter().all(|l| l.starts_with("b after restart")),
+                "{lines:?}"
+            );
+            if lines.contains(&sent[0]) {
+                break 'back;
+            }
+        }
+    }
+    // And a line of each node after that, exactly once.
+    let mut more = push(&a, "a", "last", 1);
+    more.extend(push(&b, "b", "last", 1));
+    tail.expect(&more, Duration::from_secs(10));
+}

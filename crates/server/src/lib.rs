@@ -339,6 +339,7 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/prometheus/api/v1/rules", get(ruler::prometheus_rules))
         .route("/prometheus/api/v1/alerts", get(ruler::prometheus_alerts))
         .route(cluster::HEADS_PATH, get(cluster::heads))
+        .route(cluster::TAIL_PATH, get(cluster::tail))
         .route("/ready", get(status::ready))
         .route("/loki/api/v1/status/buildinfo", get(status::buildinfo))
         .route("/metrics", get(status::metrics))

@@ -5,7 +5,9 @@
 //! history query is missed), sends up to `limit` entries from `start` as
 //! history, then forwards what the store publishes as entries become
 //! durable, through the query's whole pipeline. Entries the history
-//! already held are not sent twice.
+//! already held are not sent twice. In a cluster the subscription also
+//! follows every other ingest node (`skald_store::cluster::PeerHeads::follow`),
+//! so a tail on any node sees what any node is pushed.
 //!
 //! Memory stays bounded at every step: the store's queue per tail holds at
 //! most [`QUEUE_ENTRIES`] entries and counts the rest as dropped (ingest
@@ -48,6 +50,9 @@ pub static TAILS_DROPPED: std::sync::atomic::AtomicU64 = std::sync::atomic::Atom
 const CHANNEL_MESSAGES: usize = 4;
 /// Loki's limit on `delay_for`.
 pub const MAX_DELAY_SECS: u64 = 5;
+/// How long a tail waits for the other ingest nodes to start forwarding
+/// their entries (an unreachable one is skipped, and retried).
+const FOLLOW_WAIT: Duration = Duration::from_secs(3);
 
 /// What a tail asks for, parsed.
 pub struct TailRequest {
@@ -140,6 +145,17 @@ pub async fn start(app: Arc<AppState>, req: TailRequest) -> Result<Tail, Service
             (tenant.clone(), sub)
         })
         .collect();
+    // On a node that follows other ingest nodes, their entries reach the
+    // subscriptions once each node answered: the history query starts
+    // after that, so nothing falls between the two.
+    let subs = tokio::task::spawn_blocking(move || {
+        for (_, sub) in &subs {
+            sub.wait_following(FOLLOW_WAIT);
+        }
+        subs
+    })
+    .await
+    .map_err(|e| ServiceError::internal(format!("tail: {e}")))?;
     let max_stall = Duration::from_secs(app.config.tail_max_stall_secs.max(1));
     let ended: Arc<std::sync::OnceLock<String>> = Arc::default();
     let history = if req.limit > 0 {

@@ -31,6 +31,7 @@
 
 use crate::catalog::CorruptFile;
 use crate::head::HeadBlock;
+use crate::tail::TailFeed;
 use crate::{Snapshot, Source, StreamSources};
 use skald_model::{Entry, LabelSet, Matcher, TenantId, Timestamp};
 use std::sync::Arc;
@@ -67,6 +68,15 @@ pub trait PeerHeads: Send + Sync {
         end: Timestamp,
     ) -> PeerAnswer {
         self.fetch(tenant, matchers, start, end)
+    }
+
+    /// Live tail: forwards what every live ingest node but this one makes
+    /// durable for `tenant`'s streams matching `matchers` into `feed`, from
+    /// now until the feed's subscription is dropped (nodes that join
+    /// later included), and calls [`TailFeed::ready`] once each node was
+    /// reached or tried. Returns at once. Nothing by default.
+    fn follow(&self, _tenant: &TenantId, _matchers: &[Matcher], feed: TailFeed) {
+        feed.ready();
     }
 }
 

@@ -48,7 +48,7 @@ pub use index::StreamInfo;
 pub use limits::{LimitUsage, TenantLimits};
 pub use record::StreamBatch;
 pub use segment::Segment;
-pub use tail::{Subscription, TailBatch, TailEntry};
+pub use tail::{Subscription, TailBatch, TailEntry, TailFeed};
 
 use catalog::Catalog;
 use commit::Command;
@@ -1017,8 +1017,28 @@ impl Store {
     /// as they become durable (see [`tail`]). At most `capacity` entries
     /// and `capacity_bytes` bytes wait in the subscription; more are
     /// counted as dropped. `waker` runs on the commit thread after entries
-    /// were queued; it must not block.
+    /// were queued; it must not block. On a node with peers (see
+    /// [`Store::set_peers`]) the other ingest nodes' entries come too:
+    /// [`Subscription::wait_following`] says when they are reached.
     pub fn subscribe(
+        &self,
+        tenant: &TenantId,
+        matchers: &[Matcher],
+        capacity: usize,
+        capacity_bytes: usize,
+        waker: tail::Waker,
+    ) -> Subscription {
+        let sub = self.subscribe_local(tenant, matchers, capacity, capacity_bytes, waker);
+        if let Some(peers) = self.shared.peers.get() {
+            sub.expect_following();
+            peers.follow(tenant, matchers, sub.feed());
+        }
+        sub
+    }
+
+    /// As [`Store::subscribe`], this node's entries only (what another
+    /// node following this one asks for).
+    pub fn subscribe_local(
         &self,
         tenant: &TenantId,
         matchers: &[Matcher],
