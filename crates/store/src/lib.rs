@@ -342,6 +342,9 @@ pub struct Store {
     shared: Arc<Shared>,
     commands: mpsc::SyncSender<Command>,
     threads: Mutex<Vec<JoinHandle<()>>>,
+    /// A directory of this store's own, removed when it is dropped
+    /// ([`Store::in_memory`]).
+    scratch: Option<std::path::PathBuf>,
 }
 
 impl Store {
@@ -351,6 +354,37 @@ impl Store {
     pub fn open(config: StoreConfig) -> Result<Store, StoreError> {
         let segments = Arc::new(storage::LocalDir::new(&config.data_dir));
         Store::open_with(config, segments)
+    }
+
+    /// A store for tests and embedding: segments in memory
+    /// ([`storage::MemorySegments`]), the WAL and the catalog's small
+    /// files (delete requests) in a private temporary directory removed
+    /// when the store is dropped. Everything is gone with it.
+    pub fn in_memory() -> Result<Store, StoreError> {
+        static OPENED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let scratch = std::env::temp_dir().join(format!(
+            "skald-in-memory-{}-{nanos:08x}-{}",
+            std::process::id(),
+            OPENED.fetch_add(1, Ordering::Relaxed)
+        ));
+        let config = StoreConfig {
+            data_dir: scratch.clone(),
+            ..StoreConfig::default()
+        };
+        let opened = Store::open_with(config, Arc::new(storage::MemorySegments::new()));
+        match opened {
+            Ok(mut store) => {
+                store.scratch = Some(scratch);
+                Ok(store)
+            }
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&scratch);
+                Err(e)
+            }
+        }
     }
 
     /// [`Store::open`] with segments in `segments` (object storage, or
@@ -528,6 +562,7 @@ impl Store {
             shared,
             commands,
             threads: Mutex::new(threads),
+            scratch: None,
         })
     }
 
@@ -1132,6 +1167,9 @@ impl Store {
 impl Drop for Store {
     fn drop(&mut self) {
         let _ = self.close();
+        if let Some(dir) = &self.scratch {
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
 }
 

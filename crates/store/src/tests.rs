@@ -881,6 +881,35 @@ fn segments_in_memory_serve_flushes_compaction_and_a_reopen() {
 }
 
 #[test]
+fn an_in_memory_store_flushes_compacts_and_leaves_nothing_behind() {
+    let store = Store::in_memory().unwrap();
+    let scratch = store.config().data_dir.clone();
+    assert!(scratch.starts_with(std::env::temp_dir()));
+    let t0 = now() - 60_000_000_000;
+    let mut want = Vec::new();
+    for flush in 0..3i64 {
+        let entries: Vec<(i64, String)> = (0..20)
+            .map(|i| (t0 + flush * 1000 + i, format!("flush {flush} entry {i}")))
+            .collect();
+        want.extend(entries.iter().cloned());
+        let refs: Vec<(i64, &str)> = entries.iter().map(|(t, l)| (*t, l.as_str())).collect();
+        store
+            .push(&tenant(), vec![batch(r#"{app="a"}"#, &refs)])
+            .unwrap();
+        store.flush().unwrap();
+    }
+    store.compact().unwrap();
+    assert_eq!(read_all(&store, r#"{app="a"}"#), want);
+    // Segments never touch the directory; two stores never share one.
+    assert!(!scratch.join("tenants").exists());
+    let other = Store::in_memory().unwrap();
+    assert_ne!(other.config().data_dir, scratch);
+    assert!(read_all(&other, r#"{app="a"}"#).is_empty());
+    drop(store);
+    assert!(!scratch.exists(), "removed with the store");
+}
+
+#[test]
 fn a_damaged_segment_in_memory_is_set_aside_under_quarantine() {
     let dir = tempfile::tempdir().unwrap();
     let segments = Arc::new(storage::MemorySegments::new());
