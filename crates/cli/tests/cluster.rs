@@ -477,3 +477,76 @@ fn a_live_tail_on_a_query_node_follows_every_ingest_node() {
     more.extend(push(&b, "b", "last", 1));
     tail.expect(&more, Duration::from_secs(10));
 }
+
+#[test]
+fn an_export_job_started_on_one_node_is_found_on_every_node() {
+    use skald_server::grpc::proto;
+    use skald_server::grpc::proto::log_service_client::LogServiceClient;
+    let Some(pg) = Postgres::start() else { return };
+    let catalog = pg.create_database("exports");
+    let s3 = S3Server::start();
+    let cluster = Cluster::over(&s3, catalog);
+    let one = cluster.node("all");
+    let two = cluster.node("query");
+    push(&one, "a", "export", 50);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let mut c1 = LogServiceClient::connect(one.grpc_url()).await.unwrap();
+        let mut c2 = LogServiceClient::connect(two.grpc_url()).await.unwrap();
+        let mut rx = c1
+            .export_logs(proto::ExportLogsRequest {
+                query: r#"{app="a"}"#.into(),
+                start_ns: day_ago().parse().unwrap(),
+                destination: Some(proto::ExportDestination {
+                    path: "out.jsonl".into(),
+                    format: proto::ExportFormat::Json as i32,
+                    gzip: false,
+                }),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let job = rx.message().await.unwrap().unwrap().job_id;
+        let status = |id: &str, tenant: Option<&str>| {
+            let mut request = tonic::Request::new(proto::GetExportStatusRequest {
+                job_id: id.to_string(),
+            });
+            if let Some(t) = tenant {
+                request
+                    .metadata_mut()
+                    .insert("x-scope-orgid", t.parse().unwrap());
+            }
+            request
+        };
+        // The other node answers the job's status, up to its end.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let done = loop {
+            let st = c2.get_export_status(status(&job, None)).await.unwrap();
+            let st = st.into_inner();
+            assert_ne!(
+                st.state,
+                proto::export_status::State::Failed as i32,
+                "{st:?}"
+            );
+            if st.state == proto::export_status::State::Completed as i32 {
+                break st;
+            }
+            assert!(Instant::now() < deadline, "not completed: {st:?}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        assert_eq!(done.entries, 50);
+        assert!(done.path.ends_with("out.jsonl"), "{done:?}");
+        assert!(done.finished_ns > 0);
+        // Another tenant's, or an unknown id: not found on any node.
+        for c in [&mut c1, &mut c2] {
+            let e = c.get_export_status(status(&job, Some("other"))).await;
+            assert_eq!(e.unwrap_err().code(), tonic::Code::NotFound);
+            let e = c.get_export_status(status("0123456789abcdef", None)).await;
+            assert_eq!(e.unwrap_err().code(), tonic::Code::NotFound);
+        }
+    });
+}

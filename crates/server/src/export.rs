@@ -176,6 +176,8 @@ pub struct Job {
 /// (JSON, replaced atomically: temporary file, fsync, rename). Written
 /// when a job starts and when it ends; a job found `pending` or `running`
 /// when the server opens was cut short by a restart and becomes `failed`.
+/// Over a shared catalog the same record is also written there, so every
+/// node answers the job's status.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct JobRecord {
     id: String,
@@ -206,6 +208,25 @@ impl Job {
             bytes: self.bytes.load(Ordering::Relaxed),
             progress: self.progress.load(Ordering::Relaxed),
         }
+    }
+
+    /// The job another node recorded in the shared catalog, as that node
+    /// described it (its file is on that node's disk); None unless it is
+    /// `tenant`'s job `id`.
+    fn from_catalog(r: JobRecord, tenant: &TenantId, id: &str) -> Option<Job> {
+        if r.tenant != tenant.as_str() || r.id != id {
+            return None;
+        }
+        Some(Job {
+            tenant: tenant.clone(),
+            id: r.id,
+            path: r.path,
+            started: Timestamp(r.started_ns),
+            entries: AtomicU64::new(r.entries),
+            bytes: Arc::new(AtomicU64::new(r.bytes)),
+            progress: AtomicU64::new(r.progress),
+            state: Mutex::new((r.state, r.error, Timestamp(r.finished_ns))),
+        })
     }
 
     /// The job of a record read from `<records>/<dir_tenant>/`, or None
@@ -264,6 +285,9 @@ pub struct Exports {
     records: PathBuf,
     retention_ns: i64,
     jobs: Mutex<HashMap<(TenantId, String), Arc<Job>>>,
+    /// The catalog shared by the nodes of a cluster, which keeps a copy of
+    /// every record (see [`Exports::share_through`]).
+    shared: Option<Arc<dyn skald_store::CatalogStore>>,
 }
 
 /// The rules a client-chosen export file name must follow, so that a job
@@ -448,6 +472,7 @@ impl Exports {
             records: data_dir.join("export_jobs"),
             retention_ns: retention.as_nanos().min(i64::MAX as u128) as i64,
             jobs: Mutex::new(HashMap::new()),
+            shared: None,
         };
         let tenants = match std::fs::read_dir(&exports.records) {
             Ok(rd) => rd,
@@ -491,13 +516,61 @@ impl Exports {
         Ok(exports)
     }
 
-    /// The tenant's job `id`; another tenant's job is not found either.
+    /// Keeps a copy of every job record in `catalog` when it is shared by
+    /// several nodes, so a job started on one is found on all (its file
+    /// stays on the node that writes it). The records loaded at open are
+    /// copied there now.
+    pub fn share_through(mut self, catalog: &Arc<dyn skald_store::CatalogStore>) -> Exports {
+        if catalog.shared() {
+            self.shared = Some(catalog.clone());
+            let jobs: Vec<Arc<Job>> = self.jobs.lock().unwrap().values().cloned().collect();
+            for job in jobs {
+                self.persist_shared(&job);
+            }
+        }
+        self
+    }
+
+    /// The tenant's job `id`, this node's or (over a shared catalog)
+    /// another node's; another tenant's job is not found either.
     pub fn get(&self, tenant: &TenantId, id: &str) -> Option<Arc<Job>> {
-        self.jobs
+        let local = self
+            .jobs
             .lock()
             .unwrap()
             .get(&(tenant.clone(), id.to_string()))
-            .cloned()
+            .cloned();
+        if local.is_some() {
+            return local;
+        }
+        let catalog = self.shared.as_ref()?;
+        let record = match catalog.export_job(tenant, id) {
+            Ok(record) => record?,
+            Err(e) => {
+                tracing::warn!(job = %id, error = %e, "reading an export job from the catalog");
+                return None;
+            }
+        };
+        let record: JobRecord = serde_json::from_str(&record).ok()?;
+        Job::from_catalog(record, tenant, id).map(Arc::new)
+    }
+
+    /// Copies the job's record into the shared catalog, if any; a failure
+    /// is logged (the job goes on; other nodes see an older status).
+    fn persist_shared(&self, job: &Job) {
+        let Some(catalog) = &self.shared else {
+            return;
+        };
+        let stored = serde_json::to_string(&job.record())
+            .map_err(|e| e.to_string())
+            .and_then(|r| {
+                catalog
+                    .put_export_job(&job.tenant, &job.id, &r)
+                    .map_err(|e| e.to_string())
+            });
+        if let Err(e) = stored {
+            tracing::warn!(job = %job.id, error = %e, "writing the export job record to the catalog");
+        }
     }
 
     fn record_path(&self, tenant: &TenantId, id: &str) -> PathBuf {
@@ -521,6 +594,7 @@ impl Exports {
         if let Err(e) = result {
             tracing::error!(job = %job.id, file = %path.display(), error = %e, "writing the export job record");
         }
+        self.persist_shared(job);
     }
 
     /// Removes jobs finished more than the retention ago, with their files.
@@ -538,6 +612,11 @@ impl Exports {
             let Some(job) = jobs.remove(&key) else {
                 continue;
             };
+            if let Some(catalog) = &self.shared
+                && let Err(e) = catalog.remove_export_job(&job.tenant, &job.id)
+            {
+                tracing::warn!(job = %job.id, error = %e, "removing an expired export job from the catalog");
+            }
             for file in [job.path.clone(), self.record_path(&job.tenant, &job.id)] {
                 match std::fs::remove_file(&file) {
                     Ok(()) => {}

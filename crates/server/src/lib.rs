@@ -211,7 +211,8 @@ impl AppState {
                     .map_err(|e| format!("loading delete requests: {e}"))?,
             ),
             exports: Exports::open(&data_dir, retention)
-                .map_err(|e| format!("loading export jobs: {e}"))?,
+                .map_err(|e| format!("loading export jobs: {e}"))?
+                .share_through(store.catalog()),
             auth: service::auth::Auth::new(&data_dir, store.catalog(), auth)
                 .map_err(|e| format!("loading tokens: {e}"))?,
             refused_entries: Default::default(),

@@ -282,6 +282,31 @@ pub trait CatalogStore: Send + Sync + std::fmt::Debug {
         ))
     }
 
+    /// The record (JSON, as `skald_server::export` writes it) of export
+    /// job `id` of `tenant`, when this catalog keeps them (a shared
+    /// catalog: a job started on one node is found on every node).
+    /// `None`: not kept here (each node keeps its own under its data
+    /// directory), or no such job.
+    fn export_job(&self, _tenant: &TenantId, _id: &str) -> Result<Option<String>, CatalogError> {
+        Ok(None)
+    }
+
+    /// Stores (or replaces) an export job's record; nothing when this
+    /// catalog keeps none.
+    fn put_export_job(
+        &self,
+        _tenant: &TenantId,
+        _id: &str,
+        _record: &str,
+    ) -> Result<(), CatalogError> {
+        Ok(())
+    }
+
+    /// Removes an export job's record (it expired).
+    fn remove_export_job(&self, _tenant: &TenantId, _id: &str) -> Result<(), CatalogError> {
+        Ok(())
+    }
+
     /// Removes the token of that name (or else that id) and answers its
     /// record; `None` if there is none.
     fn remove_token(&self, _name_or_id: &str) -> Result<Option<String>, CatalogError> {

@@ -286,6 +286,22 @@ fn nodes_starting_together_migrate_once_and_see_each_others_changes() {
     assert_eq!(two.remove_token("ci").unwrap(), None);
     assert!(one.remove_token("00bb").unwrap().is_some());
     assert_eq!(one.tokens().unwrap(), Some(Vec::new()));
+
+    // Export job records: written by one node, read by every node, per
+    // tenant; replaced as the job goes on; removed when it expires.
+    let job = "0123456789abcdef";
+    assert_eq!(two.export_job(&t, job).unwrap(), None);
+    one.put_export_job(&t, job, r#"{"state":"running"}"#)
+        .unwrap();
+    one.put_export_job(&t, job, r#"{"state":"completed"}"#)
+        .unwrap();
+    assert_eq!(
+        two.export_job(&t, job).unwrap().as_deref(),
+        Some(r#"{"state":"completed"}"#)
+    );
+    assert_eq!(two.export_job(&tenant("other"), job).unwrap(), None);
+    two.remove_export_job(&t, job).unwrap();
+    assert_eq!(one.export_job(&t, job).unwrap(), None);
 }
 
 #[test]

@@ -51,6 +51,7 @@ pub const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../../migrations/0001_catalog.sql")),
     (2, include_str!("../../migrations/0002_nodes.sql")),
     (3, include_str!("../../migrations/0003_tokens.sql")),
+    (4, include_str!("../../migrations/0004_export_jobs.sql")),
 ];
 
 /// How long a compaction lease lasts if its holder dies.
@@ -774,6 +775,56 @@ impl CatalogStore for PostgresCatalog {
                 "a token named {taken:?} exists; revoke it or pick another --name"
             ))),
         }
+    }
+
+    fn export_job(&self, tenant: &TenantId, id: &str) -> Result<Option<String>, CatalogError> {
+        let (tenant, id) = (tenant.as_str().to_string(), id.to_string());
+        self.run(move |client, _| async move {
+            let rows = client
+                .query(
+                    "SELECT record FROM skald_export_jobs WHERE tenant = $1 AND id = $2",
+                    &[&tenant, &id],
+                )
+                .await?;
+            Ok(rows.first().map(|r| r.get::<_, String>(0)))
+        })
+    }
+
+    fn put_export_job(
+        &self,
+        tenant: &TenantId,
+        id: &str,
+        record: &str,
+    ) -> Result<(), CatalogError> {
+        let (tenant, id, record) = (
+            tenant.as_str().to_string(),
+            id.to_string(),
+            record.to_string(),
+        );
+        self.run(move |client, _| async move {
+            client
+                .execute(
+                    "INSERT INTO skald_export_jobs (tenant, id, record) VALUES ($1, $2, $3)
+                     ON CONFLICT (tenant, id) DO UPDATE
+                         SET record = EXCLUDED.record, updated_at = now()",
+                    &[&tenant, &id, &record],
+                )
+                .await?;
+            Ok(())
+        })
+    }
+
+    fn remove_export_job(&self, tenant: &TenantId, id: &str) -> Result<(), CatalogError> {
+        let (tenant, id) = (tenant.as_str().to_string(), id.to_string());
+        self.run(move |client, _| async move {
+            client
+                .execute(
+                    "DELETE FROM skald_export_jobs WHERE tenant = $1 AND id = $2",
+                    &[&tenant, &id],
+                )
+                .await?;
+            Ok(())
+        })
     }
 
     fn remove_token(&self, name_or_id: &str) -> Result<Option<String>, CatalogError> {
