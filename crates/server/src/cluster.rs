@@ -34,6 +34,14 @@ use skald_model::{Entry, Label, LabelSet, Timestamp};
 use std::sync::Arc;
 use tokio::sync::Notify;
 
+/// The `query` parameter: a stream selector; none, every stream.
+fn selector_param(params: &Params) -> Result<Vec<skald_model::Matcher>, ApiError> {
+    match params.get("query").filter(|q| !q.is_empty()) {
+        Some(q) => Ok(stream_selector(q, false)?),
+        None => Ok(Vec::new()),
+    }
+}
+
 /// The endpoint's path.
 pub const HEADS_PATH: &str = "/skald/internal/v1/heads";
 /// The live tail endpoint's path.
@@ -66,10 +74,7 @@ pub async fn heads(
     let ctx = Context::from_http(&app, &headers)?;
     let params = Params::from_request(raw.as_deref(), &Bytes::new());
     // No selector: every stream (label and series answers over all).
-    let selector = match params.get("query").filter(|q| !q.is_empty()) {
-        Some(q) => stream_selector(q, false)?,
-        None => Vec::new(),
-    };
+    let selector = selector_param(&params)?;
     let start = params.time("start")?.unwrap_or(Timestamp(0));
     let end = params.time("end")?.unwrap_or(Timestamp::MAX);
     let bounds_only = params.get("entries") == Some("bounds");
@@ -93,10 +98,7 @@ pub async fn tail(
 ) -> Result<Response, ApiError> {
     let ctx = Context::from_http(&app, &headers)?;
     let params = Params::from_request(raw.as_deref(), &Bytes::new());
-    let selector = match params.get("query").filter(|q| !q.is_empty()) {
-        Some(q) => stream_selector(q, false)?,
-        None => Vec::new(),
-    };
+    let selector = selector_param(&params)?;
     let notify = Arc::new(Notify::new());
     let waker = {
         let notify = notify.clone();

@@ -836,6 +836,24 @@ fn a_tail_queue_is_bounded_in_bytes_as_well_as_entries() {
     assert_eq!(sub.drain().entries.len(), 1);
 }
 
+/// Pushes `flushes` batches of `per` entries to `{app="a"}` from `t0`,
+/// flushing after each; answers them in order.
+fn push_and_flush(store: &Store, t0: i64, flushes: i64, per: i64) -> Vec<(i64, String)> {
+    let mut pushed = Vec::new();
+    for flush in 0..flushes {
+        let entries: Vec<(i64, String)> = (0..per)
+            .map(|i| (t0 + flush * 1000 + i, format!("flush {flush} entry {i}")))
+            .collect();
+        let refs: Vec<(i64, &str)> = entries.iter().map(|(t, l)| (*t, l.as_str())).collect();
+        store
+            .push(&tenant(), vec![batch(r#"{app="a"}"#, &refs)])
+            .unwrap();
+        store.flush().unwrap();
+        pushed.extend(entries);
+    }
+    pushed
+}
+
 #[test]
 fn segments_in_memory_serve_flushes_compaction_and_a_reopen() {
     let dir = tempfile::tempdir().unwrap();
@@ -846,17 +864,7 @@ fn segments_in_memory_serve_flushes_compaction_and_a_reopen() {
     let mut want = Vec::new();
     {
         let store = Store::open_with(cfg.clone(), segments.clone()).unwrap();
-        for flush in 0..5i64 {
-            let entries: Vec<(i64, String)> = (0..40)
-                .map(|i| (t0 + flush * 1000 + i, format!("flush {flush} entry {i}")))
-                .collect();
-            want.extend(entries.iter().cloned());
-            let refs: Vec<(i64, &str)> = entries.iter().map(|(t, l)| (*t, l.as_str())).collect();
-            store
-                .push(&tenant(), vec![batch(r#"{app="a"}"#, &refs)])
-                .unwrap();
-            store.flush().unwrap();
-        }
+        want.extend(push_and_flush(&store, t0, 5, 40));
         store.compact().unwrap();
         assert_eq!(read_all(&store, r#"{app="a"}"#), want);
         store.close().unwrap();
@@ -885,19 +893,7 @@ fn an_in_memory_store_flushes_compacts_and_leaves_nothing_behind() {
     let store = Store::in_memory().unwrap();
     let scratch = store.config().data_dir.clone();
     assert!(scratch.starts_with(std::env::temp_dir()));
-    let t0 = now() - 60_000_000_000;
-    let mut want = Vec::new();
-    for flush in 0..3i64 {
-        let entries: Vec<(i64, String)> = (0..20)
-            .map(|i| (t0 + flush * 1000 + i, format!("flush {flush} entry {i}")))
-            .collect();
-        want.extend(entries.iter().cloned());
-        let refs: Vec<(i64, &str)> = entries.iter().map(|(t, l)| (*t, l.as_str())).collect();
-        store
-            .push(&tenant(), vec![batch(r#"{app="a"}"#, &refs)])
-            .unwrap();
-        store.flush().unwrap();
-    }
+    let want = push_and_flush(&store, now() - 60_000_000_000, 3, 20);
     store.compact().unwrap();
     assert_eq!(read_all(&store, r#"{app="a"}"#), want);
     // Segments never touch the directory; two stores never share one.
