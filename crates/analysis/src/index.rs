@@ -711,49 +711,94 @@ impl Sampler {
 }
 
 /// Keeps the miner thread's CPU near a share of what the rest of the
-/// process uses, while the rest is busy: every second it compares the
-/// two (thread and process CPU clocks) and scales the sample step it
-/// asks for by how far over or under the share the miner was. With the
-/// rest of the process under half the machine's cores, it asks for no
-/// sampling: ordinary rates are mined line by line.
+/// process uses, while the rest is busy. Every [`BUDGET_CHECK`] it reads
+/// both CPU clocks (the thread's and the process'), and over the last
+/// [`BUDGET_WINDOW`] of readings compares the miner's CPU with the share
+/// of the rest's; the step it asks for is the one that would have kept
+/// the miner at its share over that window ([`budget_step`]). Judging
+/// "busy" over the whole window rather than the last reading keeps a
+/// short lull from resetting the step, and reading four times a window
+/// finds a burst within a quarter second. With the rest of the process
+/// under half the machine's cores, it asks for no sampling: ordinary
+/// rates are mined line by line.
 #[derive(Debug, Default)]
 struct CpuBudget {
-    /// When the current second started, and both clocks then.
-    since: Option<(Instant, f64, f64)>,
-    step: u64,
+    /// Readings of the window, oldest first: when, thread and process CPU
+    /// seconds, and the step asked for from then on.
+    readings: std::collections::VecDeque<(Instant, f64, f64, u64)>,
 }
 
+/// How often the CPU budget reads the clocks.
+const BUDGET_CHECK: Duration = Duration::from_millis(250);
+/// How far back the CPU budget looks.
+const BUDGET_WINDOW: Duration = Duration::from_secs(1);
+
 impl CpuBudget {
-    /// The least sample step for the next second, once one has passed.
+    /// The least sample step from now on, when a check is due.
     fn check(&mut self, share: f64) -> Option<u64> {
         if share <= 0.0 {
             return None;
         }
-        let (thread, process) = (cpu_secs(CpuClock::Thread), cpu_secs(CpuClock::Process));
-        let Some((since, thread_then, process_then)) = self.since else {
-            self.since = Some((Instant::now(), thread, process));
-            self.step = 1;
-            return None;
-        };
-        let wall = since.elapsed().as_secs_f64();
-        if wall < 1.0 {
-            return None;
-        }
-        self.since = Some((Instant::now(), thread, process));
-        let miner = thread - thread_then;
-        let rest = (process - process_then - miner).max(0.0);
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
-        let busy = rest >= wall * (cores / 2.0).max(1.0);
-        self.step = match busy {
-            false => 1,
-            true => {
-                let over = miner / (share * rest).max(1e-9);
-                let step = (self.step.max(1) as f64 * over).round();
-                (step as u64).clamp(1, MAX_STEP)
+        let now = Instant::now();
+        if let Some(&(last, ..)) = self.readings.back() {
+            let since = now.duration_since(last);
+            if since < BUDGET_CHECK {
+                return None;
             }
-        };
-        Some(self.step)
+            if since > BUDGET_WINDOW * 2 {
+                // A lull without groups: the old readings say nothing of
+                // what comes next.
+                self.readings.clear();
+            }
+        }
+        let (thread, process) = (cpu_secs(CpuClock::Thread), cpu_secs(CpuClock::Process));
+        let window: Vec<(f64, f64, f64, u64)> = self
+            .readings
+            .iter()
+            .map(|&(at, t, p, step)| (now.duration_since(at).as_secs_f64(), t, p, step))
+            .collect();
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+        let step = budget_step(&window, (thread, process), cores, share);
+        self.readings.push_back((now, thread, process, step));
+        while self
+            .readings
+            .front()
+            .is_some_and(|&(at, ..)| now.duration_since(at) > BUDGET_WINDOW)
+        {
+            self.readings.pop_front();
+        }
+        Some(step)
     }
+}
+
+/// The sample step after a window of readings: `window` holds, oldest
+/// first, (seconds ago, thread CPU, process CPU, step asked from then
+/// on), and `now` the clocks now. While the rest of the process used at
+/// least half the cores over the window, the step is the one that would
+/// have held the miner to `share` of the rest's CPU: the miner's CPU is
+/// proportional to the lines it mines, one in each step, so the step
+/// scales by how far over its share it was, against the harmonic mean of
+/// the steps in effect. Otherwise, or with no reading to compare with,
+/// no sampling (1).
+fn budget_step(window: &[(f64, f64, f64, u64)], now: (f64, f64), cores: f64, share: f64) -> u64 {
+    let first = window.first().filter(|w| w.0 > 0.0);
+    let Some(&(ago, thread_then, process_then, _)) = first else {
+        return 1;
+    };
+    let miner = (now.0 - thread_then).max(0.0);
+    let rest = (now.1 - process_then - miner).max(0.0);
+    if rest < ago * (cores / 2.0).max(1.0) {
+        return 1;
+    }
+    // Each reading's step held until the next reading (or now).
+    let mut mined_rate = 0.0;
+    for (i, &(from, _, _, step)) in window.iter().enumerate() {
+        let to = window.get(i + 1).map_or(0.0, |next| next.0);
+        mined_rate += (from - to).max(0.0) / step.max(1) as f64;
+    }
+    let mean_inverse = (mined_rate / ago).max(1.0 / MAX_STEP as f64);
+    let over = miner / (share * rest).max(1e-9);
+    (over / mean_inverse).round().clamp(1.0, MAX_STEP as f64) as u64
 }
 
 enum CpuClock {
@@ -1527,6 +1572,35 @@ fn fold_subsumed(series: &mut Vec<PatternSeries>) {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+
+    #[test]
+    fn the_cpu_budget_scales_the_step_to_the_share_of_a_busy_window() {
+        // Window of one second, step 1 throughout; the rest used 2 s of
+        // CPU on 2 cores (busy), the miner 0.4 s: twice its 10 % share
+        // of 2 s, so one line in two.
+        let window = [(1.0, 10.0, 100.0, 1)];
+        assert_eq!(budget_step(&window, (10.4, 102.4), 2.0, 0.1), 2);
+        // At step 4 for the whole window and still twice over: 8.
+        let window = [(1.0, 10.0, 100.0, 4)];
+        assert_eq!(budget_step(&window, (10.4, 102.4), 2.0, 0.1), 8);
+        // Half the window at step 1, half at step 4: the mean mining
+        // rate is (0.5 + 0.125) per line; twice over its share, the miner
+        // must mine half of that: a step of 1 / 0.3125, rounded to 3.
+        let window = [(1.0, 10.0, 100.0, 1), (0.5, 10.2, 101.2, 4)];
+        assert_eq!(budget_step(&window, (10.4, 102.4), 2.0, 0.1), 3);
+        // Under its share: the step comes down, never under 1.
+        let window = [(1.0, 10.0, 100.0, 8)];
+        assert_eq!(budget_step(&window, (10.1, 102.1), 2.0, 0.1), 4);
+        let window = [(1.0, 10.0, 100.0, 1)];
+        assert_eq!(budget_step(&window, (10.0, 102.0), 2.0, 0.1), 1);
+        // Far over: at most MAX_STEP.
+        assert_eq!(budget_step(&window, (11.0, 103.0), 2.0, 0.001), MAX_STEP);
+        // The rest under half the cores over the window, or no window
+        // yet: no sampling.
+        let window = [(1.0, 10.0, 100.0, 8)];
+        assert_eq!(budget_step(&window, (10.4, 100.9), 2.0, 0.1), 1);
+        assert_eq!(budget_step(&[], (0.0, 0.0), 2.0, 0.1), 1);
+    }
     use skald_model::Timestamp;
 
     /// One stream's lines at `(unix s, line)`.

@@ -95,7 +95,9 @@
 use crate::varint::{Cursor, Malformed, put_uvarint, zigzag};
 use skald_fields::units::{parse_bytes, parse_duration, parse_float};
 use std::borrow::Cow;
-use std::collections::HashMap;
+// A fast, non-cryptographic hasher: column names and values are looked up
+// once per field of every line a flush writes.
+use foldhash::HashMap;
 
 /// Most distinct names per format and block that get a column. Application
 /// logs carry a dozen or two fields; 48 leaves room without letting a line
@@ -245,7 +247,7 @@ impl Accumulator {
             number_ok: true,
             duration_ok: true,
             bytes_ok: true,
-            dictionary: Some((HashMap::new(), Vec::new(), vec![0; rows_before])),
+            dictionary: Some((HashMap::default(), Vec::new(), vec![0; rows_before])),
         }
     }
 
