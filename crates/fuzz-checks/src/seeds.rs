@@ -164,6 +164,9 @@ pub fn seeds(target: &str) -> Vec<Vec<u8>> {
             r#"quantile_over_time(0.99, {app="api"} | json | unwrap bytes(size) [10m]) by (host)"#,
             r#"{app="api"} | label_format out="{{ .a | upper }}" | drop b | keep c | decolorize"#,
             r#"{app="api"} |= ip("10.0.0.0/8") | regexp "(?P<x>\\w+)" | unpack | line_format `{{ __line__ }}`"#,
+            // Found by libFuzzer: a `[` in a group name once made the
+            // printed query read back differently (now refused, as Go does).
+            r#"{apppa="i"}| regexp "(?P<xstdvar_ove[r_time>\\w+)" | unpack | line_format `{{ _l_ine__µs }}`"#,
         ]),
         "template" => text(&[
             "{{.level}} {{.msg | upper}}",

@@ -164,11 +164,42 @@ fn normalize_lexically(go: &str) -> Result<String, String> {
                 }
             }
             '{' if !is_go_repeat(&chars[i..]) => out.push_str("\\{"),
+            '(' if capture_name_start(&chars[i..]).is_some() => {
+                // A group name is copied whole: its characters are not
+                // regex syntax (a `[` there opens no class).
+                let open = capture_name_start(&chars[i..]).unwrap_or(0);
+                let name_end = chars[i + open..].iter().position(|&c| c == '>');
+                let Some(len) = name_end else {
+                    return Err("invalid named capture: no '>' after the name".into());
+                };
+                let name: String = chars[i + open..i + open + len].iter().collect();
+                if name.is_empty() || !name.chars().all(|c| c == '_' || c.is_ascii_alphanumeric()) {
+                    return Err(format!(
+                        "invalid named capture {name:?}: a name is letters, digits and '_'"
+                    ));
+                }
+                out.extend(&chars[i..i + open + len + 1]);
+                i += open + len + 1;
+                continue;
+            }
             _ => out.push(c),
         }
         i += 1;
     }
     Ok(out)
+}
+
+/// The length of `(?P<` or `(?<` at the start of `s` (a named group), if
+/// it starts with one.
+fn capture_name_start(s: &[char]) -> Option<usize> {
+    let starts = |p: &str| p.chars().enumerate().all(|(k, c)| s.get(k) == Some(&c));
+    if starts("(?P<") {
+        Some(4)
+    } else if starts("(?<") && !starts("(?<=") && !starts("(?<!") {
+        Some(3)
+    } else {
+        None
+    }
 }
 
 /// Length of a `[:name:]` or `[:^name:]` class at the start of `s`.
@@ -445,6 +476,18 @@ mod tests {
         assert!(re.is_match("7") && !re.is_match("٣"));
         let re = regex::Regex::new(&t(r"\bé")).unwrap();
         assert!(!re.is_match("é"), "é is not a word character for Go's \\b");
+    }
+
+    #[test]
+    fn capture_names_are_go_names_copied_whole() {
+        assert_eq!(t(r"(?P<a_1>\w+)"), "(?P<a_1>[0-9A-Z_a-z]+)");
+        assert_eq!(t(r"(?<name>x)"), "(?<name>x)");
+        // Found by fuzzing: a `[` in a name opened a class, and the
+        // translation changed each time it was printed and read again.
+        for bad in [r"(?P<a[b>\w+)", "(?P<>x)", "(?P<a-b>x)", "(?P<ab"] {
+            let e = translate_regex(bad).unwrap_err().to_string();
+            assert!(e.contains("invalid named capture"), "{bad}: {e}");
+        }
     }
 
     #[test]
