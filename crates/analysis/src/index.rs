@@ -592,18 +592,17 @@ fn read_v2(
     errors: bool,
     mut each: impl FnMut(&str) -> bool,
 ) -> std::io::Result<u64> {
-    let mut keys: Vec<Option<String>> = Vec::new();
+    // By id: a write numbers its keys from 0, and a file holds the
+    // definitions of several writes, with gaps; a map, so that a damaged
+    // id (found by fuzzing: `=702130000`) costs one entry, not gigabytes.
+    let mut keys: HashMap<u32, String> = HashMap::new();
     let mut whole = String::new();
     read_lines(path, header, |line| {
         if line.starts_with(ROLLUP_MARK) {
             return true;
         }
         if let Some((id, key)) = parse_definition(line) {
-            let id = id as usize;
-            if id >= keys.len() {
-                keys.resize(id + 1, None);
-            }
-            keys[id] = Some(key.to_owned());
+            keys.insert(id, key.to_owned());
             return true;
         }
         let mut fields = line.splitn(4, '\t');
@@ -611,7 +610,7 @@ fn read_v2(
         else {
             return false;
         };
-        let Some(Some(key)) = id.parse::<usize>().ok().and_then(|id| keys.get(id)) else {
+        let Some(key) = id.parse::<u32>().ok().and_then(|id| keys.get(&id)) else {
             return false;
         };
         whole.clear();

@@ -225,6 +225,13 @@ pub fn seeds(target: &str) -> Vec<Vec<u8>> {
                 b2 = day_start + 50_000,
             )
             .into_bytes(),
+            // Found by libFuzzer: a key id of 702,130,000 once sized a
+            // table of 16 GB.
+            format!(
+                "\0\0skald-patterns\t2\n=702130000\terror\t{{app=\"fuzz\"}}\tuser <_> failed\n{b}\t5\t702130000\n",
+                b = day_start + 3_600,
+            )
+            .into_bytes(),
         ],
         _ => Vec::new(),
     }
