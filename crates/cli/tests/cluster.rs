@@ -310,6 +310,21 @@ fn a_query_node_reads_heads_with_its_cluster_token_and_nothing_else_does() {
     assert_eq!(heads(Some(&other_token)), 403);
     assert_eq!(heads(Some(&push_token)), 403);
     assert_eq!(heads(Some(&cluster_token)), 200);
+    // The live tail endpoint: the same rule (its answer starts at once).
+    let tail = |token: Option<&str>| {
+        let mut r = http
+            .get(ingest.url("/skald/internal/v1/tail"))
+            .header("X-Scope-OrgID", "acme")
+            .query(&[("query", r#"{app="a"}"#)]);
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        r.send().unwrap().status().as_u16()
+    };
+    assert_eq!(tail(None), 401);
+    assert_eq!(tail(Some(&other_token)), 403);
+    assert_eq!(tail(Some(&push_token)), 403);
+    assert_eq!(tail(Some(&cluster_token)), 200);
 }
 
 #[test]
