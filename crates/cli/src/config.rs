@@ -37,6 +37,7 @@
 //! max_query_series = 500
 //! max_query_bytes_read = 0      # bytes a query may read (index estimate); 0: no limit
 //! max_response_bytes = 33554432 # entries a log query holds, as formatted
+//! max_inflight_response_bytes = 134217728  # ... all log queries together
 //! max_query_memory = 268435456  # series and entries one query holds; default
 //!                               # 1/16 of the machine's memory, 64..256 MiB
 //! query_timeout_secs = 120      # limits of docs/reliability.md, with their defaults
@@ -44,9 +45,10 @@
 //! max_queued_queries = 64
 //! query_queue_wait_ms = 10000
 //! cheap_query_bytes = 16777216
+//! query_nice = 10               # queries run this much nicer than ingest; 0: off
 //! tail_queue_bytes = 4194304
 //! tail_max_stall_secs = 30
-//! max_inflight_decompressed_bytes = 536870912
+//! max_inflight_decompressed_bytes = 268435456
 //! push_budget_wait_ms = 2000
 //!
 //! [listen]                    # both listeners (docs/reliability.md)
@@ -200,6 +202,10 @@ impl FileConfig {
         anyhow::ensure!(
             self.http.max_query_limit > 0,
             "http.max_query_limit must be positive"
+        );
+        anyhow::ensure!(
+            (0..=19).contains(&self.http.query_nice),
+            "http.query_nice must be between 0 (off) and 19"
         );
         self.listen.validate().map_err(anyhow::Error::msg)?;
         self.tenant_limits()?;

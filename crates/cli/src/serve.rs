@@ -172,6 +172,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         );
     }
 
+    skald_server::priority::tune_allocator();
+    skald_server::priority::init_query_pool(cfg.http.query_nice);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("skald-io")

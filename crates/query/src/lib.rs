@@ -33,7 +33,7 @@ pub use columns::{field_columns, set_field_columns};
 pub use cost::{bytes_to_read, check_bytes_to_read, log_bytes_to_read};
 pub use eval::{Grid, SeriesVals};
 pub use log::{
-    Direction, HeldBytes, LogQuery, LogResult, QueryStats, ResultEntry, ResultStream,
+    AnswerBudget, Direction, HeldBytes, LogQuery, LogResult, QueryStats, ResultEntry, ResultStream,
     run_log_query, run_log_query_held, run_log_query_within,
 };
 pub use metric::{MetricLimits, MetricOutput, MetricQuery, MetricResult, Series, run_metric_query};
@@ -62,6 +62,10 @@ pub enum QueryError {
     /// The query ran past its deadline (`query_timeout`).
     #[error("{0}")]
     Timeout(String),
+    /// A budget the server shares among queries is spent for now (503:
+    /// try again).
+    #[error("{0}")]
+    Busy(String),
 }
 
 #[cfg(test)]

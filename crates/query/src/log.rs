@@ -15,6 +15,8 @@ use skald_pipeline::Pipeline;
 use skald_store::{RequiredLiterals, Source, Store};
 use std::cmp::{Ordering, Reverse};
 use std::collections::{BinaryHeap, HashMap};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
 use std::time::Instant;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -168,11 +170,102 @@ pub fn run_log_query(store: &Store, q: &LogQuery<'_>) -> Result<LogResult, Query
 }
 
 /// The bound on the bytes a log query holds, and the setting a query that
-/// passes it is told about.
-#[derive(Debug, Clone, Copy)]
+/// passes it is told about; and the budget all queries' answers share.
+#[derive(Debug, Clone)]
 pub struct HeldBytes {
     pub max: usize,
     pub setting: &'static str,
+    pub shared: Option<Arc<AnswerBudget>>,
+}
+
+/// Bytes of entries all log queries hold at once, past each part's first
+/// [`AnswerBudget::FREE`] bytes (`max_inflight_response_bytes`): each
+/// query is bounded on its own (`max_response_bytes`), and this bounds
+/// them together, so many queries formatting huge lines at once cannot
+/// take the server's memory. A query that finds it spent fails at once
+/// with [`QueryError::Busy`] (503: try again); one that holds little
+/// (a few hundred lines) never draws on it.
+#[derive(Debug)]
+pub struct AnswerBudget {
+    limit: usize,
+    used: AtomicUsize,
+}
+
+impl AnswerBudget {
+    /// What each part of a query (the result, each source being read)
+    /// holds before it draws on the budget.
+    pub const FREE: usize = 256 << 10;
+    /// Granularity of reservations.
+    const STEP: usize = 1 << 20;
+
+    pub fn new(limit: usize) -> Arc<AnswerBudget> {
+        Arc::new(AnswerBudget {
+            limit,
+            used: AtomicUsize::new(0),
+        })
+    }
+
+    /// Bytes reserved now.
+    pub fn used(&self) -> usize {
+        self.used.load(AtomicOrdering::Relaxed)
+    }
+}
+
+/// What one part of a query holds of the [`AnswerBudget`]; given back
+/// when dropped.
+#[derive(Debug, Default)]
+struct Hold {
+    budget: Option<Arc<AnswerBudget>>,
+    held: usize,
+}
+
+impl Hold {
+    fn new(held: &HeldBytes) -> Hold {
+        Hold {
+            budget: held.shared.clone(),
+            held: 0,
+        }
+    }
+
+    /// Makes sure `bytes` (past the free part) are reserved.
+    fn cover(&mut self, bytes: usize) -> Result<(), QueryError> {
+        let Some(budget) = &self.budget else {
+            return Ok(());
+        };
+        let want = bytes.saturating_sub(AnswerBudget::FREE);
+        if want <= self.held {
+            return Ok(());
+        }
+        let more = (want - self.held).next_multiple_of(AnswerBudget::STEP);
+        let mut used = budget.used.load(AtomicOrdering::Relaxed);
+        loop {
+            if used + more > budget.limit {
+                return Err(QueryError::Busy(format!(
+                    "the server holds its limit of {} bytes of query answers at once (max_inflight_response_bytes); try again, or ask for fewer entries (limit) or shorter lines",
+                    budget.limit
+                )));
+            }
+            match budget.used.compare_exchange_weak(
+                used,
+                used + more,
+                AtomicOrdering::Relaxed,
+                AtomicOrdering::Relaxed,
+            ) {
+                Ok(_) => break,
+                Err(now) => used = now,
+            }
+        }
+        self.held += more;
+        Ok(())
+    }
+}
+
+impl Drop for Hold {
+    fn drop(&mut self) {
+        if let Some(b) = &self.budget {
+            b.used.fetch_sub(self.held, AtomicOrdering::Relaxed);
+        }
+    }
 }
 
 /// As [`run_log_query`], failing with [`QueryError::Limit`] (naming
@@ -191,6 +284,7 @@ pub fn run_log_query_within(
         HeldBytes {
             max: max_bytes,
             setting: "max_response_bytes",
+            shared: None,
         },
     )
 }
@@ -220,7 +314,7 @@ fn line_bytes(line: &str, metadata: &[Label]) -> usize {
             .sum::<usize>()
 }
 
-fn too_large(held: HeldBytes) -> QueryError {
+fn too_large(held: &HeldBytes) -> QueryError {
     QueryError::Limit(format!(
         "the query's entries, as its pipeline formats them, pass the limit of {} bytes ({}); ask for fewer entries (limit) or shorter lines",
         held.max, held.setting
@@ -250,6 +344,7 @@ fn run_with_interval(
     let mut last_kept: Option<i64> = None;
     let mut kept: Vec<(LabelSet, ResultEntry)> = Vec::new();
     let mut kept_bytes = 0usize;
+    let mut kept_hold = Hold::new(&held);
     let mut batch = q.limit;
     while kept.len() < q.limit && start < end {
         let part = run_limited(
@@ -261,7 +356,7 @@ fn run_with_interval(
                 interval: 0,
                 ..*q
             },
-            held,
+            held.clone(),
         )?;
         result.stats.add(&part.stats);
         result.warnings.extend(part.warnings);
@@ -292,8 +387,9 @@ fn run_with_interval(
                 last_kept = Some(e.ts.0);
                 kept_bytes += entry_bytes_of(&e);
                 if kept_bytes > held.max {
-                    return Err(too_large(held));
+                    return Err(too_large(&held));
                 }
+                kept_hold.cover(kept_bytes)?;
                 kept.push((labels.clone(), e));
             }
         }
@@ -393,6 +489,7 @@ fn run_limited(store: &Store, q: &LogQuery<'_>, held: HeldBytes) -> Result<LogRe
     // them. Backward wants the newest, so the worst is the oldest.
     let mut heap: BinaryHeap<Held> = BinaryHeap::with_capacity(q.limit.min(1 << 16) + 1);
     let mut heap_bytes = 0usize;
+    let mut heap_hold = Hold::new(&held);
     let mut seq = 0u32;
     let mut label_ids: HashMap<Vec<Label>, u32> = HashMap::new();
     let mut label_sets: Vec<Vec<Label>> = Vec::new();
@@ -420,7 +517,7 @@ fn run_limited(store: &Store, q: &LogQuery<'_>, held: HeldBytes) -> Result<LogRe
             .par_iter()
             .map(|(stream, src)| {
                 let labels = snap.streams[*stream as usize].labels.labels();
-                (*stream, read_filtered(src, q, labels, held))
+                (*stream, read_filtered(src, q, labels, &held))
             })
             .collect();
         for (stream, out) in outputs {
@@ -462,8 +559,9 @@ fn run_limited(store: &Store, q: &LogQuery<'_>, held: HeldBytes) -> Result<LogRe
                 }
                 heap_bytes += entry_bytes(&entry);
                 if heap_bytes > held.max {
-                    return Err(too_large(held));
+                    return Err(too_large(&held));
                 }
+                heap_hold.cover(heap_bytes)?;
                 let set = &out.label_sets[local as usize];
                 let labels = match label_ids.get(set.as_slice()) {
                     Some(&id) => id,
@@ -542,6 +640,8 @@ struct SourceOutput {
     lines: u64,
     bytes: u64,
     compressed_bytes: u64,
+    /// The entries' share of the answer budget, until they are merged.
+    _hold: Hold,
 }
 
 /// Reads one source and runs the pipeline over the entries in range,
@@ -554,7 +654,7 @@ fn read_filtered(
     src: &Source,
     q: &LogQuery<'_>,
     stream: &[Label],
-    held: HeldBytes,
+    held: &HeldBytes,
 ) -> Result<Result<SourceOutput, String>, QueryError> {
     let mut kept = Kept::new(q, stream, held);
     match src {
@@ -597,13 +697,15 @@ struct Kept<'q> {
     entries: Vec<(u32, Entry)>,
     lines: u64,
     bytes: u64,
-    /// Bytes the kept entries hold, and the most they may.
+    /// Bytes the kept entries hold, the most they may, and their share
+    /// of the answer budget.
     held_bytes: usize,
-    held: HeldBytes,
+    held: &'q HeldBytes,
+    hold: Hold,
 }
 
 impl<'q> Kept<'q> {
-    fn new(q: &'q LogQuery<'q>, stream: &'q [Label], held: HeldBytes) -> Self {
+    fn new(q: &'q LogQuery<'q>, stream: &'q [Label], held: &'q HeldBytes) -> Self {
         Kept {
             q,
             stream,
@@ -615,6 +717,7 @@ impl<'q> Kept<'q> {
             bytes: 0,
             held_bytes: 0,
             held,
+            hold: Hold::new(held),
         }
     }
 
@@ -650,7 +753,7 @@ impl<'q> Kept<'q> {
                 return Err(too_large(self.held));
             }
         }
-        Ok(())
+        self.hold.cover(self.held_bytes)
     }
 
     fn finish(self, kind: Kind, compressed_bytes: u64) -> SourceOutput {
@@ -661,6 +764,7 @@ impl<'q> Kept<'q> {
             lines: self.lines,
             bytes: self.bytes,
             compressed_bytes,
+            _hold: self.hold,
         }
     }
 }

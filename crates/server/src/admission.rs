@@ -76,6 +76,7 @@ pub struct Admission {
     lanes: OnceLock<Lanes>,
     waiting: AtomicUsize,
     push_budget: OnceLock<Arc<skald_wire::DecompressBudget>>,
+    answer_budget: OnceLock<Arc<skald_query::AnswerBudget>>,
     /// Each tenant's slots, with the limit they were made for (a reload
     /// that changes it replaces them; running queries keep their old
     /// permits until they end).
@@ -99,6 +100,14 @@ impl Admission {
                     Duration::from_millis(config.push_budget_wait_ms),
                 )
             })
+            .clone()
+    }
+
+    /// The budget all log queries' answers share (see
+    /// [`skald_query::AnswerBudget`]): `max_inflight_response_bytes`.
+    pub fn answer_budget(&self, config: &ServerConfig) -> Arc<skald_query::AnswerBudget> {
+        self.answer_budget
+            .get_or_init(|| skald_query::AnswerBudget::new(config.max_inflight_response_bytes))
             .clone()
     }
 

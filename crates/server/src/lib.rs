@@ -31,6 +31,7 @@ pub mod listen;
 pub mod observe;
 pub mod otlp;
 mod params;
+pub mod priority;
 mod push;
 mod query;
 pub mod ruler;
@@ -76,6 +77,10 @@ pub struct ServerConfig {
     /// pipeline formats them) a log query may hold for its answer; more
     /// fails the query naming this limit.
     pub max_response_bytes: usize,
+    /// Bytes of entries all log queries hold at once for their answers
+    /// (past a small part of each that is always allowed); a query that
+    /// finds them spent fails with 503 naming this limit.
+    pub max_inflight_response_bytes: usize,
     /// Memory one query may hold for its working sets: the series of a
     /// metric query and their per-interval values (past it, the range is
     /// evaluated in shorter parts; a single step that does not fit fails
@@ -98,6 +103,10 @@ pub struct ServerConfig {
     /// A query estimated (from the index) to read at most this many bytes
     /// is cheap: it does not queue behind expensive ones.
     pub cheap_query_bytes: u64,
+    /// How much lower than the rest of the server queries run, in nice
+    /// steps (0 to 19; 0: the same), so they yield the CPU to ingest
+    /// (see `priority`).
+    pub query_nice: i32,
     /// Bytes of entries a live tail's queue holds (lines and metadata)
     /// before entries are dropped and reported as `dropped_entries`.
     pub tail_queue_bytes: usize,
@@ -140,6 +149,7 @@ impl Default for ServerConfig {
             max_query_series: 500,
             max_query_bytes_read: 0,
             max_response_bytes: 32 * 1024 * 1024,
+            max_inflight_response_bytes: 128 * 1024 * 1024,
             max_query_memory: default_query_memory(),
             analysis: Default::default(),
             query_timeout_secs: 120,
@@ -147,9 +157,10 @@ impl Default for ServerConfig {
             max_queued_queries: 64,
             query_queue_wait_ms: 10_000,
             cheap_query_bytes: 16 * 1024 * 1024,
+            query_nice: 10,
             tail_queue_bytes: 4 * 1024 * 1024,
             tail_max_stall_secs: 30,
-            max_inflight_decompressed_bytes: 512 * 1024 * 1024,
+            max_inflight_decompressed_bytes: 256 * 1024 * 1024,
             push_budget_wait_ms: 2_000,
             max_export_jobs: 4,
             export_retention_hours: 7 * 24,

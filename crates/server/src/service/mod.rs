@@ -203,6 +203,7 @@ impl From<skald_query::QueryError> for ServiceError {
             skald_query::QueryError::Timeout(m) => {
                 ServiceError::new(ErrorCode::DeadlineExceeded, m)
             }
+            skald_query::QueryError::Busy(m) => ServiceError::unavailable(m),
             // Nobody reads the answer: the client went away.
             skald_query::QueryError::Cancelled => {
                 ServiceError::new(ErrorCode::Cancelled, e.to_string())

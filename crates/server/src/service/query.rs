@@ -395,7 +395,8 @@ pub(crate) async fn run_logs(
     let selector = query.selector.clone();
     let expr = check_bytes_read.then(|| query.expr());
     let app = app.clone();
-    blocking(move || {
+    let nice = app.config.query_nice;
+    crate::priority::on_query_thread(nice, move || {
         let run = || {
             if let Some(expr) = &expr {
                 check_bytes(&app, &tenant, expr, start, end)?;
@@ -411,15 +412,18 @@ pub(crate) async fn run_logs(
                 interval,
             };
             let memory = memory_bound(limits_for(&app, &tenant).max_memory);
+            let shared = Some(app.admission.answer_budget(&app.config));
             let held = if memory < app.config.max_response_bytes {
                 HeldBytes {
                     max: memory,
                     setting: "max_query_memory",
+                    shared,
                 }
             } else {
                 HeldBytes {
                     max: app.config.max_response_bytes,
                     setting: "max_response_bytes",
+                    shared,
                 }
             };
             Ok(skald_query::run_log_query_held(&app.store, &q, held)?)
@@ -517,7 +521,11 @@ async fn metric_of_tenant(
     let (admitted, guard) = crate::admission::admit(app, &tenant, estimate).await?;
     let result = {
         let (app, tenant) = (app.clone(), tenant.clone());
-        blocking(move || admitted.run(|| metric_admitted(&app, &tenant, &req))).await
+        let nice = app.config.query_nice;
+        crate::priority::on_query_thread(nice, move || {
+            admitted.run(|| metric_admitted(&app, &tenant, &req))
+        })
+        .await
     };
     guard.disarm();
     if let Ok(r) = &result {
