@@ -416,11 +416,17 @@ impl BodyHold {
         self.0.lock().unwrap_or_else(|p| p.into_inner()).release();
     }
 
-    fn try_cover(&self, total: usize) -> bool {
-        self.0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .try_cover(total)
+    /// Whether `total` bytes are reserved now; `Err` when the body must
+    /// not wait for them (it would sit on the small pushes' reserve).
+    fn try_cover(&self, total: usize) -> Result<bool, ()> {
+        let mut r = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if r.try_cover(total) {
+            Ok(true)
+        } else if r.must_not_wait(total) {
+            Err(())
+        } else {
+            Ok(false)
+        }
     }
 }
 
@@ -440,7 +446,16 @@ async fn handle(
     let (mut parts, body) = req.into_parts();
     let hold = match &shared.push_budget {
         Some(b) if is_push(protocol, parts.uri.path()) => {
-            Some(BodyHold(Arc::new(Mutex::new(b.start()))))
+            let mut reservation = b.start();
+            // A body announced large never uses the small pushes' reserve.
+            if let Some(len) = parts
+                .headers
+                .get(hyper::header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok()?.parse::<usize>().ok())
+            {
+                reservation.expect(len);
+            }
+            Some(BodyHold(Arc::new(Mutex::new(reservation))))
         }
         _ => None,
     };
@@ -621,10 +636,11 @@ impl GuardedBody {
             return Poll::Ready(Some(Ok(frame)));
         };
         let wanted = self.received.saturating_sub(FREE_BODY_BYTES);
-        if hold.try_cover(wanted) {
+        let covered = hold.try_cover(wanted);
+        if covered == Ok(true) {
             return Poll::Ready(Some(Ok(frame)));
         }
-        if since.elapsed() >= budget.wait() {
+        if covered.is_err() || since.elapsed() >= budget.wait() {
             self.ended.store(BODY_BUSY, Ordering::Relaxed);
             return Poll::Ready(Some(Err(tonic::Status::unavailable(
                 budget.busy().to_string(),

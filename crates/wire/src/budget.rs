@@ -10,6 +10,14 @@
 //! UNAVAILABLE: try again), so the excess waits briefly rather than piling
 //! up.
 //!
+//! A part of the budget ([`DecompressBudget::reserve`], an eighth) is kept
+//! for small pushes: one whose reservation stays within [`SMALL_PUSH`]
+//! (and that did not announce more, [`Reservation::expect`]) may use it,
+//! a larger one may not. A push that grows past it while the rest is spent
+//! is refused at once instead of waiting, so it does not sit on the
+//! reserve. So bombs that keep the rest spent cannot make a well-behaved
+//! client's ordinary batch wait or fail.
+//!
 //! Synchronous: decoders run on blocking threads, and so does the wait.
 
 use crate::WireError;
@@ -18,6 +26,11 @@ use std::time::{Duration, Instant};
 
 /// Granularity of reservations while inflating.
 pub const STEP: usize = 1 << 20;
+
+/// A push whose reservation stays within this (its decompressed body and
+/// the lines decoded from it: a batch of up to about 4 MiB) may use the
+/// part of the budget kept for small pushes.
+pub const SMALL_PUSH: usize = 8 * STEP;
 
 /// Bytes of decompressed output all pushes may hold at once.
 #[derive(Debug)]
@@ -53,18 +66,39 @@ impl DecompressBudget {
         Reservation {
             budget: Some(self.clone()),
             held: 0,
+            taken: 0,
+            expected: 0,
         }
     }
 
-    fn take(&self, bytes: usize) -> Result<(), WireError> {
-        // One push may always reserve up to the whole budget, never more,
-        // so it cannot wait for room that can never come.
-        let bytes = bytes.min(self.limit);
+    /// The part of the budget only small pushes may use.
+    pub fn reserve(&self) -> usize {
+        self.limit / 8
+    }
+
+    /// Up to where `used` may go for a push that holds `total` once this
+    /// step is taken.
+    fn ceiling(&self, total: usize) -> usize {
+        if total <= SMALL_PUSH {
+            self.limit
+        } else {
+            self.limit - self.reserve()
+        }
+    }
+
+    /// Takes `bytes` (at most the ceiling) for a push that then holds
+    /// `total`; returns what it took.
+    fn take(&self, bytes: usize, total: usize, may_wait: bool) -> Result<usize, WireError> {
+        // One push may always reserve up to what it may use of the
+        // budget, never more, so it cannot wait for room that can never
+        // come.
+        let ceiling = self.ceiling(total);
+        let bytes = bytes.min(ceiling);
         let deadline = Instant::now() + self.wait;
         let mut used = self.used.lock().unwrap_or_else(|p| p.into_inner());
-        while *used + bytes > self.limit {
+        while *used + bytes > ceiling {
             let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
+            if left.is_zero() || !may_wait {
                 return Err(WireError::Busy { limit: self.limit });
             }
             used = self
@@ -74,18 +108,19 @@ impl DecompressBudget {
                 .0;
         }
         *used += bytes;
-        Ok(())
+        Ok(bytes)
     }
 
     /// As `take`, without waiting: whether the bytes were reserved.
-    fn try_take(&self, bytes: usize) -> bool {
-        let bytes = bytes.min(self.limit);
+    fn try_take(&self, bytes: usize, total: usize) -> Option<usize> {
+        let ceiling = self.ceiling(total);
+        let bytes = bytes.min(ceiling);
         let mut used = self.used.lock().unwrap_or_else(|p| p.into_inner());
-        if *used + bytes > self.limit {
-            return false;
+        if *used + bytes > ceiling {
+            return None;
         }
         *used += bytes;
-        true
+        Some(bytes)
     }
 
     /// How long a push waits for room.
@@ -100,7 +135,7 @@ impl DecompressBudget {
 
     fn give_back(&self, bytes: usize) {
         let mut used = self.used.lock().unwrap_or_else(|p| p.into_inner());
-        *used = used.saturating_sub(bytes.min(self.limit));
+        *used = used.saturating_sub(bytes);
         drop(used);
         self.freed.notify_all();
     }
@@ -112,12 +147,36 @@ impl DecompressBudget {
 pub struct Reservation {
     budget: Option<Arc<DecompressBudget>>,
     held: usize,
+    /// What was taken of the budget for `held` (less when a push holds
+    /// more than the budget allows one push).
+    taken: usize,
+    /// What the push announced it will hold (its Content-Length).
+    expected: usize,
 }
 
 impl Reservation {
     /// Bytes reserved.
     pub fn held(&self) -> usize {
         self.held
+    }
+
+    /// The push announced it will hold `bytes`: past [`SMALL_PUSH`], it
+    /// never uses the small pushes' reserve.
+    pub fn expect(&mut self, bytes: usize) {
+        self.expected = bytes;
+    }
+
+    /// The total to judge a reservation of `total` bytes by.
+    fn judged(&self, total: usize) -> usize {
+        total.max(self.expected)
+    }
+
+    /// Whether growing to `total` would move this push past the small
+    /// pushes' reserve while it holds part of it: then it must not wait
+    /// for room (see the module).
+    pub fn must_not_wait(&self, total: usize) -> bool {
+        let before = self.judged(self.held);
+        self.held > 0 && before <= SMALL_PUSH && self.judged(total) > SMALL_PUSH
     }
 
     /// Makes sure at least `total` bytes are reserved, waiting for room.
@@ -129,7 +188,8 @@ impl Reservation {
             return Ok(());
         }
         let more = total - self.held;
-        budget.take(more)?;
+        let may_wait = !self.must_not_wait(total);
+        self.taken += budget.take(more, self.judged(total), may_wait)?;
         self.held += more;
         Ok(())
     }
@@ -146,9 +206,10 @@ impl Reservation {
             return true;
         }
         let more = total - self.held;
-        if !budget.try_take(more) {
+        let Some(taken) = budget.try_take(more, self.judged(total)) else {
             return false;
-        }
+        };
+        self.taken += taken;
         self.held += more;
         true
     }
@@ -157,16 +218,17 @@ impl Reservation {
     /// reservation can grow again.
     pub fn release(&mut self) {
         if let Some(b) = &self.budget {
-            b.give_back(self.held);
+            b.give_back(self.taken);
         }
         self.held = 0;
+        self.taken = 0;
     }
 }
 
 impl Drop for Reservation {
     fn drop(&mut self) {
         if let Some(b) = &self.budget {
-            b.give_back(self.held);
+            b.give_back(self.taken);
         }
     }
 }
@@ -196,6 +258,64 @@ mod tests {
         assert_eq!(budget.used(), 8 * STEP);
         drop(b);
         assert_eq!(budget.used(), 0);
+    }
+
+    #[test]
+    fn large_pushes_leave_the_reserve_to_small_ones() {
+        let budget = DecompressBudget::new(64 * STEP, Duration::ZERO);
+        assert_eq!(budget.reserve(), 8 * STEP);
+        // Large pushes stop at 56 steps.
+        let mut big = budget.start();
+        big.cover(40 * STEP).unwrap();
+        let mut big2 = budget.start();
+        assert!(big2.cover(20 * STEP).is_err());
+        big2.cover(16 * STEP).unwrap();
+        assert_eq!(budget.used(), 56 * STEP);
+        assert!(!big2.try_cover(17 * STEP));
+        // Small ones still get the last 8.
+        let mut small = budget.start();
+        small.cover(7 * STEP).unwrap();
+        let mut small2 = budget.start();
+        assert!(small2.try_cover(STEP));
+        assert_eq!(budget.used(), 64 * STEP);
+        assert!(budget.start().cover(STEP).is_err(), "all spent");
+        drop((big, big2, small, small2));
+        assert_eq!(budget.used(), 0);
+        // A push larger than a push may take holds at most that, and
+        // gives back exactly what it took.
+        let mut huge = budget.start();
+        huge.cover(100 * STEP).unwrap();
+        assert_eq!(budget.used(), 56 * STEP);
+        let mut small = budget.start();
+        small.cover(STEP).unwrap();
+        drop(huge);
+        assert_eq!(budget.used(), STEP);
+        drop(small);
+        assert_eq!(budget.used(), 0);
+    }
+
+    #[test]
+    fn a_push_growing_past_the_reserve_does_not_wait_on_it() {
+        let budget = DecompressBudget::new(64 * STEP, Duration::from_secs(60));
+        let mut big = budget.start();
+        big.cover(56 * STEP).unwrap();
+        // A push that began small holds part of the reserve: growing
+        // past it with no room, it is refused at once, not in 60 s.
+        let mut grows = budget.start();
+        grows.cover(4 * STEP).unwrap();
+        assert!(grows.must_not_wait(9 * STEP));
+        let t = Instant::now();
+        assert!(grows.cover(9 * STEP).is_err());
+        assert!(t.elapsed() < Duration::from_secs(10));
+        drop(grows);
+        // One that announced a large size never touches the reserve.
+        let mut announced = budget.start();
+        announced.expect(60 * STEP);
+        assert!(!announced.try_cover(STEP));
+        let mut small = budget.start();
+        assert!(small.try_cover(8 * STEP));
+        drop((big, small));
+        assert!(announced.try_cover(8 * STEP));
     }
 
     #[test]

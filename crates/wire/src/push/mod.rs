@@ -231,6 +231,8 @@ pub fn decode_push_within(
     match format {
         PushFormat::Json => {
             let plain = encoding.decode(body, max, held)?;
+            // Decoding copies each line out of the body: at most its size.
+            held.cover(held.held().saturating_add(plain.len()))?;
             json::decode(&plain, limits)
         }
         PushFormat::Protobuf => {
@@ -242,6 +244,7 @@ pub fn decode_push_within(
             };
             let snappy = outer.decode(body, max, held)?;
             let message = encoding::ContentEncoding::Snappy.decode(&snappy, max, held)?;
+            held.cover(held.held().saturating_add(message.len()))?;
             proto::decode(&message, limits)
         }
     }
