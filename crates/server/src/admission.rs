@@ -11,11 +11,14 @@
 //! at most `max_queued_queries` wait at a time, more are refused at once
 //! (429), and one that waited too long is refused with 503.
 //!
-//! An admitted query runs on the blocking pool under a
-//! [`skald_query::CancelToken`] whose deadline is `query_timeout`; the
-//! guard of that token lives in the request's future, so a client that
-//! disconnects cancels the query, and the permit is released only when the
-//! query has really stopped (it moves into the blocking task).
+//! An admitted query runs on a thread of its own at lower CPU priority
+//! (`crate::priority`, `query_nice`) under a [`skald_query::CancelToken`]
+//! whose deadline is `query_timeout`; the guard of that token lives in the
+//! request's future, so a client that disconnects cancels the query, and
+//! the permit is released only when the query has really stopped (it
+//! moves into the query's thread). What log queries hold for their
+//! answers is reserved in one [`skald_query::AnswerBudget`]
+//! (`max_inflight_response_bytes`).
 //!
 //! Pushes are admitted by bytes instead: what they inflate is reserved in
 //! one [`skald_wire::DecompressBudget`] for all of them.
