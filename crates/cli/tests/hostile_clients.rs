@@ -273,17 +273,30 @@ fn push_lines(server: &Server, app: &str, n: usize, line_len: usize) {
     }
 }
 
+/// Formats every line of 200 as 1 MiB.
+const HUGE_LINES: &str = r#"{app="fmt"} | line_format "{{ repeat 1048576 \"x\" }}""#;
+
+/// 8 clients asking for 200 lines made 1 MiB each at once, and a
+/// well-behaved push meanwhile (which must succeed): the server's peak
+/// RSS and each answer.
+fn huge_lines_at_once(server: &Server) -> (u64, Vec<(u16, String)>) {
+    push_lines(server, "fmt", 200, 10);
+    let url = server.url("/loki/api/v1/query_range");
+    let (peak, good, answers) = hostile_requests(server, 8, move |c| {
+        c.get(&url).query(&[
+            ("query", HUGE_LINES),
+            ("start", &day_ago()),
+            ("limit", "200"),
+        ])
+    });
+    assert_eq!(good, 204);
+    (peak, answers)
+}
+
 #[test]
 fn huge_line_format_answers_name_max_response_bytes_and_stay_bounded() {
     let server = Server::start();
-    push_lines(&server, "fmt", 200, 10);
-    let query = r#"{app="fmt"} | line_format "{{ repeat 1048576 \"x\" }}""#;
-    let url = server.url("/loki/api/v1/query_range");
-    let (peak, good, answers) = hostile_requests(&server, 8, move |c| {
-        c.get(&url)
-            .query(&[("query", query), ("start", &day_ago()), ("limit", "200")])
-    });
-    assert_eq!(good, 204);
+    let (peak, answers) = huge_lines_at_once(&server);
     for (status, body) in &answers {
         // Each query's own bound, or (several at once) the bound all share.
         match status {
@@ -301,7 +314,7 @@ fn huge_line_format_answers_name_max_response_bytes_and_stay_bounded() {
     // Within the bound, the formatted lines come back.
     let v = server.get_json(
         "/loki/api/v1/query_range",
-        &[("query", query), ("start", &day_ago()), ("limit", "5")],
+        &[("query", HUGE_LINES), ("start", &day_ago()), ("limit", "5")],
     );
     let values = v["data"]["result"][0]["values"].as_array().unwrap();
     assert_eq!(values.len(), 5);
@@ -311,14 +324,7 @@ fn huge_line_format_answers_name_max_response_bytes_and_stay_bounded() {
 #[test]
 fn queries_formatting_huge_lines_at_once_share_one_budget() {
     let server = Server::start_with_config("[http]\nmax_inflight_response_bytes = 8388608\n", &[]);
-    push_lines(&server, "fmt", 200, 10);
-    let query = r#"{app="fmt"} | line_format "{{ repeat 1048576 \"x\" }}""#;
-    let url = server.url("/loki/api/v1/query_range");
-    let (peak, good, answers) = hostile_requests(&server, 8, move |c| {
-        c.get(&url)
-            .query(&[("query", query), ("start", &day_ago()), ("limit", "200")])
-    });
-    assert_eq!(good, 204);
+    let (peak, answers) = huge_lines_at_once(&server);
     for (status, body) in &answers {
         assert_eq!(*status, 503, "{}", &body[..body.len().min(300)]);
         assert!(body.contains("max_inflight_response_bytes"), "{body}");
@@ -340,7 +346,7 @@ fn queries_formatting_huge_lines_at_once_share_one_budget() {
     assert_eq!(status, 200, "{body}");
     let v = server.get_json(
         "/loki/api/v1/query_range",
-        &[("query", query), ("start", &day_ago()), ("limit", "3")],
+        &[("query", HUGE_LINES), ("start", &day_ago()), ("limit", "3")],
     );
     assert_eq!(
         v["data"]["result"][0]["values"].as_array().unwrap().len(),
