@@ -13,7 +13,9 @@
 //!
 //! A thread's priority can be lowered without privilege but not raised
 //! back, which is why queries get threads of their own instead of
-//! lowering a pooled one.
+//! lowering a pooled one. A lowered thread never takes the store's state
+//! lock itself (`skald_store::low_priority`): preempted while holding it,
+//! it would stall every commit behind it.
 
 use crate::service::ServiceError;
 
@@ -23,6 +25,8 @@ pub fn lower_this_thread(nice: i32) {
     if nice <= 0 {
         return;
     }
+    // Its snapshots' locking is done at the store's priority.
+    skald_store::low_priority::mark_this_thread();
     #[cfg(target_os = "linux")]
     // SAFETY: plain system calls on the calling thread's own id.
     unsafe {

@@ -30,6 +30,7 @@ mod head;
 pub mod histogram;
 mod index;
 pub mod limits;
+pub mod low_priority;
 mod orphans;
 pub mod record;
 pub mod retention;
@@ -345,6 +346,8 @@ pub struct Store {
     /// A directory of this store's own, removed when it is dropped
     /// ([`Store::in_memory`]).
     scratch: Option<std::path::PathBuf>,
+    /// Takes the state's lock for threads of lower priority.
+    low_priority: low_priority::Helper,
 }
 
 impl Store {
@@ -563,6 +566,7 @@ impl Store {
             commands,
             threads: Mutex::new(threads),
             scratch: None,
+            low_priority: low_priority::Helper::start(),
         })
     }
 
@@ -808,57 +812,14 @@ impl Store {
         {
             tracing::warn!(error = %e, "could not refresh the catalog view before a query");
         }
-        let state = self.shared.state.read();
-        let mut snap = Snapshot {
-            corrupt: state.catalog.corrupt.clone(),
-            ..Default::default()
+        let snap = if low_priority::is_marked() {
+            let (shared, t, m) = (self.shared.clone(), tenant.clone(), matchers.to_vec());
+            self.low_priority
+                .run(move || select_sources(&shared, &t, &m, start, end))
+                .unwrap_or_else(|| select_sources(&self.shared, tenant, matchers, start, end))
+        } else {
+            select_sources(&self.shared, tenant, matchers, start, end)
         };
-        let Some(index) = state.index.get(tenant) else {
-            drop(state);
-            return self.finish_snapshot(tenant, snap, from_peers);
-        };
-        let segments: Vec<&Arc<Segment>> = state
-            .catalog
-            .segments
-            .get(tenant)
-            .map(|s| {
-                s.iter()
-                    .filter(|s| s.min_ts < end && s.max_ts >= start)
-                    .collect()
-            })
-            .unwrap_or_default();
-        let head = state.head.tenants.get(tenant);
-        let flushing = state.flushing.as_ref().and_then(|f| f.tenants.get(tenant));
-        for info in index.select(matchers, start, end) {
-            let mut sources = Vec::new();
-            for seg in &segments {
-                for at in seg.chunks_of(info.id, start, end) {
-                    sources.push(Source::Chunk(ChunkRef {
-                        segment: Arc::clone(seg),
-                        at,
-                    }));
-                }
-            }
-            if let Some((_, blocks)) = flushing.and_then(|f| f.get(&info.id)) {
-                sources.extend(
-                    blocks
-                        .iter()
-                        .filter(|b| b.min_ts() < end && b.max_ts() >= start)
-                        .map(|b| Source::Head(b.clone())),
-                );
-            }
-            if let Some(s) = head.and_then(|h| h.get(&info.id)) {
-                sources.extend(s.blocks_in(start, end).into_iter().map(Source::Head));
-            }
-            if !sources.is_empty() {
-                snap.streams.push(StreamSources {
-                    labels: info.labels.clone(),
-                    id: info.id,
-                    sources,
-                });
-            }
-        }
-        drop(state);
         self.finish_snapshot(tenant, snap, from_peers)
     }
 
@@ -1222,6 +1183,68 @@ pub(crate) fn refresh_view(shared: &Shared) -> Result<(), StoreError> {
 
 pub(crate) fn wal_options() -> skald_wal::WalOptions {
     skald_wal::WalOptions::default()
+}
+
+/// The sources of a snapshot, taken under the state's read lock (see
+/// [`Store::snapshot`]).
+fn select_sources(
+    shared: &Shared,
+    tenant: &TenantId,
+    matchers: &[Matcher],
+    start: Timestamp,
+    end: Timestamp,
+) -> Snapshot {
+    let state = shared.state.read();
+    let mut snap = Snapshot {
+        corrupt: state.catalog.corrupt.clone(),
+        ..Default::default()
+    };
+    let Some(index) = state.index.get(tenant) else {
+        return snap;
+    };
+    let segments: Vec<&Arc<Segment>> = state
+        .catalog
+        .segments
+        .get(tenant)
+        .map(|s| {
+            s.iter()
+                .filter(|s| s.min_ts < end && s.max_ts >= start)
+                .collect()
+        })
+        .unwrap_or_default();
+    let head = state.head.tenants.get(tenant);
+    let flushing = state.flushing.as_ref().and_then(|f| f.tenants.get(tenant));
+    for info in index.select(matchers, start, end) {
+        let mut sources = Vec::new();
+        for seg in &segments {
+            for at in seg.chunks_of(info.id, start, end) {
+                sources.push(Source::Chunk(ChunkRef {
+                    segment: Arc::clone(seg),
+                    at,
+                }));
+            }
+        }
+        if let Some((_, blocks)) = flushing.and_then(|f| f.get(&info.id)) {
+            sources.extend(
+                blocks
+                    .iter()
+                    .filter(|b| b.min_ts() < end && b.max_ts() >= start)
+                    .map(|b| Source::Head(b.clone())),
+            );
+        }
+        if let Some(s) = head.and_then(|h| h.get(&info.id)) {
+            sources.extend(s.blocks_in(start, end).into_iter().map(Source::Head));
+        }
+        if !sources.is_empty() {
+            snap.streams.push(StreamSources {
+                labels: info.labels.clone(),
+                id: info.id,
+                sources,
+            });
+        }
+    }
+    drop(state);
+    snap
 }
 
 #[cfg(test)]
