@@ -45,7 +45,7 @@
 //! max_queued_queries = 64
 //! query_queue_wait_ms = 10000
 //! cheap_query_bytes = 16777216
-//! query_nice = 10               # queries run this much nicer than ingest; 0: off
+//! query_nice = 0                # queries run this much nicer than ingest (e.g. 10); 0: off
 //! tail_queue_bytes = 4194304
 //! tail_max_stall_secs = 30
 //! max_inflight_decompressed_bytes = 268435456

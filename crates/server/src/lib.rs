@@ -157,7 +157,7 @@ impl Default for ServerConfig {
             max_queued_queries: 64,
             query_queue_wait_ms: 10_000,
             cheap_query_bytes: 16 * 1024 * 1024,
-            query_nice: 10,
+            query_nice: 0,
             tail_queue_bytes: 4 * 1024 * 1024,
             tail_max_stall_secs: 30,
             max_inflight_decompressed_bytes: 256 * 1024 * 1024,

@@ -5,8 +5,9 @@
 //! `line_format` that builds megabyte lines, a regex over everything).
 //! So query work runs on threads of lower scheduling priority than the
 //! rest of the server: each admitted query gets a thread of its own whose
-//! nice value is raised by `query_nice` (default 10, about a tenth of the
-//! weight of a normal thread; 0 turns it off), and so do the threads of
+//! nice value is raised by `query_nice` (10 gives about a tenth of the
+//! weight of a normal thread; the default, 0, turns it off: see
+//! docs/reliability.md for why), and so do the threads of
 //! the pool queries fan out on. While the machine has spare CPU this
 //! changes nothing; when queries saturate it, the push path (the async
 //! runtime, the blocking pool, the store's threads) still runs at once.
