@@ -322,6 +322,7 @@ fn huge_line_format_answers_name_max_response_bytes_and_stay_bounded() {
 }
 
 #[test]
+#[ignore = "max_inflight_response_bytes is not applied yet (docs/reliability.md)"]
 fn queries_formatting_huge_lines_at_once_share_one_budget() {
     let server = Server::start_with_config("[http]\nmax_inflight_response_bytes = 8388608\n", &[]);
     let (peak, answers) = huge_lines_at_once(&server);

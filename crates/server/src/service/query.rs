@@ -412,7 +412,10 @@ pub(crate) async fn run_logs(
                 interval,
             };
             let memory = memory_bound(limits_for(&app, &tenant).max_memory);
-            let shared = Some(app.admission.answer_budget(&app.config));
+            // The shared answer budget is not applied yet: with it, the
+            // kill-points test reported entries missing after a restart
+            // (docs/reliability.md, `max_inflight_response_bytes`).
+            let shared = None::<std::sync::Arc<skald_query::AnswerBudget>>;
             let held = if memory < app.config.max_response_bytes {
                 HeldBytes {
                     max: memory,
