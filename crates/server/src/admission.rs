@@ -16,9 +16,7 @@
 //! whose deadline is `query_timeout`; the guard of that token lives in the
 //! request's future, so a client that disconnects cancels the query, and
 //! the permit is released only when the query has really stopped (it
-//! moves into the query's thread). What log queries hold for their
-//! answers is reserved in one [`skald_query::AnswerBudget`]
-//! (`max_inflight_response_bytes`).
+//! moves into the query's thread).
 //!
 //! Pushes are admitted by bytes instead: what they inflate is reserved in
 //! one [`skald_wire::DecompressBudget`] for all of them.
@@ -79,7 +77,6 @@ pub struct Admission {
     lanes: OnceLock<Lanes>,
     waiting: AtomicUsize,
     push_budget: OnceLock<Arc<skald_wire::DecompressBudget>>,
-    answer_budget: OnceLock<Arc<skald_query::AnswerBudget>>,
     /// Each tenant's slots, with the limit they were made for (a reload
     /// that changes it replaces them; running queries keep their old
     /// permits until they end).
@@ -103,14 +100,6 @@ impl Admission {
                     Duration::from_millis(config.push_budget_wait_ms),
                 )
             })
-            .clone()
-    }
-
-    /// The budget all log queries' answers share (see
-    /// [`skald_query::AnswerBudget`]): `max_inflight_response_bytes`.
-    pub fn answer_budget(&self, config: &ServerConfig) -> Arc<skald_query::AnswerBudget> {
-        self.answer_budget
-            .get_or_init(|| skald_query::AnswerBudget::new(config.max_inflight_response_bytes))
             .clone()
     }
 
