@@ -11,12 +11,12 @@
 //! at most `max_queued_queries` wait at a time, more are refused at once
 //! (429), and one that waited too long is refused with 503.
 //!
-//! An admitted query runs on a thread of its own at lower CPU priority
-//! (`crate::priority`, `query_nice`) under a [`skald_query::CancelToken`]
+//! An admitted query runs on the blocking pool (or, with `query_nice`
+//! above 0, on a thread of its own at lower CPU priority: `crate::priority`) under a [`skald_query::CancelToken`]
 //! whose deadline is `query_timeout`; the guard of that token lives in the
 //! request's future, so a client that disconnects cancels the query, and
 //! the permit is released only when the query has really stopped (it
-//! moves into the query's thread).
+//! moves into the task that runs it).
 //!
 //! Pushes are admitted by bytes instead: what they inflate is reserved in
 //! one [`skald_wire::DecompressBudget`] for all of them.
